@@ -1,0 +1,9 @@
+"""`keel` commands of the backtest layer."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this layer's commands to ``app``."""

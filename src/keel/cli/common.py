@@ -1,0 +1,33 @@
+"""Shared CLI helpers: turn KeelError into a clean message and exit code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+
+from keel.errors import KeelError
+
+console = Console()
+err_console = Console(stderr=True)
+
+T = TypeVar("T")
+
+
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Print a ``KeelError`` as one red line and exit 2 instead of a traceback."""
+    try:
+        yield
+    except KeelError as exc:
+        err_console.print(f"[bold red]{type(exc).__name__}[/]: {exc}")
+        raise typer.Exit(2) from None
+
+
+def run_friendly(fn: Callable[[], T]) -> T:
+    with friendly_errors():
+        return fn()
+    raise AssertionError("unreachable")

@@ -1,0 +1,225 @@
+"""One cost-model interface: a number for realised trades, a convex expression for the optimizer.
+
+A :class:`CostModel` answers two questions about the same trades with the same coefficients:
+
+* ``cost(trades, ctx)``: realised cost, vectorised per name, in currency and in bps of the
+  traded notional (backtest charge, TCA prediction);
+* ``expr(trade_weights, ctx)``: a convex CVXPY expression of the cost as a fraction of NAV,
+  for the optimizer, where ``trade_weights`` is the vector of trades in NAV units.
+
+Both read per-name market inputs from a :class:`TradeContext`. Models add with ``+``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from keel.errors import ValidationError
+
+if TYPE_CHECKING:
+    import cvxpy as cp
+
+    from keel.data.market import MarketData
+
+
+@dataclass(frozen=True)
+class TradeContext:
+    """Per-name market inputs a cost model may need, aligned to ``symbols`` (all float64, (N,)).
+
+    Attributes:
+        symbols: the names, in the order of every array below and of the trade vector.
+        prices: price per share, currency.
+        adv_notional: average daily traded value, currency.
+        volatility: daily volatility of simple returns (fraction, e.g. 0.02).
+        spreads: full bid-ask spread as a fraction of mid (e.g. 0.0005 = 5 bps).
+        nav: portfolio value in currency (converts NAV units to currency).
+        horizon_days: time over which a trade is executed, in trading days (impact scaling).
+        time_of_day: minutes after the open when trading (None: a day-average trade).
+        extra: model-specific arrays (borrow fees, ...), each (N,).
+    """
+
+    symbols: pd.Index
+    prices: np.ndarray
+    adv_notional: np.ndarray
+    volatility: np.ndarray
+    spreads: np.ndarray
+    nav: float = 1.0
+    horizon_days: float = 1.0
+    time_of_day: float | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.symbols)
+        for name in ("prices", "adv_notional", "volatility", "spreads"):
+            arr = np.asarray(getattr(self, name), dtype=np.float64)
+            if arr.shape != (n,):
+                raise ValidationError(f"{name} must have shape ({n},)", field=name,
+                                      value=arr.shape)
+            if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+                i = int(np.argmax(~np.isfinite(arr) | (arr < 0)))
+                raise ValidationError(f"{name} must be finite and >= 0", field=name,
+                                      symbol=str(self.symbols[i]), value=float(arr[i]))
+            object.__setattr__(self, name, arr)
+        if not (self.nav > 0 and np.isfinite(self.nav)):
+            raise ValidationError("nav must be > 0", field="nav", value=self.nav)
+
+    @classmethod
+    def from_market(cls, market: MarketData, nav: float = 1.0, *,
+                    default_spread: float | None = None, **kwargs: Any) -> TradeContext:
+        """Latest values of ``market`` (use ``market.as_of(t)`` first for a past date).
+
+        ``default_spread`` is used only when the market carries no spreads; without it a
+        market with no spreads is an error rather than a silent guess.
+        """
+        if market.spreads is not None:
+            spreads = market.latest("spreads").to_numpy()
+        elif default_spread is not None:
+            spreads = np.full(market.n_assets, float(default_spread))
+        else:
+            raise ValidationError("market has no spreads; pass default_spread",
+                                  field="spreads")
+        vol = market.latest("volatility").fillna(0.0).to_numpy()
+        return cls(symbols=market.symbols, prices=market.latest("prices").to_numpy(),
+                   adv_notional=market.latest("adv_notional").to_numpy(), volatility=vol,
+                   spreads=spreads, nav=nav, **kwargs)
+
+    def subset(self, idx: np.ndarray) -> TradeContext:
+        """The context restricted to positions ``idx`` (integer index array)."""
+        return TradeContext(
+            symbols=self.symbols[idx], prices=self.prices[idx],
+            adv_notional=self.adv_notional[idx], volatility=self.volatility[idx],
+            spreads=self.spreads[idx], nav=self.nav, horizon_days=self.horizon_days,
+            time_of_day=self.time_of_day, extra={k: v[idx] for k, v in self.extra.items()},
+        )
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """Per-name cost of a set of trades.
+
+    Attributes:
+        currency: cost in currency, (N,) Series indexed by symbol (>= 0 for pure costs).
+        bps: cost in basis points of each name's traded notional (0 where nothing trades).
+        components: optional split by source (``spread``, ``impact``, ``commission``, ...),
+            each a currency Series; they sum to ``currency``.
+    """
+
+    currency: pd.Series
+    bps: pd.Series
+    components: dict[str, pd.Series] = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        """Total cost in currency."""
+        return float(self.currency.sum())
+
+    def total_bps(self, traded_notional: float) -> float:
+        """Total cost in bps of ``traded_notional``."""
+        return 0.0 if traded_notional <= 0 else 1e4 * self.total / traded_notional
+
+
+def to_notional_trades(trades: pd.Series | np.ndarray, ctx: TradeContext) -> np.ndarray:
+    """Signed trades as a float64 (N,) array in currency aligned to ``ctx.symbols``."""
+    if isinstance(trades, pd.Series):
+        unknown = trades.index.difference(ctx.symbols)
+        if len(unknown):
+            raise ValidationError("trade in a symbol the context does not know",
+                                  field="trades", symbol=str(unknown[0]))
+        arr = trades.reindex(ctx.symbols).fillna(0.0).to_numpy(dtype=np.float64)
+    else:
+        arr = np.asarray(trades, dtype=np.float64)
+    if arr.shape != (len(ctx.symbols),):
+        raise ValidationError(f"trades must have shape ({len(ctx.symbols)},)",
+                              field="trades", value=arr.shape)
+    if not np.all(np.isfinite(arr)):
+        i = int(np.argmax(~np.isfinite(arr)))
+        raise ValidationError("trades must be finite", field="trades",
+                              symbol=str(ctx.symbols[i]), value=float(arr[i]))
+    return arr
+
+
+def estimate_from_currency(cost: np.ndarray, trades_notional: np.ndarray, ctx: TradeContext,
+                           components: dict[str, np.ndarray] | None = None) -> CostEstimate:
+    """Build a :class:`CostEstimate` from a per-name currency cost array."""
+    traded = np.abs(trades_notional)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bps = np.where(traded > 0, 1e4 * cost / np.where(traded > 0, traded, 1.0), 0.0)
+    comps = {k: pd.Series(v, index=ctx.symbols, name=k) for k, v in (components or {}).items()}
+    return CostEstimate(currency=pd.Series(cost, index=ctx.symbols, name="cost"),
+                        bps=pd.Series(bps, index=ctx.symbols, name="cost_bps"),
+                        components=comps)
+
+
+class CostModel(ABC):
+    """A transaction or holding cost. Subclasses implement both views with the same numbers."""
+
+    #: short name used as the component key in estimates and reports
+    name: str = "cost"
+
+    @abstractmethod
+    def cost_array(self, trades_notional: np.ndarray, ctx: TradeContext) -> np.ndarray:
+        """Per-name cost in currency of signed trades in currency, (N,) -> (N,)."""
+
+    @abstractmethod
+    def expr(self, trade_weights: cp.Expression, ctx: TradeContext) -> cp.Expression:
+        """Convex scalar CVXPY expression: total cost as a fraction of NAV.
+
+        ``trade_weights`` is an (N,) expression of trades in NAV units (currency / nav).
+        Must equal ``cost_array(trade_weights * nav, ctx).sum() / nav`` at any point.
+        """
+
+    def cost(self, trades: pd.Series | np.ndarray, ctx: TradeContext) -> CostEstimate:
+        """Realised cost of ``trades`` (signed, currency) per name, in currency and bps."""
+        notional = to_notional_trades(trades, ctx)
+        parts = self.components(notional, ctx)
+        total = np.sum(list(parts.values()), axis=0) if parts else np.zeros(len(notional))
+        return estimate_from_currency(total, notional, ctx, parts)
+
+    def components(self, trades_notional: np.ndarray, ctx: TradeContext
+                   ) -> dict[str, np.ndarray]:
+        """Cost split by source; a single model is one component named ``self.name``."""
+        return {self.name: self.cost_array(trades_notional, ctx)}
+
+    def __add__(self, other: CostModel) -> CompositeCost:
+        if not isinstance(other, CostModel):
+            return NotImplemented
+        left = self.models if isinstance(self, CompositeCost) else (self,)
+        right = other.models if isinstance(other, CompositeCost) else (other,)
+        return CompositeCost(left + right)
+
+
+class CompositeCost(CostModel):
+    """The sum of several cost models (``a + b + c``)."""
+
+    name = "total"
+
+    def __init__(self, models: tuple[CostModel, ...]) -> None:
+        if not models:
+            raise ValidationError("a composite cost needs at least one model", field="models")
+        self.models = tuple(models)
+
+    def cost_array(self, trades_notional: np.ndarray, ctx: TradeContext) -> np.ndarray:
+        return np.sum([m.cost_array(trades_notional, ctx) for m in self.models], axis=0)
+
+    def expr(self, trade_weights: cp.Expression, ctx: TradeContext) -> cp.Expression:
+        exprs = [m.expr(trade_weights, ctx) for m in self.models]
+        total = exprs[0]
+        for e in exprs[1:]:
+            total = total + e
+        return total
+
+    def components(self, trades_notional: np.ndarray, ctx: TradeContext
+                   ) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for m in self.models:
+            for k, v in m.components(trades_notional, ctx).items():
+                out[k] = out[k] + v if k in out else v
+        return out
+
+    def __repr__(self) -> str:
+        return " + ".join(repr(m) for m in self.models)

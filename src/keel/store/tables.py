@@ -1,0 +1,252 @@
+"""SQLAlchemy 2 tables: orders, child orders, fills, order events, portfolio snapshots, ledger
+entries, audit log, FIX session state and FIX messages, and runs.
+
+Money and quantities are stored exactly (:class:`ExactDecimal`: NUMERIC on PostgreSQL, text on
+SQLite, which has no exact decimal type); times are stored in UTC and come back tz-aware
+(:class:`UTCDateTime`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """A ``Decimal`` stored without loss: NUMERIC(38, 12) on PostgreSQL, TEXT on SQLite."""
+
+    impl = String(64)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(64))
+        return dialect.type_descriptor(Numeric(38, 12, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        d = value if isinstance(value, Decimal) else Decimal(str(value))
+        return str(d) if dialect.name == "sqlite" else d
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        d = Decimal(value) if not isinstance(value, Decimal) else value
+        # PostgreSQL pads to the column scale: drop trailing zeros (value unchanged, no exponent).
+        return d.quantize(Decimal(1)) if d == d.to_integral_value() else d.normalize()
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A tz-aware UTC datetime on every backend (naive input is refused)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime refused by the store: {value!r}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        Decimal: ExactDecimal(), datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class OrderRow(Base):
+    """A parent order and its current state."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_order_id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    symbol: Mapped[str] = mapped_column(String(32), index=True)
+    side: Mapped[str] = mapped_column(String(8))
+    qty: Mapped[Decimal]
+    order_type: Mapped[str] = mapped_column(String(16))
+    tif: Mapped[str] = mapped_column(String(8))
+    limit_price: Mapped[Decimal | None]
+    stop_price: Mapped[Decimal | None]
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    filled_qty: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    avg_fill_price: Mapped[Decimal | None]
+    strategy: Mapped[str | None] = mapped_column(String(64))
+    algo: Mapped[str | None] = mapped_column(String(32))
+    arrival_price: Mapped[Decimal | None]
+    decision_price: Mapped[Decimal | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ChildOrderRow(Base):
+    """A slice of a parent order, linked to it."""
+
+    __tablename__ = "child_orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_order_id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    parent_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("orders.client_order_id", ondelete="CASCADE"), index=True)
+    slice_index: Mapped[int] = mapped_column(Integer)
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(8))
+    qty: Mapped[Decimal]
+    order_type: Mapped[str] = mapped_column(String(16))
+    tif: Mapped[str] = mapped_column(String(8))
+    limit_price: Mapped[Decimal | None]
+    not_before: Mapped[datetime | None]
+    expire_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    filled_qty: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    venue_order_id: Mapped[str | None] = mapped_column(String(64))
+    venue: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class FillRow(Base):
+    """An execution. ``exec_id`` is unique: a fill is booked once."""
+
+    __tablename__ = "fills"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    exec_id: Mapped[str] = mapped_column(String(64), unique=True)
+    client_order_id: Mapped[str] = mapped_column(String(64), index=True)
+    parent_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    symbol: Mapped[str] = mapped_column(String(32), index=True)
+    side: Mapped[str] = mapped_column(String(8))
+    qty: Mapped[Decimal]
+    price: Mapped[Decimal]
+    commission: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    venue: Mapped[str] = mapped_column(String(32), default="")
+    timestamp: Mapped[datetime] = mapped_column(index=True)
+
+
+class OrderEventRow(Base):
+    """Every state change of an order or child order (the order audit trail)."""
+
+    __tablename__ = "order_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_order_id: Mapped[str] = mapped_column(String(64), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    timestamp: Mapped[datetime]
+
+
+class PortfolioSnapshotRow(Base):
+    """A full ledger state at a version: cash, equity and positions (JSON of exact strings)."""
+
+    __tablename__ = "portfolio_snapshots"
+    __table_args__ = (UniqueConstraint("account", "version", name="uq_snapshot_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64), default="default", index=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    timestamp: Mapped[datetime]
+    cash: Mapped[Decimal]
+    equity: Mapped[Decimal]
+    positions: Mapped[dict[str, Any]]
+    label: Mapped[str] = mapped_column(String(64), default="")
+
+
+class LedgerEntryRow(Base):
+    """One booked change to the ledger (fill, deposit, fee, ...) at a version; replayable."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (UniqueConstraint("account", "version", name="uq_ledger_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64), default="default", index=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]]
+    timestamp: Mapped[datetime]
+
+
+class AuditRow(Base):
+    """Who did what, when: an append-only log of decisions and changes."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    timestamp: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    entity: Mapped[str] = mapped_column(String(64), default="")
+    entity_id: Mapped[str] = mapped_column(String(128), default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class FixSessionRow(Base):
+    """Sequence numbers of a FIX session, persisted across restarts."""
+
+    __tablename__ = "fix_sessions"
+
+    session_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    next_sender_seq: Mapped[int] = mapped_column(BigInteger, default=1)
+    next_target_seq: Mapped[int] = mapped_column(BigInteger, default=1)
+    creation_time: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class FixMessageRow(Base):
+    """Outbound FIX messages by sequence number, for resend requests."""
+
+    __tablename__ = "fix_messages"
+
+    session_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("fix_sessions.session_id", ondelete="CASCADE"),
+        primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class RunRow(Base):
+    """A run of keel (demo, backtest, live): its config, status and summary metrics."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict[str, Any]]
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+Index("ix_fills_order_ts", FillRow.client_order_id, FillRow.timestamp)
