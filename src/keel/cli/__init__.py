@@ -9,6 +9,7 @@ from keel.cli import (
     backtest_cmd,
     costs_cmd,
     data_cmd,
+    db_cmd,
     demo_cmd,
     execution_cmd,
     live_cmd,
@@ -42,7 +43,7 @@ def _root(
     """keel command line."""
 
 
-for _module in (demo_cmd, data_cmd, risk_cmd, costs_cmd, optimize_cmd, portfolio_cmd,
+for _module in (demo_cmd, data_cmd, db_cmd, risk_cmd, costs_cmd, optimize_cmd, portfolio_cmd,
                 execution_cmd, venues_cmd, backtest_cmd, live_cmd):
     _module.register(app)
 
