@@ -7,6 +7,7 @@ import typer
 from keel import __version__
 from keel.cli import (
     backtest_cmd,
+    config_cmd,
     costs_cmd,
     data_cmd,
     db_cmd,
@@ -43,8 +44,8 @@ def _root(
     """keel command line."""
 
 
-for _module in (demo_cmd, data_cmd, db_cmd, risk_cmd, costs_cmd, optimize_cmd, portfolio_cmd,
-                execution_cmd, venues_cmd, backtest_cmd, live_cmd):
+for _module in (demo_cmd, config_cmd, data_cmd, db_cmd, risk_cmd, costs_cmd, optimize_cmd,
+                portfolio_cmd, execution_cmd, venues_cmd, backtest_cmd, live_cmd):
     _module.register(app)
 
 
