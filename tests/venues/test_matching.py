@@ -144,3 +144,24 @@ def test_market_sweeps_levels(tif):
     last = [r.event for r in ev if r.owner == "T"][-1]
     assert last.cum_qty == 25
     assert last.extra["avg_px"] == (Decimal("100.0") + Decimal("100.1") + Decimal("50.10")) / 25
+
+
+def test_simulator_moves_mids_and_keeps_a_two_sided_book():
+    from keel.venues.exchange.core import SimulatedExchange
+    from keel.venues.exchange.simulator import MarketSimulator
+
+    ex = SimulatedExchange(["A", "B"])
+    sim = MarketSimulator(ex, {"A": 50.0, "B": 200.0}, daily_vol=0.02, seed=1)
+    sim.quote_all(T)
+    first = dict(zip(sim.symbols, sim.mids, strict=True))
+    for _ in range(10):
+        mids = sim.step(T, 60)
+    assert mids != first
+    for s in ("A", "B"):
+        book = ex.engine.book(s)
+        assert book.best_bid() < Decimal(repr(mids[s])) < book.best_ask()
+        assert len(book.depth()["bids"]) == 5 and len(book.depth()["asks"]) == 5
+    again = MarketSimulator(SimulatedExchange(["A", "B"]), {"A": 50.0, "B": 200.0}, seed=1)
+    for _ in range(10):
+        m2 = again.step(T, 60)
+    assert m2 == mids  # seeded

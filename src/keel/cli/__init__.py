@@ -12,6 +12,7 @@ from keel.cli import (
     data_cmd,
     db_cmd,
     demo_cmd,
+    exchange_cmd,
     execution_cmd,
     live_cmd,
     optimize_cmd,
@@ -45,7 +46,7 @@ def _root(
 
 
 for _module in (demo_cmd, config_cmd, data_cmd, db_cmd, risk_cmd, costs_cmd, optimize_cmd,
-                portfolio_cmd, execution_cmd, venues_cmd, backtest_cmd, live_cmd):
+                portfolio_cmd, execution_cmd, venues_cmd, exchange_cmd, backtest_cmd, live_cmd):
     _module.register(app)
 
 
