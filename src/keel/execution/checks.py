@@ -88,7 +88,7 @@ class PriceCollar:
         if order.limit_price is None or ctx.reference_price is None:
             return
         dev = abs(order.limit_price / ctx.reference_price - 1) * 10_000
-        if dev > Decimal(repr(self.max_bps)):
+        if dev > Decimal(repr(float(self.max_bps))):
             raise OrderRejected("limit price outside the collar", reason_code="PRICE_COLLAR",
                                 field="limit_price", symbol=order.symbol,
                                 value=order.limit_price, reference=ctx.reference_price)

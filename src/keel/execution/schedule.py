@@ -161,7 +161,7 @@ def allocate(qty: Decimal, weights: np.ndarray, lot_size: int = 1,
 
 
 def _limit_price(side_sign: int, ref: float, offset_bps: float, tick: Decimal) -> Decimal:
-    px = Decimal(repr(ref)) * (1 - Decimal(side_sign) * Decimal(repr(offset_bps)) / 10_000)
+    px = Decimal(repr(float(ref))) * (1 - side_sign * Decimal(repr(float(offset_bps))) / 10_000)
     return max(tick, (px / tick).quantize(Decimal(1), rounding=ROUND_HALF_EVEN) * tick)
 
 

@@ -37,7 +37,7 @@ class FillModel(Protocol):
 
 
 def _whole(x: float, lot: int) -> Decimal:
-    return (Decimal(repr(max(x, 0.0))) / lot).to_integral_value(rounding=ROUND_DOWN) * lot
+    return (Decimal(repr(max(float(x), 0.0))) / lot).to_integral_value(rounding=ROUND_DOWN) * lot
 
 
 class BarFillModel:
@@ -73,8 +73,9 @@ class BarFillModel:
             ask = df["ask"].to_numpy(np.float64) if "ask" in df else close + half
             bad = ~(np.isfinite(bid) & np.isfinite(ask) & (ask > bid))
             bid, ask = np.where(bad, close - half, bid), np.where(bad, close + half, ask)
+            ends = (idx.tz_convert("UTC") + bar_length).as_unit("ns")
             self._data[sym] = {
-                "t": (idx.tz_convert("UTC") + bar_length).asi8.astype(np.int64),
+                "t": ends.asi8.astype(np.int64),
                 "high": df["high"].to_numpy(np.float64), "low": df["low"].to_numpy(np.float64),
                 "volume": df["volume"].to_numpy(np.float64), "bid": bid, "ask": ask}
 
@@ -129,7 +130,7 @@ class BookFillModel:
         return list(self.books)
 
     def event_times(self, symbol: str) -> np.ndarray:
-        return self.books[symbol].timestamps.asi8.astype(np.int64)
+        return self.books[symbol].timestamps.as_unit("ns").asi8.astype(np.int64)
 
     def quote(self, symbol: str, i: int) -> tuple[float, float]:
         b = self.books[symbol]

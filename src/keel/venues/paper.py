@@ -103,9 +103,11 @@ class PaperBroker:
     Args:
         clock: time source; events are produced up to ``clock.now()`` when polled.
         fill_model: market data and the rule that turns it into fills.
-        cost_model: optional extra cost (impact) per fill, priced with a one-symbol
-            :class:`~keel.costs.base.TradeContext` (``adv_shares`` and ``daily_volatility``
-            give its ADV and volatility); the fill price moves against the order by it.
+        cost_model: optional extra cost (impact) on top of the crossed spread, priced with a
+            one-symbol :class:`~keel.costs.base.TradeContext` (``adv_shares`` and
+            ``daily_volatility`` give its ADV and volatility) on the account's recent flow
+            (see ``_impact_per_share``); the fill price moves against the order by it.
+        impact_decay_minutes: e-folding time of that flow (None: it never decays).
         latency: latency model (default: none).
         commission_per_share: fee charged on each fill, currency/share.
         cash: starting cash, currency.
@@ -116,6 +118,7 @@ class PaperBroker:
                  latency: LatencyModel | None = None, commission_per_share: Decimal | float = 0,
                  cash: Decimal | float = 1_000_000, adv_shares: dict[str, float] | None = None,
                  daily_volatility: dict[str, float] | None = None,
+                 impact_decay_minutes: float | None = 30.0,
                  journal: Path | str | None = None, name: str = "paper") -> None:
         self.name = name
         self.clock, self.fill_model, self.cost_model = clock, fill_model, cost_model
@@ -124,6 +127,8 @@ class PaperBroker:
         self.cash0 = to_decimal(cash, "cash")
         self.adv_shares = adv_shares or {}
         self.daily_volatility = daily_volatility or {}
+        self.impact_decay_minutes = impact_decay_minutes
+        self._flow: dict[str, tuple[float, int]] = {}
         self._orders: dict[str, _Working] = {}
         self._events: list[tuple[int, int, OrderEvent]] = []
         self._fills: list[Fill] = []
@@ -185,7 +190,7 @@ class PaperBroker:
 
     def _accept(self, order: Order, ts: datetime) -> None:
         self._seq += 1
-        arrival = _ns(ts) + int(self.latency.delay(order.client_order_id) * 1e9)
+        arrival = _ns(ts) + round(self.latency.delay(order.client_order_id) * 1e6) * 1000
         self._orders[order.client_order_id] = _Working(order, arrival, self._seq,
                                                        f"P{self._seq}")
 
@@ -199,7 +204,7 @@ class PaperBroker:
 
     def _request_cancel(self, coid: str, ts: datetime) -> None:
         w = self._orders[coid]
-        eff = _ns(ts) + int(self.latency.delay(coid + "#cancel") * 1e9)
+        eff = _ns(ts) + round(self.latency.delay(coid + "#cancel") * 1e6) * 1000
         w.cancel_ns = eff if w.cancel_ns is None else min(w.cancel_ns, eff)
 
     def replace(self, client_order_id: str, new_order: Order) -> None:
@@ -250,68 +255,77 @@ class PaperBroker:
 
     def _advance(self) -> None:
         now = _ns(self.clock.now())
-        for coid, w in sorted(self._orders.items(), key=lambda kv: kv[1].seq):
-            if not w.status.is_open or w.arrival_ns > now:
-                continue
+        live = [w for w in sorted(self._orders.values(), key=lambda w: w.seq)
+                if w.status.is_open and w.arrival_ns <= now]
+        queue: list[tuple[int, int, int, _Working]] = []
+        for w in live:
+            coid = w.order.client_order_id
             if not w.acked:
                 w.acked, w.status = True, OrderStatus.ACKNOWLEDGED
                 self._emit(w.arrival_ns, OrderEvent(EventKind.ACK, coid, _dt(w.arrival_ns),
                                                     leaves_qty=w.order.qty,
                                                     venue_order_id=w.venue_order_id))
+            t = self.fill_model.event_times(w.order.symbol)
             stop = now if w.cancel_ns is None else min(now, w.cancel_ns)
-            self._match(w, stop)
+            lo = max(w.last_i + 1, int(np.searchsorted(t, w.arrival_ns, side="right")))
+            hi = int(np.searchsorted(t, stop, side="right"))
+            if w.order.tif in (TimeInForce.IOC, TimeInForce.FOK):
+                hi = min(hi, int(np.searchsorted(t, w.arrival_ns, side="right")) + 1)
+            queue.extend((int(t[i]), w.seq, i, w) for i in range(lo, hi))
+        # across orders in venue time, so our own flow's impact evolves causally
+        for t_ns, _, i, w in sorted(queue, key=lambda x: (x[0], x[1], x[2])):
+            w.last_i = max(w.last_i, i)
+            if w.status.is_open:
+                self._fill_at(w, i, t_ns)
+        for w in live:
+            coid = w.order.client_order_id
+            t = self.fill_model.event_times(w.order.symbol)
             if w.status.is_open and w.order.tif in (TimeInForce.IOC, TimeInForce.FOK):
-                w.cancel_ns = w.arrival_ns if w.cancel_ns is None else w.cancel_ns
+                first = int(np.searchsorted(t, w.arrival_ns, side="right"))
+                if first < len(t) and t[first] <= now:
+                    w.cancel_ns = int(t[first]) if w.cancel_ns is None else w.cancel_ns
             if w.status.is_open and w.cancel_ns is not None and w.cancel_ns <= now:
                 w.status = OrderStatus.CANCELLED
-                self._emit(w.cancel_ns, OrderEvent(
-                    EventKind.CANCELLED, coid, _dt(max(w.cancel_ns, w.arrival_ns)),
-                    cum_qty=w.cum_qty, leaves_qty=ZERO, reason="cancelled",
-                    venue_order_id=w.venue_order_id))
-            elif not w.status.is_open and w.cancel_ns is not None and w.cancel_ns <= now \
-                    and "cancel_answered" not in w.extra:
+                at = max(w.cancel_ns, w.arrival_ns)
+                self._emit(at, OrderEvent(EventKind.CANCELLED, coid, _dt(at), cum_qty=w.cum_qty,
+                                          leaves_qty=ZERO, reason="cancelled",
+                                          venue_order_id=w.venue_order_id))
+            elif (not w.status.is_open and w.cancel_ns is not None and w.cancel_ns <= now
+                  and "cancel_answered" not in w.extra):
                 w.extra["cancel_answered"] = "1"
                 self._emit(w.cancel_ns, OrderEvent(EventKind.CANCEL_REJECTED, coid,
                                                    _dt(w.cancel_ns), cum_qty=w.cum_qty,
                                                    reason="too late to cancel"))
 
-    def _match(self, w: _Working, stop_ns: int) -> None:
+    def _fill_at(self, w: _Working, i: int, t_ns: int) -> None:
         o = w.order
-        t = self.fill_model.event_times(o.symbol)
-        lo = max(w.last_i + 1, int(np.searchsorted(t, w.arrival_ns, side="right")))
-        hi = int(np.searchsorted(t, stop_ns, side="right"))
-        if w.order.tif is TimeInForce.IOC:
-            hi = min(hi, lo + 1)
-        for i in range(lo, hi):
-            w.last_i = i
-            leaves = o.qty - w.cum_qty
-            got = self.fill_model.fill(o.symbol, o.side, leaves, o.limit_price, i)
-            if got is None:
-                continue
-            qty, px = got
-            px = self._with_impact(o, qty, px, i)
-            w.n_fills += 1
-            w.cum_qty += qty
-            price = Decimal(repr(round(px, 6)))
-            fill = Fill(exec_id=f"{self.name}-{o.client_order_id}-{w.n_fills}",
-                        client_order_id=o.client_order_id, symbol=o.symbol, side=o.side,
-                        qty=qty, price=price, timestamp=_dt(int(t[i])),
-                        commission=qty * self.commission_per_share, venue=self.name)
-            self._fills.append(fill)
-            done = w.cum_qty == o.qty
-            w.status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
-            self._emit(int(t[i]), OrderEvent(EventKind.FILL, o.client_order_id, fill.timestamp,
-                                             fill=fill, cum_qty=w.cum_qty,
-                                             leaves_qty=o.qty - w.cum_qty,
-                                             venue_order_id=w.venue_order_id))
-            if done:
-                break
-        if w.last_i < hi - 1:
-            w.last_i = hi - 1
+        got = self.fill_model.fill(o.symbol, o.side, o.qty - w.cum_qty, o.limit_price, i)
+        if got is None:
+            return
+        qty, px = got
+        px += o.side.sign * self._impact_per_share(o, qty, i, t_ns)
+        w.n_fills += 1
+        w.cum_qty += qty
+        fill = Fill(exec_id=f"{self.name}-{o.client_order_id}-{w.n_fills}",
+                    client_order_id=o.client_order_id, symbol=o.symbol, side=o.side,
+                    qty=qty, price=Decimal(repr(round(float(px), 6))), timestamp=_dt(t_ns),
+                    commission=qty * self.commission_per_share, venue=self.name)
+        self._fills.append(fill)
+        w.status = OrderStatus.FILLED if w.cum_qty == o.qty else OrderStatus.PARTIALLY_FILLED
+        self._emit(t_ns, OrderEvent(EventKind.FILL, o.client_order_id, fill.timestamp,
+                                    fill=fill, cum_qty=w.cum_qty, leaves_qty=o.qty - w.cum_qty,
+                                    venue_order_id=w.venue_order_id))
 
-    def _with_impact(self, o: Order, qty: Decimal, px: float, i: int) -> float:
+    def _impact_per_share(self, o: Order, qty: Decimal, i: int, t_ns: int) -> float:
+        """Marginal cost (currency/share) of this fill on top of our decaying recent flow.
+
+        The cost model prices the account's recent signed flow in the symbol, ``x``, as one
+        trade; a fill of ``q`` pays ``C(|x + q|) - C(|x|)``, and ``x`` decays with
+        ``impact_decay_minutes``. Fast trading therefore pays more than the same shares
+        spread over the day.
+        """
         if self.cost_model is None:
-            return px
+            return 0.0
         mid, rel_spread = self.fill_model.quote(o.symbol, i)
         adv = self.adv_shares.get(o.symbol)
         if adv is None:
@@ -320,10 +334,15 @@ class PaperBroker:
         ctx = TradeContext(symbols=pd.Index([o.symbol]), prices=np.array([mid]),
                            adv_notional=np.array([adv * mid]),
                            volatility=np.array([self.daily_volatility.get(o.symbol, 0.02)]),
-                           spreads=np.array([rel_spread]), horizon_days=1.0 / 390)
-        notional = float(qty) * mid * o.side.sign
-        cost = float(self.cost_model.cost_array(np.array([notional]), ctx)[0])
-        return px * (1.0 + o.side.sign * cost / abs(notional))
+                           spreads=np.array([rel_spread]), horizon_days=1.0)
+        x, last = self._flow.get(o.symbol, (0.0, t_ns))
+        if self.impact_decay_minutes is not None:
+            x *= float(np.exp(-(t_ns - last) / 6e10 / self.impact_decay_minutes))
+        q = float(qty) * o.side.sign
+        before = float(self.cost_model.cost_array(np.array([abs(x) * mid]), ctx)[0])
+        after = float(self.cost_model.cost_array(np.array([abs(x + q) * mid]), ctx)[0])
+        self._flow[o.symbol] = (x + q, t_ns)
+        return (after - before) / float(qty)
 
 
 def _order_to_json(o: Order) -> dict[str, str | None]:
