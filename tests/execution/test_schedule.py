@@ -191,3 +191,23 @@ def test_limit_offsets_and_bad_config():
     with pytest.raises(ValidationError) as e:
         ExecutionContext(price=-1.0)
     assert e.value.field == "price"
+
+
+def test_is_urgency_knob():
+    clk = SimulatedClock(utc(2013, 10, 8, 13, 30))
+    cfg = ScheduleConfig(n_slices=10)
+    flat = [k.qty for k in ImplementationShortfall(config=cfg, urgency=0.0).schedule(
+        _parent(10_000), CTX, clk)]
+    assert flat == [1000] * 10
+    mild = [float(k.qty) for k in ImplementationShortfall(config=cfg, urgency=1.0).schedule(
+        _parent(10_000), CTX, clk)]
+    hot = [float(k.qty) for k in ImplementationShortfall(config=cfg, urgency=5.0).schedule(
+        _parent(10_000), CTX, clk)]
+    assert hot[0] > mild[0] > 1000
+    # urgency is kappa * T: the holdings decay like sinh(kappa (T - t)) / sinh(kappa T)
+    x = 10_000 - np.cumsum(hot)
+    t = np.arange(1, 11) / 10
+    np.testing.assert_allclose(x, 10_000 * np.sinh(5 * (1 - t)) / np.sinh(5), atol=60)
+    with pytest.raises(ValidationError) as e:
+        ImplementationShortfall(urgency=-1.0)
+    assert e.value.field == "urgency"

@@ -292,19 +292,26 @@ class ImplementationShortfall(Scheduler):
         risk_aversion: lambda in 1/currency (0 gives TWAP).
         eta: temporary impact, currency/share per share/day (None: one spread per 1% ADV/day).
         gamma: permanent impact, currency/share per share (None: one spread per 10% ADV).
+        urgency: if given, the scale-free ``kappa * T`` (0 = TWAP, 1 = mild, 5 = urgent);
+            lambda is then set per order from the impact and volatility so that the
+            trajectory has that urgency, and ``risk_aversion`` is ignored.
     """
 
     algo = Algo.IS
 
     def __init__(self, risk_aversion: float = 1e-6, config: ScheduleConfig | None = None, *,
-                 eta: float | None = None, gamma: float | None = None) -> None:
+                 eta: float | None = None, gamma: float | None = None,
+                 urgency: float | None = None) -> None:
         super().__init__(config)
         if not (np.isfinite(risk_aversion) and risk_aversion >= 0):
             raise ValidationError("risk_aversion must be >= 0", field="risk_aversion",
                                   value=risk_aversion)
+        if urgency is not None and not (np.isfinite(urgency) and urgency >= 0):
+            raise ValidationError("urgency must be >= 0", field="urgency", value=urgency)
         self.risk_aversion = risk_aversion
         self.eta = eta
         self.gamma = gamma
+        self.urgency = urgency
 
     def weights(self, windows: list[Window], bounds: list[pd.Timestamp], parent: Order,
                 market: ExecutionContext) -> np.ndarray:
@@ -314,8 +321,14 @@ class ImplementationShortfall(Scheduler):
         eta = self.eta if self.eta is not None else spread / (0.01 * market.adv_shares)
         gamma = self.gamma if self.gamma is not None else spread / (0.1 * market.adv_shares)
         sigma = market.daily_volatility * market.price
-        traj = ac_trajectory_local(float(parent.qty), n, total_days / n, sigma, eta,
-                                   gamma, 0.5 * spread, self.risk_aversion)
+        tau = total_days / n
+        lam = self.risk_aversion
+        if self.urgency is not None:
+            # kappa_tilde^2 = lam sigma^2 / eta_tilde, with kappa_tilde ~ urgency / T
+            lam = (self.urgency / total_days) ** 2 * (eta - 0.5 * gamma * tau) / max(
+                sigma**2, 1e-300)
+        traj = ac_trajectory_local(float(parent.qty), n, tau, sigma, eta, gamma,
+                                   0.5 * spread, lam)
         return np.maximum(traj, 0.0)
 
 
