@@ -36,6 +36,7 @@ def inspect(
     import time
 
     import numpy as np
+    import pandas as pd
     from rich.table import Table
 
     from keel.data.market import MarketData
@@ -71,8 +72,9 @@ def inspect(
         table.add_row("first / last stamp (UTC)", f"{md.dates[0]} / {md.dates[-1]}")
         table.add_row("file-level missing policy", "; ".join(actions) or "no missing data")
         table.add_row("panel missing policy", md.missing_report.summary())
-        known = (md.sectors != "Unknown").mean()
-        table.add_row("sector coverage", f"{known:.1%} ({md.sectors.nunique()} labels)")
+        labels = pd.Series(md.sectors)
+        known = float((labels != "Unknown").mean())
+        table.add_row("sector coverage", f"{known:.1%} ({labels.nunique()} labels)")
         table.add_row("median price", f"{float(np.nanmedian(md.prices.iloc[-1])):.2f}")
         table.add_row("median ADV (notional)",
                       f"{float(np.nanmedian(md.adv_notional.iloc[-1])):,.0f}")
@@ -133,7 +135,7 @@ def synth(
         out.parent.mkdir(parents=True, exist_ok=True)
         long.to_parquet(out, index=False)
         sec_path = out.with_name(out.stem + "_sectors.csv")
-        md.sectors.rename_axis("Symbol").rename("Sector").to_csv(sec_path)
+        pd.Series(md.sectors).rename_axis("Symbol").rename("Sector").to_csv(sec_path)
         console.print(f"synthetic market: {md.n_assets} assets x {len(md.dates)} sessions "
                       f"({md.dates[0].date()} .. {md.dates[-1].date()}), seed {seed}, "
                       f"generated in {gen:.2f} s")
