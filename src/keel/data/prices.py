@@ -219,7 +219,7 @@ def read_ohlcv_long(path: str | Path, *, date_col: str = "date", symbol_col: str
     check_numeric(df, value_cols, file)
     check_no_nan(df, (date_col, symbol_col), file)
     dates = _parse_date_column(df[date_col], file, date_col)
-    df = df.assign(**{date_col: dates, symbol_col: df[symbol_col].astype(str)})
+    df = df.assign(**{date_col: dates})
     codes, syms = pd.factorize(df[symbol_col], sort=True)
     check_time_order(pd.DatetimeIndex(df[date_col]), file, date_col, groups=codes,
                      symbol_values=df[symbol_col].to_numpy())
