@@ -11,6 +11,7 @@ import pytest
 from keel.data.calendar import ExchangeCalendar
 from keel.data.lean import (
     load_lean_daily,
+    load_lean_daily_market,
     load_lean_factor_file,
     load_lean_minute,
     load_lean_minute_folder,
@@ -108,3 +109,18 @@ def test_bad_minute_file_name(tmp_path):
     p.write_text("1,1,1,1,1,1\n")
     with pytest.raises(DataError, match="file name"):
         load_lean_minute(p)
+
+
+def test_lean_daily_folder_to_market(shared_data):
+    d = shared_data / "daily"
+    md = load_lean_daily_market(d / "lean_daily", factor_folder=d / "lean_factor_files",
+                                symbols=["spy", "aapl", "ibm"])
+    assert list(md.symbols) == ["AAPL", "IBM", "SPY"]
+    assert md.prices.index[0] == pd.Timestamp("1998-01-02 21:00", tz="UTC")
+    splits = ["2000-06-21", "2005-02-28", "2014-06-09", "2020-08-31"]  # 2:1, 2:1, 7:1, 4:1
+    r = md.returns["AAPL"]
+    for day in splits:
+        assert abs(r.loc[day].iloc[0]) < 0.1, day  # no split jump after adjustment
+    with pytest.raises(DataError) as e:
+        load_lean_daily_market(d / "lean_daily", symbols=["spy", "zzzz"])
+    assert e.value.symbol == "zzzz"

@@ -27,8 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from keel.config import MissingPolicy
 from keel.data._io import check_numeric, check_positive, check_time_order, first_bad, read_table
 from keel.data.calendar import ExchangeCalendar
+from keel.data.market import MarketData
 from keel.data.prices import stamp_dates
 from keel.errors import DataError
 
@@ -205,3 +207,32 @@ def load_lean_daily(path: str | Path, *, factor_file: str | Path | None = None,
         out["split_factor"] = f["split_factor"].to_numpy()
     out.index = stamp_dates(raw, calendar, file, "date")
     return out
+
+
+def load_lean_daily_market(folder: str | Path, *, factor_folder: str | Path | None = None,
+                           symbols: list[str] | None = None,
+                           on_missing: MissingPolicy | str = MissingPolicy.RAISE,
+                           calendar: ExchangeCalendar | str | None = "XNYS") -> MarketData:
+    """Several Lean daily files (``<folder>/<ticker>.csv.gz``) -> ``MarketData``.
+
+    With ``factor_folder`` (``<ticker>.csv`` factor files) prices and volumes are adjusted.
+    Symbols listed at different times leave NaN holes, handled by ``on_missing``.
+    """
+    d = Path(folder)
+    files = sorted(d.glob("*.csv.gz")) + sorted(d.glob("*.csv"))
+    wanted = None if symbols is None else {s.lower() for s in symbols}
+    frames: dict[str, pd.DataFrame] = {}
+    for f in files:
+        ticker = f.name.split(".")[0]
+        if wanted is not None and ticker.lower() not in wanted:
+            continue
+        ff = None if factor_folder is None else Path(factor_folder) / f"{ticker}.csv"
+        frames[ticker.upper()] = load_lean_daily(f, factor_file=ff, calendar=calendar)
+    if not frames or (wanted is not None and len(frames) < len(wanted)):
+        missing = sorted((wanted or set()) - {k.lower() for k in frames})
+        raise DataError("no Lean daily file for symbol", field="symbols",
+                        symbol=missing[0] if missing else None, file=str(d))
+    close = pd.DataFrame({k: v["close"] for k, v in frames.items()}).sort_index()
+    volume = pd.DataFrame({k: v["volume"] for k, v in frames.items()}).reindex(close.index)
+    return MarketData(prices=close, volumes=volume, on_missing=MissingPolicy(on_missing),
+                      source=str(d))
