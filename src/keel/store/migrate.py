@@ -135,15 +135,15 @@ def check_schema(store: Store) -> None:
 
 
 def describe(diffs: list[SchemaDiff]) -> str:
-    """One line per difference, readable (``add_table orders``, ``modify_type fills.qty``)."""
+    """One item per difference, e.g. ``remove_column fills.sneaky; add_index ix_fills_symbol``."""
     out = []
     for d in diffs:
-        if isinstance(d, list):  # column modifications come grouped
-            out.extend(describe(list(d)).split("; "))
+        if isinstance(d, list):  # the changes of one column come grouped
+            out.append(describe(d))
             continue
-        op = d[0]
-        names = [getattr(x, "name", None) for x in d[1:] if isinstance(x, str | object)]
-        out.append(" ".join([op, *[str(n) for n in names if n]][:4]))
+        names = [x if isinstance(x, str) else str(getattr(x, "name", "") or "")
+                 for x in d[1:] if isinstance(x, str) or hasattr(x, "name")]
+        out.append(f"{d[0]} {'.'.join(n for n in names if n)[:120]}")
     return "; ".join(out)
 
 

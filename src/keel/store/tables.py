@@ -27,11 +27,12 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
 
-from keel.errors import ValidationError
+from keel.errors import StoreError, ValidationError
 from keel.types import ensure_utc, to_decimal
 
 # Scale and precision of every exact column: 26 integer digits and 12 decimal places.
@@ -302,3 +303,12 @@ class RunRow(Base):
 
 
 Index("ix_fills_order_ts", FillRow.client_order_id, FillRow.timestamp)
+
+
+def _refuse_audit_change(_mapper: Any, _connection: Any, target: AuditRow) -> None:
+    raise StoreError("the audit log is append-only: rows cannot be changed or deleted",
+                     field="audit_log.id", value=target.id)
+
+
+event.listen(AuditRow, "before_update", _refuse_audit_change)
+event.listen(AuditRow, "before_delete", _refuse_audit_change)
