@@ -47,3 +47,45 @@ def test_ping(db_url: str) -> None:
     store = Store.from_url(db_url)
     store.ping()
     store.dispose()
+
+
+def test_immediate_sessions_serialise_read_modify_write(sqlite_url: str) -> None:
+    import threading
+
+    from sqlalchemy import func, select
+
+    from keel.store.tables import AuditRow
+    from keel.types import utc
+
+    store = Store.from_url(sqlite_url)
+    store.upgrade()
+    errors: list[Exception] = []
+
+    def work(name: str) -> None:
+        try:
+            for _ in range(10):
+                with store.session(immediate=True) as s:
+                    seen = s.scalar(select(func.count()).select_from(AuditRow))
+                    s.add(AuditRow(timestamp=utc(2024, 1, 1), actor=name, action=str(seen),
+                                   payload={}))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(f"t{i}",)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with store.session() as s:
+        actions = sorted(int(a) for a in s.scalars(select(AuditRow.action)))
+    store.dispose()
+    assert errors == []
+    assert actions == list(range(30))  # every writer saw every earlier commit
+
+
+def test_immediate_is_harmless_on_every_backend(db_url: str) -> None:
+    store = Store.from_url(db_url)
+    store.upgrade()
+    with store.session(immediate=True) as s:
+        assert s.connection().exec_driver_sql("SELECT 1").scalar() == 1
+    store.dispose()

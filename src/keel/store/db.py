@@ -44,7 +44,10 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
+    conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
+
+
+_BEGIN_OPTION = "keel_sqlite_begin"
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -141,13 +144,23 @@ class Store:
             raise store_error(exc, "cannot create tables", self.url) from exc
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, *, immediate: bool = False) -> Iterator[Session]:
         """A unit of work: commit on normal exit, roll back and raise ``StoreError`` on failure.
 
         Anything else raised inside the block rolls back too and propagates unchanged.
+
+        Args:
+            immediate: SQLite only: take the write lock when the transaction begins
+                (``BEGIN IMMEDIATE``). Use it for read-modify-write units of work: with a plain
+                ``BEGIN``, a transaction that has read cannot write once another connection
+                has committed since, and fails at once (``StoreError``, kind ``unavailable``);
+                with ``immediate`` it waits for the other writer (busy timeout) instead.
+                PostgreSQL ignores it.
         """
         s = self._sessions()
         try:
+            if immediate and self.dialect == "sqlite":
+                s.connection(execution_options={_BEGIN_OPTION: "BEGIN IMMEDIATE"})
             yield s
             s.commit()
         except SQLAlchemyError as exc:
