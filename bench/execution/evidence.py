@@ -29,7 +29,7 @@ import pandas as pd
 
 from keel.clock import SimulatedClock
 from keel.costs.base import CostModel, TradeContext
-from keel.execution.bars import load_lean_minute, sessions
+from keel.execution.bars import load_minute_bars, sessions
 from keel.execution.oms import OrderManager
 from keel.execution.profile import VolumeProfile
 from keel.execution.schedule import (
@@ -146,7 +146,7 @@ def main() -> None:
     t_start = time.perf_counter()
     rows = []
     for sym, keep in DAYS.items():
-        all_bars = load_lean_minute(Path(args.data) / sym, sym)
+        all_bars = load_minute_bars(Path(args.data) / sym)
         days = {d: g for d, g in sessions(all_bars).items()
                 if (keep is None and d.year == 2013) or (keep and str(d.date()) in keep)}
         for d, g in days.items():

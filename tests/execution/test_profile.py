@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 
 from keel.errors import DataError
-from keel.execution.bars import load_lean_minute, sessions
+from keel.execution.bars import load_minute_bars, sessions
 from keel.execution.profile import VolumeProfile
 
 
 def test_fit_on_real_spy_bars(shared_data):
-    bars = load_lean_minute(shared_data / "intraday/lean_minute/spy")
+    bars = load_minute_bars(shared_data / "intraday/lean_minute/spy")
     assert set(bars.columns) >= {"open", "high", "low", "close", "volume", "bid", "ask"}
     assert len(sessions(bars)) == 7
     local = bars.index.tz_convert("America/New_York")
@@ -27,7 +27,7 @@ def test_fit_on_real_spy_bars(shared_data):
 
 
 def test_missing_minutes_change_little(shared_data):
-    bars = load_lean_minute(shared_data / "intraday/lean_minute/spy")
+    bars = load_minute_bars(shared_data / "intraday/lean_minute/spy")
     full = VolumeProfile.fit(bars)
     rng = np.random.default_rng(0)
     holed = bars.iloc[np.sort(rng.choice(len(bars), int(0.9 * len(bars)), replace=False))]
@@ -51,5 +51,5 @@ def test_bad_bars_raise():
         VolumeProfile.fit(pd.DataFrame({"x": np.ones(5)}, index=idx))
     assert e.value.field == "volume"
     with pytest.raises(DataError) as e:
-        load_lean_minute("/nonexistent")
+        load_minute_bars("/nonexistent")
     assert e.value.field == "bars"

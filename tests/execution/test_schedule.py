@@ -68,8 +68,8 @@ def test_children_sum_exactly_and_respect_lots_hours(qty, n, lot, min_lots, algo
     cal = get_calendar("XNYS")
     for k in kids:
         assert k.not_before is not None and k.expire_at is not None
-        o = cal.session_open(pd.Timestamp(k.not_before.date()))
-        c = cal.session_close(pd.Timestamp(k.not_before.date()))
+        day = pd.Timestamp(k.not_before).tz_convert("America/New_York").date()
+        o, c = cal.open(day), cal.close(day)
         assert o <= pd.Timestamp(k.not_before) < pd.Timestamp(k.expire_at) <= c
         assert k.not_before >= start
     times = [k.not_before for k in kids]
@@ -118,7 +118,7 @@ def test_closed_calendar_range_raises():
     with pytest.raises(CalendarError) as e:
         TWAP().schedule(_parent(10, ts=utc(1990, 1, 2, 15)), CTX,
                         SimulatedClock(utc(1990, 1, 2, 15)))
-    assert e.value.field == "start"
+    assert e.value.field == "t"
 
 
 def test_vwap_follows_profile():

@@ -46,13 +46,13 @@ def register(app: typer.Typer) -> None:
             import pandas as pd
 
             from keel.clock import SimulatedClock
-            from keel.execution.bars import load_lean_minute, sessions
+            from keel.execution.bars import load_minute_bars, sessions
             from keel.execution.hours import next_trading_time
             from keel.execution.profile import VolumeProfile
             from keel.execution.schedule import ExecutionContext, ScheduleConfig, make_scheduler
             from keel.types import Order, Side
 
-            data = load_lean_minute(_bars_dir(bars, symbol), symbol)
+            data = load_minute_bars(_bars_dir(bars, symbol))
             days = sessions(data)
             profile = VolumeProfile.fit(data)
             last_day = max(days)
@@ -113,7 +113,7 @@ def register(app: typer.Typer) -> None:
         """Print the execution-quality (TCA) report of the orders in the store."""
         with friendly_errors():
             from keel.config import load_config
-            from keel.execution.bars import load_lean_minute
+            from keel.execution.bars import load_minute_bars
             from keel.execution.feedback import TCA
             from keel.store.db import Store
             from keel.store.orders_repo import OrdersRepo
@@ -128,5 +128,5 @@ def register(app: typer.Typer) -> None:
                 for sym in symbols:
                     folder = _bars_dir(bars, sym)
                     if folder.is_dir() and any(folder.glob("*_minute_trade.csv")):
-                        bar_map[sym] = load_lean_minute(folder, sym)
+                        bar_map[sym] = load_minute_bars(folder)
             console.print(TCA(repo, bar_map).report().to_text())

@@ -1,4 +1,5 @@
-"""Market hours from the exchange calendar: trading windows and trading-time arithmetic.
+"""Market hours from the exchange calendar (:mod:`keel.data.calendar`): trading windows and
+trading-time arithmetic.
 
 Everything here works in UTC tz-aware ``pd.Timestamp``s. Half days come from the calendar's own
 session close; nights, weekends and holidays carry no trading time.
@@ -9,25 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from keel.data.calendar import ExchangeCalendar
+from keel.data.calendar import get_calendar as _data_calendar
 from keel.errors import CalendarError
 
 
-@lru_cache(maxsize=4)
-def get_calendar(name: str = "XNYS") -> Any:
-    """The ``exchange_calendars`` calendar ``name`` (cached)."""
-    import exchange_calendars as xcals
-    from exchange_calendars.errors import InvalidCalendarName
-
-    try:
-        return xcals.get_calendar(name)
-    except InvalidCalendarName as exc:
-        raise CalendarError(f"unknown exchange calendar: {exc}", field="calendar",
-                            value=name) from None
+@lru_cache(maxsize=8)
+def get_calendar(name: str = "XNYS") -> ExchangeCalendar:
+    """The exchange calendar ``name`` (cached)."""
+    return _data_calendar(name)
 
 
 @dataclass(frozen=True)
@@ -55,40 +50,17 @@ def _ts(t: datetime | pd.Timestamp, name: str) -> pd.Timestamp:
     return ts.tz_convert("UTC")
 
 
-def _session_bounds(cal: Any, day: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
-    return (pd.Timestamp(cal.session_open(day)).tz_convert("UTC"),
-            pd.Timestamp(cal.session_close(day)).tz_convert("UTC"))
-
-
-def _sessions_from(cal: Any, t: pd.Timestamp, n: int) -> list[pd.Timestamp]:
-    day = pd.Timestamp(t.tz_convert(cal.tz).date())
-    if day < cal.first_session or day > cal.last_session:
-        raise CalendarError("time outside the calendar's range", field="start", value=str(t))
-    first = cal.date_to_session(day, direction="previous")
-    idx = cal.sessions.get_loc(first)
-    return list(cal.sessions[idx: idx + n])
-
-
 def next_trading_time(t: datetime | pd.Timestamp, calendar: str = "XNYS") -> pd.Timestamp:
     """``t`` itself when the market is open at ``t``, else the next session open."""
     cal = get_calendar(calendar)
     ts = _ts(t, "start")
-    for s in _sessions_from(cal, ts, 10):
-        o, c = _session_bounds(cal, s)
-        if ts < c:
-            return max(ts, o)
-    raise CalendarError("no session after this time", field="start", value=str(ts))
+    return ts if cal.is_open(ts) else cal.next_open(ts)
 
 
 def session_close_after(t: datetime | pd.Timestamp, calendar: str = "XNYS") -> pd.Timestamp:
     """Close of the session that is open at ``t`` (or of the next one)."""
     cal = get_calendar(calendar)
-    ts = next_trading_time(t, calendar)
-    for s in _sessions_from(cal, ts, 3):
-        o, c = _session_bounds(cal, s)
-        if o <= ts < c:
-            return c
-    raise CalendarError("no session at this time", field="start", value=str(ts))
+    return cal.close(cal.session_of(next_trading_time(t, calendar)))
 
 
 def trading_windows(start: datetime | pd.Timestamp, end: datetime | pd.Timestamp,
@@ -98,15 +70,13 @@ def trading_windows(start: datetime | pd.Timestamp, end: datetime | pd.Timestamp
     s, e = _ts(start, "start"), _ts(end, "end")
     if e <= s:
         raise CalendarError("end is not after start", field="end", value=str(e))
+    days = cal.sessions(s.tz_convert(cal.tz).date() - timedelta(days=1),
+                        e.tz_convert(cal.tz).date())
     out: list[Window] = []
-    n_days = max(3, int((e - s).days) + 3)
-    for day in _sessions_from(cal, s, n_days):
-        o, c = _session_bounds(cal, day)
-        if o >= e:
-            break
+    for o, c in zip(cal.opens(days), cal.closes(days), strict=True):
         lo, hi = max(o, s), min(c, e)
         if hi > lo:
-            out.append(Window(o, c, lo, hi))
+            out.append(Window(pd.Timestamp(o), pd.Timestamp(c), lo, hi))
     if not out:
         raise CalendarError("no trading time between start and end", field="end",
                             value=f"{s} .. {e}")

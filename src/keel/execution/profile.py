@@ -67,8 +67,7 @@ class VolumeProfile:
             if not cal.is_session(day):
                 raise DataError("bars on a day the exchange is closed", field="index",
                                 value=str(day.date()))
-            o = pd.Timestamp(cal.session_open(day)).tz_convert("UTC")
-            c = pd.Timestamp(cal.session_close(day)).tz_convert("UTC")
+            o, c = cal.open(day), cal.close(day)
             m = local_day == day
             t, v = idx[m], vol[m]
             inside = (t >= o) & (t < c)
