@@ -176,7 +176,10 @@ def main() -> None:
         k = np.clip(k, 0.0, None)
         coefs[algo] = k.tolist()
         df.loc[g.index, "pred_bps"] = g[["pred_spread_bps", "pred_impact_bps"]].to_numpy() @ k
+    df["exec_cost_bps"] = df["spread_bps"] + df["impact_bps"]  # vs the mid at each fill
     test = df[df["split"] == "test"]
+    err = (test["pred_bps"] - test["cost_bps"]).abs()
+    err_ex = (test["pred_bps"] - test["exec_cost_bps"]).abs()
     summary = (df.groupby(["algo", "frac"])
                .agg(cost_bps=("cost_bps", "mean"), risk_bps=("cost_bps", "std"),
                     spread_bps=("spread_bps", "mean"), impact_bps=("impact_bps", "mean"),
@@ -185,9 +188,12 @@ def main() -> None:
                .reset_index())
     accuracy = {
         "test_runs": len(test),
-        "mae_bps": float((test["pred_bps"] - test["cost_bps"]).abs().mean()),
-        "mae_bps_by_algo": test.assign(e=(test["pred_bps"] - test["cost_bps"]).abs())
-        .groupby("algo")["e"].mean().round(2).to_dict(),
+        "mae_bps": float(err.mean()),
+        "mae_bps_by_algo": err.groupby(test["algo"]).mean().round(2).to_dict(),
+        "mae_ex_timing_bps": float(err_ex.mean()),
+        "mae_ex_timing_bps_by_algo": err_ex.groupby(test["algo"]).mean().round(2).to_dict(),
+        "median_slippage_vs_arrival_bps_by_algo":
+            test.groupby("algo")["cost_bps"].median().round(2).to_dict(),
         "median_slippage_vs_arrival_bps": float(test["cost_bps"].median()),
         "median_abs_slippage_vs_arrival_bps": float(test["cost_bps"].abs().median()),
         "multipliers_spread_impact": coefs,
@@ -195,6 +201,7 @@ def main() -> None:
     out = {"summary": summary.round(3).to_dict(orient="records"), "accuracy": accuracy,
            "runs": len(df), "seconds": round(time.perf_counter() - t_start, 1)}
     Path(args.out).write_text(json.dumps(out, indent=1))
+    df.to_csv(Path(args.out).with_suffix(".csv"), index=False)
     pd.set_option("display.width", 160)
     print(summary.round(2).to_string(index=False))
     print(json.dumps(accuracy, indent=1))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -163,11 +163,11 @@ class OrdersRepo:
                 if fill is not None:
                     if s.scalar(select(FillRow.id).where(FillRow.exec_id == fill.exec_id)):
                         return False
-                    s.add(FillRow(exec_id=fill.exec_id, client_order_id=fill.client_order_id,
-                                  parent_id=parent_id, symbol=fill.symbol,
-                                  side=fill.side.value, qty=fill.qty, price=fill.price,
-                                  commission=fill.commission, venue=fill.venue,
-                                  timestamp=fill.timestamp))
+                    s.execute(insert(FillRow).values(
+                        exec_id=fill.exec_id, client_order_id=fill.client_order_id,
+                        parent_id=parent_id, symbol=fill.symbol, side=fill.side.value,
+                        qty=fill.qty, price=fill.price, commission=fill.commission,
+                        venue=fill.venue, timestamp=fill.timestamp))
                 for ch in changes:
                     self._write_state(s, ch, now)
         except StoreError as exc:
@@ -181,23 +181,23 @@ class OrdersRepo:
         rec = ch.record
         coid = rec.client_order_id
         if rec.is_child:
-            c = s.scalar(select(ChildOrderRow).where(ChildOrderRow.client_order_id == coid))
-            if c is None:
-                raise StoreError("order not in the store", field="client_order_id", value=coid)
-            c.status, c.filled_qty, c.updated_at = rec.status.value, rec.filled_qty, now
+            values: dict[str, object] = {"status": rec.status.value,
+                                         "filled_qty": rec.filled_qty, "updated_at": now}
             if rec.venue_order_id:
-                c.venue_order_id = rec.venue_order_id
+                values["venue_order_id"] = rec.venue_order_id
+            res = s.execute(update(ChildOrderRow)
+                            .where(ChildOrderRow.client_order_id == coid).values(**values))
         else:
-            p = s.scalar(select(OrderRow).where(OrderRow.client_order_id == coid))
-            if p is None:
-                raise StoreError("order not in the store", field="client_order_id", value=coid)
-            p.status, p.filled_qty, p.updated_at = rec.status.value, rec.filled_qty, now
-            p.avg_fill_price = rec.avg_price
-            p.version = p.version + 1
+            res = s.execute(update(OrderRow).where(OrderRow.client_order_id == coid).values(
+                status=rec.status.value, filled_qty=rec.filled_qty, updated_at=now,
+                avg_fill_price=rec.avg_price, version=OrderRow.version + 1))
+        if getattr(res, "rowcount", 1) == 0:
+            raise StoreError("order not in the store", field="client_order_id", value=coid)
         if ch.from_status is not rec.status or ch.reason:
-            s.add(OrderEventRow(client_order_id=rec.client_order_id,
-                                from_status=ch.from_status.value if ch.from_status else None,
-                                to_status=rec.status.value, reason=ch.reason, timestamp=now))
+            s.execute(insert(OrderEventRow).values(
+                client_order_id=coid,
+                from_status=ch.from_status.value if ch.from_status else None,
+                to_status=rec.status.value, reason=ch.reason, timestamp=now))
 
     # ------------------------------------------------------------------ reads
 
