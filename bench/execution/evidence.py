@@ -86,8 +86,9 @@ def run_one(sym: str, bars1: pd.DataFrame, adv: float, sigma: float, profile: Vo
     store = Store.from_url("sqlite://")
     store.create_all()
     repo = OrdersRepo(store)
-    broker = PaperBroker(clock, BarFillModel({sym: bars}, participation=1.0 if algo == "market"
-                                             else 0.3),
+    fill_model = BarFillModel({sym: bars}, participation=1.0 if algo == "market" else 0.3,
+                              bar_length=pd.Timedelta(minutes=5))
+    broker = PaperBroker(clock, fill_model,
                          cost_model=SqrtImpact(Y_TRUE), adv_shares={sym: adv},
                          daily_volatility={sym: sigma}, impact_decay_minutes=DECAY_MIN)
     oms = OrderManager(broker, repo, clock, sleep=lambda s: None)
