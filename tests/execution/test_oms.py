@@ -7,6 +7,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keel.clock import SimulatedClock
 from keel.errors import IllegalTransitionError, OrderRejected, ValidationError
@@ -272,3 +274,71 @@ def test_recover_reconciles_with_venue(scripted, repo):
                                                scripted.submitted] == ["R1-1"]
     assert report.expired == ["R1-2"] and report.orphans_cancelled == ["GHOST"]
     assert fresh.get("R1-0").status is S.ACKNOWLEDGED
+
+
+@settings(max_examples=15, deadline=None)
+@given(sizes=st.lists(st.integers(1, 40), min_size=1, max_size=6),
+       dup=st.lists(st.integers(0, 5), max_size=6), data=st.data())
+def test_any_order_of_duplicated_events_books_each_fill_once(sizes, dup, data):
+    from keel.store.db import Store
+    from keel.store.orders_repo import OrdersRepo
+
+    store = Store.from_url("sqlite://")
+    store.create_all()
+    repo = OrdersRepo(store)
+
+    class Venue:
+        name = "v"
+
+        def __init__(self):
+            self.events = []
+
+        def submit(self, order):
+            pass
+
+        def cancel(self, coid):
+            pass
+
+        def replace(self, coid, new):
+            pass
+
+        def open_orders(self):
+            return []
+
+        def positions(self):
+            return {}
+
+        def account(self):
+            return None
+
+        def poll_events(self):
+            out, self.events = self.events, []
+            return out
+
+    venue = Venue()
+    qty = 100
+    oms = OrderManager(venue, repo, SimulatedClock(T0), sleep=lambda s: None)
+    oms.submit(_order("H", qty))
+    oms.step()
+    fills = [_ev(EventKind.FILL, "H-000", _fill("H-000", f"X{i}", q)) for i, q in
+             enumerate(sizes)]
+    evs = fills + [fills[i % len(fills)] for i in dup] + [_ev(EventKind.ACK, "H-000")] * 2
+    order = data.draw(st.permutations(evs))
+    venue.events = list(order)
+    oms.step()
+    # replay the rule by hand: first sight of an exec id books, unless it would overfill
+    expected, seen, running = [], set(), 0
+    for ev in order:
+        if ev.kind is EventKind.FILL and ev.fill.exec_id not in seen:
+            seen.add(ev.fill.exec_id)
+            if running + ev.fill.qty <= qty:
+                running += ev.fill.qty
+                expected.append(ev.fill.exec_id)
+            else:
+                seen.discard(ev.fill.exec_id)  # refused, not booked: a retry is judged again
+    booked = repo.fills()
+    assert [f.exec_id for f, _ in booked] == expected
+    total = sum(f.qty for f, _ in booked)
+    assert oms.get("H").filled_qty == total == oms.get("H-000").filled_qty <= qty
+    assert oms.get("H-000").status is (S.FILLED if total == qty else
+                                       S.PARTIALLY_FILLED if total else S.ACKNOWLEDGED)
