@@ -211,3 +211,16 @@ def test_is_urgency_knob():
     with pytest.raises(ValidationError) as e:
         ImplementationShortfall(urgency=-1.0)
     assert e.value.field == "urgency"
+
+
+def test_context_from_market_data():
+    from keel.data.synthetic import synthetic_market
+
+    m = synthetic_market(n_assets=3, n_days=60, seed=1)
+    sym = str(m.symbols[0])
+    ctx = ExecutionContext.from_market(m, sym)
+    assert ctx.price == pytest.approx(float(m.prices[sym].iloc[-1]))
+    assert ctx.adv_shares == pytest.approx(float(m.adv_shares[sym].iloc[-1]))
+    with pytest.raises(ValidationError) as e:
+        ExecutionContext.from_market(m, "NOPE")
+    assert e.value.field == "symbol"

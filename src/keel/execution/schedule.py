@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,9 @@ from keel.execution.hours import (
 )
 from keel.execution.profile import VolumeProfile
 from keel.types import ChildOrder, Order, OrderType, TimeInForce, to_decimal
+
+if TYPE_CHECKING:
+    from keel.data.market import MarketData
 
 
 class Algo(StrEnum):
@@ -74,6 +78,23 @@ class ExecutionContext:
             v = getattr(self, name)
             if not (np.isfinite(v) and v >= 0):
                 raise ValidationError(f"{name} must be >= 0", field=name, value=v)
+
+    @classmethod
+    def from_market(cls, market: MarketData, symbol: str, *,
+                    profile: VolumeProfile | None = None,
+                    default_spread_bps: float = 1.0) -> ExecutionContext:
+        """Latest price, ADV (shares), volatility and spread of ``symbol`` in ``market``
+        (use ``market.as_of(t)`` first for a past date)."""
+        if symbol not in market.symbols:
+            raise ValidationError("symbol not in the market", field="symbol", symbol=symbol)
+        vol = float(market.latest("volatility").get(symbol, np.nan))
+        spread = default_spread_bps
+        if market.spreads is not None and np.isfinite(market.latest("spreads")[symbol]):
+            spread = float(market.latest("spreads")[symbol]) * 1e4
+        return cls(price=float(market.latest("prices")[symbol]),
+                   adv_shares=float(market.latest("adv_shares")[symbol]),
+                   daily_volatility=vol if np.isfinite(vol) else 0.02, spread_bps=spread,
+                   profile=profile)
 
 
 @dataclass(frozen=True)
