@@ -166,3 +166,24 @@ def test_journal_rebuilds_the_venue(tmp_path):
         == [(e.kind, e.client_order_id, e.fill.exec_id if e.fill else None) for e in before]
     assert [o.client_order_id for o in again.open_orders()] == ["A"]
     assert again.open_orders()[0].status is OrderStatus.PARTIALLY_FILLED
+
+
+def test_lobster_replay_fills_against_the_real_book(shared_data):
+    from keel.data.lobster import find_lobster_pair, load_lobster
+
+    day = load_lobster(*find_lobster_pair(shared_data / "lob/lobster_AAPL_2012-06-21_L10_head"))
+    book = day.book
+    t0 = book.timestamps[10].to_pydatetime()
+    clock = SimulatedClock(t0)
+    b = PaperBroker(clock, BookFillModel({"AAPL": book}), latency=ConstantLatency(0.0))
+    b.submit(Order("LB", "AAPL", Side.BUY, Decimal(500), t0))
+    clock.advance(1.0)
+    fills = [e.fill for e in b.poll_events() if e.fill]
+    # the next snapshot after arrival: walk its ask levels up to 500 shares
+    i = int(np.searchsorted(book.timestamps.as_unit("ns").asi8, pd.Timestamp(t0).value,
+                            side="right"))
+    px, sz = book.ask_px[i], book.ask_sz[i]
+    take = np.minimum(sz, np.maximum(500 - np.concatenate([[0], np.cumsum(sz)[:-1]]), 0))
+    assert fills and fills[0].qty == Decimal(int(take.sum()))
+    assert float(fills[0].price) == pytest.approx((take * px).sum() / take.sum(), abs=1e-6)
+    assert fills[0].price >= Decimal(repr(float(book.ask_px[i, 0])))
