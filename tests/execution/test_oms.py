@@ -342,3 +342,26 @@ def test_any_order_of_duplicated_events_books_each_fill_once(sizes, dup, data):
     assert oms.get("H").filled_qty == total == oms.get("H-000").filled_qty <= qty
     assert oms.get("H-000").status is (S.FILLED if total == qty else
                                        S.PARTIALLY_FILLED if total else S.ACKNOWLEDGED)
+
+
+def test_policy_gate_refuses_resizes_and_rejects(scripted, repo):
+    from types import SimpleNamespace
+
+    from keel.execution.checks import PolicyGate
+
+    seen = []
+
+    class Chain:
+        def evaluate_one(self, order, ctx):
+            seen.append((ctx["open"], ctx["pos"]))
+            allowed = min(order.qty, Decimal(50))
+            return SimpleNamespace(approved=True, qty=allowed, reason_code="LIQUIDITY",
+                                   reason="5% of ADV")
+
+    gate = PolicyGate(Chain(), lambda order, g: {"open": g.open_qty, "pos": g.position})
+    oms, _ = _oms(scripted, repo, governance=[gate])
+    assert oms.submit(_order("G1", 50)).status is S.NEW
+    with pytest.raises(OrderRejected) as e:
+        oms.submit(_order("G2", 60))
+    assert e.value.reason_code == "GOVERNANCE" and "allowed qty 50" in e.value.message
+    assert seen == [(0, 0), (50, 0)]  # the second order sees the first one still open

@@ -9,7 +9,7 @@ naming the field, symbol and value. Checks combine in a list.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -166,6 +166,34 @@ def run_governance(rules: Iterable[GovernanceRule], order: Order | ChildOrder,
                                 value=type(rule).__name__)
 
 
+@dataclass(frozen=True)
+class _GateAnswer:
+    approved: bool
+    reason: str
+
+
+class PolicyGate:
+    """The policy layer's governance chain as one rule of the order manager's gate.
+
+    ``chain`` is anything with ``evaluate_one(order, context) -> verdict`` whose verdict has
+    ``approved``, ``qty``, ``reason_code`` and ``reason`` (``keel.policy.governance.
+    GovernanceChain``); ``context(order, gate_ctx)`` builds the chain's context (its positions
+    should include ``gate_ctx.open_qty``). The gate passes an order only when the chain approves
+    it at its full quantity: a resize down is a refusal naming the allowed quantity, because
+    sizing belongs upstream (the policy layer resizes before scheduling; the gate enforces).
+    """
+
+    def __init__(self, chain: Any, context: Callable[[Order, GateContext], Any]) -> None:
+        self.chain, self.context = chain, context
+
+    def evaluate(self, order: Order | ChildOrder, ctx: GateContext) -> _GateAnswer:
+        parent = order.as_order() if isinstance(order, ChildOrder) else order
+        v = self.chain.evaluate_one(parent, self.context(parent, ctx))
+        if v.approved and v.qty >= parent.qty:
+            return _GateAnswer(True, "")
+        return _GateAnswer(False, f"{v.reason_code}: {v.reason} (allowed qty {v.qty})")
+
+
 # --------------------------------------------------------------------------- circuit breakers
 
 
@@ -218,5 +246,5 @@ def run_checks(checks: Iterable[PreTradeCheck], order: Order | ChildOrder,
 
 
 __all__ = ["ZERO", "GateContext", "GovernanceRule", "MaxNotional", "MaxQty", "MoveBreaker",
-           "PositionLimit", "PreTradeCheck", "PriceCollar", "RejectRateBreaker",
+           "PolicyGate", "PositionLimit", "PreTradeCheck", "PriceCollar", "RejectRateBreaker",
            "RestrictedList", "run_checks", "run_governance"]
