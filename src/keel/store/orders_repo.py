@@ -161,9 +161,11 @@ class OrdersRepo:
         try:
             with self.store.session() as s:
                 if fill is not None:
-                    if s.scalar(select(FillRow.id).where(FillRow.exec_id == fill.exec_id)):
+                    conn = s.connection()
+                    if conn.execute(select(FillRow.id).where(
+                            FillRow.exec_id == fill.exec_id)).first() is not None:
                         return False
-                    s.execute(insert(FillRow).values(
+                    conn.execute(insert(FillRow).values(
                         exec_id=fill.exec_id, client_order_id=fill.client_order_id,
                         parent_id=parent_id, symbol=fill.symbol, side=fill.side.value,
                         qty=fill.qty, price=fill.price, commission=fill.commission,
@@ -180,21 +182,22 @@ class OrdersRepo:
     def _write_state(s: Session, ch: StateChange, now: datetime) -> None:
         rec = ch.record
         coid = rec.client_order_id
+        conn = s.connection()  # Core statements: no ORM bookkeeping on the hot path
         if rec.is_child:
             values: dict[str, object] = {"status": rec.status.value,
                                          "filled_qty": rec.filled_qty, "updated_at": now}
             if rec.venue_order_id:
                 values["venue_order_id"] = rec.venue_order_id
-            res = s.execute(update(ChildOrderRow)
+            res = conn.execute(update(ChildOrderRow)
                             .where(ChildOrderRow.client_order_id == coid).values(**values))
         else:
-            res = s.execute(update(OrderRow).where(OrderRow.client_order_id == coid).values(
+            res = conn.execute(update(OrderRow).where(OrderRow.client_order_id == coid).values(
                 status=rec.status.value, filled_qty=rec.filled_qty, updated_at=now,
                 avg_fill_price=rec.avg_price, version=OrderRow.version + 1))
         if getattr(res, "rowcount", 1) == 0:
             raise StoreError("order not in the store", field="client_order_id", value=coid)
         if ch.from_status is not rec.status or ch.reason:
-            s.execute(insert(OrderEventRow).values(
+            conn.execute(insert(OrderEventRow).values(
                 client_order_id=coid,
                 from_status=ch.from_status.value if ch.from_status else None,
                 to_status=rec.status.value, reason=ch.reason, timestamp=now))
