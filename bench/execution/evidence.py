@@ -202,7 +202,6 @@ def main() -> None:
     out = {"summary": summary.round(3).to_dict(orient="records"), "accuracy": accuracy,
            "runs": len(df), "seconds": round(time.perf_counter() - t_start, 1)}
     Path(args.out).write_text(json.dumps(out, indent=1))
-    df.to_csv(Path(args.out).with_suffix(".csv"), index=False)
     pd.set_option("display.width", 160)
     print(summary.round(2).to_string(index=False))
     print(json.dumps(accuracy, indent=1))
