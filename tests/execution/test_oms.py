@@ -365,3 +365,14 @@ def test_policy_gate_refuses_resizes_and_rejects(scripted, repo):
         oms.submit(_order("G2", 60))
     assert e.value.reason_code == "GOVERNANCE" and "allowed qty 50" in e.value.message
     assert seen == [(0, 0), (50, 0)]  # the second order sees the first one still open
+
+
+def test_positions_from_a_live_source(scripted, repo):
+    held = {"SPY": Decimal(0)}
+    oms, _ = _oms(scripted, repo, checks=[PositionLimit({"SPY": Decimal(150)})],
+                  positions=lambda: held)
+    oms.submit(_order("Q1", 100))
+    held["SPY"] = Decimal(100)  # e.g. the ledger booked a fill elsewhere
+    with pytest.raises(OrderRejected) as e:
+        oms.submit(_order("Q2", 0 + 1, side=Side.BUY))  # 100 held + 100 open + 1 > 150
+    assert e.value.reason_code == "POSITION_LIMIT" and e.value.value == 201

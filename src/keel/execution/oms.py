@@ -103,7 +103,8 @@ class OrderManager:
         move_breaker / reject_breaker: circuit breakers halting a symbol.
         retry: backoff policy for ``TransientVenueError`` on submit and cancel.
         sleep: how to wait between retries (seconds); inject a fake in tests.
-        positions: initial signed positions per symbol (shares), updated by fills.
+        positions: initial signed positions per symbol (shares), updated by fills; or a
+            callable returning the current positions (e.g. the ledger's), asked at each check.
         seed: seed of the retry jitter.
     """
 
@@ -114,7 +115,8 @@ class OrderManager:
                  reject_breaker: RejectRateBreaker | None = None,
                  retry: RetryPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 positions: Mapping[str, Decimal] | None = None, seed: int = 0) -> None:
+                 positions: Mapping[str, Decimal] | Callable[[], Mapping[str, Decimal]]
+                 | None = None, seed: int = 0) -> None:
         self.broker, self.repo, self.clock = broker, repo, clock
         self.checks = list(checks)
         self.child_checks = [c for c in self.checks if isinstance(c, PriceCollar | RestrictedList)]
@@ -123,8 +125,9 @@ class OrderManager:
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
         self._rng = np.random.default_rng(seed)
-        self.positions: dict[str, Decimal] = {k: to_decimal(v, "positions", symbol=k)
-                                              for k, v in (positions or {}).items()}
+        self._position_source = positions if callable(positions) else None
+        self.positions: dict[str, Decimal] = {} if callable(positions) else {
+            k: to_decimal(v, "positions", symbol=k) for k, v in (positions or {}).items()}
         self.prices: dict[str, Decimal] = {}
         self.halted: dict[str, str] = {}
         self.killed: str | None = None
@@ -175,7 +178,9 @@ class OrderManager:
     def _context(self, symbol: str) -> GateContext:
         open_qty = sum((r.order.signed_qty - r.filled_qty * r.order.side.sign
                         for r in self.open_parents() if r.order.symbol == symbol), ZERO)
-        return GateContext(self.prices.get(symbol), self.positions.get(symbol, ZERO),
+        held = (self._position_source().get(symbol, ZERO) if self._position_source is not None
+                else self.positions.get(symbol, ZERO))
+        return GateContext(self.prices.get(symbol), to_decimal(held, "position", symbol=symbol),
                            open_qty, self.clock.now())
 
     # ------------------------------------------------------------------ submission
