@@ -374,5 +374,5 @@ def test_positions_from_a_live_source(scripted, repo):
     oms.submit(_order("Q1", 100))
     held["SPY"] = Decimal(100)  # e.g. the ledger booked a fill elsewhere
     with pytest.raises(OrderRejected) as e:
-        oms.submit(_order("Q2", 0 + 1, side=Side.BUY))  # 100 held + 100 open + 1 > 150
+        oms.submit(_order("Q2", 1))  # 100 held + 100 open + 1 > 150
     assert e.value.reason_code == "POSITION_LIMIT" and e.value.value == 201
