@@ -67,17 +67,50 @@ def _lock(conn: Connection) -> None:
 
 
 @contextmanager
-def _migrating(store: Store, doing: str, revision: str) -> Iterator[Connection]:
-    """One transaction holding the migration lock; Alembic and database errors -> StoreError."""
+def migration_transaction(store: Store, doing: str, revision: str) -> Iterator[Connection]:
+    """One transaction for a migration step; Alembic and database errors become ``StoreError``.
+
+    PostgreSQL: the transaction holds an advisory lock, so concurrent upgraders queue.
+    SQLite: foreign-key enforcement is switched off for the transaction (it can only be
+    switched outside one): batch mode recreates a table by copy, drop and rename, and dropping
+    ``orders`` with enforcement on would cascade-delete every child order. Before the commit
+    ``PRAGMA foreign_key_check`` must come back empty, else everything is rolled back.
+    """
     try:
-        with store.engine.begin() as conn:
-            _lock(conn)
-            yield conn
+        with store.engine.connect() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            if sqlite:
+                _raw_pragma(conn, "PRAGMA foreign_keys=OFF")
+            try:
+                with conn.begin():
+                    _lock(conn)
+                    yield conn
+                    if sqlite:
+                        dangling = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                        if dangling:
+                            raise StoreError(
+                                f"{doing}: foreign key violations after migration, rolled "
+                                f"back: {[tuple(r) for r in dangling[:5]]}",
+                                field="revision", value=revision, url=store.url)
+            finally:
+                if sqlite:
+                    _raw_pragma(conn, "PRAGMA foreign_keys=ON")
     except CommandError as exc:
         raise StoreError(f"{doing}: {exc}", field="revision", value=revision,
                          url=store.url) from exc
     except SQLAlchemyError as exc:
         raise store_error(exc, doing, store.url) from exc
+
+
+def _raw_pragma(conn: Connection, pragma: str) -> None:
+    # On the DBAPI connection, outside any transaction (SQLAlchemy would BEGIN first).
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    cur = dbapi.cursor()
+    try:
+        cur.execute(pragma)
+    finally:
+        cur.close()
 
 
 def upgrade(store: Store, revision: str = "head") -> str | None:
@@ -86,7 +119,7 @@ def upgrade(store: Store, revision: str = "head") -> str | None:
     A database created without migrations (``create_all``) is adopted (stamped at head) when
     its schema equals the metadata exactly; otherwise ``StoreError`` lists the differences.
     """
-    with _migrating(store, "migration failed", revision) as conn:
+    with migration_transaction(store, "migration failed", revision) as conn:
         if _current(conn) is None and _has_keel_tables(conn):
             diffs = _diff(conn)
             if diffs:
@@ -101,7 +134,7 @@ def upgrade(store: Store, revision: str = "head") -> str | None:
 
 def downgrade(store: Store, revision: str = "base") -> str | None:
     """Revert migrations down to ``revision``; returns the revision now current."""
-    with _migrating(store, "downgrade failed", revision) as conn:
+    with migration_transaction(store, "downgrade failed", revision) as conn:
         command.downgrade(alembic_config(conn), revision)
         return _current(conn)
 
