@@ -7,7 +7,8 @@ Public API (imported lazily, so ``import keel.data`` stays cheap):
 * loaders: ``load_prices_long``, ``read_ohlcv_long``, ``OHLCV``, ``read_wide``,
   ``load_prices_wide``, ``load_sectors``, ``load_lobster``, ``LobsterDay``,
   ``load_lean_minute``, ``load_lean_minute_folder``, ``load_lean_daily``,
-  ``load_lean_factor_file``, ``load_fama_french``, ``load_market``
+  ``load_lean_factor_file``, ``load_lean_daily_market``, ``load_fama_french``,
+  ``load_market``
 * synthetic: ``generate_market``, ``synthetic_market``, ``SyntheticConfig``,
   ``SyntheticMarket``, ``FactorTruth``, ``u_shaped_volume_curve``,
   ``intraday_spread_curve``, ``synthetic_minute_bars``, ``synthetic_order_book``
@@ -27,7 +28,7 @@ _EXPORTS = {
                          "read_wide", "load_prices_wide", "load_sectors"),
     "keel.data.lobster": ("load_lobster", "LobsterDay", "LobsterEvent", "find_lobster_pair"),
     "keel.data.lean": ("load_lean_minute", "load_lean_minute_folder", "load_lean_daily",
-                       "load_lean_factor_file"),
+                       "load_lean_factor_file", "load_lean_daily_market"),
     "keel.data.factors": ("load_fama_french",),
     "keel.data.spreads": ("abdi_ranaldo_spread",),
     "keel.data.synthetic": ("generate_market", "synthetic_market", "SyntheticConfig",
