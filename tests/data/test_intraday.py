@@ -8,7 +8,9 @@ import pytest
 
 from keel.data.intraday import (
     intraday_spread_curve,
+    minute_of_session,
     synthetic_minute_bars,
+    synthetic_minute_history,
     synthetic_order_book,
     u_shaped_volume_curve,
 )
@@ -64,3 +66,18 @@ def test_order_book_shape_depth_and_time_of_day():
     np.testing.assert_array_equal(ob.ask_px, again.ask_px)
     with pytest.raises(ValidationError):
         synthetic_order_book(10, 10, mid=0.5)
+
+
+def test_minute_history_and_minute_of_session():
+    h = synthetic_minute_history("2013-11-25", 5, seed=2)
+    assert len(h) == 4 * 390 + 210  # Thanksgiving skipped, the Friday is a half day
+    m = minute_of_session(h["bar_start"])
+    assert m.min() == 0 and m.max() == 389
+    assert (m[:390] == np.arange(390)).all()
+    opens = h["open"].to_numpy()
+    closes = h["close"].to_numpy()
+    assert (opens[1:] == closes[:-1]).all()  # chained across days
+    closed = pd.DatetimeIndex(["2013-11-28 15:00", "2013-11-29 18:30"], tz="UTC")
+    assert (minute_of_session(closed) == -1).all()
+    with pytest.raises(ValidationError):
+        minute_of_session(pd.DatetimeIndex(["2013-11-29 15:00"]))

@@ -33,7 +33,8 @@ _EXPORTS = {
     "keel.data.spreads": ("abdi_ranaldo_spread",),
     "keel.data.synthetic": ("generate_market", "synthetic_market", "SyntheticConfig",
                             "SyntheticMarket", "FactorTruth"),
-    "keel.data.intraday": ("u_shaped_volume_curve", "intraday_spread_curve",
+    "keel.data.intraday": ("u_shaped_volume_curve", "intraday_spread_curve", "minute_of_session",
+                           "synthetic_minute_history",
                            "synthetic_minute_bars", "synthetic_order_book"),
     "keel.data.source": ("load_market",),
 }
