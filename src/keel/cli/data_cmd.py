@@ -52,8 +52,7 @@ def inspect(
                                     calendar=calendar, on_missing=on_missing)
             actions = ohlcv.report.actions
             raw_close = ohlcv.close
-            md: MarketData = ohlcv.to_market(sec, on_missing=on_missing,
-                                             spreads=bool(np.isfinite(ohlcv.high).any().any()))
+            md: MarketData = ohlcv.to_market(sec, on_missing=on_missing)
         elif layout == "wide":
             if volumes is None:
                 raise typer.BadParameter("--volumes is required with --layout wide")
