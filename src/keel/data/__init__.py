@@ -11,7 +11,8 @@ Public API (imported lazily, so ``import keel.data`` stays cheap):
   ``load_market``
 * synthetic: ``generate_market``, ``synthetic_market``, ``SyntheticConfig``,
   ``SyntheticMarket``, ``FactorTruth``, ``u_shaped_volume_curve``,
-  ``intraday_spread_curve``, ``synthetic_minute_bars``, ``synthetic_order_book``
+  ``intraday_spread_curve``, ``synthetic_minute_bars``, ``synthetic_minute_history``,
+  ``synthetic_order_book``, ``minute_of_session``
 * estimates: ``abdi_ranaldo_spread``
 """
 
