@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keel.data.intraday import (
     intraday_spread_curve,
@@ -81,3 +83,31 @@ def test_minute_history_and_minute_of_session():
     assert (minute_of_session(closed) == -1).all()
     with pytest.raises(ValidationError):
         minute_of_session(pd.DatetimeIndex(["2013-11-29 15:00"]))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 300), levels=st.integers(1, 20),
+       mid=st.floats(5.0, 5000.0), extra=st.floats(0.0, 5.0), gap=st.floats(0.0, 0.9))
+def test_order_book_invariants_for_any_parameters(seed, n, levels, mid, extra, gap):
+    ob = synthetic_order_book(n, levels, mid=mid, extra_spread_ticks=extra, gap_prob=gap,
+                              seed=seed)  # BookSnapshots validates: sorted, sizes >= 0, ...
+    assert (ob.ask_px[:, 0] > ob.bid_px[:, 0]).all()
+    assert (ob.bid_sz >= 1).all() and (ob.ask_sz >= 1).all()
+    ticks = ob.ask_px / 0.01
+    assert np.allclose(ticks, np.round(ticks))
+    if levels > 1:
+        assert (np.diff(ob.ask_px, axis=1) > 0).all() and (np.diff(ob.bid_px, axis=1) < 0).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(offsets=st.lists(st.integers(0, 10 * 24 * 60), min_size=1, max_size=50))
+def test_minute_of_session_agrees_with_is_open(offsets):
+    from keel.data.calendar import ExchangeCalendar
+
+    cal = ExchangeCalendar("XNYS", "2013-11-01", "2013-12-31")
+    times = pd.Timestamp("2013-11-22", tz="UTC") + pd.to_timedelta(offsets, unit="min")
+    m = minute_of_session(times, cal)
+    assert ((m >= 0) == cal.is_open_array(times)).all()
+    for t, k in zip(times, m, strict=True):
+        if k >= 0:
+            assert cal.open(cal.session_of(t)) + pd.Timedelta(minutes=int(k)) <= t
