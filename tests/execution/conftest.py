@@ -91,3 +91,11 @@ def scripted() -> ScriptedBroker:
 @pytest.fixture
 def bar_factory():
     return make_bars
+
+
+@pytest.fixture
+def repo_any(db_url: str) -> OrdersRepo:
+    """An orders repository on SQLite and on PostgreSQL."""
+    store = Store.from_url(db_url)
+    store.create_all()
+    return OrdersRepo(store)

@@ -86,7 +86,8 @@ def test_submit_is_idempotent_and_sends_once(scripted, repo):
     assert oms2.submit(_order()).status is S.PENDING
 
 
-def test_duplicated_and_out_of_order_events(scripted, repo):
+def test_duplicated_and_out_of_order_events(scripted, repo_any):
+    repo = repo_any
     oms, _ = _oms(scripted, repo)
     oms.submit(_order())
     oms.step()
@@ -252,7 +253,8 @@ def test_expiry_cancels_remainder(scripted, repo):
     assert oms.get("E1").status is S.EXPIRED and oms.get("E1").filled_qty == 4
 
 
-def test_recover_reconciles_with_venue(scripted, repo):
+def test_recover_reconciles_with_venue(scripted, repo_any):
+    repo = repo_any
     oms, _clock = _oms(scripted, repo)
     kids = [ChildOrder(f"R1-{i}", "R1", "SPY", Side.BUY, Decimal(10), T0, slice_index=i,
                        not_before=T0) for i in range(3)]
