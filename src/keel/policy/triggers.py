@@ -139,7 +139,10 @@ class Check:
 
 
 class Rule(Protocol):
-    role: Role
+    """Anything with a ``role`` and ``check(ctx) -> Check``."""
+
+    @property
+    def role(self) -> Role: ...
 
     def check(self, ctx: PolicyContext) -> Check: ...
 
