@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from keel.errors import KeelError
 
@@ -23,7 +24,8 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except KeelError as exc:
-        err_console.print(f"[bold red]{type(exc).__name__}[/]: {exc}")
+        # escape: the "[field=..., symbol=...]" context would otherwise be read as markup
+        err_console.print(f"[bold red]{type(exc).__name__}[/]: {escape(str(exc))}")
         raise typer.Exit(2) from None
 
 

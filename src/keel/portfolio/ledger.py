@@ -86,6 +86,7 @@ class Ledger:
         self._repo = LedgerRepository(store, account) if store is not None else None
         self._book = Book()
         self._pending: list[EntryRecord] = []
+        self._notes: list[AuditRecord] = []
         self._depth = 0
         self._base_version = 0
         self._lock = threading.RLock()
@@ -165,7 +166,7 @@ class Ledger:
         """
         with self._lock:
             saved = self._book.freeze()
-            n_pending = len(self._pending)
+            n_pending, n_notes = len(self._pending), len(self._notes)
             self._depth += 1
             try:
                 yield self
@@ -174,21 +175,32 @@ class Ledger:
             except BaseException:
                 self._book = Book(saved)
                 del self._pending[n_pending:]
+                del self._notes[n_notes:]
                 raise
             finally:
                 self._depth -= 1
 
     def _flush(self) -> None:
-        if not self._pending:
+        if not self._pending and not self._notes:
             return
         if self._repo is not None:
             audits = [AuditRecord(timestamp=e.timestamp, actor=self.actor,
                                   action=f"ledger.{e.kind}", entity="ledger",
                                   entity_id=f"{self.account}:{e.version}", payload=e.payload)
                       for e in self._pending]
-            self._repo.append(self._base_version, list(self._pending), audits)
+            self._repo.append(self._base_version, list(self._pending), audits + self._notes)
         self._base_version = self._book.version
         self._pending.clear()
+        self._notes.clear()
+
+    def note(self, action: str, payload: dict[str, Any], *,
+             timestamp: datetime | None = None) -> None:
+        """Write an audit row (a decision, not a booking) atomically with the surrounding
+        transaction's entries; outside a transaction it is written at once."""
+        with self.transaction():
+            self._notes.append(AuditRecord(self._now(timestamp), self.actor, action, "ledger",
+                                           f"{self.account}:{self._book.version}",
+                                           dict(payload)))
 
     def _book_entry(self, kind: str, payload: dict[str, Any], timestamp: datetime) -> None:
         with self.transaction():
