@@ -176,3 +176,53 @@ def test_restore_books_a_version(sqlite_url: str, clock: SimulatedClock) -> None
     assert lg.version == 3
     assert lg.cash == D("100") and not lg.state.holdings
     assert Ledger.open(store, clock=clock).state == lg.state
+
+
+def test_racing_writers_lose_no_update(db_url: str) -> None:
+    """Two ledgers on one database deposit concurrently, retrying on ConcurrencyError."""
+    import threading
+
+    stores = [Store.from_url(db_url) for _ in range(2)]
+    stores[0].create_all()
+    conflicts = [0, 0]
+
+    def writer(k: int) -> None:
+        lg = Ledger.open(stores[k], clock=SimulatedClock(T0), actor=f"w{k}")
+        for _ in range(15):
+            while True:
+                try:
+                    lg.deposit(k + 1)
+                    break
+                except ConcurrencyError:
+                    conflicts[k] += 1
+                    lg.refresh()
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    final = Ledger.open(stores[0], clock=SimulatedClock(T0))
+    assert final.version == 30
+    assert final.cash == D(15 * 1 + 15 * 2)
+    for s in stores:
+        s.dispose()
+
+
+def test_registry_multiplier_and_unknown_symbol(clock: SimulatedClock) -> None:
+    from datetime import date
+
+    from keel.portfolio.instruments import Future, InstrumentRegistry
+
+    reg = InstrumentRegistry.of([Future("ESM4", multiplier=D(50), expiry=date(2024, 6, 21),
+                                        initial_per_contract=D(12000))])
+    lg = Ledger(clock=clock, registry=reg)
+    lg.apply_fill(fill(1, "ESM4", "BUY", "2", "5000"))
+    lg.apply_fill(fill(2, "ESM4", "SELL", "1", "5010"))
+    assert lg.state.realized_pnl == D(500)  # 1 x 10 points x 50
+    lg.mark({"ESM4": "5020"})
+    assert lg.equity == lg.cash + 1 * D(5020) * 50
+    with pytest.raises(ValidationError) as e:
+        lg.apply_fill(fill(3, "NQM4", "BUY", "1", "18000"))
+    assert (e.value.field, e.value.symbol) == ("symbol", "NQM4")
+    assert lg.version == 3

@@ -33,8 +33,8 @@ op = st.one_of(
 )
 
 
-def run(lg: Ledger, ops: list[tuple], ref: dict) -> None:
-    for i, o in enumerate(ops):
+def run(lg: Ledger, ops: list[tuple], ref: dict, start: int = 0) -> None:
+    for i, o in enumerate(ops, start=start):
         kind = o[0]
         if kind == "fill":
             _, sym, side, q, px, fee = o
@@ -99,7 +99,7 @@ def test_replay_from_store_equals_live(ops: list[tuple], snap_at: int) -> None:
     ref = {"cash": D(0), "fees": D(0), "qty": defaultdict(lambda: D(0))}
     run(lg, ops[:snap_at], ref)
     lg.snapshot()
-    run(lg, ops[snap_at:], ref)
+    run(lg, ops[snap_at:], ref, start=snap_at)
     check_invariants(lg, ref)
     reopened = Ledger.open(store, clock=SimulatedClock(T0))
     assert reopened.state.to_json() == lg.state.to_json()

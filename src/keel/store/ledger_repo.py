@@ -2,10 +2,10 @@
 
 Works on the existing tables ``ledger_entries``, ``portfolio_snapshots`` and ``audit_log``.
 The repository speaks plain dicts and Decimals (it knows nothing of ``keel.portfolio``): the
-ledger serialises its own changes. Optimistic locking rests on two guards: :meth:`append`
-checks the account's head version before inserting, and the unique ``(account, version)``
-constraint turns a race between two writers that both passed the check into a
-:class:`~keel.errors.ConcurrencyError` for the loser.
+ledger serialises its own changes. Optimistic locking: versions are consecutive from 1, so a
+writer whose expected version is stale tries to insert a version that exists; the unique
+``(account, version)`` constraint refuses it and :meth:`append` raises
+:class:`~keel.errors.ConcurrencyError` (a head check after the insert covers the rest).
 """
 
 from __future__ import annotations
@@ -137,12 +137,9 @@ class LedgerRepository:
                                  field="version", value=e.version)
         try:
             with self.store.session() as s:
-                head = self._head(s)
-                if head != expected_version:
-                    raise ConcurrencyError(
-                        "stale ledger version: another writer booked first",
-                        field="version", value=expected_version, account=self.account,
-                        head=head)
+                # Write first, check after: the insert takes the write lock at once (SQLite
+                # waits on busy_timeout instead of failing a read-to-write upgrade) and a
+                # taken version hits the unique constraint on every backend.
                 for e in entries:
                     s.add(LedgerEntryRow(account=self.account, version=e.version, kind=e.kind,
                                          payload=e.payload, timestamp=e.timestamp))
@@ -150,6 +147,12 @@ class LedgerRepository:
                     s.add(AuditRow(timestamp=a.timestamp, actor=a.actor, action=a.action,
                                    entity=a.entity, entity_id=a.entity_id, payload=a.payload))
                 s.flush()
+                head = self._head(s)
+                if head != expected_version + len(entries):
+                    raise ConcurrencyError(
+                        "stale ledger version: another writer booked first",
+                        field="version", value=expected_version, account=self.account,
+                        head=head)
         except StoreError as exc:
             if isinstance(exc.__cause__, IntegrityError):
                 raise ConcurrencyError(
