@@ -208,3 +208,11 @@ def test_never_overspends_cash(cash: D, held: list[D], px: list[D], raw_w: list[
         assert not buys
     ids = [o.client_order_id for o in plan.orders]
     assert len(set(ids)) == len(ids)
+
+
+def test_targets_as_pandas_series_of_numpy_floats() -> None:
+    import pandas as pd
+
+    targets = pd.Series({"AAA": 0.5, "BBB": 0.5})  # values are numpy.float64
+    plan = rebalance(targets, {"AAA": 10, "BBB": 10}, make_state("1000"), REG, now=NOW)
+    assert {o.symbol: o.qty for o in plan.orders} == {"AAA": D(50), "BBB": D(50)}

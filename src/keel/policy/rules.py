@@ -15,7 +15,7 @@ from decimal import Decimal
 import numpy as np
 
 from keel.policy import sessions
-from keel.policy.regime import DEFAULT_MULTIPLIERS, Regime, RegimeDetector
+from keel.policy.regime import DEFAULT_MULTIPLIERS, Regime, RegimeDetector, RegimeReading
 from keel.policy.verdicts import (
     Action,
     GovernanceContext,
@@ -126,8 +126,8 @@ class SectorConcentration:
         sector = ctx.sector(order.symbol)
         if sector in self.exempt:
             return _approve(self.name, qty)
-        members = {s for s in set(book.qty) | {order.symbol} if ctx.sector(s) == sector}
-        room = ctx.nav * Decimal(repr(self.cap)) - book.group_gross(members)
+        room = ctx.nav * Decimal(repr(self.cap)) - book.group_gross("sector", ctx.sector,
+                                                                    sector)
         return _cap_increase(self.name, order, qty, book, ctx, room, "SECTOR_CAP",
                              f"sector {sector} would exceed {self.cap:.0%} of NAV")
 
@@ -182,11 +182,16 @@ class CorrelationCluster:
         if ctx.correlation is None:
             return _reject(self.name, "NO_CORRELATION", "no correlation data")
         labels = self.clusters(ctx)
-        k = labels.get(order.symbol)
-        members = {order.symbol} if k is None else {s for s, c in labels.items() if c == k}
-        room = ctx.nav * Decimal(repr(self.cap)) - book.group_gross(members)
+
+        def cluster_of(sym: str) -> str | int:
+            return labels.get(sym, sym)  # no data: a cluster of its own
+
+        k = cluster_of(order.symbol)
+        room = ctx.nav * Decimal(repr(self.cap)) - book.group_gross(
+            f"cluster{self.threshold}", cluster_of, k)
         return _cap_increase(self.name, order, qty, book, ctx, room, "CLUSTER_CAP",
-                             f"cluster of {sorted(members)} would exceed {self.cap:.0%} of NAV")
+                             f"correlation cluster {k} (with {order.symbol}) would exceed "
+                             f"{self.cap:.0%} of NAV")
 
 
 @dataclass(frozen=True)
@@ -267,6 +272,15 @@ class RegimeSizing:
     multipliers: Mapping[Regime, float] = field(
         default_factory=lambda: dict(DEFAULT_MULTIPLIERS))
     name: str = "RegimeSizing"
+    _cache: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+
+    def reading(self, ctx: GovernanceContext) -> RegimeReading:
+        """The regime of ``ctx.market_prices`` (cached per series object)."""
+        mp = ctx.market_prices
+        if self._cache.get("prices") is not mp or "reading" not in self._cache:
+            assert mp is not None
+            self._cache.update(prices=mp, reading=self.detector.detect(mp))
+        return self._cache["reading"]  # type: ignore[return-value]
 
     def review(self, order: Order, qty: Decimal, book: Projection,
                ctx: GovernanceContext) -> RuleOutcome:
@@ -275,7 +289,7 @@ class RegimeSizing:
         reduce, inc = split_order(order, qty, book.qty.get(order.symbol, ZERO))
         if inc == 0:
             return _approve(self.name, qty)
-        reading = self.detector.detect(ctx.market_prices)
+        reading = self.reading(ctx)
         m = self.multipliers[reading.regime]
         if m == 1.0:
             return _approve(self.name, qty, f"REGIME_{reading.regime.name}")

@@ -48,8 +48,14 @@ def is_session(day: date, name: str = "XNYS") -> bool:
 
 def is_open(now: datetime, name: str = "XNYS") -> bool:
     """True when the exchange is in its regular session at the instant ``now``."""
+    return _is_open(ensure_utc(now, "now"), name)
+
+
+@lru_cache(maxsize=4096)
+def _is_open(now: datetime, name: str) -> bool:
+    # cached: a batch of orders is checked at one instant, and the lookup costs ~1 ms
     cal = _calendar(name)
-    ts = pd.Timestamp(ensure_utc(now, "now"))
+    ts = pd.Timestamp(now)
     if ts < cal.first_minute or ts > cal.last_minute:
         raise CalendarError("time outside the calendar range", field="now", value=now,
                             calendar=name)

@@ -7,7 +7,8 @@ fraction; ``drawdown`` fraction below the equity peak (0.12 = 12% down).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -181,29 +182,50 @@ class GovernanceContext:
 
 
 class Projection:
-    """Positions as they will be after the orders approved so far in one evaluation."""
+    """Positions as they will be after the orders approved so far in one evaluation.
+
+    Group totals (gross value per sector, per cluster, overall) are built on first use and
+    then kept up to date as orders are applied, so a batch costs O(orders), not O(orders x
+    positions).
+    """
 
     def __init__(self, ctx: GovernanceContext) -> None:
         self.ctx = ctx
         self.qty: dict[str, Decimal] = dict(ctx.positions)
+        self._groups: dict[str, tuple[Callable[[str], Hashable], dict[Hashable, Decimal]]] = {}
 
     def value(self, symbol: str, qty: Decimal | None = None) -> Decimal:
         """Signed value (currency) of ``qty`` (default: the projected holding)."""
         q = self.qty.get(symbol, ZERO) if qty is None else qty
         return q * self.ctx.prices[symbol] * self.ctx.multiplier(symbol)
 
-    def gross(self) -> Decimal:
-        return sum((abs(self.value(s)) for s in self.qty), ZERO)
+    def group_gross(self, grouping: str, key_of: Callable[[str], Hashable],
+                    key: Hashable) -> Decimal:
+        """Gross value (currency) of the names whose ``key_of(symbol) == key``."""
+        if grouping not in self._groups:
+            totals: dict[Hashable, Decimal] = defaultdict(lambda: ZERO)
+            for s in self.qty:
+                totals[key_of(s)] += abs(self.value(s))
+            self._groups[grouping] = (key_of, totals)
+        return self._groups[grouping][1][key]
 
-    def group_gross(self, members: set[str]) -> Decimal:
-        return sum((abs(self.value(s)) for s in self.qty if s in members), ZERO)
+    def gross(self) -> Decimal:
+        return self.group_gross("__all__", _all, None)
 
     def apply(self, symbol: str, signed_qty: Decimal) -> None:
+        before = abs(self.value(symbol))
         q = self.qty.get(symbol, ZERO) + signed_qty
         if q == 0:
             self.qty.pop(symbol, None)
         else:
             self.qty[symbol] = q
+        delta = abs(self.value(symbol)) - before
+        for key_of, totals in self._groups.values():
+            totals[key_of(symbol)] += delta
+
+
+def _all(_: str) -> None:
+    return None
 
 
 def split_order(order: Order, qty: Decimal, held: Decimal) -> tuple[Decimal, Decimal]:

@@ -117,8 +117,8 @@ def state_from_json(data: Mapping[str, Any]) -> LedgerState:
 class Book:
     """The mutable working copy behind a ledger (not thread-safe; the ledger locks)."""
 
-    __slots__ = ("cash", "exec_ids", "fees", "holdings", "net_deposits", "realized_pnl",
-                 "updated_at", "version")
+    __slots__ = ("_exec_log", "cash", "exec_ids", "fees", "holdings", "net_deposits",
+                 "realized_pnl", "updated_at", "version")
 
     def __init__(self, state: LedgerState | None = None) -> None:
         st = state or LedgerState()
@@ -130,6 +130,32 @@ class Book:
         self.exec_ids: set[str] = set(st.exec_ids)
         self.version = st.version
         self.updated_at = st.updated_at
+        self._exec_log: list[tuple[set[str], str]] = []
+
+    def add_exec_id(self, exec_id: str) -> None:
+        if exec_id not in self.exec_ids:
+            self.exec_ids.add(exec_id)
+            self._exec_log.append((self.exec_ids, exec_id))
+
+    def checkpoint(self) -> tuple[Any, ...]:
+        """A cheap restore point: O(positions), not O(booked fills)."""
+        return (self.cash, dict(self.holdings), self.realized_pnl, self.fees,
+                self.net_deposits, self.version, self.updated_at, self.exec_ids,
+                len(self._exec_log))
+
+    def rollback(self, cp: tuple[Any, ...]) -> None:
+        """Return exactly to the state at ``cp`` (see :meth:`checkpoint`)."""
+        (self.cash, holdings, self.realized_pnl, self.fees, self.net_deposits, self.version,
+         self.updated_at, exec_ids, n_log) = cp
+        self.holdings = dict(holdings)
+        for target, exec_id in reversed(self._exec_log[n_log:]):
+            target.discard(exec_id)
+        del self._exec_log[n_log:]
+        self.exec_ids = exec_ids
+
+    def forget_log(self) -> None:
+        """Drop rollback bookkeeping once no checkpoint can reach back (after a commit)."""
+        self._exec_log.clear()
 
     def freeze(self) -> LedgerState:
         return LedgerState(cash=self.cash, holdings=dict(self.holdings),
@@ -183,7 +209,7 @@ def _apply_fill(book: Book, p: Mapping[str, Any]) -> None:
     book_trade(book, p["symbol"], signed, price, mult)
     book.cash += -signed * price * mult - commission
     book.fees += commission
-    book.exec_ids.add(p["exec_id"])
+    book.add_exec_id(p["exec_id"])
 
 
 def _apply_deposit(book: Book, p: Mapping[str, Any]) -> None:
@@ -213,9 +239,10 @@ def _apply_mark(book: Book, p: Mapping[str, Any]) -> None:
 
 def _apply_restore(book: Book, p: Mapping[str, Any]) -> None:
     st = state_from_json(p["state"])
-    version = book.version
-    book.__init__(st)  # type: ignore[misc]
-    book.version = version
+    # fresh containers: a rollback of this entry puts the old ones back untouched
+    book.cash, book.holdings = st.cash, dict(st.holdings)
+    book.realized_pnl, book.fees, book.net_deposits = st.realized_pnl, st.fees, st.net_deposits
+    book.exec_ids = set(st.exec_ids)
 
 
 _APPLY = {"fill": _apply_fill, "deposit": _apply_deposit, "withdrawal": _apply_withdrawal,

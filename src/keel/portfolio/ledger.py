@@ -165,15 +165,16 @@ class Ledger:
         an inner failure undoes only the inner block (if the caller catches it).
         """
         with self._lock:
-            saved = self._book.freeze()
+            saved = self._book.checkpoint()
             n_pending, n_notes = len(self._pending), len(self._notes)
             self._depth += 1
             try:
                 yield self
                 if self._depth == 1:
                     self._flush()
+                    self._book.forget_log()
             except BaseException:
-                self._book = Book(saved)
+                self._book.rollback(saved)
                 del self._pending[n_pending:]
                 del self._notes[n_notes:]
                 raise

@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from keel.errors import ConcurrencyError, StoreError
@@ -85,13 +85,12 @@ class LedgerRepository:
     def entries_after(self, version: int) -> list[EntryRecord]:
         """Every entry with a version greater than ``version``, in version order."""
         with self.store.session() as s:
+            t = LedgerEntryRow
             rows = s.execute(
-                select(LedgerEntryRow)
-                .where(LedgerEntryRow.account == self.account,
-                       LedgerEntryRow.version > version)
-                .order_by(LedgerEntryRow.version)).scalars().all()
-            return [EntryRecord(int(r.version), r.kind, dict(r.payload), r.timestamp)
-                    for r in rows]
+                select(t.version, t.kind, t.payload, t.timestamp)  # columns: no ORM objects
+                .where(t.account == self.account, t.version > version)
+                .order_by(t.version)).all()
+            return [EntryRecord(int(v), k, dict(p), ts) for v, k, p, ts in rows]
 
     def latest_snapshot(self, max_version: int | None = None) -> SnapshotRecord | None:
         """The newest snapshot (at or below ``max_version`` if given), or None."""
@@ -140,13 +139,15 @@ class LedgerRepository:
                 # Write first, check after: the insert takes the write lock at once (SQLite
                 # waits on busy_timeout instead of failing a read-to-write upgrade) and a
                 # taken version hits the unique constraint on every backend.
-                for e in entries:
-                    s.add(LedgerEntryRow(account=self.account, version=e.version, kind=e.kind,
-                                         payload=e.payload, timestamp=e.timestamp))
-                for a in audits:
-                    s.add(AuditRow(timestamp=a.timestamp, actor=a.actor, action=a.action,
-                                   entity=a.entity, entity_id=a.entity_id, payload=a.payload))
-                s.flush()
+                if entries:
+                    s.execute(insert(LedgerEntryRow), [
+                        {"account": self.account, "version": e.version, "kind": e.kind,
+                         "payload": e.payload, "timestamp": e.timestamp} for e in entries])
+                if audits:
+                    s.execute(insert(AuditRow), [
+                        {"timestamp": a.timestamp, "actor": a.actor, "action": a.action,
+                         "entity": a.entity, "entity_id": a.entity_id, "payload": a.payload}
+                        for a in audits])
                 head = self._head(s)
                 if head != expected_version + len(entries):
                     raise ConcurrencyError(
