@@ -226,3 +226,29 @@ def test_registry_multiplier_and_unknown_symbol(clock: SimulatedClock) -> None:
         lg.apply_fill(fill(3, "NQM4", "BUY", "1", "18000"))
     assert (e.value.field, e.value.symbol) == ("symbol", "NQM4")
     assert lg.version == 3
+
+
+def test_snapshot_with_more_than_12_decimals(db_url: str, clock: SimulatedClock) -> None:
+    store = Store.from_url(db_url)
+    store.create_all()
+    lg = Ledger(store, clock=clock)
+    lg.apply_fill(fill(1, "BTC", "BUY", "0.00000001", "0.000123"))  # cash has 17 places
+    lg.snapshot()
+    again = Ledger.open(store, clock=clock)
+    assert again.state.to_json() == lg.state.to_json()
+    assert again.cash == D("-1.23E-12")
+    store.dispose()
+
+
+def test_rollback_of_a_restore_is_exact(clock: SimulatedClock) -> None:
+    lg = Ledger(clock=clock)
+    lg.apply_fill(fill(1, "AAA", "BUY", "2", "10"))
+    snap = lg.state
+    lg.apply_fill(fill(2, "AAA", "BUY", "1", "11"))
+    before = lg.state
+    with pytest.raises(RuntimeError), lg.transaction():
+        lg.restore(snap)
+        lg.apply_fill(fill(2, "AAA", "BUY", "1", "11"))  # x2 is unknown after the restore
+        raise RuntimeError
+    assert lg.state.to_json() == before.to_json()
+    assert lg.apply_fill(fill(2, "AAA", "BUY", "1", "11")) is False

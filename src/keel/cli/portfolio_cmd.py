@@ -154,7 +154,7 @@ def _run(**o: Any) -> None:
     deposit = positive_amount(o["deposit"], "deposit") if o["deposit"] else None
 
     store = Store.from_url(o["db"] or load_config().store.url)
-    store.create_all()
+    store.upgrade()  # migrations: creates the schema on a new database
     ledger = Ledger.open(store, clock=clock, account=o["account"], actor="cli.rebalance")
     t = clock.now()
     state = ledger.state

@@ -11,18 +11,30 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from keel.errors import OrderRejected, ValidationError
-from keel.portfolio.instruments import InstrumentRegistry, Rounding
 from keel.types import ZERO, Order, ensure_utc, to_decimal
 
 ONE = Decimal(1)
+
+
+class InstrumentLookup(Protocol):
+    """What governance needs of an instrument registry
+    (:class:`keel.portfolio.instruments.InstrumentRegistry` fits; policy does not import it)."""
+
+    def __contains__(self, symbol: object) -> bool: ...
+
+    def multiplier(self, symbol: str) -> Decimal: ...
+
+    def make_qty(self, symbol: str, qty: Any, rounding: Any = None) -> Decimal: ...
+
+    def get(self, symbol: str) -> Any: ...  # a spec with .sector and .trades_24_7
 
 
 class Action(StrEnum):
@@ -116,7 +128,7 @@ class GovernanceContext:
     nav: Decimal
     prices: Mapping[str, Decimal]
     positions: Mapping[str, Decimal] = field(default_factory=dict)
-    registry: InstrumentRegistry | None = None
+    registry: InstrumentLookup | None = None
     sectors: Mapping[str, str] | None = None
     adv_shares: Mapping[str, float] | None = None
     volatility: Mapping[str, float] | None = None
@@ -157,13 +169,13 @@ class GovernanceContext:
     def round_qty(self, symbol: str, qty: Decimal) -> Decimal:
         """``qty`` rounded down to the instrument's lot (whole units without a registry)."""
         if self.registry is not None and symbol in self.registry:
-            return self.registry.make_qty(symbol, qty, Rounding.DOWN)
-        return qty.to_integral_value(rounding=Rounding.DOWN.value)
+            return self.registry.make_qty(symbol, qty, ROUND_DOWN)
+        return qty.to_integral_value(rounding=ROUND_DOWN)
 
     @classmethod
     def from_market(cls, *, now: datetime, nav: Any, prices: Mapping[str, Any],
                     positions: Mapping[str, Any], market: Any,
-                    registry: InstrumentRegistry | None = None, drawdown: float = 0.0,
+                    registry: InstrumentLookup | None = None, drawdown: float = 0.0,
                     corr_window: int = 126, vol_window: int = 21) -> GovernanceContext:
         """A context whose market inputs come from a :class:`~keel.data.market.MarketData`
         as of ``now``: ADV (shares), daily volatility, sectors, the correlation of the last

@@ -108,15 +108,17 @@ class Instrument:
     def fractional(self) -> bool:
         return self.lot_size < 1
 
-    def make_qty(self, qty: Any, rounding: Rounding | None = None) -> Decimal:
-        """``qty`` (signed allowed) rounded to the lot size; default toward zero."""
-        q = to_decimal(qty, "qty", symbol=self.symbol)
-        return quantize_to(q, self.lot_size, rounding or self.qty_rounding)
+    def make_qty(self, qty: Any, rounding: Rounding | str | None = None) -> Decimal:
+        """``qty`` (signed allowed) rounded to the lot size; default toward zero.
 
-    def make_price(self, price: Any, rounding: Rounding | None = None) -> Decimal:
+        ``rounding``: a :class:`Rounding` or a ``decimal.ROUND_*`` constant."""
+        q = to_decimal(qty, "qty", symbol=self.symbol)
+        return quantize_to(q, self.lot_size, Rounding(rounding or self.qty_rounding))
+
+    def make_price(self, price: Any, rounding: Rounding | str | None = None) -> Decimal:
         """``price`` (> 0) rounded to the tick size; a price that rounds to 0 is refused."""
         p = _dec(price, "price", self.symbol)
-        out = quantize_to(p, self.tick_size, rounding or self.price_rounding)
+        out = quantize_to(p, self.tick_size, Rounding(rounding or self.price_rounding))
         if out <= 0:
             raise ValidationError("price rounds to zero at this tick size", field="price",
                                   symbol=self.symbol, value=price)
@@ -221,18 +223,19 @@ class RollCalendar:
     """
 
     def __init__(self, contracts: Iterable[Future], calendar: str = "XNYS") -> None:
-        import exchange_calendars as xc
         import pandas as pd
+
+        from keel.data.calendar import get_calendar
 
         self.contracts = sorted(contracts, key=lambda f: f.expiry or date.min)
         if not self.contracts:
             raise ValidationError("a roll calendar needs contracts", field="contracts")
-        cal = xc.get_calendar(calendar)
+        sessions = get_calendar(calendar).sessions()
         self._roll: list[date] = []
         for f in self.contracts:
-            exp = pd.Timestamp(f.expiry)
-            last = cal.date_to_session(exp, direction="previous")
-            self._roll.append(cal.session_offset(last, -f.roll_days).date())
+            # last session on or before expiry, then roll_days sessions earlier
+            i = int(sessions.searchsorted(pd.Timestamp(f.expiry), side="right")) - 1
+            self._roll.append(sessions[i - f.roll_days].date())
 
     def roll_date(self, symbol: str) -> date:
         """First session on which ``symbol`` is no longer the held contract."""
@@ -403,10 +406,12 @@ class InstrumentRegistry:
     def multiplier(self, symbol: str) -> Decimal:
         return self.get(symbol).multiplier
 
-    def make_qty(self, symbol: str, qty: Any, rounding: Rounding | None = None) -> Decimal:
+    def make_qty(self, symbol: str, qty: Any, rounding: Rounding | str | None = None
+                 ) -> Decimal:
         return self.get(symbol).make_qty(qty, rounding)
 
-    def make_price(self, symbol: str, price: Any, rounding: Rounding | None = None) -> Decimal:
+    def make_price(self, symbol: str, price: Any, rounding: Rounding | str | None = None
+                   ) -> Decimal:
         return self.get(symbol).make_price(price, rounding)
 
     def sectors(self) -> dict[str, str]:

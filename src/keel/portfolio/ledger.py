@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any, Protocol
 
 from keel.clock import Clock
@@ -298,7 +298,8 @@ class Ledger:
             if self._repo is not None:
                 ts = self.clock.now()
                 self._repo.save_snapshot(
-                    SnapshotRecord(st.version, ts, st.cash, st.equity, st.to_json(), label),
+                    SnapshotRecord(st.version, ts, _column(st.cash), _column(st.equity),
+                                   st.to_json(), label),
                     AuditRecord(ts, self.actor, "ledger.snapshot", "ledger",
                                 f"{self.account}:{st.version}", {"label": label}))
             return st
@@ -315,6 +316,14 @@ class Ledger:
         st = self.state
         return (f"Ledger(account={self.account!r}, version={st.version}, cash={st.cash}, "
                 f"equity={st.equity}, positions={len(st.holdings)})")
+
+
+def _column(d: Decimal) -> Decimal:
+    """``d`` at most 12 decimal places: what the NUMERIC(38, 12) summary columns hold (the
+    exact state is the snapshot's JSON)."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return d if d.as_tuple().exponent >= -12 else d.quantize(Decimal("1e-12"))  # type: ignore[operator]
 
 
 __all__ = ["ZERO", "Ledger", "LedgerConfig", "LedgerState"]

@@ -135,7 +135,7 @@ class LedgerRepository:
                 raise StoreError("ledger entries must carry consecutive versions",
                                  field="version", value=e.version)
         try:
-            with self.store.session() as s:
+            with self.store.session(immediate=True) as s:
                 # Write first, check after: the insert takes the write lock at once (SQLite
                 # waits on busy_timeout instead of failing a read-to-write upgrade) and a
                 # taken version hits the unique constraint on every backend.
@@ -165,7 +165,7 @@ class LedgerRepository:
     def save_snapshot(self, snap: SnapshotRecord, audit: AuditRecord | None = None) -> None:
         """Store a snapshot (one per version; saving the same version twice is refused)."""
         try:
-            with self.store.session() as s:
+            with self.store.session(immediate=True) as s:
                 s.add(PortfolioSnapshotRow(
                     account=self.account, version=snap.version, timestamp=snap.timestamp,
                     cash=snap.cash, equity=snap.equity, positions=snap.state,
