@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
     def rebalance_cmd(
         targets: Path = typer.Option(..., "--targets", help="CSV: symbol, weight (fraction "
                                      "of NAV), optional price and sector columns."),
-        db: str = typer.Option(None, "--db", help="Database URL (default: [store].url of the "
+        db: str = typer.Option(None, "--db", help="Database URL (default: the store url of the "
                                "config)."),
         commit: bool = typer.Option(False, "--commit", help="Book the approved orders as "
                                     "paper fills at the given prices (and the deposit). "
