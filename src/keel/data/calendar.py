@@ -13,6 +13,7 @@ became known, which is what :meth:`keel.data.market.MarketData.as_of` relies on.
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 from typing import Any
 
@@ -31,7 +32,11 @@ DEFAULT_END = "2026-12-31"
 @lru_cache(maxsize=32)
 def _xcal(name: str, start: str, end: str) -> xc.ExchangeCalendar:
     try:
-        return xc.get_calendar(name, start=start, end=end)
+        with warnings.catch_warnings():
+            # exchange_calendars 4.x trips a pandas 3.1 deprecation inside its constructor.
+            warnings.filterwarnings("ignore", message="Series.values returning an ndarray",
+                                    category=DeprecationWarning)
+            return xc.get_calendar(name, start=start, end=end)
     except xc.errors.InvalidCalendarName:
         raise CalendarError("unknown exchange calendar", field="calendar", value=name) from None
     except (ValueError, xc.errors.CalendarError) as exc:
