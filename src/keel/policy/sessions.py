@@ -33,7 +33,13 @@ def is_session(day: date, name: str = "XNYS") -> bool:
 
 def is_open(now: datetime, name: str = "XNYS") -> bool:
     """True when the exchange is in a regular session at the instant ``now``."""
-    return calendar(name).is_open(ensure_utc(now, "now"))
+    return _is_open(ensure_utc(now, "now"), name)
+
+
+@lru_cache(maxsize=4096)
+def _is_open(now: datetime, name: str) -> bool:
+    # cached: a batch of orders is checked at one instant
+    return calendar(name).is_open(now)
 
 
 def sessions_between(start: date, end: date, name: str = "XNYS") -> int:
