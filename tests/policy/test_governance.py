@@ -7,6 +7,8 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keel.data.market import MarketData
 from keel.errors import OrderRejected, ValidationError
@@ -238,3 +240,45 @@ def test_default_chain_from_market() -> None:
     assert c.adv_shares is not None and c.adv_shares["A"] == pytest.approx(1e6)
     v = GovernanceChain.default().evaluate([order(s, "BUY", 100) for s in SYMS], c)
     assert all(x.approved for x in v)
+
+
+@settings(max_examples=150, deadline=None)
+@given(held=st.lists(st.integers(-1500, 1500), min_size=4, max_size=4),
+       legs=st.lists(st.tuples(st.sampled_from(SYMS), st.sampled_from(["BUY", "SELL"]),
+                               st.integers(1, 4000)), min_size=1, max_size=12))
+def test_limits_hold_after_any_batch(held: list[int], legs: list[tuple]) -> None:
+    """Whatever the batch, a name or sector that an approved order pushed up ends within its
+    cap (or, if it started above, no higher than it started)."""
+    positions = dict(zip(SYMS, held, strict=True))
+    c = ctx(positions=positions, correlation=corr_ab())
+    chain = GovernanceChain([PositionLimit(0.10), SectorConcentration(0.30),
+                             CorrelationCluster(0.7, 0.40)])
+    orders = [order(s, side, q, i) for i, (s, side, q) in enumerate(legs)]
+    verdicts = chain.evaluate(orders, c)
+    qty = {s: D(q) for s, q in positions.items()}
+    nav, px = D(1_000_000), D(100)
+    for v in verdicts:
+        if not v.approved:
+            continue
+        s = v.order.symbol
+        before_pos = abs(qty[s]) * px
+        before_sec = sum(abs(qty[k]) * px for k in ("A", "B"))
+        qty[s] += v.qty * v.order.side.sign
+        after_pos = abs(qty[s]) * px
+        if after_pos > before_pos:
+            assert after_pos <= nav * D("0.10")
+            if s in ("A", "B"):  # Tech sector and the A-B correlation cluster
+                after_sec = sum(abs(qty[k]) * px for k in ("A", "B"))
+                assert after_sec <= max(nav * D("0.30"), before_sec)
+
+
+def test_context_accepts_ledger_positions() -> None:
+    from keel.clock import SimulatedClock
+    from keel.portfolio.ledger import Ledger
+    from keel.types import Fill
+
+    lg = Ledger(clock=SimulatedClock(OPEN))
+    lg.apply_fill(Fill("e1", "o1", "A", Side.BUY, D(900), D(100), OPEN))
+    c = ctx(positions=lg.positions)
+    v = GovernanceChain([PositionLimit(0.10)]).evaluate_one(order("A", "BUY", 500), c)
+    assert (v.action, v.qty) == (Action.RESIZE, D(100))

@@ -113,7 +113,8 @@ class GovernanceContext:
         now: UTC time of the check.
         nav: net asset value (currency, > 0).
         prices: symbol -> price for every held and ordered symbol.
-        positions: symbol -> signed quantity held before these orders.
+        positions: symbol -> signed quantity (or :class:`~keel.types.Position`) held before
+            these orders; the order manager adds its open orders.
         registry: instrument specs (multiplier, lot size, asset class, sector).
         sectors: symbol -> sector (overrides the registry's).
         adv_shares: symbol -> average daily volume (units).
@@ -145,7 +146,8 @@ class GovernanceContext:
             raise ValidationError("nav must be > 0", field="nav", value=self.nav)
         _set(self, "nav", nav)
         _set(self, "prices", _clean_prices(self.prices))
-        pos = {s: to_decimal(q, "qty", symbol=s) for s, q in self.positions.items()}
+        pos = {s: to_decimal(getattr(q, "qty", q), "qty", symbol=s)  # qty or a Position
+               for s, q in self.positions.items()}
         for s, q in pos.items():
             if q != 0 and s not in self.prices:
                 raise ValidationError("held symbol has no price", field="prices", symbol=s)

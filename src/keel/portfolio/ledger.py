@@ -273,15 +273,17 @@ class Ledger:
 
     def mark(self, prices: Mapping[str, Any], *, timestamp: datetime | None = None) -> None:
         """Revalue held positions at ``prices`` (symbol -> price > 0); other symbols ignored."""
-        clean: dict[str, str] = {}
-        for sym, px in prices.items():
-            p = to_decimal(px, "price", symbol=sym)
-            if p <= 0:
-                raise ValidationError("price must be > 0", field="price", symbol=sym, value=px)
-            if sym in self._book.holdings:
-                clean[sym] = str(p)
-        if clean:
-            self._book_entry("mark", {"prices": clean}, self._now(timestamp))
+        with self._lock:
+            clean: dict[str, str] = {}
+            for sym, px in prices.items():
+                p = to_decimal(px, "price", symbol=sym)
+                if p <= 0:
+                    raise ValidationError("price must be > 0", field="price", symbol=sym,
+                                          value=px)
+                if sym in self._book.holdings:
+                    clean[sym] = str(p)
+            if clean:
+                self._book_entry("mark", {"prices": clean}, self._now(timestamp))
 
     # ------------------------------------------------------------------ snapshots
 
