@@ -218,3 +218,24 @@ class ImpactModel:
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
             raise DataError(f"cannot read impact model: {exc}", field="model",
                             file=str(p)) from None
+
+
+def fit_impact_model(samples: pd.DataFrame, *, symbol: str = "", source: str = "",
+                     method: str = "trades", kind: str = "quadratic", train_frac: float = 0.7,
+                     n_buckets: int = 13, min_samples: int = 20) -> ImpactModel:
+    """All fits, the time-of-day curves and the volume profile of ``samples`` in one model.
+
+    ``volume_by_bucket`` is the sampled size traded in each bucket (the day's executed volume
+    when the samples are real market orders), used for participation caps.
+    """
+    if kind not in KINDS:
+        raise ValidationError("unknown curve kind", field="kind", value=kind)
+    fits = fit_impact_curves(samples, train_frac)
+    edges, tod = fit_time_of_day(samples, n_buckets, kind, min_samples)
+    minute = samples["minute"].to_numpy(dtype=np.float64)
+    inside = (minute >= 0) & (minute < SESSION_MINUTES)
+    bucket = np.clip(np.searchsorted(edges, minute[inside], side="right") - 1, 0, n_buckets - 1)
+    volume = np.bincount(bucket, weights=samples["size"].to_numpy(np.float64)[inside],
+                         minlength=n_buckets)
+    return ImpactModel(symbol=symbol, source=source, method=method, kind=kind, fits=fits,
+                       tod_edges_min=edges, tod_curves=tod, volume_by_bucket=volume)

@@ -18,11 +18,11 @@ daily volume permanently moves it by one spread (``gamma``). Time is in trading 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from keel.costs._validate import check_scalar
 from keel.costs.almgren_chriss import ac_expected_cost, ac_variance
@@ -79,7 +79,7 @@ def limit_fill_probability(distance: float, daily_vol: float, horizon_minutes: f
     sd = daily_vol * np.sqrt(horizon_minutes / SESSION_MINUTES)
     if sd <= 0:
         return 0.0 if distance > 0 else 1.0
-    return float(min(1.0, 2.0 * norm.cdf(-distance / sd)))
+    return float(min(1.0, math.erfc(distance / sd / math.sqrt(2.0))))  # 2 Phi(-z)
 
 
 def estimate_order_types(o: OrderInputs) -> pd.DataFrame:
