@@ -111,45 +111,44 @@ def exact_quadratic_split(total_shares: float, a: np.ndarray, b: np.ndarray,
     if s <= 0:
         return x, float(np.min(b))
     quad = a > 0
+    safe_a = np.where(quad, a, 1.0)
     # every curve contributes events at its breakpoints: slope changes (quadratic) or a jump
     # (linear). Positions: b (start) and, for quadratics, b + 2 a u (end; inf when unbounded).
-    with np.errstate(invalid="ignore"):
-        end = np.where(quad, b + 2 * a * upper, np.inf)
-    slope = np.where(quad, 0.5 / np.where(quad, a, 1.0), 0.0)
-    pos = np.concatenate([b, end[quad]])
+    slope = np.where(quad, 0.5 / safe_a, 0.0)
+    pos = np.concatenate([b, b[quad] + 2.0 * a[quad] * upper[quad]])
     d_slope = np.concatenate([slope, -slope[quad]])
-    jump = np.concatenate([np.where(quad, 0.0, upper), np.zeros(int(quad.sum()))])
+    jump = np.concatenate([np.where(quad, 0.0, upper), np.zeros(len(pos) - n)])
     order = np.argsort(pos, kind="stable")
     pos, d_slope, jump = pos[order], d_slope[order], jump[order]
-    finite = np.isfinite(pos)
+    nf = int(np.searchsorted(pos, np.inf))  # infinite positions sort last; F is inf there
+    pos, d_slope, jump = pos[:nf], d_slope[:nf], jump[:nf]
     c1 = np.cumsum(d_slope)
-    c0 = np.cumsum(np.where(finite, d_slope * np.where(finite, pos, 0.0), 0.0))
+    c0 = np.cumsum(d_slope * pos)
     jmp = np.cumsum(jump)
-    # value just right of each position, taking all events at equal positions together
+    # F just right of each position, taking all events at equal positions together
     last_of_tie = np.searchsorted(pos, pos, side="right") - 1
-    with np.errstate(invalid="ignore"):
-        f_right = np.where(finite, c1[last_of_tie] * pos - c0[last_of_tie] + jmp[last_of_tie],
-                           np.inf)
+    f_right = c1[last_of_tie] * pos - c0[last_of_tie] + jmp[last_of_tie]
     k = int(np.searchsorted(np.maximum.accumulate(f_right), s, side="left"))
-    k = min(k, len(pos) - 1)
-    p_k = pos[k]
-    first_of_tie = int(np.searchsorted(pos, p_k, side="left"))
+    if k < nf:
+        p_k = float(pos[k])
+        first_of_tie = int(np.searchsorted(pos, p_k, side="left"))
+    else:  # beyond the last finite breakpoint: F grows linearly for ever (unbounded quadratics)
+        p_k, first_of_tie = np.inf, nf
     if first_of_tie == 0:
         prev_c1 = prev_c0 = prev_j = 0.0
     else:
         prev_c1, prev_c0, prev_j = c1[first_of_tie - 1], c0[first_of_tie - 1], jmp[first_of_tie - 1]
-    f_left = prev_c1 * p_k - prev_c0 + prev_j if np.isfinite(p_k) else np.inf
+    f_left = prev_c1 * p_k - prev_c0 + prev_j if k < nf else np.inf
     if f_left >= s and prev_c1 > 0:
         lam = (s - prev_j + prev_c0) / prev_c1  # inside the linear piece before p_k
         partial = np.zeros(n, dtype=bool)
     else:
-        lam = float(p_k)  # a jump at p_k absorbs the remainder
+        lam = p_k  # a jump at p_k absorbs the remainder
         partial = ~quad & (b == lam)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        xq = np.clip((lam - b) / (2 * np.where(quad, a, 1.0)), 0.0, upper)
-    x = np.where(quad, xq, np.where(~quad & (b < lam), upper, 0.0))
-    x[partial] = 0.0
+    xq = np.minimum(np.maximum((lam - b) / (2.0 * safe_a), 0.0), upper)
+    x = np.where(quad, xq, np.where(b < lam, upper, 0.0))
     if partial.any():
+        x[partial] = 0.0
         rest = max(s - float(x.sum()), 0.0)
         unbounded = partial & np.isinf(upper)
         if unbounded.any():  # equal shares among the unbounded cheapest intervals
