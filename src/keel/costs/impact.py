@@ -164,8 +164,8 @@ def market_order_samples(messages: pd.DataFrame, book: BookSnapshots) -> pd.Data
     slippage is the VWAP against the mid before its first execution. A sell limit order
     executed (direction -1) is a buyer-initiated trade.
 
-    Returns (time, minute, side (+1 buy / -1 sell), size, vwap, mid, slippage, cost); rows with
-    no book before them (the very first message) are left out.
+    Returns (time, minute, side (+1 buy / -1 sell), size, vwap, mid, half_spread, slippage,
+    cost); rows with no book before them (the very first message) are left out.
     """
     need = {"time_s", "type", "size", "price", "direction"}
     if not need <= set(messages.columns):
@@ -195,6 +195,7 @@ def market_order_samples(messages: pd.DataFrame, book: BookSnapshots) -> pd.Data
     slip = side[keep] * (vwap - mid)
     ts = book.timestamps[first[keep]]
     out = pd.DataFrame({"time": ts, "minute": minutes_after_open(ts), "side": side[keep],
-                        "size": size[keep], "vwap": vwap, "mid": mid, "slippage": slip,
+                        "size": size[keep], "vwap": vwap, "mid": mid,
+                        "half_spread": 0.5 * book.spread[before], "slippage": slip,
                         "cost": size[keep] * slip})
     return out[np.isfinite(out["mid"])].reset_index(drop=True)

@@ -1,0 +1,79 @@
+"""Evidence for docs/costs.md on real data. Prints markdown tables.
+
+Run from the repository root:  PYTHONPATH=src python bench/costs/evidence.py
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from keel.costs._io import read_lean_minute_quotes, read_lobster
+from keel.costs.allocation import optimal_split
+from keel.costs.impact import book_samples, market_order_samples
+from keel.costs.impact_fit import fit_impact_model
+from keel.costs.models import SpreadCurve
+
+DATA = Path(os.environ.get("KEEL_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "data"
+
+
+def fits_table(model: object) -> None:
+    print("| curve | parameters | R² in | R² out | R² slippage in | R² slippage out "
+          "| RMSE out | n train / test |\n|---|---|---|---|---|---|---|---|")
+    for k, f in model.fits.items():  # type: ignore[attr-defined]
+        params = ", ".join(f"{n}={v[0]:.4g}" for n, v in f.curve.params().items())
+        print(f"| {k} | {params} | {f.r2_in:.3f} | {f.r2_out:.3f} | {f.r2_slippage_in:.3f} "
+              f"| {f.r2_slippage_out:.3f} | {f.rmse_out:.3g} | {f.n_train} / {f.n_test} |")
+
+
+def main() -> None:
+    msgs, book = read_lobster(DATA / "lob/lobster_AMZN_2012-06-21_L1")
+    samples = market_order_samples(msgs, book)
+    model = fit_impact_model(samples, symbol="AMZN", method="trades", n_buckets=13)
+    print(f"## AMZN 2012-06-21: {len(samples):,} marketable orders from {book.n_snapshots:,} "
+          "messages; train first 70 % by time, test last 30 %\n")
+    fits_table(model)
+    test = samples.sort_values("time").iloc[round(0.7 * len(samples)):]
+    y, yhat = test["cost"].to_numpy(), (test["size"] * test["half_spread"]).to_numpy()
+    r2 = 1 - np.sum((y - yhat) ** 2) / np.sum((y - y.mean()) ** 2)
+    print(f"\nReference: size x prevailing half spread (known before each order), R² out = "
+          f"{r2:.3f}")
+    tod = model.tod_curves
+    print("\nTime-of-day quadratic g_t (30-minute buckets): b_t (currency/share) "
+          + ", ".join(f"{v:.4f}" for v in tod.params()["b"]))
+    print("volume by bucket (shares): "
+          + ", ".join(f"{v:,.0f}" for v in model.volume_by_bucket))
+    print("\n| S shares | T | cap | optimal cost | uniform cost | improvement |\n"
+          "|---|---|---|---|---|---|")
+    day = model.volume_by_bucket.sum()
+    for s in (5_000, 20_000, 50_000):
+        for t in (13, 78, 390):
+            curves, share = model.interval_curves(t)
+            for part in (0.1, 0.25):
+                caps = part * day * share
+                if caps.sum() < s:
+                    continue
+                r = optimal_split(s, curves, caps=caps)
+                print(f"| {s:,} | {t} | {part:.0%} of interval volume | {r.cost:,.2f} "
+                      f"| {r.uniform_cost:,.2f} | {r.improvement_pct:.1f} % |")
+
+    _, aapl = read_lobster(DATA / "lob/lobster_AAPL_2012-06-21_L10_head")
+    top = float(np.nanmedian(aapl.depth("ask")))
+    grid = np.unique(np.round(np.geomspace(1.0, top, 40)))
+    bs = book_samples(aapl, grid, "buy")
+    m2 = fit_impact_model(bs, symbol="AAPL", method="book", n_buckets=1, min_samples=2)
+    print(f"\n## AAPL 2012-06-21 10-level book, first 49 s: {len(bs):,} (snapshot, size) pairs "
+          f"walked (sizes 1..{top:,.0f} shares, {bs.attrs['unfilled']} beyond the book)\n")
+    fits_table(m2)
+
+    for sym in ("ibm", "spy"):
+        files = sorted((DATA / "intraday/lean_minute" / sym).glob("2013*_minute_quote.csv"))
+        curve = SpreadCurve.fit(read_lean_minute_quotes(files), bucket_minutes=30)
+        print(f"\n{sym.upper()} spread multiplier by 30-minute bucket ({len(files)} days): "
+              + ", ".join(f"{v:.2f}" for v in curve.multipliers))
+
+
+if __name__ == "__main__":
+    main()
