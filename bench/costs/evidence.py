@@ -59,6 +59,27 @@ def main() -> None:
                 print(f"| {s:,} | {t} | {part:.0%} of interval volume | {r.cost:,.2f} "
                       f"| {r.uniform_cost:,.2f} | {r.improvement_pct:.1f} % |")
 
+    # honest version: choose the split with curves fitted on every other order, cost it with
+    # curves fitted on the remaining orders (the same day, so this is cross-validation in time
+    # of day, not a forecast of another day)
+    odd = samples.iloc[1::2]
+    even = samples.iloc[0::2]
+    m_fit = fit_impact_model(odd, symbol="AMZN", n_buckets=13)
+    m_eval = fit_impact_model(even, symbol="AMZN", n_buckets=13)
+    print("\nCross-fitted (split chosen on odd-numbered orders, costed on even-numbered ones):\n")
+    print("| S shares | T | cap | optimal cost | uniform cost | improvement |\n"
+          "|---|---|---|---|---|---|")
+    for s in (5_000, 20_000, 50_000):
+        t = 390
+        curves_fit, share = m_fit.interval_curves(t)
+        curves_eval, _ = m_eval.interval_curves(t)
+        caps = 0.1 * day * share
+        r = optimal_split(s, curves_fit, caps=caps)
+        cost = curves_eval.total(r.shares)
+        uni = curves_eval.total(np.full(t, s / t))
+        print(f"| {s:,} | {t} | 10% of interval volume | {cost:,.2f} | {uni:,.2f} "
+              f"| {100 * (uni - cost) / uni:.1f} % |")
+
     _, aapl = read_lobster(DATA / "lob/lobster_AAPL_2012-06-21_L10_head")
     top = float(np.nanmedian(aapl.depth("ask")))
     grid = np.unique(np.round(np.geomspace(1.0, top, 40)))
