@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from keel.cli import app
@@ -41,3 +42,16 @@ def test_costs_estimate_and_trajectory() -> None:
     r = runner.invoke(app, ["costs", "estimate", "--shares", "-1", "--price", "50",
                             "--spread-bps", "5", "--vol", "0.02", "--adv", "5000000"])
     assert r.exit_code == 2 and "field=shares" in r.output
+
+
+@pytest.mark.slow
+def test_impact_fit_trades_on_amzn(shared_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "amzn.json"
+    r = runner.invoke(app, ["impact", "fit", "--lobster",
+                            str(shared_data / "lob/lobster_AMZN_2012-06-21_L1"), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    model = json.loads(out.read_text())
+    assert model["method"] == "trades" and model["fits"]["quadratic"]["n_test"] > 2000
+    r = runner.invoke(app, ["impact", "allocate", "--model", str(out), "--shares", "20000",
+                            "--intervals", "390", "--participation", "0.1"])
+    assert r.exit_code == 0 and "improvement" in r.output

@@ -5,6 +5,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keel.costs._io import read_lobster
 from keel.costs.impact import (
@@ -146,3 +148,22 @@ def test_bad_inputs() -> None:
         BookSnapshots(TS[:0], np.zeros((0, 1)), np.zeros((0, 1)), np.zeros((0, 1)),
                       np.zeros((0, 1)))
     assert e.value.field == "bid_px"
+
+
+@given(seed=st.integers(0, 10_000), levels=st.integers(1, 6))
+@settings(max_examples=40, deadline=None)
+def test_average_price_rises_with_size_and_matches_loop(seed: int, levels: int) -> None:
+    rng = np.random.default_rng(seed)
+    t = 5
+    mid = 100 + rng.normal(0, 1, (t, 1))
+    ticks = np.cumsum(rng.integers(1, 4, (t, levels)), axis=1) * 0.01
+    sz = rng.integers(0, 500, (t, levels)).astype(float)
+    book = BookSnapshots(pd.date_range("2024-01-02 14:30", periods=t, freq="s", tz="UTC"),
+                         mid - ticks, sz[:, ::-1].copy(), mid + ticks, sz)
+    sizes = np.sort(rng.uniform(0, 2000, 12))
+    for side in ("buy", "sell"):
+        r = walk_book(book, sizes, side)
+        np.testing.assert_allclose(r.slippage, brute_force(book, sizes, side), rtol=1e-12)
+        s = np.where(r.filled, r.slippage, np.inf)
+        assert np.all(np.diff(s, axis=1)[np.isfinite(np.diff(s, axis=1))] >= -1e-9)
+        assert np.all(r.slippage[r.filled] > 0)
