@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from keel.costs._io import read_lobster
 from keel.costs.allocation import SplitSolver, exact_quadratic_split, optimal_split, upper_bounds
 from keel.costs.curves import QuadraticCurves
 from keel.costs.impact import walk_book
+from keel.data.lobster import find_lobster_pair, load_lobster
 
 DATA = Path(os.environ.get("KEEL_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "data"
 
@@ -54,7 +54,7 @@ def main() -> None:
     rows = []
     for folder, n_sizes in (("lobster_AAPL_2012-06-21_L10_head", 1001),
                             ("lobster_AMZN_2012-06-21_L1", 18)):
-        _, book = read_lobster(DATA / "lob" / folder)
+        book = load_lobster(*find_lobster_pair(DATA / "lob" / folder)).book
         sizes = np.linspace(0, 2000, n_sizes)
         pairs = book.n_snapshots * n_sizes
         t = best_of(lambda b=book, s=sizes: walk_book(b, s), repeat=3)

@@ -9,12 +9,14 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from keel.costs._io import read_lean_minute_quotes, read_lobster
 from keel.costs.allocation import optimal_split
 from keel.costs.impact import book_samples, market_order_samples
 from keel.costs.impact_fit import fit_impact_model
 from keel.costs.models import SpreadCurve
+from keel.data.lean import load_lean_minute_folder
+from keel.data.lobster import find_lobster_pair, load_lobster
 
 DATA = Path(os.environ.get("KEEL_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "data"
 
@@ -29,8 +31,9 @@ def fits_table(model: object) -> None:
 
 
 def main() -> None:
-    msgs, book = read_lobster(DATA / "lob/lobster_AMZN_2012-06-21_L1")
-    samples = market_order_samples(msgs, book)
+    day = load_lobster(*find_lobster_pair(DATA / "lob/lobster_AMZN_2012-06-21_L1"))
+    book = day.book
+    samples = market_order_samples(day.messages, book)
     model = fit_impact_model(samples, symbol="AMZN", method="trades", n_buckets=13)
     print(f"## AMZN 2012-06-21: {len(samples):,} marketable orders from {book.n_snapshots:,} "
           "messages; train first 70 % by time, test last 30 %\n")
@@ -80,7 +83,7 @@ def main() -> None:
         print(f"| {s:,} | {t} | 10% of interval volume | {cost:,.2f} | {uni:,.2f} "
               f"| {100 * (uni - cost) / uni:.1f} % |")
 
-    _, aapl = read_lobster(DATA / "lob/lobster_AAPL_2012-06-21_L10_head")
+    aapl = load_lobster(*find_lobster_pair(DATA / "lob/lobster_AAPL_2012-06-21_L10_head")).book
     top = float(np.nanmedian(aapl.depth("ask")))
     grid = np.unique(np.round(np.geomspace(1.0, top, 40)))
     bs = book_samples(aapl, grid, "buy")
@@ -90,9 +93,11 @@ def main() -> None:
     fits_table(m2)
 
     for sym in ("ibm", "spy"):
-        files = sorted((DATA / "intraday/lean_minute" / sym).glob("2013*_minute_quote.csv"))
-        curve = SpreadCurve.fit(read_lean_minute_quotes(files), bucket_minutes=30)
-        print(f"\n{sym.upper()} spread multiplier by 30-minute bucket ({len(files)} days): "
+        bars = load_lean_minute_folder(DATA / "intraday/lean_minute" / sym, "quote")
+        bars = bars[pd.DatetimeIndex(bars["bar_start"]).year == 2013]
+        curve = SpreadCurve.fit_quote_bars(bars, bucket_minutes=30)
+        n_days = pd.DatetimeIndex(bars["bar_start"]).normalize().nunique()
+        print(f"\n{sym.upper()} spread multiplier by 30-minute bucket ({n_days} days): "
               + ", ".join(f"{v:.2f}" for v in curve.multipliers))
 
 

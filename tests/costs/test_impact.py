@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keel.costs._io import read_lobster
+from keel.costs._session import minutes_after_open
 from keel.costs.impact import (
     book_samples,
     market_order_samples,
-    minutes_after_open,
     walk_book,
     walk_book_pairs,
 )
+from keel.data.lobster import find_lobster_pair, load_lobster
 from keel.data.orderbook import BookSnapshots
 from keel.errors import DataError, ValidationError
 
@@ -73,7 +73,7 @@ def test_hand_built_book() -> None:
 @pytest.mark.parametrize("folder", ["lobster_AAPL_2012-06-21_L10_head",
                                     "lobster_AMZN_2012-06-21_L1"])
 def test_walker_matches_brute_force_on_real_snapshots(shared_data: Path, folder: str) -> None:
-    _, book = read_lobster(shared_data / "lob" / folder)
+    book = load_lobster(*find_lobster_pair(shared_data / "lob" / folder)).book
     sub = BookSnapshots(book.timestamps[::25], book.bid_px[::25], book.bid_sz[::25],
                         book.ask_px[::25], book.ask_sz[::25])
     sizes = np.array([0.0, 1.0, 37.0, 100.0, 250.0, 999.0, 2500.0, 10_000.0])
@@ -95,8 +95,8 @@ def test_market_order_samples_groups_sweeps() -> None:
                          np.array([[101.0], [101.0], [102.0], [102.0], [102.0]]),
                          np.full((5, 1), 100.0))
     msgs = pd.DataFrame({
-        "time_s": [1.0, 2.0, 2.0, 3.0, 4.0],
-        "type": [1, 4, 4, 3, 5],
+        "seconds": [1.0, 2.0, 2.0, 3.0, 4.0],
+        "event": [1, 4, 4, 3, 5],
         "size": [10, 100, 50, 5, 30],
         "price": [99.0, 101.0, 102.0, 99.0, 99.0],
         "direction": [1, -1, -1, 1, 1],
@@ -115,8 +115,9 @@ def test_market_order_samples_groups_sweeps() -> None:
 
 
 def test_amzn_market_orders_pay_about_the_half_spread(shared_data: Path) -> None:
-    msgs, book = read_lobster(shared_data / "lob/lobster_AMZN_2012-06-21_L1")
-    s = market_order_samples(msgs, book)
+    day = load_lobster(*find_lobster_pair(shared_data / "lob/lobster_AMZN_2012-06-21_L1"))
+    book = day.book
+    s = market_order_samples(day.messages, book)
     assert len(s) > 5000
     half = 0.5 * np.median(book.spread)
     assert 0.5 * half < s["slippage"].median() < 2 * half

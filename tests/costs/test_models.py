@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keel.costs._io import read_lean_minute_quotes
 from keel.costs.almgren_chriss import ACParams, AlmgrenChriss
 from keel.costs.base import TradeContext
 from keel.costs.models import Commission, SpreadCost, SpreadCurve, SquareRootImpact
+from keel.data.lean import load_lean_minute_folder
 from keel.errors import DataError, ValidationError
 
 from .helpers import expr_value, make_ctx, numeric_nav
@@ -101,21 +101,27 @@ def test_sqrt_impact_rejects_zero_adv_for_traded_name() -> None:
 
 
 def test_spread_curve_fit_on_lean_quotes(shared_data: Path) -> None:
-    files = sorted((shared_data / "intraday/lean_minute/spy").glob("2013*_minute_quote.csv"))
-    quotes = read_lean_minute_quotes(files)
-    curve = SpreadCurve.fit(quotes, bucket_minutes=30)
+    bars = load_lean_minute_folder(shared_data / "intraday/lean_minute/spy", "quote")
+    curve = SpreadCurve.fit_quote_bars(bars, bucket_minutes=30)
     assert len(curve.multipliers) == 13
     assert curve.multipliers.mean() == pytest.approx(1.0)
-    q = quotes[quotes["ask"] > quotes["bid"]]
-    rel = (q["ask"] - q["bid"]) / ((q["ask"] + q["bid"]) / 2)
+    # independent recomputation with pandas
+    local = pd.DatetimeIndex(bars["bar_start"]).tz_convert("America/New_York")
+    minute = pd.Series((local.hour * 60 + local.minute - 570).to_numpy(), index=bars.index)
+    q = bars.assign(day=local.date, minute=minute)
+    q = q[q["ask_close"] > q["bid_close"]]
+    rel = (q["ask_close"] - q["bid_close"]) / ((q["ask_close"] + q["bid_close"]) / 2)
     ratio = rel / rel.groupby(q["day"]).transform("mean")
     by_bucket = ratio.groupby(q["minute"] // 30).mean()
     np.testing.assert_allclose(curve.multipliers, by_bucket / by_bucket.mean(), rtol=1e-12)
-    ibm = SpreadCurve.fit(read_lean_minute_quotes(
-        sorted((shared_data / "intraday/lean_minute/ibm").glob("*_minute_quote.csv"))))
+    ibm = SpreadCurve.fit_quote_bars(
+        load_lean_minute_folder(shared_data / "intraday/lean_minute/ibm", "quote"))
     assert ibm.multipliers[0] > 1.2 * np.median(ibm.multipliers)  # wide at the open
     rt = SpreadCurve.from_dict(curve.to_dict())
     np.testing.assert_array_equal(rt.multipliers, curve.multipliers)
+    with pytest.raises(DataError) as e:
+        SpreadCurve.fit_quote_bars(bars.drop(columns="ask_close"))
+    assert e.value.field == "quotes"
 
 
 def test_bad_inputs_name_the_field() -> None:

@@ -62,22 +62,18 @@ def impact_fit(
         import numpy as np
         from rich.table import Table
 
-        from keel.costs._io import read_lobster
         from keel.costs.impact import book_samples, market_order_samples
         from keel.costs.impact_fit import fit_impact_model
         from keel.costs.plots import impact_fit_figure
-        from keel.errors import DataError
+        from keel.data.lobster import find_lobster_pair, load_lobster
 
-        messages, book = read_lobster(lobster)
+        day = load_lobster(*find_lobster_pair(lobster))
+        book = day.book
         how = method
         if how is ImpactMethod.AUTO:
-            how = ImpactMethod.BOOK if book.n_levels >= 5 or messages is None \
-                else ImpactMethod.TRADES
+            how = ImpactMethod.BOOK if book.n_levels >= 5 else ImpactMethod.TRADES
         if how is ImpactMethod.TRADES:
-            if messages is None:
-                raise DataError("no message file: use --method book", field="lobster",
-                                file=str(lobster))
-            samples = market_order_samples(messages, book)
+            samples = market_order_samples(day.messages, book)
         else:
             top = float(np.nanmedian(book.depth("ask")))
             grid = np.unique(np.round(np.geomspace(1.0, max(top, 2.0), sizes)))
@@ -119,8 +115,9 @@ def impact_allocate(
     with friendly_errors():
         import numpy as np
 
+        from keel.costs._session import SESSION_MINUTES
         from keel.costs.allocation import optimal_split
-        from keel.costs.impact_fit import SESSION_MINUTES, ImpactModel
+        from keel.costs.impact_fit import ImpactModel
         from keel.costs.plots import split_figure
         from keel.errors import ValidationError
 

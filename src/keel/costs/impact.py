@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from keel.costs._session import minutes_after_open
 from keel.data.orderbook import BookSnapshots
 from keel.errors import DataError, ValidationError
 
@@ -122,15 +123,6 @@ def walk_book_pairs(book: BookSnapshots, snapshot: np.ndarray, sizes: np.ndarray
     return sign * (avg[:, 0] - book.mid[idx])
 
 
-def minutes_after_open(ts: pd.DatetimeIndex, tz: str = "America/New_York",
-                       open_time: str = "09:30") -> np.ndarray:
-    """(N,) minutes since the local session open of each timestamp."""
-    local = pd.DatetimeIndex(ts).tz_convert(tz)
-    h, m = (int(v) for v in open_time.split(":"))
-    return ((local.hour - h) * 60 + (local.minute - m) + local.second / 60
-            + local.microsecond / 6e7).to_numpy(dtype=np.float64)
-
-
 def book_samples(book: BookSnapshots, sizes: np.ndarray, side: str = "buy",
                  every: int = 1) -> pd.DataFrame:
     """Samples (time, minute, size, slippage, cost) from walking every ``every``-th snapshot.
@@ -158,27 +150,28 @@ def book_samples(book: BookSnapshots, sizes: np.ndarray, side: str = "buy",
 def market_order_samples(messages: pd.DataFrame, book: BookSnapshots) -> pd.DataFrame:
     """What real marketable orders paid: executions grouped by (timestamp, direction).
 
-    ``messages`` is a LOBSTER message frame (columns time_s, type, size, price, direction),
-    row-aligned with ``book`` (row i is the book after message i). Executions of visible (4)
-    and hidden (5) limit orders at the same timestamp and direction form one market order; its
+    ``messages`` is the message frame of ``keel.data.lobster.load_lobster`` (columns
+    ``seconds``, ``event``, ``size``, ``price``, ``direction``), row-aligned with ``book``
+    (row i is the book after message i). Executions of visible (4) and hidden (5) limit
+    orders at the same timestamp and direction form one market order; its
     slippage is the VWAP against the mid before its first execution. A sell limit order
     executed (direction -1) is a buyer-initiated trade.
 
     Returns (time, minute, side (+1 buy / -1 sell), size, vwap, mid, half_spread, slippage,
     cost); rows with no book before them (the very first message) are left out.
     """
-    need = {"time_s", "type", "size", "price", "direction"}
+    need = {"seconds", "event", "size", "price", "direction"}
     if not need <= set(messages.columns):
-        raise DataError("messages need columns time_s, type, size, price, direction",
+        raise DataError("messages need columns seconds, event, size, price, direction",
                         field="messages", value=sorted(need - set(messages.columns)))
     if len(messages) != book.n_snapshots:
         raise DataError("messages and book differ in length", field="messages",
                         value=(len(messages), book.n_snapshots))
-    typ = messages["type"].to_numpy()
+    typ = messages["event"].to_numpy()
     ex = np.flatnonzero((typ == 4) | (typ == 5))
     if ex.size == 0:
         raise DataError("no executions in the message stream", field="messages")
-    t = messages["time_s"].to_numpy()[ex]
+    t = messages["seconds"].to_numpy()[ex]
     d = messages["direction"].to_numpy()[ex]
     new = np.ones(ex.size, dtype=bool)
     new[1:] = (t[1:] != t[:-1]) | (d[1:] != d[:-1]) | (ex[1:] != ex[:-1] + 1)

@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares, nnls
 
+from keel.costs._session import SESSION_MINUTES
 from keel.costs.curves import IntervalCosts, PowerCurves, QuadraticCurves, curves_from_dict
 from keel.errors import DataError, ValidationError
 
 KINDS = ("linear", "quadratic", "power")
-SESSION_MINUTES = 390.0
 
 
 def _r2(y: np.ndarray, yhat: np.ndarray) -> float:

@@ -14,15 +14,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from keel.costs._session import SESSION_MINUTES, minutes_after_open
 from keel.costs._validate import check_scalar
 from keel.costs.base import CostModel, TradeContext
 from keel.errors import DataError, ValidationError
 
 if TYPE_CHECKING:
     import cvxpy as cp
-
-#: minutes in a regular US equity session (09:30-16:00 ET)
-SESSION_MINUTES = 390
 
 
 def _positive_prices(ctx: TradeContext) -> np.ndarray:
@@ -161,6 +159,21 @@ class SpreadCurve:
         mult = pd.Series(ratio.to_numpy()).groupby(bucket).mean()
         full = mult.reindex(range(len(edges) - 1)).interpolate(limit_direction="both")
         return cls(edges, full.to_numpy() / full.mean())
+
+    @classmethod
+    def fit_quote_bars(cls, bars: pd.DataFrame, bucket_minutes: float = 15.0) -> SpreadCurve:
+        """Fit from minute quote bars as ``keel.data.lean.load_lean_minute(_folder)`` returns
+        them (``bar_start`` UTC, ``bid_close``, ``ask_close``); one day per local date."""
+        need = {"bar_start", "bid_close", "ask_close"}
+        if not need <= set(bars.columns):
+            raise DataError("quote bars need bar_start, bid_close, ask_close", field="quotes",
+                            value=sorted(need - set(bars.columns)))
+        start = pd.DatetimeIndex(bars["bar_start"])
+        quotes = pd.DataFrame({"day": start.tz_convert("America/New_York").date,
+                               "minute": minutes_after_open(start),
+                               "bid": bars["bid_close"].to_numpy(),
+                               "ask": bars["ask_close"].to_numpy()})
+        return cls.fit(quotes, bucket_minutes)
 
     def multiplier(self, minutes: float | np.ndarray | None) -> np.ndarray:
         """Multiplier at ``minutes`` after the open (None: 1.0, a day-average trade)."""

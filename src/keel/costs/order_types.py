@@ -24,11 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from keel.costs._session import SESSION_MINUTES
 from keel.costs._validate import check_scalar
 from keel.costs.almgren_chriss import ac_expected_cost, ac_variance
 from keel.errors import ValidationError
-
-SESSION_MINUTES = 390.0
 
 
 @dataclass(frozen=True)
