@@ -30,6 +30,19 @@ def test_impact_fit_and_allocate(shared_data: Path, tmp_path: Path) -> None:
     assert r.exit_code == 2 and "InfeasibleError" in r.output and "field=cap" in r.output
 
 
+def test_impact_fit_synthetic_and_source_errors(tmp_path: Path) -> None:
+    out = tmp_path / "syn.json"
+    r = runner.invoke(app, ["impact", "fit", "--synthetic", "200", "--out", str(out),
+                            "--buckets", "2", "--sizes", "8"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["symbol"] == "SYN"
+    r = runner.invoke(app, ["impact", "fit", "--out", str(out)])
+    assert r.exit_code == 2 and "field=lobster" in r.output
+    r = runner.invoke(app, ["impact", "fit", "--synthetic", "50", "--method", "trades",
+                            "--out", str(out)])
+    assert r.exit_code == 2 and "field=method" in r.output
+
+
 def test_costs_estimate_and_trajectory() -> None:
     r = runner.invoke(app, ["costs", "estimate", "--shares", "20000", "--price", "50",
                             "--spread-bps", "5", "--vol", "0.02", "--adv", "5000000"])

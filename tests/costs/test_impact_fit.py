@@ -89,3 +89,21 @@ def test_bad_inputs() -> None:
     with pytest.raises(DataError) as e:
         fit_impact_curves(pd.DataFrame({"size": [1.0]}))
     assert e.value.field == "samples"
+
+
+def test_synthetic_book_fit_and_split() -> None:
+    from keel.costs.allocation import optimal_split
+    from keel.costs.impact import book_samples
+    from keel.costs.impact_fit import fit_impact_model
+    from keel.data.intraday import synthetic_order_book
+
+    book = synthetic_order_book(390, 10, seed=3)
+    samples = book_samples(book, np.geomspace(1, 3000, 25))
+    model = fit_impact_model(samples, method="book", n_buckets=13)
+    q, lin = model.fits["quadratic"], model.fits["linear"]
+    assert q.r2_out > 0.8 and q.rmse_out < lin.rmse_out  # deeper levels cost more: convex
+    curves, _ = model.interval_curves(13)
+    x = np.full(13, 500.0)
+    assert curves.value(x)[0] > 1.2 * np.median(curves.value(x))  # thin, wide book at the open
+    r = optimal_split(20_000, curves, cap=0.2)
+    assert r.improvement_pct > 0 and r.shares[0] < r.shares[6]

@@ -44,8 +44,13 @@ def _save(fig: object, path: Path) -> None:
 
 @impact_app.command("fit")
 def impact_fit(
-    lobster: Path = typer.Option(..., "--lobster", exists=True, file_okay=False,
-                                 help="LOBSTER sample directory (message + orderbook CSV)."),
+    lobster: Path | None = typer.Option(
+        None, "--lobster", exists=True, file_okay=False,
+        help="LOBSTER sample directory (message + orderbook CSV)."),
+    synthetic: int | None = typer.Option(
+        None, help="Instead of --lobster: this many snapshots of keel's synthetic 10-level "
+        "order book (keel.data.intraday.synthetic_order_book) over one session."),
+    seed: int = typer.Option(0, help="Seed of the synthetic order book."),
     out: Path = typer.Option(..., "--out", help="Where to write the fitted model (JSON)."),
     method: ImpactMethod = typer.Option(
         ImpactMethod.AUTO, help="trades: what real market orders paid (from the messages); "
@@ -57,7 +62,8 @@ def impact_fit(
     sizes: int = typer.Option(40, help="book method: number of order sizes walked."),
     png: Path | None = typer.Option(None, help="Plot of the fits (default: OUT with .png)."),
 ) -> None:
-    """Fit impact curves g(x) on a LOBSTER day; print in/out-of-sample scores."""
+    """Fit impact curves g(x) on a LOBSTER day (or a synthetic book); print in/out-of-sample
+    scores, write the model JSON and a PNG of the fits."""
     with friendly_errors():
         import numpy as np
         from rich.table import Table
@@ -65,20 +71,33 @@ def impact_fit(
         from keel.costs.impact import book_samples, market_order_samples
         from keel.costs.impact_fit import fit_impact_model
         from keel.costs.plots import impact_fit_figure
+        from keel.data.intraday import synthetic_order_book
         from keel.data.lobster import find_lobster_pair, load_lobster
+        from keel.errors import ValidationError
 
-        day = load_lobster(*find_lobster_pair(lobster))
-        book = day.book
+        if (lobster is None) == (synthetic is None):
+            raise ValidationError("give exactly one of --lobster and --synthetic",
+                                  field="lobster")
+        messages = None
+        if lobster is not None:
+            day = load_lobster(*find_lobster_pair(lobster))
+            book, messages = day.book, day.messages
+        else:
+            book = synthetic_order_book(int(synthetic or 0), 10, seed=seed)
         how = method
         if how is ImpactMethod.AUTO:
             how = ImpactMethod.BOOK if book.n_levels >= 5 else ImpactMethod.TRADES
         if how is ImpactMethod.TRADES:
-            samples = market_order_samples(day.messages, book)
+            if messages is None:
+                raise ValidationError("a synthetic book has no trades: use --method book",
+                                      field="method")
+            samples = market_order_samples(messages, book)
         else:
             top = float(np.nanmedian(book.depth("ask")))
             grid = np.unique(np.round(np.geomspace(1.0, max(top, 2.0), sizes)))
             samples = book_samples(book, grid, "buy")
-        model = fit_impact_model(samples, symbol=book.symbol, source=str(lobster),
+        model = fit_impact_model(samples, symbol=book.symbol,
+                                 source=str(lobster or f"synthetic(seed={seed})"),
                                  method=how.value, kind=kind.value, train_frac=train_frac,
                                  n_buckets=buckets)
         model.save(out)
