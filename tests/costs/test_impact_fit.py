@@ -53,17 +53,18 @@ def test_train_test_split_by_time_and_scores() -> None:
 
 
 def test_time_of_day_fit_sees_the_open() -> None:
-    _, curves = fit_time_of_day(_samples(4000), n_buckets=13)
+    tod = fit_time_of_day(_samples(4000), n_buckets=13)
+    curves = tod.curves
     assert isinstance(curves, QuadraticCurves) and curves.n == 13
     assert curves.b[0] > 1.5 * curves.b[5]
-    assert not curves.pooled.any()  # type: ignore[attr-defined]
-    _, sparse = fit_time_of_day(_samples(100), n_buckets=13, min_samples=20)
-    assert sparse.pooled.all()  # type: ignore[attr-defined]
+    assert not tod.pooled.any()
+    assert fit_time_of_day(_samples(100), n_buckets=13, min_samples=20).pooled.all()
 
 
 def test_impact_model_roundtrip(tmp_path: Path) -> None:
     s = _samples()
-    edges, tod = fit_time_of_day(s, 13)
+    tod_fit = fit_time_of_day(s, 13)
+    edges, tod = tod_fit.edges_min, tod_fit.curves
     m = ImpactModel("X", "test", "book", "quadratic", fit_impact_curves(s), edges, tod,
                     np.arange(1.0, 14.0))
     m.save(tmp_path / "m.json")

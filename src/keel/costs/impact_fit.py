@@ -126,13 +126,28 @@ def fit_impact_curves(samples: pd.DataFrame, train_frac: float = 0.7,
     return out
 
 
+@dataclass(frozen=True)
+class TimeOfDayFit:
+    """Per-bucket curves over the session.
+
+    Attributes:
+        edges_min: (B+1,) bucket edges, minutes after the open.
+        curves: B curves ``g_t``.
+        pooled: (B,) True where a bucket had too few samples and got the all-day fit.
+    """
+
+    edges_min: np.ndarray
+    curves: IntervalCosts
+    pooled: np.ndarray
+
+
 def fit_time_of_day(samples: pd.DataFrame, n_buckets: int = 13, kind: str = "quadratic",
-                    min_samples: int = 20) -> tuple[np.ndarray, IntervalCosts]:
+                    min_samples: int = 20) -> TimeOfDayFit:
     """Per-bucket curves ``g_t`` over the session.
 
     ``samples`` needs ``minute`` (after the open), ``size`` and ``cost``. Returns (edges (B+1,)
-    in minutes, curves with B entries). A bucket with fewer than ``min_samples`` samples gets
-    the all-day fit (and says so in the curves' ``pooled`` attribute).
+    in minutes, curves with B entries, pooled flags). A bucket with fewer than
+    ``min_samples`` samples gets the all-day fit (flagged in ``pooled``).
     """
     if n_buckets < 1:
         raise ValidationError("n_buckets must be >= 1", field="n_buckets", value=n_buckets)
@@ -154,9 +169,8 @@ def fit_time_of_day(samples: pd.DataFrame, n_buckets: int = 13, kind: str = "qua
         fallback.append(not ok)
         for k, v in curve.params().items():
             params[k].append(v[0])
-    curves = curves_from_dict({"kind": pooled.kind, **params})
-    curves.pooled = np.array(fallback)  # type: ignore[attr-defined]
-    return edges, curves
+    return TimeOfDayFit(edges, curves_from_dict({"kind": pooled.kind, **params}),
+                        np.array(fallback))
 
 
 @dataclass
@@ -231,7 +245,8 @@ def fit_impact_model(samples: pd.DataFrame, *, symbol: str = "", source: str = "
     if kind not in KINDS:
         raise ValidationError("unknown curve kind", field="kind", value=kind)
     fits = fit_impact_curves(samples, train_frac)
-    edges, tod = fit_time_of_day(samples, n_buckets, kind, min_samples)
+    tod_fit = fit_time_of_day(samples, n_buckets, kind, min_samples)
+    edges, tod = tod_fit.edges_min, tod_fit.curves
     minute = samples["minute"].to_numpy(dtype=np.float64)
     inside = (minute >= 0) & (minute < SESSION_MINUTES)
     bucket = np.clip(np.searchsorted(edges, minute[inside], side="right") - 1, 0, n_buckets - 1)
