@@ -139,3 +139,21 @@ def test_bad_inputs() -> None:
     assert e.value.field == "a"
     with pytest.raises(ValueError):
         optimal_split(1, q, solver="magic")
+
+
+def test_auto_falls_back_and_reports_the_trail(monkeypatch: pytest.MonkeyPatch) -> None:
+    import keel.costs.allocation as alloc
+    from keel.errors import SolverError
+
+    def broken(*_: object) -> np.ndarray:
+        raise SolverError("CVXPY failed: solver_error", field="solver", value="cvxpy")
+
+    monkeypatch.setattr(alloc, "cvxpy_split", broken)
+    costs = PowerCurves(c=np.linspace(1, 2, 6), d=np.full(6, 1.5))
+    r = optimal_split(600.0, costs)
+    assert r.solver is SplitSolver.SLSQP
+    assert len(r.trail) == 1 and r.trail[0].startswith("cvxpy: CVXPY failed")
+    monkeypatch.setattr(alloc, "slsqp_split", broken)
+    with pytest.raises(SolverError) as e:
+        optimal_split(600.0, costs)
+    assert len(e.value.context["trail"]) == 2

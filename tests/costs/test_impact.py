@@ -141,6 +141,12 @@ def test_bad_inputs() -> None:
     with pytest.raises(ValidationError) as e:
         walk_book_pairs(_book(), np.array([5]), np.array([1.0]))
     assert e.value.field == "snapshot"
+    empty = BookSnapshots(TS[:1], np.array([[99.0]]), np.array([[5.0]]),
+                          np.array([[np.nan]]), np.array([[0.0]]))
+    with pytest.raises(DataError) as e:
+        walk_book(empty, [1.0])
+    assert e.value.field == "ask_sz"
+    assert np.isfinite(walk_book(empty, [1.0], side="sell").avg_price).all()
     with pytest.raises(DataError) as e:  # crossed
         BookSnapshots(TS[:1], np.array([[101.0]]), np.array([[1.0]]), np.array([[100.0]]),
                       np.array([[1.0]]))

@@ -84,6 +84,16 @@ def _walk(px: np.ndarray, sz: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np
     return np.where(filled, avg, np.nan), filled
 
 
+def _levels(book: BookSnapshots, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """(prices, sizes) of the side a market order of ``side`` consumes; refuses an empty side."""
+    px, sz, name = ((book.ask_px, book.ask_sz, "ask_sz") if side == "buy"
+                    else (book.bid_px, book.bid_sz, "bid_sz"))
+    if not np.any(sz > 0):
+        raise DataError(f"empty book: no size on the {name[:3]} side in any snapshot",
+                        field=name, symbol=book.symbol or None, file=book.source)
+    return px, sz
+
+
 def walk_book(book: BookSnapshots, sizes: np.ndarray | float, side: str = "buy") -> WalkResult:
     """Walk every snapshot of ``book`` with market orders of every size in ``sizes``.
 
@@ -93,10 +103,11 @@ def walk_book(book: BookSnapshots, sizes: np.ndarray | float, side: str = "buy")
 
     Raises:
         ValidationError: a negative or non-finite size (field ``sizes``), a bad ``side``.
+        DataError: the side walked is empty in every snapshot (field ``ask_sz``/``bid_sz``).
     """
     x = _check_sizes(sizes)
     s = _side(side)
-    px, sz = (book.ask_px, book.ask_sz) if s == "buy" else (book.bid_px, book.bid_sz)
+    px, sz = _levels(book, s)
     avg, filled = _walk(px, sz, x)
     sign = 1.0 if s == "buy" else -1.0
     mid = book.mid[:, None]
@@ -117,7 +128,7 @@ def walk_book_pairs(book: BookSnapshots, snapshot: np.ndarray, sizes: np.ndarray
         raise ValidationError("snapshot index out of range", field="snapshot",
                               value=int(idx.max()))
     s = _side(side)
-    px, sz = (book.ask_px, book.ask_sz) if s == "buy" else (book.bid_px, book.bid_sz)
+    px, sz = _levels(book, s)
     avg, _ = _walk(px[idx], sz[idx], x[:, None])
     sign = 1.0 if s == "buy" else -1.0
     return sign * (avg[:, 0] - book.mid[idx])
