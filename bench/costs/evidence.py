@@ -48,8 +48,8 @@ def main() -> None:
           + ", ".join(f"{v:.4f}" for v in tod.params()["b"]))
     print("volume by bucket (shares): "
           + ", ".join(f"{v:,.0f}" for v in model.volume_by_bucket))
-    print("\n| S shares | T | cap | optimal cost | uniform cost | improvement |\n"
-          "|---|---|---|---|---|---|")
+    print("\n| S shares | T | cap | optimal cost | uniform cost | improvement "
+          "| uniform within caps |\n|---|---|---|---|---|---|---|")
     day = model.volume_by_bucket.sum()
     for s in (5_000, 20_000, 50_000):
         for t in (13, 78, 390):
@@ -60,7 +60,8 @@ def main() -> None:
                     continue
                 r = optimal_split(s, curves, caps=caps)
                 print(f"| {s:,} | {t} | {part:.0%} of interval volume | {r.cost:,.2f} "
-                      f"| {r.uniform_cost:,.2f} | {r.improvement_pct:.1f} % |")
+                      f"| {r.uniform_cost:,.2f} | {r.improvement_pct:.1f} % "
+                      f"| {'yes' if r.uniform_feasible else 'no'} |")
 
     # honest version: choose the split with curves fitted on every other order, cost it with
     # curves fitted on the remaining orders (the same day, so this is cross-validation in time
