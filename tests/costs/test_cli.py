@@ -24,6 +24,9 @@ def test_impact_fit_and_allocate(shared_data: Path, tmp_path: Path) -> None:
                             "--intervals", "10", "--cap", "0.2"])
     assert r.exit_code == 0, r.output
     assert "improvement" in r.output and (tmp_path / "aapl_split.png").exists()
+    r = runner.invoke(app, ["impact", "allocate", "--model", str(out), "--shares", "5000",
+                            "--intervals", "10", "--participation", "0.1"])
+    assert r.exit_code == 2 and "field=participation" in r.output  # a book has no volume
     # S larger than the sum of the caps: one line, exit code 2, names the field
     r = runner.invoke(app, ["impact", "allocate", "--model", str(out), "--shares", "5000",
                             "--intervals", "4", "--cap", "0.2"])

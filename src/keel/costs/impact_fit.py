@@ -239,8 +239,9 @@ def fit_impact_model(samples: pd.DataFrame, *, symbol: str = "", source: str = "
                      n_buckets: int = 13, min_samples: int = 20) -> ImpactModel:
     """All fits, the time-of-day curves and the volume profile of ``samples`` in one model.
 
-    ``volume_by_bucket`` is the sampled size traded in each bucket (the day's executed volume
-    when the samples are real market orders), used for participation caps.
+    ``volume_by_bucket`` is the executed size in each bucket when the samples are real market
+    orders (``method="trades"``), used for participation caps; zeros otherwise (sizes walked
+    through a book are not volume).
     """
     if kind not in KINDS:
         raise ValidationError("unknown curve kind", field="kind", value=kind)
@@ -250,7 +251,9 @@ def fit_impact_model(samples: pd.DataFrame, *, symbol: str = "", source: str = "
     minute = samples["minute"].to_numpy(dtype=np.float64)
     inside = (minute >= 0) & (minute < SESSION_MINUTES)
     bucket = np.clip(np.searchsorted(edges, minute[inside], side="right") - 1, 0, n_buckets - 1)
-    volume = np.bincount(bucket, weights=samples["size"].to_numpy(np.float64)[inside],
-                         minlength=n_buckets)
+    volume = np.zeros(n_buckets)
+    if method == "trades":
+        volume = np.bincount(bucket, weights=samples["size"].to_numpy(np.float64)[inside],
+                             minlength=n_buckets)
     return ImpactModel(symbol=symbol, source=source, method=method, kind=kind, fits=fits,
                        tod_edges_min=edges, tod_curves=tod, volume_by_bucket=volume)
