@@ -31,7 +31,8 @@ class Solver(StrEnum):
 
 impact_app = typer.Typer(help="Market impact from order-book data and the optimal split of an "
                               "order.", no_args_is_help=True)
-costs_app = typer.Typer(help="Transaction-cost estimates.", no_args_is_help=True)
+costs_app = typer.Typer(help="Transaction-cost estimates: market vs limit vs TWAP, Almgren-Chriss "
+                                 "trajectories.", no_args_is_help=True)
 
 
 def _save(fig: object, path: Path) -> None:
