@@ -104,3 +104,23 @@ def test_order_type_estimates_closed_forms() -> None:
     with pytest.raises(ValidationError) as e:
         OrderInputs(shares=-5, price=50, spread=1e-3, daily_vol=0.02, adv_shares=1e6)
     assert e.value.field == "shares"
+
+
+def test_order_types_with_a_measured_curve() -> None:
+    from keel.costs.curves import PowerCurves, QuadraticCurves
+
+    o = OrderInputs(shares=10_000, price=20.0, spread=0.001, daily_vol=0.02, adv_shares=2e6,
+                    n_slices=5, commission_bps=1.0)
+    curve = QuadraticCurves([2e-6], [0.01])
+    est = estimate_order_types(o, market_curve=curve)
+    fee = 1e-4 * 200_000
+    gamma = 0.001 * 20 / (0.1 * 2e6)
+    mkt = 2e-6 * 1e8 + 0.01 * 1e4 + fee
+    assert est.loc["market", "expected_cost"] == pytest.approx(mkt)
+    assert est.loc["twap", "expected_cost"] == pytest.approx(
+        5 * (2e-6 * 2000**2 + 0.01 * 2000) + 0.5 * gamma * 1e8 + fee)
+    p = est.loc["limit", "fill_probability"]
+    assert est.loc["limit", "expected_cost"] == pytest.approx((1 - p) * (mkt - fee) + fee)
+    with pytest.raises(ValidationError) as e:
+        estimate_order_types(o, market_curve=PowerCurves([1.0, 1.0], [1.5, 1.5]))
+    assert e.value.field == "market_curve"

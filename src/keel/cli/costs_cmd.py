@@ -171,17 +171,23 @@ def costs_estimate(
     horizon_min: float = typer.Option(30.0, help="Minutes for the limit order and the TWAP."),
     slices: int = typer.Option(10, help="TWAP slices."),
     commission_bps: float = typer.Option(0.0, help="Broker fee, bps of notional."),
+    model: Path | None = typer.Option(
+        None, "--model", exists=True, dir_okay=False,
+        help="Impact model JSON from `keel impact fit`: its all-day curve g(x) prices the "
+        "market order and each TWAP slice instead of the paper's linear temporary impact."),
 ) -> None:
     """Expected cost of one order as a market order, a limit order and a TWAP."""
     with friendly_errors():
         from rich.table import Table
 
+        from keel.costs.impact_fit import ImpactModel
         from keel.costs.order_types import OrderInputs, estimate_order_types
 
+        curve = None if model is None else ImpactModel.load(model).curve
         est = estimate_order_types(OrderInputs(
             shares=shares, price=price, spread=spread_bps * 1e-4, daily_vol=vol,
             adv_shares=adv, horizon_minutes=horizon_min, n_slices=slices,
-            commission_bps=commission_bps))
+            commission_bps=commission_bps), market_curve=curve)
         table = Table(title=f"{shares:,.0f} shares at {price:,.2f} "
                             f"(notional {shares * price:,.0f})")
         for col in ("order type", "expected cost", "bps", "risk (std)", "fill prob."):

@@ -251,9 +251,9 @@ def fit_impact_model(samples: pd.DataFrame, *, symbol: str = "", source: str = "
     minute = samples["minute"].to_numpy(dtype=np.float64)
     inside = (minute >= 0) & (minute < SESSION_MINUTES)
     bucket = np.clip(np.searchsorted(edges, minute[inside], side="right") - 1, 0, n_buckets - 1)
-    volume = np.zeros(n_buckets)
+    volume: np.ndarray = np.zeros(n_buckets)
     if method == "trades":
         volume = np.bincount(bucket, weights=samples["size"].to_numpy(np.float64)[inside],
-                             minlength=n_buckets)
+                             minlength=n_buckets).astype(np.float64)
     return ImpactModel(symbol=symbol, source=source, method=method, kind=kind, fits=fits,
                        tod_edges_min=edges, tod_curves=tod, volume_by_bucket=volume)

@@ -14,6 +14,11 @@ daily volume permanently moves it by one spread (``gamma``). Time is in trading 
   is ``(1 - p) * market cost`` (no adverse selection beyond the random walk: a lower bound).
 * TWAP: ``n_slices`` equal slices over ``horizon_minutes``: AC expected cost and variance of the
   uniform trajectory.
+
+Given a measured impact curve ``g`` (``market_curve``, e.g. the fit of ``keel impact fit`` on the
+symbol's book), the market order costs ``g(Q)`` instead, each TWAP slice ``g(Q/n)`` plus the
+permanent ``gamma Q^2 / 2``, and the limit order ``(1 - p) g(Q)``: the linear temporary impact
+of the paper overstates an immediate order that the book absorbs.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import pandas as pd
 from keel.costs._session import SESSION_MINUTES
 from keel.costs._validate import check_scalar
 from keel.costs.almgren_chriss import ac_expected_cost, ac_variance
+from keel.costs.curves import IntervalCosts
 from keel.errors import ValidationError
 
 
@@ -81,28 +87,41 @@ def limit_fill_probability(distance: float, daily_vol: float, horizon_minutes: f
     return float(min(1.0, math.erfc(distance / sd / math.sqrt(2.0))))  # 2 Phi(-z)
 
 
-def estimate_order_types(o: OrderInputs) -> pd.DataFrame:
+def estimate_order_types(o: OrderInputs, market_curve: IntervalCosts | None = None
+                         ) -> pd.DataFrame:
     """Expected cost of ``o`` as market, limit and TWAP orders.
 
     Returns a DataFrame indexed by ``market``, ``limit``, ``twap`` with columns
     ``expected_cost`` (currency), ``cost_bps`` (of the notional), ``risk_std`` (currency, std of
     the shortfall from price moves during execution; for the limit order the exposure of the
     unfilled order over the horizon, an upper bound) and ``fill_probability``.
+
+    Raises:
+        ValidationError: ``market_curve`` holds more than one curve (field ``market_curve``).
     """
+    if market_curve is not None and market_curve.n != 1:
+        raise ValidationError("market_curve must be a single curve", field="market_curve",
+                              value=market_curve.n)
     cal = paper_calibration(o.price, o.spread, o.adv_shares)
     notional = o.shares * o.price
     fee = o.commission_bps * 1e-4 * notional
     sigma = o.daily_vol * o.price  # currency / share / sqrt(day)
     tau_mkt = o.market_minutes / SESSION_MINUTES
-    market = ac_expected_cost(np.array([o.shares]), tau_mkt, cal["eta"], cal["gamma"],
-                              cal["epsilon"]) + fee
+    if market_curve is None:
+        market = ac_expected_cost(np.array([o.shares]), tau_mkt, cal["eta"], cal["gamma"],
+                                  cal["epsilon"]) + fee
+    else:
+        market = market_curve.total(np.array([o.shares])) + fee
     p = limit_fill_probability(0.5 * o.spread, o.daily_vol, o.horizon_minutes)
     limit = (1.0 - p) * (market - fee) + fee
     limit_risk = (1.0 - p) * sigma * np.sqrt(o.horizon_minutes / SESSION_MINUTES) * o.shares
     n = int(o.n_slices)
     tau = o.horizon_minutes / SESSION_MINUTES / n
     slices = np.full(n, o.shares / n)
-    twap = ac_expected_cost(slices, tau, cal["eta"], cal["gamma"], cal["epsilon"]) + fee
+    if market_curve is None:
+        twap = ac_expected_cost(slices, tau, cal["eta"], cal["gamma"], cal["epsilon"]) + fee
+    else:
+        twap = (n * market_curve.total(slices[:1]) + 0.5 * cal["gamma"] * o.shares**2 + fee)
     twap_risk = np.sqrt(ac_variance(slices, tau, sigma))
     out = pd.DataFrame(
         {"expected_cost": [market, limit, twap], "risk_std": [0.0, limit_risk, twap_risk],
