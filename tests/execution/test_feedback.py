@@ -105,3 +105,26 @@ def test_predictions_feed_and_persist(repo):
     with repo.store.session() as s:
         row = s.scalar(select(AuditRow).where(AuditRow.action == "tca.order"))
         assert row.entity_id == "P" and row.payload["slippage_bps"] == pytest.approx(3.0)
+
+
+def test_feed_updates_the_real_adaptive_cost(repo):
+    from keel.costs.adaptive import AdaptiveCost
+    from keel.costs.models import SpreadCost
+
+    p = _parent(arrival="100")
+    repo.add_parent(p, T0)
+    f = _fills(spec=((200, "100.04", 1),))[0]  # 4 bps paid vs a 2 bps half spread
+    done = p.with_changes(status=OrderStatus.FILLED, filled_qty=Decimal(200))
+    assert repo.apply([StateChange(done, p.status)], T0, fill=f, parent_id="P")
+
+    def ctx(parent):
+        return TradeContext(symbols=pd.Index(["SPY"]), prices=np.array([100.0]),
+                            adv_notional=np.array([1e9]), volatility=np.array([0.01]),
+                            spreads=np.array([0.0004]))
+
+    model = AdaptiveCost(SpreadCost())
+    tca = TCA(repo, cost_model=model, context=ctx)
+    rep = tca.report()
+    assert rep.summaries[0].predicted_bps == pytest.approx(2.0)
+    assert tca.feed(model, rep) == 1
+    assert model.n_obs_ == 1 and model.multipliers_[0] > 1.0  # learns it costs more

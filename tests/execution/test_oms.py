@@ -378,3 +378,23 @@ def test_positions_from_a_live_source(scripted, repo):
     with pytest.raises(OrderRejected) as e:
         oms.submit(_order("Q2", 1))  # 100 held + 100 open + 1 > 150
     assert e.value.reason_code == "POSITION_LIMIT" and e.value.value == 201
+
+
+def test_policy_gate_with_the_real_governance_chain(scripted, repo):
+    from keel.execution.checks import PolicyGate
+    from keel.policy.governance import GovernanceChain
+    from keel.policy.rules import LiquidityParticipation
+    from keel.policy.verdicts import GovernanceContext
+
+    def context(order, g):
+        held = g.position + g.open_qty  # the chain sees open orders as held
+        return GovernanceContext(now=g.now, nav=Decimal(10_000_000),
+                                 prices={"SPY": g.reference_price},
+                                 positions={"SPY": held}, adv_shares={"SPY": 2_000.0})
+
+    gate = PolicyGate(GovernanceChain([LiquidityParticipation(0.05)]), context)
+    oms, _ = _oms(scripted, repo, governance=[gate])
+    assert oms.submit(_order("L1", 100)).status is S.NEW  # 5% of 2,000
+    with pytest.raises(OrderRejected) as e:
+        oms.submit(_order("L2", 101))
+    assert e.value.reason_code == "GOVERNANCE" and "allowed qty 100" in e.value.message

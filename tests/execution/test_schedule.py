@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keel.clock import SimulatedClock
+from keel.costs.almgren_chriss import ac_trajectory
 from keel.errors import CalendarError, ValidationError
 from keel.execution.hours import get_calendar
 from keel.execution.profile import VolumeProfile
@@ -23,7 +24,6 @@ from keel.execution.schedule import (
     ExecutionContext,
     ImplementationShortfall,
     ScheduleConfig,
-    ac_trajectory_local,
     allocate,
     make_scheduler,
 )
@@ -145,14 +145,14 @@ def test_is_risk_neutral_is_twap_and_urgency_front_loads():
 def test_ac_trajectory_matches_continuous_closed_form():
     # small tau: the discrete kappa tends to sqrt(lambda sigma^2 / eta)
     X, N, T, sigma, eta, lam = 1e6, 2000, 1.0, 0.95, 2.5e-6, 2e-6
-    n = ac_trajectory_local(X, N, T / N, sigma, eta, 0.0, 0.0, lam)
+    n = ac_trajectory(X, N, T / N, sigma, eta, 0.0, 0.0, lam)
     assert n.sum() == pytest.approx(X)
     kappa = np.sqrt(lam * sigma**2 / eta)
     t = np.linspace(0, T, N + 1)
     x = X * np.sinh(kappa * (T - t)) / np.sinh(kappa * T)
     np.testing.assert_allclose(X - np.cumsum(n), x[1:], rtol=1e-3, atol=1.0)
     with pytest.raises(ValidationError) as e:
-        ac_trajectory_local(X, 10, 1.0, sigma, 1e-9, 1.0, 0.0, lam)
+        ac_trajectory(X, 10, 1.0, sigma, 1e-9, 1.0, 0.0, lam)
     assert e.value.field == "eta"
 
 

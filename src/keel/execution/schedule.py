@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from keel.clock import Clock
+from keel.costs.almgren_chriss import ac_trajectory
 from keel.errors import ValidationError
 from keel.execution.hours import (
     Window,
@@ -186,35 +187,6 @@ def _limit_price(side_sign: int, ref: float, offset_bps: float, tick: Decimal) -
     return max(tick, (px / tick).quantize(Decimal(1), rounding=ROUND_HALF_EVEN) * tick)
 
 
-def ac_trajectory_local(total_shares: float, n_intervals: int, interval: float, sigma: float,
-                        eta: float, gamma: float, epsilon: float, risk_aversion: float
-                        ) -> np.ndarray:
-    """Almgren-Chriss (2000) optimal trade sizes, (n_intervals,), summing to ``total_shares``.
-
-    ``sigma`` is the price volatility in currency/share/sqrt(time unit), ``interval`` the
-    slice length in that time unit, ``eta`` the temporary impact (currency/share per
-    share/time unit), ``gamma`` the permanent impact (currency/share per share); ``epsilon``
-    (fixed cost) does not move the trajectory. ``risk_aversion`` 0 gives the straight line.
-    """
-    tau = float(interval)
-    eta_t = eta - 0.5 * gamma * tau
-    if eta_t <= 0:
-        raise ValidationError("eta - gamma * interval / 2 must be > 0", field="eta", value=eta)
-    k2 = risk_aversion * sigma**2 / eta_t
-    x_t = np.arange(n_intervals + 1) * tau
-    T = n_intervals * tau
-    if k2 * tau**2 < 1e-12:
-        holdings = total_shares * (1.0 - x_t / T)
-    else:
-        kappa = np.arccosh(1.0 + 0.5 * k2 * tau**2) / tau
-        if kappa * T > 700:  # sinh overflows; the trade is essentially immediate
-            holdings = total_shares * np.exp(-kappa * x_t)
-            holdings[-1] = 0.0
-        else:
-            holdings = total_shares * np.sinh(kappa * (T - x_t)) / np.sinh(kappa * T)
-    return -np.diff(holdings)
-
-
 # --------------------------------------------------------------------------- schedulers
 
 
@@ -348,8 +320,8 @@ class ImplementationShortfall(Scheduler):
             # kappa_tilde^2 = lam sigma^2 / eta_tilde, with kappa_tilde ~ urgency / T
             lam = (self.urgency / total_days) ** 2 * (eta - 0.5 * gamma * tau) / max(
                 sigma**2, 1e-300)
-        traj = ac_trajectory_local(float(parent.qty), n, tau, sigma, eta, gamma,
-                                   0.5 * spread, lam)
+        traj = ac_trajectory(float(parent.qty), n, tau, sigma, eta, gamma, 0.5 * spread,
+                             lam)
         return np.maximum(traj, 0.0)
 
 
