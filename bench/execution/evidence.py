@@ -8,9 +8,10 @@ decays with a 30-minute half-life-like e-folding time. Realised cost vs the arri
 (the open) is split into spread (crossing to the far touch), impact (beyond the touch) and
 timing (the real market's drift while the order works).
 
-Cost-model accuracy: a pre-trade model (half the mean quoted spread + Y sigma sqrt(Q/ADV))
-is calibrated per algorithm (one multiplier per component, least squares) on the first half
-of each symbol's sessions and scored on the other half: MAE of predicted vs realised bps.
+Cost-model accuracy: a pre-trade model (keel.costs: SpreadCost on the session's mean quoted
+spread + SquareRootImpact) wrapped in keel.costs.adaptive.AdaptiveCost is calibrated per
+algorithm (one multiplier per component) on the first half of each symbol's sessions and
+scored on the other half: MAE of predicted vs realised bps.
 
 Usage:  PYTHONPATH=src python bench/execution/evidence.py [--data DIR] [--out FILE.json]
 """
@@ -28,7 +29,9 @@ import numpy as np
 import pandas as pd
 
 from keel.clock import SimulatedClock
-from keel.costs.base import CostModel, TradeContext
+from keel.costs.adaptive import AdaptiveCost
+from keel.costs.base import TradeContext
+from keel.costs.models import SpreadCost, SquareRootImpact
 from keel.execution.bars import load_minute_bars, sessions
 from keel.execution.oms import OrderManager
 from keel.execution.profile import VolumeProfile
@@ -52,22 +55,6 @@ SIZES = (0.01, 0.05, 0.10)
 DAYS = {"spy": None, "ibm": None, "aapl": ["2014-06-05", "2014-06-06"]}  # AAPL: pre-split
 
 
-class SqrtImpact(CostModel):
-    """``Y sigma sqrt(|Q| / ADV) |Q|`` (currency): the square-root law, horizon-free."""
-
-    name = "impact"
-
-    def __init__(self, y: float) -> None:
-        self.y = y
-
-    def cost_array(self, trades_notional: np.ndarray, ctx: TradeContext) -> np.ndarray:
-        q = np.abs(trades_notional)
-        return self.y * ctx.volatility * np.sqrt(q / ctx.adv_notional) * q
-
-    def expr(self, trade_weights, ctx):  # pragma: no cover - not used by the bench
-        raise NotImplementedError
-
-
 def five_minute(b: pd.DataFrame) -> pd.DataFrame:
     r = b.resample("5min", label="left", closed="left")
     out = pd.DataFrame({"open": r["open"].first(), "high": r["high"].max(),
@@ -89,7 +76,7 @@ def run_one(sym: str, bars1: pd.DataFrame, adv: float, sigma: float, profile: Vo
     fill_model = BarFillModel({sym: bars}, participation=1.0 if algo == "market" else 0.3,
                               bar_length=pd.Timedelta(minutes=5))
     broker = PaperBroker(clock, fill_model,
-                         cost_model=SqrtImpact(Y_TRUE), adv_shares={sym: adv},
+                         cost_model=SquareRootImpact(y=Y_TRUE, beta=0.5), adv_shares={sym: adv},
                          daily_volatility={sym: sigma}, impact_decay_minutes=DECAY_MIN)
     oms = OrderManager(broker, repo, clock, sleep=lambda s: None)
     oms.on_price(sym, arrival)
@@ -130,8 +117,18 @@ def run_one(sym: str, bars1: pd.DataFrame, adv: float, sigma: float, profile: Vo
             "side": side.value, "qty": float(qty), "fill_rate": filled / float(qty),
             "cost_bps": spread + impact + timing, "spread_bps": spread,
             "impact_bps": impact, "timing_bps": timing, "duration_min": duration,
-            "pred_spread_bps": spread_bps / 2,
-            "pred_impact_bps": 1e4 * Y_TRUE * sigma * np.sqrt(filled / adv)}
+            "pred_spread_bps": spread_bps / 2, "arrival": arrival, "adv": adv,
+            "sigma": sigma}
+
+
+def pretrade(r: pd.Series) -> tuple[TradeContext, float]:
+    """The one-name context of a run and its signed notional at arrival (currency)."""
+    ctx = TradeContext(symbols=pd.Index([r["symbol"]]), prices=np.array([r["arrival"]]),
+                       adv_notional=np.array([r["adv"] * r["arrival"]]),
+                       volatility=np.array([r["sigma"]]),
+                       spreads=np.array([2 * r["pred_spread_bps"] / 1e4]))
+    sign = 1.0 if r["side"] == "BUY" else -1.0
+    return ctx, sign * r["qty"] * r["fill_rate"] * r["arrival"]
 
 
 def daily_sigma(b: pd.DataFrame) -> float:
@@ -143,6 +140,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", default="/work/shared/data/intraday/lean_minute")
     ap.add_argument("--out", default="bench/execution/evidence.json")
+    ap.add_argument("--quick", action="store_true", help="two sessions per symbol (smoke run)")
     args = ap.parse_args()
     t_start = time.perf_counter()
     rows = []
@@ -150,6 +148,8 @@ def main() -> None:
         all_bars = load_minute_bars(Path(args.data) / sym)
         days = {d: g for d, g in sessions(all_bars).items()
                 if (keep is None and d.year == 2013) or (keep and str(d.date()) in keep)}
+        if args.quick:
+            days = dict(list(days.items())[:2])
         for d, g in days.items():
             others = pd.concat([b for k, b in days.items() if k != d])
             adv = float(others["volume"].sum() / (len(days) - 1))  # leave-one-out ADV
@@ -167,20 +167,35 @@ def main() -> None:
         days = sorted(g["day"].unique())
         test = days[len(days) // 2:]
         df.loc[(df["symbol"] == sym) & df["day"].isin(test), "split"] = "test"
-    # calibrate the pre-trade model per algorithm on train, score on test
+    # calibrate the pre-trade model per algorithm on the train half, predict the test half:
+    # (a) least squares on the two components, (b) AdaptiveCost (recursive least squares,
+    # the path TCA.feed takes in production)
     df["pred_bps"] = np.nan
-    coefs = {}
+    df["pred_adaptive_bps"] = np.nan
+    coefs: dict[str, dict[str, list[float]]] = {}
     for algo, g in df.groupby("algo"):
-        tr = g[g["split"] == "train"]
-        X = tr[["pred_spread_bps", "pred_impact_bps"]].to_numpy()
-        k, *_ = np.linalg.lstsq(X, tr["cost_bps"].to_numpy(), rcond=None)
+        base = SpreadCost() + SquareRootImpact(y=Y_TRUE, beta=0.5)
+        feats = np.array([[float(v[0]) / abs(n) * 1e4 for v in
+                           base.components(np.array([n]), c).values()]
+                          for c, n in (pretrade(r) for _, r in g.iterrows())]).reshape(len(g), 2)
+        train = (g["split"] == "train").to_numpy()
+        k, *_ = np.linalg.lstsq(feats[train], g["cost_bps"].to_numpy()[train], rcond=None)
         k = np.clip(k, 0.0, None)
-        coefs[algo] = k.tolist()
-        df.loc[g.index, "pred_bps"] = g[["pred_spread_bps", "pred_impact_bps"]].to_numpy() @ k
+        df.loc[g.index, "pred_bps"] = feats @ k
+        model = AdaptiveCost(base, forgetting=1.0, prior_strength=1.0)
+        for _, r in g[train].iterrows():
+            ctx, notional = pretrade(r)
+            model.observe(np.array([notional]), ctx,
+                          np.array([r["cost_bps"] * abs(notional) / 1e4]))
+        df.loc[g.index, "pred_adaptive_bps"] = feats @ model.multipliers_
+        coefs[algo] = {"least_squares": k.round(3).tolist(),
+                       "adaptive": model.multipliers_.round(3).tolist()}
     df["exec_cost_bps"] = df["spread_bps"] + df["impact_bps"]  # vs the mid at each fill
     test = df[df["split"] == "test"]
     err = (test["pred_bps"] - test["cost_bps"]).abs()
     err_ex = (test["pred_bps"] - test["exec_cost_bps"]).abs()
+    err_ad = (test["pred_adaptive_bps"] - test["cost_bps"]).abs()
+    err_ad_ex = (test["pred_adaptive_bps"] - test["exec_cost_bps"]).abs()
     summary = (df.groupby(["algo", "frac"])
                .agg(cost_bps=("cost_bps", "mean"), risk_bps=("cost_bps", "std"),
                     spread_bps=("spread_bps", "mean"), impact_bps=("impact_bps", "mean"),
@@ -193,6 +208,9 @@ def main() -> None:
         "mae_bps_by_algo": err.groupby(test["algo"]).mean().round(2).to_dict(),
         "mae_ex_timing_bps": float(err_ex.mean()),
         "mae_ex_timing_bps_by_algo": err_ex.groupby(test["algo"]).mean().round(2).to_dict(),
+        "adaptive_mae_bps": float(err_ad.mean()),
+        "adaptive_mae_bps_by_algo": err_ad.groupby(test["algo"]).mean().round(2).to_dict(),
+        "adaptive_mae_ex_timing_bps": float(err_ad_ex.mean()),
         "median_slippage_vs_arrival_bps_by_algo":
             test.groupby("algo")["cost_bps"].median().round(2).to_dict(),
         "median_slippage_vs_arrival_bps": float(test["cost_bps"].median()),
