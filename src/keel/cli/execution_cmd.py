@@ -33,6 +33,8 @@ def register(app: typer.Typer) -> None:
         start: str = typer.Option("", help="UTC start time, ISO (default: the next session "
                                   "open after the last bar)."),
         risk_aversion: float = typer.Option(1e-6, help="IS risk aversion (1/currency)."),
+        urgency: float = typer.Option(float("nan"), help="IS urgency kappa*T (0 = TWAP; "
+                                      "overrides --risk-aversion)."),
         participation: float = typer.Option(0.1, help="POV target participation."),
         limit_offset_bps: float = typer.Option(float("nan"), help="Limit offset in bps "
                                                "(default: market children)."),
@@ -75,7 +77,8 @@ def register(app: typer.Typer) -> None:
                 horizon=timedelta(minutes=horizon_min) if horizon_min > 0 else None,
                 limit_offset_bps=None if math.isnan(limit_offset_bps) else limit_offset_bps)
             sched = make_scheduler(algo, cfg, profile=profile, risk_aversion=risk_aversion,
-                                   participation=participation)
+                                   participation=participation,
+                                   urgency=None if math.isnan(urgency) else urgency)
             clock = SimulatedClock(t0.to_pydatetime())
             q = Decimal(repr(qty))
             parent = Order(f"{symbol}-{algo}", symbol, Side(side.upper()),

@@ -381,7 +381,7 @@ class POV(Scheduler):
 
 def make_scheduler(algo: Algo | str, config: ScheduleConfig | None = None, *,
                    profile: VolumeProfile | None = None, risk_aversion: float = 1e-6,
-                   participation: float = 0.1) -> Scheduler:
+                   participation: float = 0.1, urgency: float | None = None) -> Scheduler:
     """A scheduler by name (``twap``, ``vwap``, ``is``, ``pov``; ``market`` = one slice)."""
     try:
         a = Algo(str(algo).lower())
@@ -399,5 +399,5 @@ def make_scheduler(algo: Algo | str, config: ScheduleConfig | None = None, *,
     if a is Algo.VWAP:
         return VWAP(profile, config)
     if a is Algo.IS:
-        return ImplementationShortfall(risk_aversion, config)
+        return ImplementationShortfall(risk_aversion, config, urgency=urgency)
     return POV(participation, config, profile=profile)
