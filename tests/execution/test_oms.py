@@ -137,6 +137,9 @@ def test_schedule_must_not_overfill_parent(scripted, repo):
     with pytest.raises(ValidationError) as e:
         oms.submit(_order(), kids)
     assert e.value.field == "children"
+    with pytest.raises(ValidationError) as e:
+        oms.submit(_order(), [])
+    assert e.value.field == "children"
     assert oms.get("P1") is None
 
 

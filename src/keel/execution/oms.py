@@ -226,6 +226,9 @@ class OrderManager:
 
     @staticmethod
     def _validate_schedule(order: Order, kids: Sequence[ChildOrder]) -> None:
+        if not kids:
+            raise ValidationError("a parent needs at least one child", field="children",
+                                  symbol=order.symbol, value=order.client_order_id)
         total = ZERO
         for k in kids:
             if (k.parent_id != order.client_order_id or k.symbol != order.symbol
