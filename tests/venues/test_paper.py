@@ -173,7 +173,7 @@ def test_lobster_replay_fills_against_the_real_book(shared_data):
 
     day = load_lobster(*find_lobster_pair(shared_data / "lob/lobster_AAPL_2012-06-21_L10_head"))
     book = day.book
-    t0 = book.timestamps[10].to_pydatetime()
+    t0 = book.timestamps[10].ceil("us").to_pydatetime()
     clock = SimulatedClock(t0)
     b = PaperBroker(clock, BookFillModel({"AAPL": book}), latency=ConstantLatency(0.0))
     b.submit(Order("LB", "AAPL", Side.BUY, Decimal(500), t0))

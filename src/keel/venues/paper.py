@@ -94,7 +94,8 @@ def _ns(ts: datetime) -> int:
 
 
 def _dt(ns: int) -> datetime:
-    return pd.Timestamp(ns, tz=UTC).to_pydatetime()
+    """UTC datetime of ``ns`` floored to the microsecond (datetime's resolution)."""
+    return pd.Timestamp(ns - ns % 1000, tz=UTC).to_pydatetime()
 
 
 class PaperBroker:
