@@ -78,7 +78,7 @@ def run_one(sym: str, bars1: pd.DataFrame, adv: float, sigma: float, profile: Vo
     broker = PaperBroker(clock, fill_model,
                          cost_model=SquareRootImpact(y=Y_TRUE, beta=0.5), adv_shares={sym: adv},
                          daily_volatility={sym: sigma}, impact_decay_minutes=DECAY_MIN)
-    oms = OrderManager(broker, repo, clock, sleep=lambda s: None)
+    oms = OrderManager(broker, repo, clock, sleep=lambda s: None, carry_remainder=True)
     oms.on_price(sym, arrival)
     qty = Decimal(round(frac * adv))
     parent = Order(f"{sym}-{algo}", sym, side, qty, t0)

@@ -401,3 +401,44 @@ def test_policy_gate_with_the_real_governance_chain(scripted, repo):
     with pytest.raises(OrderRejected) as e:
         oms.submit(_order("L2", 101))
     assert e.value.reason_code == "GOVERNANCE" and "allowed qty 100" in e.value.message
+
+
+@pytest.mark.parametrize("carry", [False, True])
+def test_expired_remainder_carries_to_the_next_slice(scripted, repo, carry):
+    oms, clock = _oms(scripted, repo, carry_remainder=carry)
+    kids = [ChildOrder(f"C1-{i}", "C1", "SPY", Side.BUY, Decimal(10), T0, slice_index=i,
+                       not_before=T0 + timedelta(minutes=5 * i),
+                       expire_at=T0 + timedelta(minutes=5 * (i + 1))) for i in range(2)]
+    oms.submit(_order("C1", 20), kids)
+    oms.step()
+    scripted.events = [_ev(EventKind.FILL, "C1-0", _fill("C1-0", "X1", 4))]
+    clock.advance(timedelta(minutes=5))
+    oms.step()  # C1-0 expires: cancel sent; C1-1 goes out
+    scripted.events = [_ev(EventKind.CANCELLED, "C1-0")]
+    oms.step()
+    sent = {o.client_order_id: o.qty for o in scripted.submitted}
+    assert sent == {"C1-0": 10, "C1-1": 10}  # C1-1 was sent before the cancel was confirmed
+    # the carry applies to slices not yet sent; here nothing unsent remains
+    assert oms.get("C1-1").order.qty == 10
+    oms2, clock2 = _oms(scripted, repo, carry_remainder=carry)
+    kids = [ChildOrder(f"C2-{i}", "C2", "SPY", Side.BUY, Decimal(10), T0, slice_index=i,
+                       not_before=T0 + timedelta(minutes=10 * i),
+                       expire_at=T0 + timedelta(minutes=5 + 10 * i)) for i in range(2)]
+    oms2.submit(_order("C2", 20), kids)
+    oms2.step()
+    scripted.events = [_ev(EventKind.FILL, "C2-0", _fill("C2-0", "Y1", 4))]
+    clock2.advance(timedelta(minutes=5))
+    oms2.step()
+    scripted.events = [_ev(EventKind.CANCELLED, "C2-0")]
+    oms2.step()
+    expected = 16 if carry else 10
+    assert oms2.get("C2-1").order.qty == expected
+    assert repo.get("C2-1").order.qty == expected
+    # what can still trade plus what traded never exceeds the parent
+    live = sum(k.filled_qty if k.status.is_terminal else k.order.qty
+               for k in repo.children("C2"))
+    assert live == (20 if carry else 14)
+    clock2.advance(timedelta(minutes=5))
+    oms2.step()
+    assert scripted.submitted[-1].client_order_id == "C2-1"
+    assert scripted.submitted[-1].qty == expected

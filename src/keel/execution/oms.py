@@ -103,6 +103,8 @@ class OrderManager:
         move_breaker / reject_breaker: circuit breakers halting a symbol.
         retry: backoff policy for ``TransientVenueError`` on submit and cancel.
         sleep: how to wait between retries (seconds); inject a fake in tests.
+        carry_remainder: move the unfilled part of an expired slice to the next unsent slice
+            of the same parent (filled + still-open quantity never exceeds the parent).
         positions: initial signed positions per symbol (shares), updated by fills; or a
             callable returning the current positions (e.g. the ledger's), asked at each check.
         seed: seed of the retry jitter.
@@ -116,7 +118,7 @@ class OrderManager:
                  retry: RetryPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  positions: Mapping[str, Decimal] | Callable[[], Mapping[str, Decimal]]
-                 | None = None, seed: int = 0) -> None:
+                 | None = None, carry_remainder: bool = False, seed: int = 0) -> None:
         self.broker, self.repo, self.clock = broker, repo, clock
         self.checks = list(checks)
         self.child_checks = [c for c in self.checks if isinstance(c, PriceCollar | RestrictedList)]
@@ -124,6 +126,7 @@ class OrderManager:
         self.move_breaker, self.reject_breaker = move_breaker, reject_breaker
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
+        self.carry_remainder = carry_remainder
         self._rng = np.random.default_rng(seed)
         self._position_source = positions if callable(positions) else None
         self.positions: dict[str, Decimal] = {} if callable(positions) else {
@@ -404,14 +407,39 @@ class OrderManager:
         new = rec.with_changes(status=status,
                                venue_order_id=venue_order_id or rec.venue_order_id)
         changes = [StateChange(new, rec.status, reason)]
+        carried = self._carry(new)
+        if carried is not None:
+            changes.append(carried)
         parent_new = self._parent_after(new) if new.is_child else None
         if parent_new is not None:
             old_parent = self._recs[parent_new.client_order_id]
             changes.append(StateChange(parent_new, old_parent.status, f"child {status.value}"))
         self.repo.apply(changes, self.clock.now())
         self._recs[new.client_order_id] = new
+        if carried is not None:
+            self._recs[carried.record.client_order_id] = carried.record
         if parent_new is not None:
             self._recs[parent_new.client_order_id] = parent_new
+
+    def _carry(self, kid: OrderRecord) -> StateChange | None:
+        """With ``carry_remainder``, the unfilled part of an expired or cancelled slice moves
+        to the parent's next unsent slice (never for a cancelled parent or the kill switch)."""
+        if (not self.carry_remainder or not kid.is_child
+                or kid.status not in (S.EXPIRED, S.CANCELLED) or kid.leaves_qty <= 0
+                or self.killed is not None):
+            return None
+        pid = kid.order.parent_id  # type: ignore[union-attr]
+        if pid in self._cancel_parents:
+            return None
+        for coid in self._kids[pid]:
+            sib = self._recs[coid]
+            if coid != kid.client_order_id and sib.status is S.NEW and \
+                    sib.order.slice_index > kid.order.slice_index:  # type: ignore[union-attr]
+                bigger = sib.with_changes(order=sib.order.with_changes(
+                    qty=sib.order.qty + kid.leaves_qty))
+                return StateChange(bigger, S.NEW,
+                                   f"carried {kid.leaves_qty} from {kid.client_order_id}")
+        return None
 
     def _parent_after(self, kid: OrderRecord) -> OrderRecord | None:
         parent = self._recs[kid.order.parent_id]  # type: ignore[union-attr]

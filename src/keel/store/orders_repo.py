@@ -184,7 +184,7 @@ class OrdersRepo:
         coid = rec.client_order_id
         conn = s.connection()  # Core statements: no ORM bookkeeping on the hot path
         if rec.is_child:
-            values: dict[str, object] = {"status": rec.status.value,
+            values: dict[str, object] = {"status": rec.status.value, "qty": rec.order.qty,
                                          "filled_qty": rec.filled_qty, "updated_at": now}
             if rec.venue_order_id:
                 values["venue_order_id"] = rec.venue_order_id
