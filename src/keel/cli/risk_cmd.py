@@ -36,6 +36,7 @@ def read_market(prices: Path, sectors: Path | None = None) -> MarketData:
     """
     import pandas as pd
 
+    from keel.config import MissingPolicy
     from keel.data.market import MarketData
     from keel.errors import DataError
 
@@ -70,7 +71,7 @@ def read_market(prices: Path, sectors: Path | None = None) -> MarketData:
     px.columns = px.columns.astype(str)
     vol.columns = vol.columns.astype(str)
     return MarketData(prices=px.sort_index(), volumes=vol.sort_index().fillna(0.0),
-                      sectors=sec, on_missing="drop", source=str(prices))
+                      sectors=sec, on_missing=MissingPolicy.DROP, source=str(prices))
 
 
 def register(app: typer.Typer) -> None:
