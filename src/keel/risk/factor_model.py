@@ -49,6 +49,28 @@ def ewma_factor_covariance(f: np.ndarray, halflife: float, newey_west_lags: int 
     return cov, repaired
 
 
+def _top_eigen(xc: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` largest eigenvalues of ``xc' xc`` (descending) and unit eigenvectors (N, k).
+
+    Works on the smaller Gram matrix (T x T when T < N) and asks LAPACK for the top ``k``
+    pairs only, so N = 3,000 costs one matrix product, not a full SVD. Signs are fixed so
+    that the largest loading of each vector is positive.
+    """
+    from scipy.linalg import eigh
+
+    t, n = xc.shape
+    m = min(t, n)
+    gram = xc @ xc.T if t < n else xc.T @ xc
+    vals, vecs = eigh(gram, subset_by_index=[m - k, m - 1])
+    vals, vecs = np.clip(vals[::-1], 0.0, None), vecs[:, ::-1]
+    if t < n:
+        vecs = xc.T @ vecs / np.sqrt(np.where(vals > 0, vals, 1.0))
+        vecs /= np.linalg.norm(vecs, axis=0)
+    pos = np.argmax(np.abs(vecs), axis=0)
+    vecs = vecs * np.sign(vecs[pos, np.arange(vecs.shape[1])])
+    return vals, vecs
+
+
 class FactorModelMixin:
     """Accessors shared by fitted factor models (see the module docstring)."""
 
@@ -124,24 +146,26 @@ class StatisticalFactorModel(FactorModelMixin, ParamsMixin):
         x = r.values
         t, n = x.shape
         xc = x - x.mean(axis=0)
-        _, s, vt = np.linalg.svd(xc, full_matrices=False)
-        eig = s**2 / (t - 1)
         total = float(np.sum(xc * xc) / (t - 1))
-        ratio = eig / total
         kmax = min(t - 1, n, int(self.max_factors))
         if self.n_factors is not None:
             k = int(self.n_factors)
             if not 1 <= k <= min(t - 1, n):
                 raise ValidationError(f"n_factors must be in [1, {min(t - 1, n)}]",
                                       field="n_factors", value=self.n_factors)
+            kmax = k
         else:
             ev = float(self.explained_variance)
             if not 0.0 < ev <= 1.0:
                 raise ValidationError("explained_variance must be in (0, 1]",
                                       field="explained_variance", value=ev)
+        eig, b_all = _top_eigen(xc, kmax)
+        eig = eig / (t - 1)
+        ratio = eig / total
+        if self.n_factors is None:
             k = int(np.searchsorted(np.cumsum(ratio), ev - 1e-12) + 1)
             k = max(1, min(k, kmax))
-        b = vt[:k].T
+        b = b_all[:, :k]
         f = xc @ b
         resid = xc - f @ b.T
         spec = np.sum(resid * resid, axis=0) / (t - 1)

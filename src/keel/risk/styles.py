@@ -93,18 +93,21 @@ def standardize(raw: np.ndarray, weights: np.ndarray, clip: float = 3.0) -> np.n
         raw: (T, N) raw style values.
         weights: (T, N) non-negative weights.
     """
-    z = raw
+    z = np.array(raw, dtype=np.float64)
+    ok = np.isfinite(z)
+    w = np.where(ok, weights, 0.0)
+    wsum = w.sum(axis=1)
+    cnt = ok.sum(axis=1)
     for _ in range(2):
-        ok = np.isfinite(z)
-        w = np.where(ok, weights, 0.0)
-        wsum = w.sum(axis=1, keepdims=True)
+        zz = np.where(ok, z, 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.nansum(w * np.where(ok, z, 0.0), axis=1, keepdims=True) / wsum
-            cnt = ok.sum(axis=1, keepdims=True)
-            zz = np.where(ok, z, 0.0)
-            m_eq = zz.sum(axis=1, keepdims=True) / cnt
-            sd = np.sqrt(np.sum(np.where(ok, (z - m_eq) ** 2, 0.0), axis=1, keepdims=True)
-                         / cnt)
-            z = (z - mean) / np.where(sd > 0, sd, np.nan)
-        z = np.clip(z, -clip, clip)
+            mean = np.einsum("ij,ij->i", w, zz) / wsum
+            m_eq = zz.sum(axis=1) / cnt
+            var = np.einsum("ij,ij->i", zz, zz) / cnt - m_eq * m_eq
+            sd = np.sqrt(np.clip(var, 0.0, None))
+            z -= mean[:, None]
+            z /= np.where(sd > 0, sd, np.nan)[:, None]
+        if not np.any(np.abs(z) > clip):
+            break
+        np.clip(z, -clip, clip, out=z)
     return z
