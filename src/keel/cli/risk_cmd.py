@@ -74,5 +74,29 @@ def read_market(prices: Path, sectors: Path | None = None) -> MarketData:
                       sectors=sec, on_missing=MissingPolicy.DROP, source=str(prices))
 
 
+def read_fama_french(path: Path) -> pd.DataFrame:
+    """A Ken French daily factor file as fractions, dates stamped 21:00 UTC.
+
+    The file has a text header (3 lines), ``YYYYMMDD`` rows in percent, then a copyright
+    footer; the footer and any non-date rows are dropped.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from keel.errors import DataError
+
+    if not path.exists():
+        raise DataError("file not found", field="factors", file=str(path))
+    df = pd.read_csv(path, skiprows=3, index_col=0)
+    keep = df.index.astype(str).str.strip().str.fullmatch(r"\d{8}")
+    df = df[np.asarray(keep, dtype=bool)].astype(float) / 100.0
+    if df.empty:
+        raise DataError("no daily rows found", field="factors", file=str(path))
+    idx = pd.to_datetime(df.index.astype(str).str.strip(), format="%Y%m%d")
+    df.index = pd.DatetimeIndex(idx).tz_localize("UTC") + pd.Timedelta(hours=21)
+    df.columns = [c.strip() for c in df.columns]
+    return df
+
+
 def register(app: typer.Typer) -> None:
     """Add this layer's commands to ``app``."""
