@@ -113,3 +113,17 @@ def test_fama_french_regression_on_real_sp500(shared_data):
     assert res.n_obs > 1200
     assert 0.9 < res.betas["Mkt-RF"] < 1.2 and res.t_stats["Mkt-RF"] > 50
     assert res.r2 > 0.9
+
+
+def test_bias_statistic_is_one_for_calibrated_forecasts():
+    from keel.risk.evaluation import bias_statistic
+
+    rng = np.random.default_rng(0)
+    sig = rng.uniform(0.005, 0.03, 5000)
+    r = rng.normal(size=5000) * sig
+    res = bias_statistic(r, sig)
+    assert res.within_band and res.n_obs == 5000
+    assert bias_statistic(r, sig / 2).bias == pytest.approx(2 * res.bias)
+    with pytest.raises(ValidationError) as e:
+        bias_statistic(r, np.zeros(5000))
+    assert e.value.field == "predicted_vol"
