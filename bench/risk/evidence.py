@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from keel.cli.risk_cmd import read_fama_french, read_market
+from keel.cli.risk_cmd import read_market
+from keel.data.factors import load_fama_french
 from keel.risk.attribution import decompose, factor_regression
 from keel.risk.covariance import EWMACovariance, LedoitWolf
 from keel.risk.evaluation import bias_statistic
@@ -84,7 +85,8 @@ def main() -> None:
             [v["factor_share"] for k, v in shares.items() if k.startswith("sector")])),
     }
 
-    ff = read_fama_french(ROOT / "factors/fama_french/F-F_Research_Data_Factors_daily.CSV")
+    ff = load_fama_french(ROOT / "factors/fama_french/F-F_Research_Data_Factors_daily.CSV",
+                          start="2013-01-01", stamp=True)
     ew = pd.Series(market.returns.to_numpy() @ ports["equal_weight"],
                    index=market.returns.index)
     result["fama_french_equal_weight"] = factor_regression(ew, ff).to_dict()

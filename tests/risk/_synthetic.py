@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 
 from keel.data.market import MarketData
+from keel.data.synthetic import synthetic_sessions
 
 
 def synthetic_market(n_days: int = 400, n_assets: int = 60, n_sectors: int = 4,
                      seed: int = 0, with_caps: bool = True) -> tuple[MarketData, dict]:
     rng = np.random.default_rng(seed)
-    idx = pd.date_range("2020-01-02 21:00", periods=n_days, freq="B", tz="UTC")
+    idx = synthetic_sessions("2020-01-02", n_days).rename(None)
     syms = [f"S{i:04d}" for i in range(n_assets)]
     codes = np.arange(n_assets) % n_sectors
     beta = rng.uniform(0.6, 1.4, n_assets)

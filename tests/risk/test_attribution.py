@@ -100,11 +100,9 @@ def test_factor_regression_against_scipy_linregress():
 
 
 def test_fama_french_regression_on_real_sp500(shared_data):
-    from _sp500 import sp500_market
+    from _sp500 import fama_french, sp500_market
 
-    from keel.cli.risk_cmd import read_fama_french
-
-    ff = read_fama_french(shared_data / "factors/fama_french/F-F_Research_Data_Factors_daily.CSV")
+    ff = fama_french(str(shared_data))
     assert list(ff.columns) == ["Mkt-RF", "SMB", "HML", "RF"]
     assert abs(ff["Mkt-RF"]).max() < 0.25  # fractions, not percent
     market = sp500_market(str(shared_data))

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from keel.data.market import MarketData
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _read_table(path: Path, nrows: int | None = None) -> pd.DataFrame:
     import pandas as pd
 
     from keel.errors import DataError
@@ -21,81 +21,35 @@ def _read_table(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise DataError("file not found", field="path", file=str(path))
     if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    return pd.read_csv(path)
+        df = pd.read_parquet(path)
+        return df if nrows is None else df.head(nrows)
+    return pd.read_csv(path, nrows=nrows)
 
 
 def read_market(prices: Path, sectors: Path | None = None) -> MarketData:
-    """A ``MarketData`` from a prices file (names with missing data are dropped).
+    """A ``MarketData`` from a prices file via the ``keel.data`` loaders.
 
-    Two layouts are accepted (CSV, CSV.gz or Parquet): *long*, with columns
-    ``date, close, volume, Name`` (and optional others, as the S&P 500 5-year file); *wide*,
-    a ``date`` column (or the first column) then one close-price column per symbol (volumes
-    are then unknown and taken as 0). Dates are stamped at 21:00 UTC (the US close). Sectors:
-    an optional CSV with ``Symbol`` and ``Sector`` columns.
+    *Long* files (``date, open, high, low, close, volume, Name``, as the S&P 500 5-year file)
+    go through :func:`keel.data.load_prices_long`; *wide* files (a date column then one
+    close-price column per symbol) through :func:`keel.data.read_wide`, with volumes unknown
+    (taken as 0: the fundamental model then weights names equally). Names with missing data
+    are dropped (the report is in ``market.missing_report``). Dates are stamped at the NYSE
+    close in UTC. Sectors: an optional ``Symbol, Sector`` CSV.
     """
-    import pandas as pd
-
     from keel.config import MissingPolicy
     from keel.data.market import MarketData
-    from keel.errors import DataError
+    from keel.data.prices import load_prices_long, load_sectors, read_wide
 
-    df = _read_table(prices)
-    cols = {c.lower(): c for c in df.columns}
-    if {"date", "close", "name"} <= cols.keys():
-        date, name = cols["date"], cols["name"]
-        px = df.pivot_table(index=date, columns=name, values=cols["close"], aggfunc="last")
-        if "volume" in cols:
-            vol = df.pivot_table(index=date, columns=name, values=cols["volume"],
-                                 aggfunc="last").reindex_like(px)
-        else:
-            vol = px * 0.0
-    else:
-        date = cols.get("date", df.columns[0])
-        px = df.set_index(date)
-        vol = px * 0.0
-    try:
-        idx = pd.DatetimeIndex(pd.to_datetime(px.index)).normalize()
-    except (ValueError, TypeError):
-        raise DataError("unparseable dates", field="date", file=str(prices)) from None
-    idx = idx.tz_localize("UTC") + pd.Timedelta(hours=21)
-    px.index = idx
-    vol.index = idx
-    sec = None
-    if sectors is not None:
-        s = _read_table(sectors)
-        if not {"Symbol", "Sector"} <= set(s.columns):
-            raise DataError("sectors file needs Symbol and Sector columns", field="sectors",
-                            file=str(sectors))
-        sec = s.drop_duplicates("Symbol").set_index("Symbol")["Sector"]
-    px.columns = px.columns.astype(str)
-    vol.columns = vol.columns.astype(str)
-    return MarketData(prices=px.sort_index(), volumes=vol.sort_index().fillna(0.0),
-                      sectors=sec, on_missing=MissingPolicy.DROP, source=str(prices))
-
-
-def read_fama_french(path: Path) -> pd.DataFrame:
-    """A Ken French daily factor file as fractions, dates stamped 21:00 UTC.
-
-    The file has a text header (3 lines), ``YYYYMMDD`` rows in percent, then a copyright
-    footer; the footer and any non-date rows are dropped.
-    """
-    import numpy as np
-    import pandas as pd
-
-    from keel.errors import DataError
-
-    if not path.exists():
-        raise DataError("file not found", field="factors", file=str(path))
-    df = pd.read_csv(path, skiprows=3, index_col=0)
-    keep = df.index.astype(str).str.strip().str.fullmatch(r"\d{8}")
-    df = df[np.asarray(keep, dtype=bool)].astype(float) / 100.0
-    if df.empty:
-        raise DataError("no daily rows found", field="factors", file=str(path))
-    idx = pd.to_datetime(df.index.astype(str).str.strip(), format="%Y%m%d")
-    df.index = pd.DatetimeIndex(idx).tz_localize("UTC") + pd.Timedelta(hours=21)
-    df.columns = [c.strip() for c in df.columns]
-    return df
+    sec = None if sectors is None else load_sectors(sectors)
+    head = _read_table(prices, nrows=0).columns
+    lower = {str(c).lower(): str(c) for c in head}
+    if {"date", "close", "name"} <= lower.keys():
+        return load_prices_long(prices, sectors=sec, on_missing=MissingPolicy.DROP,
+                                date_col=lower["date"], symbol_col=lower["name"],
+                                spreads=False)
+    px = read_wide(prices, name="prices")
+    return MarketData(prices=px, volumes=px * 0.0, sectors=sec, on_missing=MissingPolicy.DROP,
+                      source=str(prices))
 
 
 def read_weights(path: Path) -> pd.Series:
@@ -198,10 +152,12 @@ def register(app: typer.Typer) -> None:
         from keel.cli.common import console, friendly_errors
 
         with friendly_errors():
+            from keel.data.factors import load_fama_french
             from keel.risk.report import risk_report
 
             market = read_market(prices, sectors)
-            ff = None if fama_french is None else read_fama_french(fama_french)
+            ff = None if fama_french is None else load_fama_french(
+                fama_french, start=market.dates[0].tz_convert(None).normalize(), stamp=True)
             rep = risk_report(market, read_weights(weights), model=model,
                               confidence=confidence, horizon=horizon, seed=seed,
                               fama_french=ff)
