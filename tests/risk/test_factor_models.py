@@ -203,3 +203,20 @@ def test_fundamental_on_real_sp500(shared_data):
     assert share > 0.9
     vol = mod.predict_volatility(w, annualize=True)
     assert 0.05 < vol < 0.3
+
+
+def test_fundamental_on_the_keel_data_synthetic_market():
+    from keel.data.synthetic import generate_market
+
+    sm = generate_market(n_assets=200, n_days=420, seed=11)
+    mod = FundamentalFactorModel().fit(sm.market)
+    truth = sm.truth
+    sv_true = np.sqrt(truth.specific_variance.reindex(mod.exposures_.index))
+    sv_fit = np.sqrt(mod.specific_variance_)
+    assert np.corrcoef(sv_true, sv_fit)[0, 1] > 0.85
+    fitted_beta = mod.exposures_["beta"]
+    assert np.corrcoef(fitted_beta, truth.betas.reindex(fitted_beta.index))[0, 1] > 0.75
+    w = np.full(200, 1 / 200)
+    true_vol = np.sqrt(w @ truth.covariance().to_numpy() @ w)
+    m_t = float(np.sqrt(np.mean(truth.vol_multiplier.iloc[-60:] ** 2)))
+    assert 0.85 < mod.predict_volatility(w) / (true_vol * m_t) < 1.15
