@@ -75,6 +75,12 @@ def ewma_covariance(x: np.ndarray, lambda_: float, *, assume_centered: bool = Tr
     return (xc * w[:, None]).T @ xc, loc
 
 
+def _center(x: np.ndarray, assume_centered: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(x - mean, mean)``, or ``(x, 0)`` when the data are taken as centred."""
+    loc = np.zeros(x.shape[1]) if assume_centered else x.mean(axis=0)
+    return x - loc, loc
+
+
 class _Estimator(ParamsMixin):
     """Shared fit/validate/repair logic; subclasses implement :meth:`_estimate`."""
 
@@ -144,8 +150,7 @@ class SampleCovariance(_Estimator):
     def _estimate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.ddof not in (0, 1):
             raise ValidationError("ddof must be 0 or 1", field="ddof", value=self.ddof)
-        loc = np.zeros(x.shape[1]) if self.assume_centered else x.mean(axis=0)
-        xc = x - loc
+        xc, loc = _center(x, self.assume_centered)
         return xc.T @ xc / (x.shape[0] - self.ddof), loc
 
 
@@ -270,8 +275,7 @@ class LedoitWolf(_Estimator):
                                   value=self.target) from None
 
     def _estimate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        loc = np.zeros(x.shape[1]) if self.assume_centered else x.mean(axis=0)
-        xc = x - loc
+        xc, loc = _center(x, self.assume_centered)
         if ShrinkageTarget(self.target) is ShrinkageTarget.CONSTANT_CORRELATION:
             cov, self.shrinkage_ = lw_constant_correlation(xc)
             return cov, loc
@@ -291,8 +295,7 @@ class OAS(_Estimator):
     """
 
     def _estimate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        loc = np.zeros(x.shape[1]) if self.assume_centered else x.mean(axis=0)
-        xc = x - loc
+        xc, loc = _center(x, self.assume_centered)
         t, n = xc.shape
         s = xc.T @ xc / t
         if n == 1:
