@@ -64,3 +64,22 @@ def test_cli_wide_prices_and_errors(files):
     res = CliRunner().invoke(app, ["risk", "--prices", str(files / "prices.csv"),
                                    "--weights", str(files / "w.csv"), "--model", "garch"])
     assert res.exit_code == 2 and "model" in res.output
+
+
+@pytest.mark.slow
+def test_cli_on_the_real_sp500_file(shared_data, tmp_path):
+    d = shared_data / "daily"
+    pd.DataFrame({"symbol": ["AAPL", "MSFT", "JPM", "XOM", "JNJ"], "weight": 0.2}).to_csv(
+        tmp_path / "w.csv", index=False)
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(app, [
+        "risk", "--prices", str(d / "sp500_all_stocks_5yr/all_stocks_5yr.csv.gz"),
+        "--sectors", str(d / "sp500_constituents/constituents_2018-04-02.csv"),
+        "--weights", str(tmp_path / "w.csv"), "--fama-french",
+        str(shared_data / "factors/fama_french/F-F_Research_Data_Factors_daily.CSV"),
+        "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    assert rep["n_assets"] > 400
+    assert 0.8 < rep["fama_french"]["betas"]["Mkt-RF"] < 1.3
+    assert rep["decomposition"]["factor_share_of_variance"] > 0.5

@@ -191,3 +191,17 @@ def test_params_and_clone():
     assert not hasattr(c, "covariance_")
     with pytest.raises(ValidationError):
         LedoitWolf(target="nope").fit(_returns())
+
+
+def test_dense_estimators_give_the_factored_form():
+    r = _returns(t=80, n=8)
+    lw = LedoitWolf().fit(r)
+    exact = lw.factored()
+    np.testing.assert_allclose(exact.covariance(), lw.covariance_, rtol=1e-10, atol=1e-18)
+    assert list(exact.symbols) == list(r.columns)
+    low = lw.factored(rank=3)
+    assert low.n_factors == 3
+    np.testing.assert_allclose(np.diag(low.covariance()), np.diag(lw.covariance_), rtol=1e-10)
+    with pytest.raises(ValidationError) as e:
+        lw.factored(rank=0)
+    assert e.value.field == "rank"

@@ -24,6 +24,7 @@ import pandas as pd
 from keel.config import MissingPolicy
 from keel.errors import ValidationError
 from keel.risk._input import ParamsMixin, as_returns
+from keel.risk.base import FactorCovariance
 
 #: Relative tolerance below which a negative eigenvalue is rounding, not indefiniteness.
 PSD_RTOL = 1e-12
@@ -126,6 +127,29 @@ class _Estimator(ParamsMixin):
         self.psd_repaired_ = repaired
         self.min_eigenvalue_ = lo
         return self
+
+    def factored(self, rank: int | None = None) -> FactorCovariance:
+        """``covariance_`` as the :class:`FactorCovariance` optimisers consume.
+
+        ``rank=None``: exact, ``B = V sqrt(L)`` over the positive eigenvalues, ``F = I``,
+        ``D = 0``. ``rank=K``: the K leading eigenpairs as factors and the rest of the
+        diagonal as specific variance (``D = diag(S - B B') >= 0``), so the diagonal (the
+        asset variances) is kept exactly.
+        """
+        vals, vecs = np.linalg.eigh(self.covariance_)
+        vals, vecs = vals[::-1], vecs[:, ::-1]
+        keep = int(np.sum(vals > PSD_RTOL * max(float(vals[0]), 0.0)))
+        if rank is not None:
+            if int(rank) < 1:
+                raise ValidationError("rank must be >= 1", field="rank", value=rank)
+            keep = min(keep, int(rank))
+        b = vecs[:, :keep] * np.sqrt(vals[:keep])
+        spec = np.zeros(len(vals))
+        if rank is not None:
+            spec = np.clip(np.diag(self.covariance_) - np.sum(b * b, axis=1), 0.0, None)
+        names = pd.Index([f"E{i + 1}" for i in range(keep)], name="factor")
+        return FactorCovariance(self.symbols_, names, b, np.eye(keep), spec,
+                                float(self.periods_per_year))
 
     def annualized_covariance(self) -> np.ndarray:
         """``covariance_ * periods_per_year`` (N, N)."""
