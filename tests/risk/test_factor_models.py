@@ -220,3 +220,16 @@ def test_fundamental_on_the_keel_data_synthetic_market():
     true_vol = np.sqrt(w @ truth.covariance().to_numpy() @ w)
     m_t = float(np.sqrt(np.mean(truth.vol_multiplier.iloc[-60:] ** 2)))
     assert 0.85 < mod.predict_volatility(w) / (true_vol * m_t) < 1.15
+
+
+def test_style_helpers_match_pandas(synth):
+    from keel.risk.styles import _trailing_mean, _trailing_sum
+
+    dv = synth[0].dollar_volumes
+    np.testing.assert_allclose(_trailing_mean(dv, 21).to_numpy(),
+                               dv.rolling(21, min_periods=21).mean().to_numpy(), rtol=1e-9)
+    x = synth[0].log_returns.to_numpy()
+    got = _trailing_sum(x, 231, skip=21)
+    t = 300
+    np.testing.assert_allclose(got[t], x[t - 251:t - 20].sum(axis=0), rtol=1e-10, atol=1e-14)
+    assert np.isnan(got[250]).all() and np.isfinite(got[251]).all()

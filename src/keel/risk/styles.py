@@ -54,7 +54,9 @@ def _trailing_sum(x: np.ndarray, window: int, skip: int = 0) -> np.ndarray:
 
 
 def _trailing_mean(df: pd.DataFrame, window: int) -> pd.DataFrame:
-    return df.rolling(window, min_periods=window).mean()
+    """Rolling mean over full windows (NaN before), by cumulative sums."""
+    x = df.to_numpy(dtype=np.float64)
+    return pd.DataFrame(_trailing_sum(x, window) / window, index=df.index, columns=df.columns)
 
 
 def raw_style(market: MarketData, style: Style) -> pd.DataFrame:
