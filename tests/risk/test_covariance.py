@@ -139,8 +139,15 @@ def test_psd_repair_is_reported():
     assert repaired and lo is not None and lo < 0
     assert np.linalg.eigvalsh(fixed).min() >= -1e-12
     # fewer observations than assets: singular but PSD, not "repaired"
+    x = _returns(t=5, n=10).to_numpy()
+    s = np.cov(x, rowvar=False)
+    same, repaired, lo = make_psd(s)
+    assert not repaired and lo is not None and abs(lo) < 1e-15
+    np.testing.assert_array_equal(same, 0.5 * (s + s.T))
+    # a Gram-matrix estimator is PSD by construction: symmetrised, no eigen check
     est = SampleCovariance().fit(_returns(t=5, n=10))
-    assert not est.psd_repaired_ and est.min_eigenvalue_ is not None
+    assert not est.psd_repaired_ and est.min_eigenvalue_ is None
+    assert np.linalg.eigvalsh(est.covariance_).min() > -1e-15
 
 
 @settings(max_examples=40, deadline=None)

@@ -10,7 +10,9 @@ Learned attributes end in ``_``:
 - ``location_`` (N,) the mean that was removed (zeros when ``assume_centered``).
 - ``symbols_``, ``n_observations_``, ``missing_report_`` (what the missing-data policy did).
 - ``psd_repaired_`` (bool) and ``min_eigenvalue_`` (the smallest eigenvalue *before* repair, or
-  ``None`` when a Cholesky factorisation proved the matrix positive definite).
+  ``None`` when no eigendecomposition was needed: a Cholesky factorisation proved the matrix
+  positive definite, or the estimator is PSD by construction: a Gram matrix or a convex
+  combination of one with ``mu I``).
 """
 
 from __future__ import annotations
@@ -72,8 +74,8 @@ def ewma_covariance(x: np.ndarray, lambda_: float, *, assume_centered: bool = Tr
     """
     w = ewma_weights(x.shape[0], lambda_)
     loc = np.zeros(x.shape[1]) if assume_centered else w @ x
-    xc = x - loc
-    return (xc * w[:, None]).T @ xc, loc
+    xs = (x - loc) * np.sqrt(w)[:, None]
+    return xs.T @ xs, loc
 
 
 def _center(x: np.ndarray, assume_centered: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -108,6 +110,13 @@ class _Estimator(ParamsMixin):
     def _estimate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
+    def _psd_by_construction(self) -> bool:
+        """True when the estimate is a (weighted) Gram matrix ``A'A``, or a convex combination
+        of one with ``mu I``: PSD in exact arithmetic and exactly symmetric (NumPy computes
+        ``A.T @ A`` with BLAS ``syrk`` and mirrors the triangle), so it is not eigen-checked:
+        an O(N^3) eigendecomposition would dominate the fit when T < N."""
+        return True
+
     def fit(self, returns: Any, y: Any = None) -> Any:
         """Learn the covariance of a (T, N) returns panel; returns ``self``.
 
@@ -118,7 +127,10 @@ class _Estimator(ParamsMixin):
         self._check_params()
         r = as_returns(returns, min_obs=self._min_obs, on_missing=self.on_missing)
         cov, loc = self._estimate(r.values)
-        cov, repaired, lo = make_psd(cov)
+        if self._psd_by_construction():
+            repaired, lo = False, None
+        else:
+            cov, repaired, lo = make_psd(cov)
         self.covariance_ = cov
         self.location_ = loc
         self.symbols_ = r.symbols
@@ -227,10 +239,11 @@ class ShrinkageTarget(StrEnum):
     CONSTANT_CORRELATION = "constant_correlation"  #: sample variances, average correlation
 
 
-def lw_identity_shrinkage(xc: np.ndarray) -> float:
+def lw_identity_shrinkage(xc: np.ndarray, s: np.ndarray | None = None) -> float:
     """Ledoit-Wolf (2004) intensity toward ``mu I`` for centred (T, N) ``xc``.
 
-    Same estimator as :func:`sklearn.covariance.ledoit_wolf_shrinkage` (``S = X'X/T``).
+    Same estimator as :func:`sklearn.covariance.ledoit_wolf_shrinkage` (``S = X'X/T``, pass
+    it as ``s`` if already computed).
     """
     t, n = xc.shape
     if n == 1:
@@ -238,7 +251,7 @@ def lw_identity_shrinkage(xc: np.ndarray) -> float:
     x2 = xc * xc
     trace_terms = x2.sum(axis=0) / t
     mu = trace_terms.sum() / n
-    s_sq = np.sum((xc.T @ xc) ** 2) / t**2
+    s_sq = np.sum((xc.T @ xc if s is None else s * t) ** 2) / t**2
     beta = (np.sum(x2.T @ x2) / t - s_sq) / (n * t)
     delta = (s_sq - 2.0 * mu * trace_terms.sum() + n * mu**2) / n
     beta = min(beta, delta)
@@ -298,13 +311,17 @@ class LedoitWolf(_Estimator):
             raise ValidationError("unknown shrinkage target", field="target",
                                   value=self.target) from None
 
+    def _psd_by_construction(self) -> bool:
+        # a negative average correlation can make the constant-correlation target indefinite
+        return ShrinkageTarget(self.target) is ShrinkageTarget.IDENTITY
+
     def _estimate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         xc, loc = _center(x, self.assume_centered)
         if ShrinkageTarget(self.target) is ShrinkageTarget.CONSTANT_CORRELATION:
             cov, self.shrinkage_ = lw_constant_correlation(xc)
             return cov, loc
         s = xc.T @ xc / x.shape[0]
-        delta = lw_identity_shrinkage(xc)
+        delta = lw_identity_shrinkage(xc, s)
         mu = np.trace(s) / s.shape[0]
         cov = (1.0 - delta) * s
         cov.flat[:: s.shape[0] + 1] += delta * mu
