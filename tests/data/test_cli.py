@@ -53,3 +53,15 @@ def test_calendar_command_marks_half_days():
     bad = runner.invoke(app, ["data", "calendar", "--start", "2013-11-25", "--end",
                               "2013-11-29", "--calendar", "NOPE"])
     assert bad.exit_code == 2 and "CalendarError" in bad.output
+
+
+def test_lobster_and_bars_commands(shared_data, tmp_path):
+    res = runner.invoke(app, ["data", "lobster",
+                              str(shared_data / "lob/lobster_AAPL_2012-06-21_L10_head")])
+    assert res.exit_code == 0, res.output
+    assert "AAPL" in res.output and "999" in res.output
+    bars = runner.invoke(app, ["data", "bars", str(shared_data / "intraday/lean_minute/ibm")])
+    assert bars.exit_code == 0, bars.output
+    assert "2013-10-11" in bars.output
+    empty = runner.invoke(app, ["data", "lobster", str(tmp_path)])
+    assert empty.exit_code == 2 and "DataError" in empty.output

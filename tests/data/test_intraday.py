@@ -5,10 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keel.data.intraday import (
     intraday_spread_curve,
+    minute_of_session,
     synthetic_minute_bars,
+    synthetic_minute_history,
     synthetic_order_book,
     u_shaped_volume_curve,
 )
@@ -64,3 +68,46 @@ def test_order_book_shape_depth_and_time_of_day():
     np.testing.assert_array_equal(ob.ask_px, again.ask_px)
     with pytest.raises(ValidationError):
         synthetic_order_book(10, 10, mid=0.5)
+
+
+def test_minute_history_and_minute_of_session():
+    h = synthetic_minute_history("2013-11-25", 5, seed=2)
+    assert len(h) == 4 * 390 + 210  # Thanksgiving skipped, the Friday is a half day
+    m = minute_of_session(h["bar_start"])
+    assert m.min() == 0 and m.max() == 389
+    assert (m[:390] == np.arange(390)).all()
+    opens = h["open"].to_numpy()
+    closes = h["close"].to_numpy()
+    assert (opens[1:] == closes[:-1]).all()  # chained across days
+    closed = pd.DatetimeIndex(["2013-11-28 15:00", "2013-11-29 18:30"], tz="UTC")
+    assert (minute_of_session(closed) == -1).all()
+    with pytest.raises(ValidationError):
+        minute_of_session(pd.DatetimeIndex(["2013-11-29 15:00"]))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 300), levels=st.integers(1, 20),
+       mid=st.floats(5.0, 5000.0), extra=st.floats(0.0, 5.0), gap=st.floats(0.0, 0.9))
+def test_order_book_invariants_for_any_parameters(seed, n, levels, mid, extra, gap):
+    ob = synthetic_order_book(n, levels, mid=mid, extra_spread_ticks=extra, gap_prob=gap,
+                              seed=seed)  # BookSnapshots validates: sorted, sizes >= 0, ...
+    assert (ob.ask_px[:, 0] > ob.bid_px[:, 0]).all()
+    assert (ob.bid_sz >= 1).all() and (ob.ask_sz >= 1).all()
+    ticks = ob.ask_px / 0.01
+    assert np.allclose(ticks, np.round(ticks))
+    if levels > 1:
+        assert (np.diff(ob.ask_px, axis=1) > 0).all() and (np.diff(ob.bid_px, axis=1) < 0).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(offsets=st.lists(st.integers(0, 10 * 24 * 60), min_size=1, max_size=50))
+def test_minute_of_session_agrees_with_is_open(offsets):
+    from keel.data.calendar import ExchangeCalendar
+
+    cal = ExchangeCalendar("XNYS", "2013-11-01", "2013-12-31")
+    times = pd.Timestamp("2013-11-22", tz="UTC") + pd.to_timedelta(offsets, unit="min")
+    m = minute_of_session(times, cal)
+    assert ((m >= 0) == cal.is_open_array(times)).all()
+    for t, k in zip(times, m, strict=True):
+        if k >= 0:
+            assert cal.open(cal.session_of(t)) + pd.Timedelta(minutes=int(k)) <= t

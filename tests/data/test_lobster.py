@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from keel.data.lobster import LobsterDay, find_lobster_pair, load_lobster, parse_lobster_name
+from keel.data.lobster import (
+    LobsterDay,
+    find_lobster_pair,
+    load_lobster,
+    parse_lobster_name,
+    read_lobster_messages,
+)
 from keel.errors import DataError
 
 
@@ -96,6 +102,23 @@ def _pair(tmp_path: Path, msg: str = MSG, book: str = BOOK, m_name: str = M_NAME
     (tmp_path / m_name).write_text(msg)
     (tmp_path / b_name).write_text(book)
     return tmp_path / m_name, tmp_path / b_name
+
+
+def test_l50_message_only_file(shared_data):
+    f = (shared_data / "lob/lobster_AAPL_2012-06-21_L50_1h_message_only"
+         / "AAPL_2012-06-21_34200000_37800000_message_50.csv")
+    m = read_lobster_messages(f)
+    assert len(m) == 91_997
+    assert m["timestamp"].iloc[-1] < pd.Timestamp("2012-06-21 14:30", tz="UTC")
+    assert set(m["event"].unique()) <= set(range(1, 8))
+
+
+def test_halt_messages_carry_no_price(tmp_path):
+    msg = MSG + "34200.4,7,0,0,-1,-1\n"
+    book = BOOK + BOOK.splitlines()[-1] + "\n"
+    day = load_lobster(*_pair(tmp_path, msg, book))
+    assert day.messages["event"].iloc[-1] == 7 and np.isnan(day.messages["price"].iloc[-1])
+    assert len(day.trades) == 1
 
 
 def test_small_file_dummy_levels_become_nan(tmp_path):

@@ -52,8 +52,7 @@ def inspect(
                                     calendar=calendar, on_missing=on_missing)
             actions = ohlcv.report.actions
             raw_close = ohlcv.close
-            md: MarketData = ohlcv.to_market(sec, on_missing=on_missing,
-                                             spreads=bool(np.isfinite(ohlcv.high).any().any()))
+            md: MarketData = ohlcv.to_market(sec, on_missing=on_missing)
         elif layout == "wide":
             if volumes is None:
                 raise typer.BadParameter("--volumes is required with --layout wide")
@@ -163,6 +162,65 @@ def calendar_cmd(
         for day, row in sched.iterrows():
             table.add_row(str(day.date()), str(row["open"].time()), str(row["close"].time()),
                           "early close" if day in early else "")
+        console.print(table)
+
+
+@data_app.command("lobster")
+def lobster(
+    folder: Path = typer.Argument(..., help="Folder holding one LOBSTER message + orderbook "
+                                  "pair (TICKER_DATE_START_END_{message,orderbook}_LEVEL.csv)."),
+) -> None:
+    """Load a LOBSTER day and summarise its messages and book (spread, depth)."""
+    import numpy as np
+    from rich.table import Table
+
+    from keel.data.lobster import LobsterEvent, find_lobster_pair, load_lobster
+
+    with friendly_errors():
+        day = load_lobster(*find_lobster_pair(folder))
+        b, m = day.book, day.messages
+        table = Table(title=f"LOBSTER {day.symbol} {day.date.date()} ({day.levels} levels)")
+        table.add_column("item")
+        table.add_column("value", justify="right")
+        table.add_row("messages / snapshots", f"{len(m):,} / {b.n_snapshots:,}")
+        table.add_row("first / last (UTC)", f"{m['timestamp'].iloc[0]} / "
+                      f"{m['timestamp'].iloc[-1]}")
+        counts = m["event"].value_counts().sort_index()
+        for ev, n in counts.items():
+            table.add_row(f"  {LobsterEvent(int(ev)).name.lower()}", f"{int(n):,}")
+        table.add_row("median spread (bps)", f"{1e4 * float(np.nanmedian(b.relative_spread)):.2f}")
+        table.add_row("median touch depth bid / ask (shares)",
+                      f"{float(np.median(b.bid_sz[:, 0])):,.0f} / "
+                      f"{float(np.median(b.ask_sz[:, 0])):,.0f}")
+        console.print(table)
+
+
+@data_app.command("bars")
+def bars(
+    folder: Path = typer.Argument(..., help="Lean minute folder of one symbol "
+                                  "(YYYYMMDD_<t>_minute_{trade,quote}.csv)."),
+    extended_hours: bool = typer.Option(False, "--extended-hours",
+                                        help="Keep pre/post-market bars."),
+    crypto: bool = typer.Option(False, "--crypto", help="USD prices, UTC times, 24h."),
+) -> None:
+    """Load all days of Lean minute trade bars and summarise them per day."""
+    from rich.table import Table
+
+    from keel.data.lean import load_lean_minute_folder
+
+    with friendly_errors():
+        t = load_lean_minute_folder(folder, "trade", extended_hours=extended_hours,
+                                    crypto=crypto or None)
+        tz = "UTC" if crypto else "America/New_York"
+        day = t["bar_start"].dt.tz_convert(tz).dt.date
+        table = Table(title=f"{t.attrs['symbol']} minute trade bars")
+        for c in ("day", "bars", "first bar start", "volume", "first 30 / last 30 bars share"):
+            table.add_column(c)
+        for d, g in t.groupby(day):
+            v = g["volume"]
+            share = (v.iloc[:30].sum() / v.sum(), v.iloc[-30:].sum() / v.sum())
+            table.add_row(str(d), str(len(g)), str(g["bar_start"].iloc[0]), f"{v.sum():,.0f}",
+                          f"{share[0]:.1%} / {share[1]:.1%}")
         console.print(table)
 
 

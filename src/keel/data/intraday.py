@@ -114,6 +114,52 @@ def synthetic_minute_bars(session: Any = "2024-01-02", *,
     return out
 
 
+def synthetic_minute_history(start: Any = "2024-01-02", n_days: int = 20, *,
+                             calendar: ExchangeCalendar | str | None = "XNYS",
+                             price: float = 100.0,
+                             seed: int | np.random.Generator | None = 0,
+                             **kwargs: Any) -> pd.DataFrame:
+    """``n_days`` consecutive sessions of :func:`synthetic_minute_bars`, chained (each day
+    opens at the previous close), for fitting volume profiles; same columns and index."""
+    rng = _rng(seed)
+    s = pd.Timestamp(start)
+    cal = (calendar if isinstance(calendar, ExchangeCalendar)
+           else get_calendar(calendar, s, s + pd.Timedelta(days=int(n_days * 7 / 4.5) + 30)))
+    sessions = cal.sessions(s)[:n_days]
+    frames = []
+    for day in sessions:  # a handful of days; each day is vectorised
+        bars = synthetic_minute_bars(day, calendar=cal, price=price, seed=rng, **kwargs)
+        price = float(bars["close"].iloc[-1])
+        frames.append(bars)
+    out = pd.concat(frames)
+    out.attrs = dict(frames[0].attrs)
+    return out
+
+
+def minute_of_session(times: Any, calendar: ExchangeCalendar | str | None = "XNYS"
+                      ) -> np.ndarray:
+    """Whole minutes since the open of the session containing each (tz-aware) time; -1 when
+    the market is closed. For bar-end stamps pass ``bar_start`` (or ``index - 1 min``)."""
+    idx = pd.DatetimeIndex(times)
+    if idx.tz is None:
+        raise ValidationError("naive times: a time zone is required", field="times")
+    idx = idx.tz_convert("UTC")
+    if len(idx) == 0:
+        return np.zeros(0, dtype=np.int64)
+    cal = (calendar if isinstance(calendar, ExchangeCalendar)
+           else get_calendar(calendar, idx.min().tz_localize(None) - pd.Timedelta(days=7),
+                             idx.max().tz_localize(None) + pd.Timedelta(days=7)))
+    sched = cal.schedule()
+    opens = pd.DatetimeIndex(sched["open"])
+    closes = pd.DatetimeIndex(sched["close"])
+    i = opens.searchsorted(idx, side="right") - 1
+    ok = i >= 0
+    ok[ok] = idx[ok] < closes[i[ok]]
+    out = np.full(len(idx), -1, dtype=np.int64)
+    out[ok] = np.asarray((idx[ok] - opens[i[ok]]) // pd.Timedelta(minutes=1), dtype=np.int64)
+    return out
+
+
 def synthetic_order_book(n_snapshots: int = 1000, n_levels: int = 10, *,
                          session: Any = "2024-01-02",
                          calendar: ExchangeCalendar | str | None = "XNYS",

@@ -142,10 +142,13 @@ class OHLCV:
                   spreads: bool = True, spread_window: int = 21, **kwargs: Any) -> MarketData:
         """Build ``MarketData`` (close prices, volumes, sectors, optional estimated spreads).
 
+        ``spreads``: add the Abdi-Ranaldo estimate when the file had high/low columns.
+
         ``on_missing`` handles dates x symbols holes (late listings, gaps): see
         :func:`keel.data.market.apply_missing_policy`; ``market.missing_report`` says what.
         """
-        spr = self.estimated_spreads(spread_window) if spreads else None
+        has_range = bool(self.high.notna().to_numpy().any() and self.low.notna().to_numpy().any())
+        spr = self.estimated_spreads(spread_window) if spreads and has_range else None
         return MarketData(prices=self.close, volumes=self.volume, sectors=sectors,
                           spreads=spr, on_missing=MissingPolicy(on_missing),
                           source=self.report.file, **kwargs)
