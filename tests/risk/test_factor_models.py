@@ -36,7 +36,8 @@ def test_fundamental_factor_returns_match_day_by_day_brute_force(synth, fitted):
     assert isinstance(mod, FactorRiskModel)
     r = market.returns
     styles = mod.styles_
-    capw = market.adv_notional.iloc[1:].to_numpy()
+    capw = market.market_caps.iloc[1:].to_numpy()  # means and sector constraint: caps
+    adv = market.adv_notional.iloc[1:].to_numpy()  # regression weights: sqrt(ADV)
     from keel.risk.styles import raw_style
 
     z = np.stack([standardize(raw_style(market, s).to_numpy(), capw) for s in styles], axis=2)
@@ -46,7 +47,7 @@ def test_fundamental_factor_returns_match_day_by_day_brute_force(synth, fitted):
     for day in [mod.regression_dates_[0], mod.regression_dates_[57], mod.regression_dates_[-1]]:
         t = r.index.get_loc(day)
         x = np.hstack([np.ones((r.shape[1], 1)), dummies, z[t - 1]])
-        v = np.sqrt(capw[t - 1])
+        v = np.sqrt(adv[t - 1])
         c = np.concatenate([[0.0], capw[t - 1] @ dummies, np.zeros(len(styles))])
         f = _constrained_wls_brute(r.iloc[t].to_numpy(), x, v, c)
         np.testing.assert_allclose(mod.factor_returns_.loc[day].to_numpy(), f, atol=1e-12)

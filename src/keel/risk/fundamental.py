@@ -6,8 +6,9 @@ standardised style exposures of :mod:`keel.risk.styles`. For each day ``t`` the 
 weighted least squares (weights ``sqrt(ADV)`` or ``sqrt(cap)``, the Barra choice: residual
 variance falls roughly with size). The market column equals the sum of the sector columns,
 so the problem is identified by the constraint ``sum_s c_s f_s = 0`` with ``c_s`` the
-capitalisation (or traded value) of sector ``s``: the market factor is then the return of the
-cap-weighted universe and sector factors are returns relative to it. Each day is solved as
+capitalisation of sector ``s`` (its traded value when ``market_caps`` is absent): the
+market factor is then the return of the cap-weighted universe and sector factors are
+returns relative to it. Each day is solved as
 a (K+1) x (K+1) KKT system; all days are assembled and solved in batches of ``batch_days``
 (normal matrices built block-wise from sector sums, never an N x K design per day).
 
@@ -34,6 +35,13 @@ from keel.risk.factor_model import FactorModelMixin, ewma_factor_covariance
 from keel.risk.styles import ALL_STYLES, Style, raw_style, standardize
 
 MARKET = "market"
+
+
+def _clean_weights(w: np.ndarray) -> np.ndarray:
+    """Non-finite or non-positive -> 0; a day with no positive weight -> equal weights."""
+    out = np.where(np.isfinite(w) & (w > 0), w, 0.0)
+    out[out.sum(axis=1) == 0] = 1.0
+    return out
 
 
 class RegressionWeight(StrEnum):
@@ -173,18 +181,16 @@ class FundamentalFactorModel(FactorModelMixin, ParamsMixin):
             raise DataError("constant return series (zero variance)", field="returns",
                             symbol=str(symbols[int(np.argmax(const))]))
         # regression weights and the capitalisation-like weights for means and constraints
-        adv = market.adv_notional.iloc[1:].to_numpy()
-        if weighting is RegressionWeight.SQRT_CAP:
-            if market.market_caps is None:
-                raise ValidationError("sqrt_cap weighting needs market_caps",
-                                      field="weighting", value=weighting.value)
-            capw = market.market_caps.iloc[1:].to_numpy()
-        else:
-            capw = adv
-        capw = np.where(np.isfinite(capw) & (capw > 0), capw, 0.0)
-        no_volume = capw.sum(axis=1) == 0
-        capw[no_volume] = 1.0  # no traded value known at all that day: equal weights
-        regw = np.sqrt(capw)
+        # capitalisation (or, without caps, traded value): style means, the sector constraint
+        # and the specific-risk sector means; regression weights: sqrt of ADV or of cap
+        adv = _clean_weights(market.adv_notional.iloc[1:].to_numpy())
+        caps = (None if market.market_caps is None
+                else _clean_weights(market.market_caps.iloc[1:].to_numpy()))
+        if weighting is RegressionWeight.SQRT_CAP and caps is None:
+            raise ValidationError("sqrt_cap weighting needs market_caps",
+                                  field="weighting", value=weighting.value)
+        capw = adv if caps is None else caps
+        regw = np.sqrt(capw if weighting is RegressionWeight.SQRT_CAP else adv)
         z = np.stack([standardize(raw_style(market, s).to_numpy(), capw, float(self.clip))
                       for s in styles], axis=2) if styles else np.zeros((*rv.shape, 0))
         # returns of day t on exposures at t-1
