@@ -7,8 +7,8 @@ weighted least squares (weights ``sqrt(ADV)`` or ``sqrt(cap)``, the Barra choice
 variance falls roughly with size). The market column equals the sum of the sector columns,
 so the problem is identified by the constraint ``sum_s c_s f_s = 0`` with ``c_s`` the
 capitalisation of sector ``s`` (its traded value when ``market_caps`` is absent): the
-market factor is then the return of the cap-weighted universe and sector factors are
-returns relative to it. Each day is solved as
+market factor is then close to the return of the cap-weighted universe and the sector
+factors are returns relative to it. Each day is solved as
 a (K+1) x (K+1) KKT system; all days are assembled and solved in batches of ``batch_days``
 (normal matrices built block-wise from sector sums, never an N x K design per day).
 
