@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from keel.config import MissingPolicy
     from keel.data.market import MarketData
 
 EXAMPLE = """\

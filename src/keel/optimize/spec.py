@@ -20,8 +20,9 @@ from keel.optimize.mean_variance import MeanVariance
 
 CONSTRAINTS: dict[str, type[cons_mod.Constraint]] = {
     cls.__name__: cls for cls in (
-        cons_mod.Budget, cons_mod.LongOnly, cons_mod.WeightBounds, cons_mod.GrossExposure, cons_mod.NetExposure, cons_mod.Turnover,
-        cons_mod.BetaNeutral, cons_mod.SectorCaps, cons_mod.Liquidity, cons_mod.FactorExposureBounds, cons_mod.TrackingError,
+        cons_mod.Budget, cons_mod.LongOnly, cons_mod.WeightBounds, cons_mod.GrossExposure,
+        cons_mod.NetExposure, cons_mod.Turnover, cons_mod.BetaNeutral, cons_mod.SectorCaps,
+        cons_mod.Liquidity, cons_mod.FactorExposureBounds, cons_mod.TrackingError,
         cons_mod.MinCash)
 }
 
