@@ -87,8 +87,22 @@ CASES: list[tuple[str, Callable[[float], Constraint], Callable[..., float]]] = [
 ]
 
 
+@pytest.fixture(params=["direct", "cvxpy"], autouse=True)
+def path(request) -> str:
+    """Every test runs on the direct QP path and on the CVXPY path."""
+    PATH[0] = request.param
+    return request.param
+
+
+PATH = ["direct"]
+
+
 def _solve(inp: PortfolioInputs, cons: list[Constraint]):
-    return MeanVariance(constraints=cons, risk_aversion=GAMMA).solve(inp)
+    direct = None if PATH[0] == "direct" else []
+    res = MeanVariance(constraints=cons, risk_aversion=GAMMA, direct=direct).solve(inp)
+    if PATH[0] == "cvxpy":
+        assert res.solver == "CLARABEL"
+    return res
 
 
 def test_unconstrained_matches_closed_form(base) -> None:

@@ -26,6 +26,7 @@ from keel.optimize.constraints import (
     WeightBounds,
     unique_names,
 )
+from keel.optimize.fastqp import OSQPDirect
 from keel.optimize.mean_variance import MeanVariance
 from keel.optimize.result import OptimizationStatus
 from keel.optimize.terms import Alpha, HoldingCost, Risk, TransactionCost
@@ -41,12 +42,16 @@ def test_agrees_with_second_solvers_and_dense_formulation(h) -> None:
     cost = h.LinearCost(10.0)
     cons = [Budget(), LongOnly(), WeightBounds(upper=0.1), Turnover(max_total=0.8)]
     ref = MeanVariance(constraints=cons, risk_aversion=5.0, costs=[cost]).solve(inp)
-    assert ref.solver == "CLARABEL" and ref.status is OptimizationStatus.OPTIMAL
-    for solver, rtol in (("OSQP", 1e-6), ("SCS", 1e-5)):
+    assert ref.solver == "CLARABEL-direct" and ref.status is OptimizationStatus.OPTIMAL
+    for solver, rtol in (("CLARABEL", 1e-8), ("OSQP", 1e-6), ("SCS", 1e-5)):
         other = MeanVariance(constraints=cons, risk_aversion=5.0, costs=[cost],
-                             solvers=[solver]).solve(inp)
+                             solvers=[solver], direct=[]).solve(inp)
         assert other.solver == solver
         assert other.objective == pytest.approx(ref.objective, rel=rtol)
+    osqp = MeanVariance(constraints=cons, risk_aversion=5.0, costs=[cost],
+                        direct=[OSQPDirect(eps_abs=1e-9, eps_rel=1e-9)]).solve(inp)
+    assert osqp.solver == "OSQP-direct"
+    assert osqp.objective == pytest.approx(ref.objective, rel=1e-6)
     # independent dense formulation written by hand
     cov = inp.risk.covariance()
     w = cp.Variable(inp.n)
@@ -113,9 +118,10 @@ def test_borrow_fee_discourages_shorts(h) -> None:
     assert mv.solve(inp).weights[victim] >= -1e-7
 
 
-def test_compiled_once_and_resolved(h) -> None:
+@pytest.mark.parametrize("direct", [None, []], ids=["direct", "cvxpy"])
+def test_compiled_once_and_resolved(h, direct) -> None:
     inp = h.make_inputs(50, 4, seed=7, current=True)
-    mv = long_only_capped(costs=[h.LinearCost(5.0)])
+    mv = long_only_capped(costs=[h.LinearCost(5.0)], direct=direct)
     first = mv.solve(inp)
     assert first.compile_time_s > 0
     rng = np.random.default_rng(0)
@@ -123,14 +129,19 @@ def test_compiled_once_and_resolved(h) -> None:
         new = inp.with_(alpha=rng.normal(0, 1e-3, inp.n), current=first.weights.to_numpy())
         again = mv.solve(new)
         assert again.compile_time_s == 0.0
-        fresh = long_only_capped(costs=[h.LinearCost(5.0)]).solve(new)
+        fresh = long_only_capped(costs=[h.LinearCost(5.0)], direct=direct).solve(new)
         assert again.objective == pytest.approx(fresh.objective, rel=1e-8)
-    # a new cost context with other values recompiles (coefficients are constants)
-    tc = inp.trade_context
-    from keel.costs.base import TradeContext
-    tc2 = TradeContext(tc.symbols, tc.prices, tc.adv_notional * 2, tc.volatility,
-                       tc.spreads, nav=tc.nav)
-    assert mv.solve(inp.with_(trade_context=tc2)).compile_time_s > 0
+    # new risk values: the CVXPY path updates parameters; the direct path rebuilds matrices
+    risk2 = h.make_factor(50, 4, seed=8)
+    again = mv.solve(inp.with_(risk=risk2))
+    assert (again.compile_time_s > 0) == (direct is None)
+    if direct == []:
+        # a cost context with other values recompiles (coefficients are constants)
+        tc = inp.trade_context
+        from keel.costs.base import TradeContext
+        tc2 = TradeContext(tc.symbols, tc.prices, tc.adv_notional * 2, tc.volatility,
+                           tc.spreads, nav=tc.nav)
+        assert mv.solve(inp.with_(trade_context=tc2)).compile_time_s > 0
 
 
 def test_solver_failure_falls_back_then_holds(h) -> None:

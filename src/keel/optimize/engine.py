@@ -19,7 +19,7 @@ import pandas as pd
 
 from keel.errors import InfeasibleError, NonConvexError, ValidationError
 from keel.optimize.build import BuildContext, structure_key
-from keel.optimize.constraints import Constraint, unique_names
+from keel.optimize.constraints import Constraint, Turnover, unique_names
 from keel.optimize.inputs import PortfolioInputs
 from keel.optimize.result import (
     BindingConstraint,
@@ -75,6 +75,8 @@ class ConvexPortfolioProblem:
         feasibility_tol: largest accepted constraint violation (NAV units).
         binding_tol: a row within this of its bound is reported as binding.
         diagnose: run the elastic-slack diagnosis when a solver reports infeasibility.
+        direct: solvers of the direct QP path (:mod:`keel.optimize.fastqp`), tried first when
+            the problem is a factor-form QP; the CVXPY chain follows if they fail.
     """
 
     default_solvers: tuple[Solver, ...] = (Solver.CLARABEL, Solver.OSQP, Solver.SCS)
@@ -83,7 +85,7 @@ class ConvexPortfolioProblem:
                  solvers: Sequence[Solver | str] | None = None,
                  solver_options: Mapping[str, Mapping[str, Any]] | None = None,
                  feasibility_tol: float = 1e-6, binding_tol: float = 1e-6,
-                 diagnose: bool = True) -> None:
+                 diagnose: bool = True, direct: Sequence[Any] = ()) -> None:
         for t in terms:
             if not isinstance(t, Term):
                 raise ValidationError("terms must be Term objects", field="terms",
@@ -106,7 +108,9 @@ class ConvexPortfolioProblem:
         self.feasibility_tol = float(feasibility_tol)
         self.binding_tol = float(binding_tol)
         self.diagnose = diagnose
+        self.direct = list(direct)
         self._compiled: Compiled | None = None
+        self._qp: Any = None
 
     # ------------------------------------------------------------------ build
 
@@ -156,9 +160,17 @@ class ConvexPortfolioProblem:
         held, and the result says so.
         """
         t0 = time.perf_counter()
-        comp, fresh = self._prepare(inputs)
         trail: list[SolverAttempt] = []
         messages: list[str] = []
+        if self.direct:
+            done = self._solve_direct(inputs, trail)
+            if done is not None:
+                w, used_name, duals, obj, build_s = done
+                if build_s:
+                    messages.append(f"built the direct QP in {build_s * 1e3:.1f} ms")
+                return self._result(inputs, w, OptimizationStatus.OPTIMAL, used_name, obj,
+                                    trail, messages, time.perf_counter() - t0, build_s, duals)
+        comp, fresh = self._prepare(inputs)
         if fresh:
             messages.append(f"compiled ({'DPP' if comp.dpp else 'non-DPP'}) in "
                             f"{comp.compile_time_s * 1e3:.1f} ms")
@@ -203,8 +215,70 @@ class ConvexPortfolioProblem:
             w_ok = inputs.current.copy()
             messages.append("every solver failed: holding the current weights ("
                             + "; ".join(f"{a.solver}: {a.outcome}" for a in trail) + ")")
-        return self._result(comp, inputs, w_ok, status, used, solver_obj, trail, messages,
-                            time.perf_counter() - t0, comp.compile_time_s if fresh else 0.0)
+        duals = None if used is None else self._cvxpy_duals(comp.rows)
+        return self._result(inputs, w_ok, status, None if used is None else used.value,
+                            solver_obj, trail, messages, time.perf_counter() - t0,
+                            comp.compile_time_s if fresh else 0.0, duals)
+
+    def _solve_direct(self, inputs: PortfolioInputs, trail: list[SolverAttempt]
+                      ) -> tuple[np.ndarray, str, list[float], float, float] | None:
+        from keel.optimize import fastqp
+
+        tb = time.perf_counter()
+        spec = fastqp.translate(self.terms, self.constraints, inputs)
+        if spec is None:
+            return None
+        old = self._qp
+        qp = fastqp.assemble(spec, inputs, old)
+        self._qp = qp
+        rebuilt = old is None or old.matrix_key != qp.matrix_key
+        build_s = time.perf_counter() - tb if rebuilt else 0.0
+        for solver in self.direct:
+            ts = time.perf_counter()
+            try:
+                status, x, y = solver.solve(qp)
+            except (ValueError, ArithmeticError, RuntimeError) as exc:
+                status, x, y = f"error: {exc}", None, None
+            secs = time.perf_counter() - ts
+            if x is None or y is None:
+                trail.append(SolverAttempt(solver.name, "not_solved", secs, status))
+                continue
+            w = np.asarray(x[:inputs.n])
+            viol = self.max_violation(w, inputs)
+            if viol > self.feasibility_tol:
+                trail.append(SolverAttempt(solver.name, "constraint_violation", secs,
+                                           f"max violation {viol:.3g}"))
+                continue
+            trail.append(SolverAttempt(solver.name, "ok", secs, status))
+            obj = -float(0.5 * x @ (qp.P @ x) + qp.q @ x)
+            return w, solver.name, self._direct_duals(qp, y, w, inputs), obj, build_s
+        return None
+
+    def _direct_duals(self, qp: Any, y: np.ndarray, w: np.ndarray,
+                      inputs: PortfolioInputs) -> list[float]:
+        out = []
+        ay = np.abs(y)
+        bound_rows = ay[:inputs.n]
+        for i, c in enumerate(self.constraints):
+            own = ay[qp.owners == i]
+            vals = [float(own.max())] if own.size else []
+            if c.per_name or isinstance(c, Turnover):
+                m = c.margins(w, inputs)
+                if m.size % inputs.n == 0 and m.size:
+                    hit = (m.reshape(-1, inputs.n) <= self.binding_tol).any(axis=0)
+                    if hit.any():
+                        vals.append(float(bound_rows[hit].max()))
+            out.append(max(vals) if vals else float("nan"))
+        return out
+
+    @staticmethod
+    def _cvxpy_duals(rows: list[list[cp.Constraint]]) -> list[float]:
+        out = []
+        for rs in rows:
+            duals = [np.max(np.abs(np.atleast_1d(r.dual_value))) for r in rs
+                     if r.dual_value is not None and np.size(r.dual_value)]
+            out.append(float(max(duals)) if duals else float("nan"))
+        return out
 
     def _try(self, comp: Compiled, solver: Solver) -> tuple[str, str]:
         opts = {**DEFAULT_OPTIONS.get(solver, {}), **self.solver_options.get(solver, {})}
@@ -232,7 +306,7 @@ class ConvexPortfolioProblem:
         return max((c.violation(w, inputs) for c in self.constraints), default=0.0)
 
     def binding(self, w: np.ndarray, inputs: PortfolioInputs,
-                rows: list[list[cp.Constraint]] | None = None) -> tuple[BindingConstraint, ...]:
+                duals: list[float] | None = None) -> tuple[BindingConstraint, ...]:
         """Constraints within ``binding_tol`` of a bound, with their largest |dual|."""
         out = []
         names = unique_names(self.constraints)
@@ -241,11 +315,7 @@ class ConvexPortfolioProblem:
             mask = m <= self.binding_tol
             if not mask.any():
                 continue
-            dual = float("nan")
-            if rows is not None:
-                duals = [np.max(np.abs(np.atleast_1d(r.dual_value))) for r in rows[i]
-                         if r.dual_value is not None and np.size(r.dual_value)]
-                dual = float(max(duals)) if duals else float("nan")
+            dual = float("nan") if duals is None else duals[i]
             syms: tuple[str, ...] = ()
             n = inputs.n
             if c.per_name and m.size % n == 0:
@@ -254,10 +324,10 @@ class ConvexPortfolioProblem:
             out.append(BindingConstraint(name, dual, int(mask.sum()), syms))
         return tuple(out)
 
-    def _result(self, comp: Compiled, inputs: PortfolioInputs, w: np.ndarray,
-                status: OptimizationStatus, used: Solver | None, solver_obj: float,
-                trail: list[SolverAttempt], messages: list[str], elapsed: float,
-                compile_s: float) -> OptimizationResult:
+    def _result(self, inputs: PortfolioInputs, w: np.ndarray, status: OptimizationStatus,
+                used: str | None, solver_obj: float, trail: list[SolverAttempt],
+                messages: list[str], elapsed: float, compile_s: float,
+                duals: list[float] | None) -> OptimizationResult:
         split, detail = objective_split(self.terms, w, inputs)
         held = status is OptimizationStatus.HOLD_FALLBACK
         viol = self.max_violation(w, inputs)
@@ -268,7 +338,6 @@ class ConvexPortfolioProblem:
             trades=pd.Series(w - inputs.current, index=inputs.symbols, name="trade"),
             status=status, objective=split["utility"], objective_split=split,
             term_values=detail, solver_objective=solver_obj,
-            binding=self.binding(w, inputs, None if held else comp.rows),
-            solver=None if used is None else used.value, fallback_trail=tuple(trail),
-            solve_time_s=elapsed, compile_time_s=compile_s, max_violation=viol,
-            messages=tuple(messages))
+            binding=self.binding(w, inputs, duals), solver=used,
+            fallback_trail=tuple(trail), solve_time_s=elapsed, compile_time_s=compile_s,
+            max_violation=viol, messages=tuple(messages))

@@ -13,6 +13,7 @@ from typing import Any
 from keel.costs.base import CostModel
 from keel.optimize.constraints import Constraint
 from keel.optimize.engine import ConvexPortfolioProblem, Solver
+from keel.optimize.fastqp import ClarabelDirect
 from keel.optimize.terms import Alpha, Risk, Term, TransactionCost
 
 
@@ -42,9 +43,11 @@ class MeanVariance(ConvexPortfolioProblem):
                  solvers: Sequence[Solver | str] | None = None,
                  solver_options: Mapping[str, Mapping[str, Any]] | None = None,
                  feasibility_tol: float = 1e-6, binding_tol: float = 1e-6,
-                 diagnose: bool = True) -> None:
+                 diagnose: bool = True, direct: Sequence[Any] | None = None) -> None:
         if terms is None:
             terms = [Alpha(), Risk(risk_aversion), *[TransactionCost(c) for c in costs]]
+        if direct is None:
+            direct = [ClarabelDirect()]
         super().__init__(terms, constraints, solvers=solvers, solver_options=solver_options,
                          feasibility_tol=feasibility_tol, binding_tol=binding_tol,
-                         diagnose=diagnose)
+                         diagnose=diagnose, direct=direct)
