@@ -215,10 +215,10 @@ class ConvexPortfolioProblem:
             w_ok = inputs.current.copy()
             messages.append("every solver failed: holding the current weights ("
                             + "; ".join(f"{a.solver}: {a.outcome}" for a in trail) + ")")
-        duals = None if used is None else self._cvxpy_duals(comp.rows)
         return self._result(inputs, w_ok, status, None if used is None else used.value,
                             solver_obj, trail, messages, time.perf_counter() - t0,
-                            comp.compile_time_s if fresh else 0.0, duals)
+                            comp.compile_time_s if fresh else 0.0,
+                            None if used is None else self._cvxpy_duals(comp.rows))
 
     def _solve_direct(self, inputs: PortfolioInputs, trail: list[SolverAttempt]
                       ) -> tuple[np.ndarray, str, list[float], float, float] | None:

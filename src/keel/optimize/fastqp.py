@@ -101,6 +101,10 @@ def _check_convex(term: TransactionCost, inputs: PortfolioInputs) -> None:
     _CONVEX_OK.add(key)
 
 
+def _const(m: sp.spmatrix) -> MatFn:
+    return lambda: m
+
+
 def _ones(n: int) -> MatFn:
     return lambda: sp.csr_matrix(np.ones((1, n)))
 
@@ -138,8 +142,8 @@ def translate(terms: Sequence[Term], constraints: Sequence[cm.Constraint],
             s.q_w += t.cash_rate
         else:
             return None
-    for i, c in enumerate(constraints):
-        if not _add(s, i, c, inputs, long_only):
+    for i, con in enumerate(constraints):
+        if not _add(s, i, con, inputs, long_only):
             return None
     return s
 
@@ -204,7 +208,7 @@ def _add(s: _Spec, i: int, c: cm.Constraint, x: PortfolioInputs, long_only: bool
                 continue  # long only: shorts are zero
             sub = m[rows]
             lo = -caps[rows] if name == "net" else np.full(len(rows), -INF)
-            s.rows.append(_Row(i, lambda sub=sub: sub, lo, caps[rows]))
+            s.rows.append(_Row(i, _const(sub), lo, caps[rows]))
     elif isinstance(c, cm.FactorExposureBounds):
         if not isinstance(x.risk, FactorCovariance):
             return False
