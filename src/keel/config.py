@@ -12,7 +12,7 @@ models, rules); this module only holds what the application wires together.
 from __future__ import annotations
 
 import tomllib
-from enum import StrEnum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -225,3 +225,42 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> KeelConfig:
 def config_as_dict(config: KeelConfig) -> dict[str, Any]:
     """JSON-friendly dict of a config (stored with every run and backtest result)."""
     return config.model_dump(mode="json")
+
+
+def describe_config() -> list[tuple[str, str, str, str, str]]:
+    """(section, key, type, default, description) for every key of :class:`KeelConfig`."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    for section, finfo in KeelConfig.model_fields.items():
+        model = finfo.annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        for key, f in model.model_fields.items():
+            ann = f.annotation
+            if isinstance(ann, type) and issubclass(ann, Enum):
+                tname = " | ".join(str(m.value) for m in ann)
+            elif isinstance(ann, type):
+                tname = ann.__name__
+            else:
+                tname = str(ann).replace("typing.", "").replace("pathlib.", "")
+            default = f.default
+            if isinstance(default, Enum):
+                default = default.value
+            elif isinstance(default, Path):
+                default = str(default)
+            rows.append((section, key, tname.replace("|", "\\|"), repr(default),
+                         f.description or ""))
+    return rows
+
+
+def config_markdown() -> str:
+    """The reference part of ``docs/configuration.md``, generated from the models."""
+    lines: list[str] = []
+    current = None
+    for section, key, tname, default, desc in describe_config():
+        if section != current:
+            doc = (KeelConfig.model_fields[section].annotation.__doc__ or "").strip()
+            lines += ["", f"### `[{section}]`", "", doc, "",
+                      "| key | type | default | meaning |", "|---|---|---|---|"]
+            current = section
+        env = f"KEEL_{section.upper()}__{key.upper()}"
+        lines.append(f"| `{key}` | {tname} | `{default}` | {desc} (env `{env}`) |")
+    return "\n".join(lines).lstrip("\n") + "\n"

@@ -7,10 +7,12 @@ import typer
 from keel import __version__
 from keel.cli import (
     backtest_cmd,
+    config_cmd,
     costs_cmd,
     data_cmd,
     db_cmd,
     demo_cmd,
+    exchange_cmd,
     execution_cmd,
     live_cmd,
     optimize_cmd,
@@ -43,8 +45,8 @@ def _root(
     """keel command line."""
 
 
-for _module in (demo_cmd, data_cmd, db_cmd, risk_cmd, costs_cmd, optimize_cmd, portfolio_cmd,
-                execution_cmd, venues_cmd, backtest_cmd, live_cmd):
+for _module in (demo_cmd, config_cmd, data_cmd, db_cmd, risk_cmd, costs_cmd, optimize_cmd,
+                portfolio_cmd, execution_cmd, venues_cmd, exchange_cmd, backtest_cmd, live_cmd):
     _module.register(app)
 
 

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from keel.errors import KeelError
 
@@ -23,7 +24,9 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except KeelError as exc:
-        err_console.print(f"[bold red]{type(exc).__name__}[/]: {exc}")
+        # Escape: error context is rendered "[file=..., row=...]", which Rich reads as markup.
+        err_console.print(f"[bold red]{type(exc).__name__}[/]: {escape(str(exc))}",
+                          soft_wrap=True)
         raise typer.Exit(2) from None
 
 

@@ -2,8 +2,64 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from keel.cli.common import console, friendly_errors
 
 
 def register(app: typer.Typer) -> None:
     """Add ``keel demo`` to ``app``."""
+
+    @app.command("demo")
+    def demo(
+        config: Path | None = typer.Option(None, "--config", "-c",
+                                           help="TOML configuration (default: built-in)."),
+        out_dir: Path | None = typer.Option(None, help="Output folder (default: keel-out)."),
+        assets: int | None = typer.Option(None, help="Synthetic universe size."),
+        days: int | None = typer.Option(None, help="Synthetic history length, sessions."),
+        seed: int | None = typer.Option(None, help="Seed of every random generator."),
+    ) -> None:
+        """Run keel end to end on the synthetic market; results in ./keel-out/."""
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.table import Table
+
+        from keel.app.demo import run_demo
+        from keel.config import load_config
+
+        with friendly_errors():
+            overrides: dict[str, dict[str, object]] = {}
+            general: dict[str, object] = {}
+            if out_dir is not None:
+                general["out_dir"] = str(out_dir)
+            if seed is not None:
+                general["seed"] = seed
+            if general:
+                overrides["general"] = general
+            data: dict[str, object] = {k: v for k, v in (('n_assets', assets), ('n_days', days))
+                                       if v is not None}
+            if data:
+                overrides["data"] = data
+            cfg = load_config(config, **overrides)
+            if out_dir is not None and "KEEL_STORE__URL" not in __import__("os").environ:
+                cfg = load_config(config, **overrides,
+                                  store={"url": f"sqlite:///{out_dir / 'keel.db'}"})
+            with Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                          TimeElapsedColumn(), console=console, transient=True) as bar:
+                task = bar.add_task("starting", total=None)
+
+                def on_step(name: str, description: str) -> None:
+                    bar.update(task, description=f"[bold]{name}[/]: {description}")
+
+                ctx = run_demo(cfg, progress=on_step)
+            table = Table(title=f"keel demo — run {ctx.run_id}", show_header=True)
+            table.add_column("result")
+            table.add_column("value", justify="right")
+            for key, value in ctx.results.items():
+                text = f"{value:,.4g}" if isinstance(value, float) else str(value)
+                table.add_row(key.replace("_", " "), text)
+            console.print(table)
+            steps = ", ".join(f"{k} {v:.2f}s" for k, v in ctx.timings.items())
+            console.print(f"steps: {steps}")
+            console.print(f"stored in [bold]{ctx.store.url}[/]")

@@ -1,4 +1,5 @@
-"""Persistence: SQLAlchemy tables and repositories; SQLite by default, PostgreSQL by URL."""
+"""Persistence: SQLAlchemy tables, migrations and repositories; SQLite by default, PostgreSQL
+by URL. Layers write their own repositories (ledger_repo, orders_repo...) on these tables."""
 
 from keel.store.db import Store, make_engine
 

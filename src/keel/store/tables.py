@@ -9,7 +9,7 @@ SQLite, which has no exact decimal type); times are stored in UTC and come back 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -21,18 +21,69 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    MetaData,
     Numeric,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
 
+from keel.errors import StoreError, ValidationError
+from keel.types import ensure_utc, to_decimal
+
+# Scale and precision of every exact column: 26 integer digits and 12 decimal places.
+DECIMAL_PRECISION = 38
+DECIMAL_SCALE = 12
+_WIDE = Context(prec=DECIMAL_PRECISION + 10)  # no rounding in normalize/quantize below
+
+# Deterministic constraint names: Alembic (and SQLite batch mode) can only alter what has a name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def exact_decimal(value: Any, field_name: str = "decimal") -> Decimal:
+    """``value`` as a finite ``Decimal`` that NUMERIC(38, 12) holds without rounding.
+
+    Raises ``ValidationError`` naming ``field_name`` for a non-number, a non-finite value, more
+    than 12 decimal places (PostgreSQL would round them away silently) or more than 26 integer
+    digits (PostgreSQL would refuse the row). Both backends refuse the same values.
+    """
+    d = to_decimal(value, field_name)
+    if d.is_zero():
+        return Decimal(0)
+    if d.normalize(_WIDE).as_tuple().exponent < -DECIMAL_SCALE:  # type: ignore[operator]
+        raise ValidationError(f"more than {DECIMAL_SCALE} decimal places would be rounded",
+                              field=field_name, value=d)
+    if d.adjusted() >= DECIMAL_PRECISION - DECIMAL_SCALE:
+        raise ValidationError(
+            f"more than {DECIMAL_PRECISION - DECIMAL_SCALE} integer digits do not fit",
+            field=field_name, value=d)
+    return d
+
+
+def canonical_decimal(d: Decimal) -> Decimal:
+    """Trailing zeros dropped (PostgreSQL pads to the scale), integers without exponent."""
+    if d == d.to_integral_value(context=_WIDE):
+        return d.quantize(Decimal(1), context=_WIDE)
+    return d.normalize(_WIDE)
+
 
 class ExactDecimal(TypeDecorator[Decimal]):
-    """A ``Decimal`` stored without loss: NUMERIC(38, 12) on PostgreSQL, TEXT on SQLite."""
+    """A ``Decimal`` stored without loss: NUMERIC(38, 12) on PostgreSQL, TEXT on SQLite.
+
+    SQLite has no exact decimal type, so values are kept as fixed-point text there (exact, but
+    SQL arithmetic and ordering on these columns are textual: do the maths in Python). Values
+    that NUMERIC(38, 12) cannot hold exactly are refused on every backend.
+    """
 
     impl = String(64)
     cache_ok = True
@@ -40,24 +91,27 @@ class ExactDecimal(TypeDecorator[Decimal]):
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(String(64))
-        return dialect.type_descriptor(Numeric(38, 12, asdecimal=True))
+        return dialect.type_descriptor(
+            Numeric(DECIMAL_PRECISION, DECIMAL_SCALE, asdecimal=True))
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        d = value if isinstance(value, Decimal) else Decimal(str(value))
-        return str(d) if dialect.name == "sqlite" else d
+        d = exact_decimal(value)
+        return format(d, "f") if dialect.name == "sqlite" else d
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        d = Decimal(value) if not isinstance(value, Decimal) else value
-        # PostgreSQL pads to the column scale: drop trailing zeros (value unchanged, no exponent).
-        return d.quantize(Decimal(1)) if d == d.to_integral_value() else d.normalize()
+        return canonical_decimal(value if isinstance(value, Decimal) else Decimal(value))
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """A tz-aware UTC datetime on every backend (naive input is refused)."""
+    """A tz-aware UTC datetime on every backend (naive input is refused).
+
+    PostgreSQL: ``timestamp with time zone``. SQLite: the UTC wall time as fixed-width text,
+    so ordering and range queries are correct.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -65,9 +119,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime refused by the store: {value!r}")
-        value = value.astimezone(UTC)
+        value = ensure_utc(value, "datetime")
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
@@ -79,6 +131,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         Decimal: ExactDecimal(), datetime: UTCDateTime(), dict[str, Any]: JSON()}
 
@@ -250,3 +303,12 @@ class RunRow(Base):
 
 
 Index("ix_fills_order_ts", FillRow.client_order_id, FillRow.timestamp)
+
+
+def _refuse_audit_change(_mapper: Any, _connection: Any, target: AuditRow) -> None:
+    raise StoreError("the audit log is append-only: rows cannot be changed or deleted",
+                     field="audit_log.id", value=target.id)
+
+
+event.listen(AuditRow, "before_update", _refuse_audit_change)
+event.listen(AuditRow, "before_delete", _refuse_audit_change)

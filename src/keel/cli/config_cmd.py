@@ -1,0 +1,35 @@
+"""`keel config ...`: show the effective configuration and its reference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from keel.cli.common import console, friendly_errors
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``config`` command group to ``app``."""
+    config_app = typer.Typer(help="Inspect keel's configuration.", no_args_is_help=True)
+
+    @config_app.command("show")
+    def show(
+        config: Path | None = typer.Option(None, "--config", "-c",
+                                           help="TOML file (default: built-in defaults)."),
+    ) -> None:
+        """Print the effective configuration (file + KEEL_* environment) as JSON."""
+        from keel.config import config_as_dict, load_config
+
+        with friendly_errors():
+            console.print_json(json.dumps(config_as_dict(load_config(config))))
+
+    @config_app.command("reference")
+    def reference() -> None:
+        """Print the Markdown reference of every section and key."""
+        from keel.config import config_markdown
+
+        typer.echo(config_markdown(), nl=False)
+
+    app.add_typer(config_app, name="config")

@@ -1,0 +1,1 @@
+"""Alembic migrations of the keel schema (run them with ``keel db upgrade``)."""

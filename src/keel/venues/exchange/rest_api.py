@@ -1,0 +1,171 @@
+"""An Alpaca-style REST order API in front of a :class:`SimulatedExchange` (FastAPI).
+
+Endpoints (JSON; Decimals as strings): ``POST /v2/orders``, ``GET /v2/orders?status=``,
+``GET /v2/orders:by_client_order_id?client_order_id=``, ``PATCH /v2/orders/{order_id}``,
+``DELETE /v2/orders/{order_id}``, ``GET /v2/positions``, ``GET /v2/account``, and the keel
+extension ``GET /v2/events?after=SEQ`` (the account's order events in sequence, for polling).
+Authentication: the ``APCA-API-KEY-ID`` header names an account key (401 otherwise).
+"""
+
+# No `from __future__ import annotations`: FastAPI must see the local dependency aliases.
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from keel.clock import Clock
+from keel.errors import ValidationError
+from keel.types import Order, OrderStatus, OrderType, Side, TimeInForce
+from keel.venues.exchange.core import OrderView, SimulatedExchange
+from keel.venues.wire import event_to_json
+
+_STATUS = {OrderStatus.ACKNOWLEDGED: "new", OrderStatus.PARTIALLY_FILLED: "partially_filled",
+           OrderStatus.FILLED: "filled", OrderStatus.CANCELLED: "canceled",
+           OrderStatus.REJECTED: "rejected", OrderStatus.EXPIRED: "expired",
+           OrderStatus.NEW: "new", OrderStatus.PENDING: "pending_new"}
+
+
+class OrderRequest(BaseModel):
+    """Body of ``POST /v2/orders``."""
+
+    model_config = ConfigDict(extra="forbid")
+    symbol: str = Field(min_length=1, max_length=32)
+    qty: str | int | float
+    side: Literal["buy", "sell"]
+    type: Literal["market", "limit"] = "market"
+    time_in_force: Literal["day", "gtc", "ioc", "fok"] = "day"
+    limit_price: str | float | None = None
+    client_order_id: str = Field(min_length=1, max_length=64)
+
+
+class ReplaceRequest(BaseModel):
+    """Body of ``PATCH /v2/orders/{order_id}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    qty: str | int | float | None = None
+    limit_price: str | float | None = None
+    client_order_id: str = Field(min_length=1, max_length=64)
+
+
+def order_json(v: OrderView) -> dict[str, Any]:
+    return {"id": v.venue_order_id, "client_order_id": v.client_order_id, "symbol": v.symbol,
+            "qty": str(v.qty), "filled_qty": str(v.cum_qty),
+            "filled_avg_price": str(v.avg_price) if v.cum_qty else None,
+            "side": v.side.value.lower(), "type": v.order_type.value.lower(),
+            "time_in_force": v.tif.value.lower(),
+            "limit_price": None if v.limit_price is None else str(v.limit_price),
+            "status": _STATUS[v.status]}
+
+
+def _decimal(value: Any, name: str) -> Decimal:
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        raise HTTPException(422, f"{name} is not a number: {value!r}") from None
+    if not d.is_finite() or d <= 0:
+        raise HTTPException(422, f"{name} must be a positive number: {value!r}")
+    return d
+
+
+def create_rest_app(exchange: SimulatedExchange, clock: Clock,
+                    api_keys: dict[str, str]) -> FastAPI:
+    """The REST app. ``api_keys`` maps an ``APCA-API-KEY-ID`` value to an account name."""
+    app = FastAPI(title="keel simulated exchange", version="1")
+
+    def account(apca_api_key_id: Annotated[str | None, Header()] = None) -> str:
+        if apca_api_key_id is None or apca_api_key_id not in api_keys:
+            raise HTTPException(401, "missing or unknown APCA-API-KEY-ID")
+        return api_keys[apca_api_key_id]
+
+    Acct = Annotated[str, Depends(account)]
+
+    def find(acct: str, order_id: str) -> OrderView:
+        for v in exchange.orders(acct):
+            if v.venue_order_id == order_id:
+                return v
+        raise HTTPException(404, f"order not found: {order_id}")
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/v2/orders")
+    def submit(body: OrderRequest, acct: Acct) -> dict[str, Any]:
+        if exchange.order(acct, body.client_order_id) is not None:
+            raise HTTPException(422, "client_order_id must be unique")
+        try:
+            order = Order(
+                client_order_id=body.client_order_id, symbol=body.symbol,
+                side=Side(body.side.upper()), qty=_decimal(body.qty, "qty"),
+                created_at=clock.now(), order_type=OrderType(body.type.upper()),
+                limit_price=(None if body.limit_price is None
+                             else _decimal(body.limit_price, "limit_price")),
+                tif=TimeInForce(body.time_in_force.upper()))
+        except ValidationError as exc:
+            raise HTTPException(422, str(exc)) from None
+        events = exchange.submit(acct, order, clock.now())
+        view = exchange.order(acct, order.client_order_id)
+        if view is None:  # refused before the engine registered it
+            reason = events[0].reason if events else "rejected"
+            raise HTTPException(422, reason)
+        return order_json(view)
+
+    @app.get("/v2/orders")
+    def list_orders(acct: Acct, status: Literal["open", "closed", "all"] = "open"
+                    ) -> list[dict[str, Any]]:
+        views = exchange.orders(acct)
+        if status == "open":
+            views = [v for v in views if v.status.is_open]
+        elif status == "closed":
+            views = [v for v in views if v.status.is_terminal]
+        return [order_json(v) for v in views]
+
+    @app.get("/v2/orders:by_client_order_id")
+    def by_client_id(acct: Acct, client_order_id: str = Query(min_length=1)) -> dict[str, Any]:
+        view = exchange.order(acct, client_order_id)
+        if view is None:
+            raise HTTPException(404, f"order not found: {client_order_id}")
+        return order_json(view)
+
+    @app.delete("/v2/orders/{order_id}", status_code=204)
+    def cancel(order_id: str, acct: Acct) -> Response:
+        view = find(acct, order_id)
+        if not view.status.is_open:
+            raise HTTPException(422, f"order is not open: {view.status.value}")
+        exchange.cancel(acct, view.client_order_id, clock.now())
+        return Response(status_code=204)
+
+    @app.patch("/v2/orders/{order_id}")
+    def replace(order_id: str, body: ReplaceRequest, acct: Acct) -> dict[str, Any]:
+        view = find(acct, order_id)
+        qty = view.qty if body.qty is None else _decimal(body.qty, "qty")
+        px = (view.limit_price if body.limit_price is None
+              else _decimal(body.limit_price, "limit_price"))
+        try:
+            new = Order(body.client_order_id, view.symbol, view.side, qty, clock.now(),
+                        order_type=view.order_type, limit_price=px, tif=view.tif)
+        except ValidationError as exc:
+            raise HTTPException(422, str(exc)) from None
+        events = exchange.replace(acct, view.client_order_id, new, clock.now())
+        if events and events[0].kind.value == "CANCEL_REJECTED":
+            raise HTTPException(422, events[0].reason)
+        replaced = exchange.order(acct, body.client_order_id)
+        assert replaced is not None
+        return order_json(replaced)
+
+    @app.get("/v2/positions")
+    def positions(acct: Acct) -> list[dict[str, str]]:
+        return [{"symbol": s, "qty": str(q)} for s, q in sorted(exchange.positions(acct).items())]
+
+    @app.get("/v2/account")
+    def account_info(acct: Acct) -> dict[str, str]:
+        a = exchange.account(acct)
+        return {"cash": str(a.cash), "equity": str(a.equity),
+                "buying_power": str(a.buying_power)}
+
+    @app.get("/v2/events")
+    def events(acct: Acct, after: int = Query(0, ge=0)) -> list[dict[str, Any]]:
+        return [event_to_json(ev, seq) for seq, ev in exchange.events_since(acct, after)]
+
+    return app
