@@ -15,7 +15,8 @@ from keel.cli import app
 
 def _write_inputs(tmp: Path, n: int = 25, t: int = 300) -> None:
     rng = np.random.default_rng(0)
-    dates = pd.bdate_range("2020-01-01", periods=t)
+    import exchange_calendars as xc
+    dates = xc.get_calendar("XNYS").sessions_in_range("2020-01-02", "2021-12-31")[:t]
     syms = [f"S{i:02d}" for i in range(n)]
     rets = rng.normal(0, 0.01, (t, n)) + rng.normal(0, 0.01, (t, 1))
     prices = pd.DataFrame(100 * np.exp(np.cumsum(rets, axis=0)), index=dates, columns=syms)

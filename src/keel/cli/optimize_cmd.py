@@ -20,7 +20,7 @@ EXAMPLE = """\
 alpha = "alpha.csv"        # symbol,alpha (expected return per period, fraction)
 holdings = "holdings.csv"  # optional: symbol,weight (fraction of NAV)
 prices = "prices.csv"      # long (date,close,volume,Name) or wide (date x symbols) closes
-volumes = "volumes.csv"    # wide volumes (only with wide prices; optional)
+volumes = "volumes.csv"    # wide volumes (needed with wide prices)
 sectors = "sectors.csv"    # optional: Symbol,Sector
 lookback = 252             # rows of history for the risk model and scenarios
 on_missing = "raise"       # or "drop": leave out alpha names without full history (listed)
@@ -128,40 +128,24 @@ def _two_col(path: Path, name: str) -> pd.Series:
                      index=df.iloc[:, 0].astype(str), name=name)
 
 
-def _market(table: dict[str, Any], base: Path, rows: int) -> MarketData:
+def _market(table: dict[str, Any], base: Path) -> MarketData:
+    """Long (date, ..., close, volume, Name) or wide (dates x symbols + volumes) files."""
     import pandas as pd
 
     from keel.config import MissingPolicy
-    from keel.data.market import MarketData
+    from keel.data.prices import load_prices_long, load_prices_wide
 
     prices_path = _path(table, "prices", base)
     assert prices_path is not None
-    raw = pd.read_csv(prices_path)
-    cols = {c.lower(): c for c in raw.columns}
-    if {"date", "close", "name"} <= set(cols):
-        raw[cols["date"]] = pd.to_datetime(raw[cols["date"]], utc=True)
-        prices = raw.pivot_table(index=cols["date"], columns=cols["name"],
-                                 values=cols["close"])
-        volumes = (raw.pivot_table(index=cols["date"], columns=cols["name"],
-                                   values=cols["volume"]).reindex_like(prices)
-                   if "volume" in cols else prices * 0 + 1.0)
-    else:
-        prices = raw.set_index(raw.columns[0])
-        prices.index = pd.to_datetime(prices.index, utc=True)
-        vpath = _path(table, "volumes", base, required=False)
-        if vpath is not None:
-            volumes = pd.read_csv(vpath, index_col=0)
-            volumes.index = pd.to_datetime(volumes.index, utc=True)
-        else:
-            volumes = prices * 0 + 1.0
-    prices, volumes = prices.iloc[-rows:], volumes.iloc[-rows:]
-    sectors = None
-    spath = _path(table, "sectors", base, required=False)
-    if spath is not None:
-        s = pd.read_csv(spath)
-        sectors = pd.Series(s.iloc[:, -1].to_numpy(), index=s.iloc[:, 0].astype(str))
-    return MarketData(prices=prices, volumes=volumes.fillna(0.0), sectors=sectors,
-                      on_missing=MissingPolicy.DROP, source=str(prices_path))
+    sectors = _path(table, "sectors", base, required=False)
+    policy = MissingPolicy(table.get("on_missing", "raise"))
+    header = {c.lower() for c in pd.read_csv(prices_path, nrows=0).columns}
+    if {"date", "close", "name"} <= header:
+        return load_prices_long(prices_path, sectors=sectors, on_missing=policy,
+                                spreads=False)
+    volumes = _path(table, "volumes", base)
+    assert volumes is not None
+    return load_prices_wide(prices_path, volumes, sectors=sectors, on_missing=policy)
 
 
 def _inputs(table: dict[str, Any], risk_cfg: dict[str, Any], base: Path, src: str) -> Any:
@@ -180,7 +164,7 @@ def _inputs(table: dict[str, Any], risk_cfg: dict[str, Any], base: Path, src: st
     holdings = _two_col(hpath, "weight") if hpath is not None else None
     nav = float(table.get("nav", 1.0))
     lookback = int(table.get("lookback", 252))
-    market = _market(table, base, lookback + 1)
+    market = _market(table, base)
     missing = alpha.index.difference(market.symbols)
     if len(missing) and table.get("on_missing", "raise") == "drop":
         console.print(f"note: dropped {len(missing)} alpha names without full history: "
