@@ -10,6 +10,7 @@ from scipy.optimize import linprog
 from keel.errors import ValidationError
 from keel.optimize.constraints import Budget, LongOnly, WeightBounds
 from keel.optimize.cvar import CVaRRisk, CvxpyBackend, MeanCVaR
+from keel.optimize.cvar_highs import HighsDirectBackend
 from keel.optimize.inputs import PortfolioInputs
 from keel.optimize.scenarios import cvar, factor_scenarios, historical_scenarios
 
@@ -37,15 +38,16 @@ def _scipy_min_cvar(r: np.ndarray, beta: float, cap: float) -> float:
     return float(res.fun)
 
 
-@pytest.mark.parametrize("solver", ["HIGHS", "CLARABEL"])
+@pytest.mark.parametrize("solver", ["HIGHS", "CLARABEL", "direct"])
 def test_min_cvar_matches_independent_lp(h, solver: str) -> None:
     fc = h.make_factor(40, 4, seed=1)
     scen = factor_scenarios(fc, 300, rng=1)
     inp = PortfolioInputs.build(pd.Series(0.0, index=fc.symbols), scenarios=scen)
+    backend = HighsDirectBackend() if solver == "direct" else CvxpyBackend([solver])
     opt = MeanCVaR([Budget(), LongOnly(), WeightBounds(upper=0.1)],
-                   terms=[CVaRRisk(0.95)], backend=CvxpyBackend([solver]))
+                   terms=[CVaRRisk(0.95)], backend=backend)
     res = opt.solve(inp)
-    assert res.solver == solver
+    assert res.solver == ("HIGHS-direct" if solver == "direct" else solver)
     ref = _scipy_min_cvar(scen.to_numpy(), 0.95, 0.1)
     assert res.objective_split["risk"] == pytest.approx(ref, rel=1e-6)
     assert res.weights.max() <= 0.1 + 1e-7
@@ -98,3 +100,25 @@ def test_custom_backend_plugs_in(h) -> None:
     assert calls == [2] and res.ok
     with pytest.raises(ValidationError):
         MeanCVaR(backend=object())  # type: ignore[arg-type]
+
+
+def test_direct_highs_matches_cvxpy_with_costs_and_turnover(h) -> None:
+    from keel.optimize.constraints import SectorCaps, Turnover
+
+    fc = h.make_factor(40, 3, seed=3)
+    rng = np.random.default_rng(3)
+    mu = pd.Series(rng.normal(0, 2e-3, 40), index=fc.symbols)
+    base = h.make_inputs(40, 3, seed=3, current=True)
+    inp = PortfolioInputs.build(mu, pd.Series(base.current, index=fc.symbols),
+                                trade_context=base.trade_context,
+                                sectors=pd.Series(base.sectors, index=fc.symbols),
+                                scenarios=factor_scenarios(fc, 400, mean=mu, rng=3))
+    cons = [Budget(), LongOnly(), WeightBounds(upper=0.15), Turnover(max_total=0.6),
+            SectorCaps(long=0.5)]
+    kw = dict(cvar_aversion=2.0, costs=[h.LinearCost(20.0)])
+    direct = MeanCVaR(cons, **kw).solve(inp)
+    ref = MeanCVaR(cons, backend=CvxpyBackend(["CLARABEL"]), **kw).solve(inp)
+    assert direct.solver == "HIGHS-direct" and ref.solver == "CLARABEL"
+    assert direct.objective == pytest.approx(ref.objective, rel=1e-6)
+    assert direct.max_violation <= 1e-7
+    assert direct.objective_split["cost"] > 0

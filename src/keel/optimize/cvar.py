@@ -100,7 +100,9 @@ class MeanCVaR:
         cvar_aversion: lambda; the default terms are ``Alpha() - lambda CVaR - costs``.
         costs: cost models added as terms.
         terms: overrides the default terms (e.g. ``[CVaRRisk(0.95)]`` for minimum CVaR).
-        backend: how to solve (default :class:`CvxpyBackend`).
+        backend: how to solve (default: the LP straight to HiGHS,
+            :class:`~keel.optimize.cvar_highs.HighsDirectBackend`, which hands anything that
+            is not an LP to :class:`CvxpyBackend`).
     """
 
     def __init__(self, constraints: Sequence[Constraint] = (), *, beta: float = 0.95,
@@ -112,7 +114,11 @@ class MeanCVaR:
                      *[TransactionCost(c) for c in costs]]
         self.terms = list(terms)
         self.constraints = list(constraints)
-        self.backend = backend if backend is not None else CvxpyBackend()
+        if backend is None:
+            from keel.optimize.cvar_highs import HighsDirectBackend
+
+            backend = HighsDirectBackend()
+        self.backend = backend
         if not isinstance(self.backend, CVaRBackend):
             raise ValidationError("backend must implement solve(terms, constraints, inputs)",
                                   field="backend", value=type(backend).__name__)
