@@ -281,12 +281,15 @@ class SectorCaps(Constraint):
                 _nonneg(v, nm)
         self.long, self.short, self.net = long, short, net
 
-    @staticmethod
-    def _membership(inputs: PortfolioInputs) -> tuple[np.ndarray, sp.csr_matrix]:
+    def _membership(self, inputs: PortfolioInputs) -> tuple[np.ndarray, sp.csr_matrix]:
         sectors = require(inputs, "sectors", "SectorCaps")
+        cached = getattr(self, "_member_cache", None)
+        if cached is not None and cached[0] is sectors:
+            return cached[1]
         labels, codes = np.unique(sectors.astype(str), return_inverse=True)
         n = len(sectors)
         m = sp.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(len(labels), n))
+        self._member_cache = (sectors, (labels, m))
         return labels, m
 
     @staticmethod

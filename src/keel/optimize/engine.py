@@ -111,6 +111,7 @@ class ConvexPortfolioProblem:
         self.direct = list(direct)
         self._compiled: Compiled | None = None
         self._qp: Any = None
+        self._memo: tuple[tuple[int, int], list[np.ndarray]] | None = None
 
     # ------------------------------------------------------------------ build
 
@@ -263,7 +264,7 @@ class ConvexPortfolioProblem:
             own = ay[qp.owners == i]
             vals = [float(own.max())] if own.size else []
             if c.per_name or isinstance(c, Turnover):
-                m = c.margins(w, inputs)
+                m = self.margins(w, inputs)[i]
                 if m.size % inputs.n == 0 and m.size:
                     hit = (m.reshape(-1, inputs.n) <= self.binding_tol).any(axis=0)
                     if hit.any():
@@ -301,17 +302,28 @@ class ConvexPortfolioProblem:
 
     # ------------------------------------------------------------------ reporting
 
+    def margins(self, w: np.ndarray, inputs: PortfolioInputs) -> list[np.ndarray]:
+        """Every constraint's margins at ``w`` (memoised for the last ``(w, inputs)``)."""
+        key = (id(w), id(inputs))
+        if self._memo is not None and self._memo[0] == key:
+            return self._memo[1]
+        out = [c.margins(w, inputs) for c in self.constraints]
+        self._memo = (key, out)
+        return out
+
     def max_violation(self, w: np.ndarray, inputs: PortfolioInputs) -> float:
         """Largest violation of any constraint at ``w`` (NumPy)."""
-        return max((c.violation(w, inputs) for c in self.constraints), default=0.0)
+        worst = [float(-np.min(m)) for m in self.margins(w, inputs) if m.size]
+        return max([0.0, *worst])
 
     def binding(self, w: np.ndarray, inputs: PortfolioInputs,
                 duals: list[float] | None = None) -> tuple[BindingConstraint, ...]:
         """Constraints within ``binding_tol`` of a bound, with their largest |dual|."""
         out = []
         names = unique_names(self.constraints)
+        all_m = self.margins(w, inputs)
         for i, (c, name) in enumerate(zip(self.constraints, names, strict=True)):
-            m = c.margins(w, inputs)
+            m = all_m[i]
             mask = m <= self.binding_tol
             if not mask.any():
                 continue

@@ -240,6 +240,9 @@ class QP:
     need_t: bool
     owners: np.ndarray
     matrix_key: str
+    ident: tuple[Any, ...] = ()
+    x_mat: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    d: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def _risk_blocks(inputs: PortfolioInputs) -> tuple[np.ndarray, np.ndarray]:
@@ -253,13 +256,19 @@ def _risk_blocks(inputs: PortfolioInputs) -> tuple[np.ndarray, np.ndarray]:
 def assemble(s: _Spec, inputs: PortfolioInputs, cached: QP | None) -> QP:
     """Vectors always; matrices only when their inputs changed (else reuse ``cached``)."""
     n = s.n
-    x_mat, d = _risk_blocks(inputs) if s.gamma else (np.zeros((0, n)), np.zeros(n))
-    k = x_mat.shape[0]
     nt = n if s.need_t else 0
-    key = fingerprint(x_mat, d, np.array([s.gamma, nt]), inputs.betas, inputs.sectors,
-                      *[np.array([r.owner, "wyt".index(r.block), len(r.lo)]) for r in s.rows],
-                      inputs.risk.exposures if isinstance(inputs.risk, FactorCovariance)
-                      else None)
+    shape = [np.array([r.owner, "wyt".index(r.block), len(r.lo)]) for r in s.rows]
+    ident = (id(inputs.risk), id(inputs.betas), id(inputs.sectors), s.gamma, nt,
+             fingerprint(*shape))
+    if cached is not None and cached.ident == ident:
+        # same objects as last time: matrices and risk blocks are reused as they are
+        x_mat, d, key = cached.x_mat, cached.d, cached.matrix_key
+    else:
+        x_mat, d = _risk_blocks(inputs) if s.gamma else (np.zeros((0, n)), np.zeros(n))
+        key = fingerprint(x_mat, d, np.array([s.gamma, nt]), inputs.betas, inputs.sectors,
+                          *shape, inputs.risk.exposures
+                          if isinstance(inputs.risk, FactorCovariance) else None)
+    k = x_mat.shape[0]
     b = np.zeros(n) if s.offset is None else s.offset
     assert s.q_w is not None and s.cost_t is not None
     q = np.concatenate([s.q_w - 2 * s.gamma * d * b, np.zeros(k),
@@ -277,7 +286,8 @@ def assemble(s: _Spec, inputs: PortfolioInputs, cached: QP | None) -> QP:
         owners.append(np.full(len(r.lo), r.owner))
     lo_v, hi_v = np.concatenate(lo), np.concatenate(hi)
     if cached is not None and cached.matrix_key == key:
-        return QP(cached.P, q, cached.A, lo_v, hi_v, n, k, s.need_t, cached.owners, key)
+        return QP(cached.P, q, cached.A, lo_v, hi_v, n, k, s.need_t, cached.owners, key,
+                  ident, x_mat, d)
     p = sp.block_diag([sp.diags(2 * s.gamma * d), 2 * s.gamma * sp.identity(k),
                        sp.csr_matrix((nt, nt))], format="csc")
     eye = sp.identity(n, format="csr")
@@ -294,7 +304,8 @@ def assemble(s: _Spec, inputs: PortfolioInputs, cached: QP | None) -> QP:
         blk[r.block] = m
         blocks.append([blk["w"], blk["y"], blk["t"]])
     a = sp.bmat(blocks, format="csc")
-    return QP(p, q, a, lo_v, hi_v, n, k, s.need_t, np.concatenate(owners), key)
+    return QP(p, q, a, lo_v, hi_v, n, k, s.need_t, np.concatenate(owners), key, ident, x_mat,
+              d)
 
 
 class OSQPDirect:
