@@ -86,26 +86,18 @@ def test_cli_writes_weights_and_explanation(tmp_path: Path, model: str, optimize
     assert "target weights" in res.output
 
 
-def test_cli_bad_config_exits_2(tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra,error", [
+    ('[[constraints]]\ntype = "MaxWidgets"\n', "ConfigError"),
+    ('[[constraints]]\ntype = "MinCash"\nmin_cash = 0.5\n', "InfeasibleError"),
+])
+def test_cli_errors_exit_2(tmp_path: Path, extra: str, error: str) -> None:
     _write_inputs(tmp_path)
     cfg = tmp_path / "opt.toml"
-    cfg.write_text(CONFIG.format(model="pca", optimizer="kind = 'mean_variance'")
-                   + '\n[[constraints]]\ntype = "MaxWidgets"\n')
+    cfg.write_text(CONFIG.format(model="pca", optimizer="kind = 'mean_variance'") + "\n" + extra)
     res = CliRunner().invoke(app, ["optimize", "--config", str(cfg), "--out",
                                    str(tmp_path / "o")])
     assert res.exit_code == 2
-    assert "ConfigError" in res.output
-
-
-def test_cli_infeasible_exits_2(tmp_path: Path) -> None:
-    _write_inputs(tmp_path)
-    cfg = tmp_path / "opt.toml"
-    cfg.write_text(CONFIG.format(model="pca", optimizer="kind = 'mean_variance'")
-                   + '\n[[constraints]]\ntype = "MinCash"\nmin_cash = 0.5\n')
-    res = CliRunner().invoke(app, ["optimize", "--config", str(cfg), "--out",
-                                   str(tmp_path / "o")])
-    assert res.exit_code == 2
-    assert "InfeasibleError" in res.output
+    assert error in res.output
 
 
 @pytest.mark.slow
