@@ -236,6 +236,23 @@ class ConvexPortfolioProblem:
         build_s = time.perf_counter() - tb if rebuilt else 0.0
         for solver in self.direct:
             ts = time.perf_counter()
+            if hasattr(solver, "solve_structured"):
+                got = solver.solve_structured(spec, inputs)
+                if got is None:
+                    continue  # not applicable to this problem
+                status, w_s, mu, nu = got
+                secs = time.perf_counter() - ts
+                if w_s is None or self.max_violation(w_s, inputs) > self.feasibility_tol:
+                    trail.append(SolverAttempt(solver.name, "not_solved", secs, status))
+                    continue
+                trail.append(SolverAttempt(solver.name, "ok", secs, status))
+                xs = np.concatenate([w_s, qp.x_mat @ w_s,
+                                     np.zeros(qp.P.shape[0] - qp.n - qp.k)])
+                obj = -float(0.5 * xs @ (qp.P @ xs) + qp.q @ xs)
+                ys = np.zeros(qp.A.shape[0])
+                ys[:inputs.n] = mu
+                ys[qp.owners >= 0] = nu
+                return w_s, solver.name, self._direct_duals(qp, ys, w_s, inputs), obj, build_s
             try:
                 status, x, y = solver.solve(qp)
             except (ValueError, ArithmeticError, RuntimeError) as exc:
