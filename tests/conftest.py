@@ -38,6 +38,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     reason = _pg_unreachable_reason()
     if reason is None:
         return [f"keel: PostgreSQL reachable at {PG_URL}: store tests run on SQLite and PG"]
+    if REQUIRE_PG:
+        return [f"keel: PostgreSQL NOT reachable ({reason}) and KEEL_REQUIRE_POSTGRES=1: "
+                "PostgreSQL tests will FAIL"]
     return [f"keel: PostgreSQL NOT reachable ({reason}): PostgreSQL tests will be SKIPPED"]
 
 
@@ -72,14 +75,18 @@ def pg_url() -> Iterator[str]:
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
     eng = sa.create_engine(PG_URL)
-    with eng.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
     try:
+        with eng.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        url = (sa.engine.make_url(PG_URL)
+               .update_query_dict({"options": f"-csearch_path={schema}"})
+               .render_as_string(hide_password=False))
         yield url
     finally:
         with eng.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            # A test that left a transaction open must not hang the suite on the drop.
+            conn.execute(sa.text("SET lock_timeout = '10s'"))
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         eng.dispose()
 
 

@@ -117,7 +117,7 @@ def to_decimal(value: Any, field_name: str, *, symbol: str | None = None) -> Dec
         if not math.isfinite(value):
             raise ValidationError("number must be finite", field=field_name, symbol=symbol,
                                   value=value)
-        result = Decimal(repr(value))
+        result = Decimal(repr(float(value)))  # float(): numpy 2 scalars repr as np.float64(x)
     elif isinstance(value, str):
         try:
             result = Decimal(value.strip())

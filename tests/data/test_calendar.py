@@ -112,3 +112,10 @@ def test_as_of_sees_a_bar_exactly_from_its_close(i, n, minutes):
     assert (view.now == idx[k]) == (minutes >= 0 and (k + 1 == len(idx) or t < idx[k + 1]))
     if minutes < 0:
         assert view.now == idx[k - 1]
+
+
+def test_default_range_reaches_past_today_for_live_checks():
+    from keel.data.calendar import ExchangeCalendar as Cal
+
+    cal = Cal()
+    assert cal.is_open(pd.Timestamp("2027-03-01 15:00", tz="UTC"))  # a Monday, 10:00 ET

@@ -9,11 +9,10 @@ import pytest
 from keel.store import Store
 
 
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    """A store migrated to head, on SQLite and on PostgreSQL (own schema per test)."""
-    s = Store.from_url(db_url)
-    s.upgrade()
+def _opened(url: str, *, migrate: bool) -> Iterator[Store]:
+    s = Store.from_url(url)
+    if migrate:
+        s.upgrade()
     try:
         yield s
     finally:
@@ -22,21 +21,18 @@ def store(db_url: str) -> Iterator[Store]:
 
 
 @pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """A store migrated to head, on SQLite and on PostgreSQL (own schema per test)."""
+    yield from _opened(db_url, migrate=True)
+
+
+@pytest.fixture
 def empty_store(db_url: str) -> Iterator[Store]:
-    """A store with no tables at all."""
-    s = Store.from_url(db_url)
-    try:
-        yield s
-    finally:
-        s.dispose()
+    """A store with no tables at all, on both backends."""
+    yield from _opened(db_url, migrate=False)
 
 
 @pytest.fixture
 def pg_store(pg_url: str) -> Iterator[Store]:
     """A migrated store on PostgreSQL only (skipped, or failed in CI, without a server)."""
-    s = Store.from_url(pg_url)
-    s.upgrade()
-    try:
-        yield s
-    finally:
-        s.dispose()
+    yield from _opened(pg_url, migrate=True)

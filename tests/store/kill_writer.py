@@ -7,11 +7,13 @@ Loops forever writing batches of ``K`` audit rows (``entity="kill"``,
 flushed to the database one by one. It prints ``B n`` before a batch starts and ``C n`` only
 after its commit returned (the acknowledgement), flushing stdout each time. When ``n`` equals
 ``PAUSE_AT`` it stops half-way through that batch, with the first half of its rows already
-sent to the database inside the open transaction, prints ``H n`` and waits to be killed.
+sent to the database inside the open transaction, prints ``H n WAL_AT_COMMIT WAL_NOW`` (SQLite:
+sizes of the ``-wal`` file after the last commit and now, else ``-1 -1``) and waits to be killed.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -36,6 +38,12 @@ def main() -> None:
     store = Store.from_url(url)
     if store.dialect == "sqlite":
         event.listen(store.engine, "connect", _tiny_cache)
+    wal = f"{store.engine.url.database}-wal" if store.dialect == "sqlite" else None
+
+    def wal_size() -> int:
+        return os.path.getsize(wal) if wal and os.path.exists(wal) else -1
+
+    wal_at_commit = wal_size()
     log = AuditLog(store)
     clock = SimulatedClock(utc(2024, 1, 2))
     batch = 0
@@ -47,8 +55,9 @@ def main() -> None:
                            {"batch": batch, "i": i, "pad": "x" * pad}, clock.now(), session=s)
                 clock.advance(0.001)
                 if batch == pause_at and i == k // 2:
-                    print(f"H {batch}", flush=True)
+                    print(f"H {batch} {wal_at_commit} {wal_size()}", flush=True)
                     sys.stdin.readline()  # blocks until the parent kills us
+        wal_at_commit = wal_size()
         print(f"C {batch}", flush=True)
         batch += 1
 

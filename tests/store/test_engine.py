@@ -89,3 +89,13 @@ def test_immediate_is_harmless_on_every_backend(db_url: str) -> None:
     with store.session(immediate=True) as s:
         assert s.connection().exec_driver_sql("SELECT 1").scalar() == 1
     store.dispose()
+
+
+def test_store_from_config(tmp_path: Path) -> None:
+    from keel.config import load_config
+
+    cfg = load_config(store={"url": f"sqlite:///{tmp_path / 'cfg.db'}"})
+    store = Store.from_config(cfg)
+    assert store.upgrade() == store.head_revision()
+    assert (tmp_path / "cfg.db").is_file()
+    store.dispose()

@@ -32,8 +32,12 @@ SEED = 20261121
 
 
 def _run_and_kill(url: str, round_id: str, rng: random.Random,
-                  pause_at: int | None) -> tuple[set[int], int]:
-    """Start a writer, kill -9 it; returns (acknowledged batches, last batch begun)."""
+                  pause_at: int | None) -> tuple[set[int], int, int]:
+    """Start a writer, kill -9 it.
+
+    Returns the acknowledged batches, the last batch begun and, for a paused SQLite writer, the
+    bytes its WAL file grew by after the last commit (uncommitted frames on disk at the kill).
+    """
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p))
     proc = subprocess.Popen(
@@ -44,6 +48,7 @@ def _run_and_kill(url: str, round_id: str, rng: random.Random,
     assert proc.stdout is not None and proc.stderr is not None
     acked: set[int] = set()
     begun = -1
+    spilled = 0
     arm_after = rng.randint(1, 3)  # acknowledged batches before the kill is armed
     try:
         while True:
@@ -51,7 +56,7 @@ def _run_and_kill(url: str, round_id: str, rng: random.Random,
             if not line:
                 proc.wait(timeout=10)
                 raise AssertionError(f"writer died on its own: {proc.stderr.read()}")
-            tag, n = line.split()
+            tag, n, *wal = line.split()
             if tag == "B":
                 begun = int(n)
                 if pause_at is None and len(acked) >= arm_after:
@@ -60,11 +65,12 @@ def _run_and_kill(url: str, round_id: str, rng: random.Random,
             elif tag == "C":
                 acked.add(int(n))
             elif tag == "H":
+                spilled = int(wal[1]) - int(wal[0])
                 break
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait(timeout=10) == -signal.SIGKILL
         for line in proc.stdout:  # acknowledgements written before the process died
-            tag, n = line.split()
+            tag, n, *_ = line.split()
             if tag == "C":
                 acked.add(int(n))
             elif tag == "B":
@@ -77,7 +83,7 @@ def _run_and_kill(url: str, round_id: str, rng: random.Random,
         proc.stderr.close()
         if proc.stdin is not None:
             proc.stdin.close()
-    return acked, begun
+    return acked, begun, spilled
 
 
 def _batch_sizes(store: Store, round_id: str) -> dict[int, int]:
@@ -97,7 +103,7 @@ def _kill_rounds(url: str) -> None:
     plans: list[int | None] = [None, None, 2]  # random kills, then a sure mid-batch kill
     for r, pause_at in enumerate(plans):
         round_id = f"r{r}"
-        acked, begun = _run_and_kill(url, round_id, rng, pause_at)
+        acked, begun, spilled = _run_and_kill(url, round_id, rng, pause_at)
         store = Store.from_url(url)  # reopen: recovery happens here
         try:
             sizes = _batch_sizes(store, round_id)
@@ -108,6 +114,8 @@ def _kill_rounds(url: str) -> None:
             assert set(sizes) <= acked | {begun}, "batch never begun: " + context
             if pause_at is not None:
                 assert begun == pause_at and pause_at not in sizes, context
+                if store.dialect == "sqlite":  # recovery had uncommitted frames to discard
+                    assert spilled > 0, context
             if store.dialect == "sqlite":
                 with store.engine.connect() as conn:
                     assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"

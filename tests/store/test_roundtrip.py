@@ -131,19 +131,22 @@ def test_any_decimal_in_range_is_exact(store: Store, value: Decimal) -> None:
     assert got == value
 
 
-@pytest.mark.parametrize(("value", "why"), [
+INEXACT: list[tuple[Any, str]] = [
     (Decimal("1E-13"), "decimal places"),
     (Decimal("0.1234567890123"), "decimal places"),
     (Decimal("1E+26"), "integer digits"),
     (Decimal("NaN"), "finite"),
     (float("inf"), "finite"),
     ("abc", "not a number"),
-])
-def test_inexact_decimal_is_refused(store: Store, value: Any, why: str) -> None:
-    with pytest.raises(StoreError, match=why) as info, store.session() as s:
-        s.add(_fill(qty=value))
-    assert info.value.context["kind"] == "invalid"
-    assert info.value.field == "decimal"
+]
+
+
+def test_inexact_decimal_is_refused(store: Store) -> None:
+    for value, why in INEXACT:
+        with pytest.raises(StoreError, match=why) as info, store.session() as s:
+            s.add(_fill(qty=value))
+        assert info.value.context["kind"] == "invalid", value
+        assert info.value.field == "decimal", value
     with store.session() as s:
         assert s.scalars(select(FillRow)).all() == []
 
@@ -186,24 +189,30 @@ def test_fill_exec_id_is_booked_once(store: Store) -> None:
         assert s.scalars(select(FillRow.qty)).one() == BIG
 
 
-@pytest.mark.parametrize("make", [
-    lambda: [_order("o-1"), _order("o-1")],
-    lambda: [RunRow(run_id="r", kind="k", started_at=T0, status="running", config={}),
-             RunRow(run_id="r", kind="k", started_at=T0, status="running", config={})],
-    lambda: [LedgerEntryRow(account="a", version=1, kind="x", payload={}, timestamp=T0),
-             LedgerEntryRow(account="a", version=1, kind="y", payload={}, timestamp=T0)],
-    lambda: [PortfolioSnapshotRow(account="a", version=1, timestamp=T0, cash=1, equity=1,
-                                  positions={}),
-             PortfolioSnapshotRow(account="a", version=1, timestamp=T0, cash=2, equity=2,
-                                  positions={})],
-], ids=["orders.client_order_id", "runs.run_id", "ledger version", "snapshot version"])
-def test_unique_constraints(store: Store, make: Any) -> None:
-    first, second = make()
-    with store.session() as s:
-        s.add(first)
-    with pytest.raises(StoreError) as info, store.session() as s:
-        s.add(second)
-    assert info.value.context["kind"] == "integrity"
+def _duplicates() -> dict[str, tuple[Base, Base]]:
+    return {
+        "orders.client_order_id": (_order("o-1"), _order("o-1")),
+        "runs.run_id": (
+            RunRow(run_id="r", kind="k", started_at=T0, status="running", config={}),
+            RunRow(run_id="r", kind="k", started_at=T0, status="running", config={})),
+        "ledger version": (
+            LedgerEntryRow(account="a", version=1, kind="x", payload={}, timestamp=T0),
+            LedgerEntryRow(account="a", version=1, kind="y", payload={}, timestamp=T0)),
+        "snapshot version": (
+            PortfolioSnapshotRow(account="a", version=1, timestamp=T0, cash=1, equity=1,
+                                 positions={}),
+            PortfolioSnapshotRow(account="a", version=1, timestamp=T0, cash=2, equity=2,
+                                 positions={})),
+    }
+
+
+def test_unique_constraints(store: Store) -> None:
+    for name, (first, second) in _duplicates().items():
+        with store.session() as s:
+            s.add(first)
+        with pytest.raises(StoreError) as info, store.session() as s:
+            s.add(second)
+        assert info.value.context["kind"] == "integrity", name
 
 
 def test_child_order_needs_its_parent(store: Store) -> None:

@@ -49,11 +49,9 @@ Step = tuple[str, str, Callable[[DemoContext], None]]
 
 
 def step_market(ctx: DemoContext) -> None:
-    from keel.data.synthetic import synthetic_market
+    from keel.data.source import load_market
 
-    cfg = ctx.config.data
-    ctx.market = synthetic_market(cfg.n_assets, cfg.n_days, seed=ctx.config.general.seed,
-                                  start=cfg.start, calendar=cfg.calendar)
+    ctx.market = load_market(ctx.config.data, seed=ctx.config.general.seed)
     m = ctx.market
     ctx.clock.set(m.now.to_pydatetime())
     adv = m.latest("adv_notional")
@@ -66,7 +64,7 @@ def step_market(ctx: DemoContext) -> None:
 
 
 DEFAULT_STEPS: list[Step] = [
-    ("market", "Build the synthetic market", step_market),
+    ("market", "Load the market (synthetic by default)", step_market),
 ]
 
 

@@ -1,9 +1,228 @@
-"""`keel` commands of the costs layer."""
+"""`keel` commands of the costs layer: ``keel impact fit|allocate`` and ``keel costs ...``."""
 
 from __future__ import annotations
 
+from enum import StrEnum
+from pathlib import Path
+
 import typer
+
+from keel.cli.common import console, friendly_errors
+
+
+class ImpactMethod(StrEnum):
+    AUTO = "auto"
+    TRADES = "trades"
+    BOOK = "book"
+
+
+class CurveKind(StrEnum):
+    LINEAR = "linear"
+    QUADRATIC = "quadratic"
+    POWER = "power"
+
+
+class Solver(StrEnum):
+    AUTO = "auto"
+    EXACT = "exact"
+    SLSQP = "slsqp"
+    CVXPY = "cvxpy"
+
+
+impact_app = typer.Typer(help="Market impact from order-book data and the optimal split of an "
+                              "order.", no_args_is_help=True)
+costs_app = typer.Typer(help="Transaction-cost estimates: market vs limit vs TWAP, Almgren-Chriss "
+                                 "trajectories.", no_args_is_help=True)
+
+
+def _save(fig: object, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig.savefig(path, dpi=110)  # type: ignore[attr-defined]
+    console.print(f"wrote {path}")
+
+
+@impact_app.command("fit")
+def impact_fit(
+    lobster: Path | None = typer.Option(
+        None, "--lobster", exists=True, file_okay=False,
+        help="LOBSTER sample directory (message + orderbook CSV)."),
+    synthetic: int | None = typer.Option(
+        None, help="Instead of --lobster: this many snapshots of keel's synthetic 10-level "
+        "order book (keel.data.intraday.synthetic_order_book) over one session."),
+    seed: int = typer.Option(0, help="Seed of the synthetic order book."),
+    out: Path = typer.Option(..., "--out", help="Where to write the fitted model (JSON)."),
+    method: ImpactMethod = typer.Option(
+        ImpactMethod.AUTO, help="trades: what real market orders paid (from the messages); "
+        "book: walk the book at a grid of sizes; auto: book with >= 5 levels, else trades."),
+    kind: CurveKind = typer.Option(CurveKind.QUADRATIC,
+                                   help="Curve family used for the time-of-day curves."),
+    train_frac: float = typer.Option(0.7, help="Fraction of samples (by time) used to fit."),
+    buckets: int = typer.Option(13, help="Time-of-day buckets over the 390-minute session."),
+    sizes: int = typer.Option(40, help="book method: number of order sizes walked."),
+    png: Path | None = typer.Option(None, help="Plot of the fits (default: OUT with .png)."),
+) -> None:
+    """Fit impact curves g(x) on a LOBSTER day (or a synthetic book); print in/out-of-sample
+    scores, write the model JSON and a PNG of the fits."""
+    with friendly_errors():
+        import numpy as np
+        from rich.table import Table
+
+        from keel.costs.impact import book_samples, market_order_samples
+        from keel.costs.impact_fit import fit_impact_model
+        from keel.costs.plots import impact_fit_figure
+        from keel.data.intraday import synthetic_order_book
+        from keel.data.lobster import find_lobster_pair, load_lobster
+        from keel.errors import ValidationError
+
+        if (lobster is None) == (synthetic is None):
+            raise ValidationError("give exactly one of --lobster and --synthetic",
+                                  field="lobster")
+        messages = None
+        if lobster is not None:
+            day = load_lobster(*find_lobster_pair(lobster))
+            book, messages = day.book, day.messages
+        else:
+            book = synthetic_order_book(int(synthetic or 0), 10, seed=seed)
+        how = method
+        if how is ImpactMethod.AUTO:
+            how = ImpactMethod.BOOK if book.n_levels >= 5 else ImpactMethod.TRADES
+        if how is ImpactMethod.TRADES:
+            if messages is None:
+                raise ValidationError("a synthetic book has no trades: use --method book",
+                                      field="method")
+            samples = market_order_samples(messages, book)
+        else:
+            top = float(np.nanmedian(book.depth("ask")))
+            grid = np.unique(np.round(np.geomspace(1.0, max(top, 2.0), sizes)))
+            samples = book_samples(book, grid, "buy")
+        model = fit_impact_model(samples, symbol=book.symbol,
+                                 source=str(lobster or f"synthetic(seed={seed})"),
+                                 method=how.value, kind=kind.value, train_frac=train_frac,
+                                 n_buckets=buckets)
+        model.save(out)
+        table = Table(title=f"{book.symbol}: {len(samples):,} samples ({how.value}), "
+                            f"train {train_frac:.0%} / test by time")
+        for col in ("curve", "params", "R² in", "R² out", "R² slip in", "R² slip out",
+                    "RMSE out", "MAE out"):
+            table.add_column(col)
+        for k, f in model.fits.items():
+            params = ", ".join(f"{n}={v[0]:.4g}" for n, v in f.curve.params().items())
+            table.add_row(k, params, f"{f.r2_in:.3f}", f"{f.r2_out:.3f}",
+                          f"{f.r2_slippage_in:.3f}", f"{f.r2_slippage_out:.3f}",
+                          f"{f.rmse_out:.4g}", f"{f.mae_out:.4g}")
+        console.print(table)
+        console.print(f"wrote {out}")
+        _save(impact_fit_figure(model, samples), png or out.with_suffix(".png"))
+
+
+@impact_app.command("allocate")
+def impact_allocate(
+    model: Path = typer.Option(..., "--model", exists=True, dir_okay=False,
+                               help="Model JSON written by `keel impact fit`."),
+    shares: float = typer.Option(..., "--shares", help="Parent order size S, shares."),
+    intervals: int = typer.Option(..., "--intervals", help="Number of intervals T over the "
+                                                          "session."),
+    cap: float | None = typer.Option(None, help="Max shares per interval as a fraction of S."),
+    participation: float | None = typer.Option(
+        None, help="Max shares per interval as a fraction of that interval's volume (the "
+        "model's measured volume profile)."),
+    solver: Solver = typer.Option(Solver.AUTO, help="auto, exact, slsqp or cvxpy."),
+    png: Path | None = typer.Option(None, help="Plot of the split (default: next to MODEL)."),
+) -> None:
+    """Split S shares over T intervals at least cost with the model's time-of-day curves."""
+    with friendly_errors():
+        import numpy as np
+
+        from keel.costs._session import SESSION_MINUTES
+        from keel.costs.allocation import optimal_split
+        from keel.costs.impact_fit import ImpactModel
+        from keel.costs.plots import split_figure
+        from keel.errors import ValidationError
+
+        m = ImpactModel.load(model)
+        curves, share = m.interval_curves(intervals)
+        caps = None
+        if participation is not None:
+            if m.volume_by_bucket.sum() <= 0:
+                raise ValidationError("the model has no volume profile", field="participation")
+            caps = participation * m.volume_by_bucket.sum() * share
+        res = optimal_split(shares, curves, cap=cap, caps=caps, solver=solver.value)
+        console.print(f"{m.symbol}: {shares:,.0f} shares over {intervals} intervals "
+                      f"[solver {res.solver.value}]")
+        console.print(f"  optimal cost  {res.cost:,.2f}")
+        console.print(f"  uniform cost  {res.uniform_cost:,.2f}"
+                      + ("" if res.uniform_feasible else "  (uniform breaks the caps)"))
+        console.print(f"  improvement   {res.improvement_pct:.2f} %")
+        for t in res.trail:
+            console.print(f"  fallback: {t}")
+        minutes = (np.arange(intervals) + 0.5) * SESSION_MINUTES / intervals
+        _save(split_figure(res, minutes), png or model.with_name(model.stem + "_split.png"))
+
+
+@costs_app.command("estimate")
+def costs_estimate(
+    shares: float = typer.Option(..., help="Order size, shares."),
+    price: float = typer.Option(..., help="Mid price, currency per share."),
+    spread_bps: float = typer.Option(..., help="Quoted spread, bps of mid."),
+    vol: float = typer.Option(..., help="Daily volatility of returns (0.02 = 2 %)."),
+    adv: float = typer.Option(..., help="Average daily volume, shares."),
+    horizon_min: float = typer.Option(30.0, help="Minutes for the limit order and the TWAP."),
+    slices: int = typer.Option(10, help="TWAP slices."),
+    commission_bps: float = typer.Option(0.0, help="Broker fee, bps of notional."),
+    model: Path | None = typer.Option(
+        None, "--model", exists=True, dir_okay=False,
+        help="Impact model JSON from `keel impact fit`: its all-day curve g(x) prices the "
+        "market order and each TWAP slice instead of the paper's linear temporary impact."),
+) -> None:
+    """Expected cost of one order as a market order, a limit order and a TWAP."""
+    with friendly_errors():
+        from rich.table import Table
+
+        from keel.costs.impact_fit import ImpactModel
+        from keel.costs.order_types import OrderInputs, estimate_order_types
+
+        curve = None if model is None else ImpactModel.load(model).curve
+        est = estimate_order_types(OrderInputs(
+            shares=shares, price=price, spread=spread_bps * 1e-4, daily_vol=vol,
+            adv_shares=adv, horizon_minutes=horizon_min, n_slices=slices,
+            commission_bps=commission_bps), market_curve=curve)
+        table = Table(title=f"{shares:,.0f} shares at {price:,.2f} "
+                            f"(notional {shares * price:,.0f})")
+        for col in ("order type", "expected cost", "bps", "risk (std)", "fill prob."):
+            table.add_column(col)
+        for name, row in est.iterrows():
+            table.add_row(str(name), f"{row.expected_cost:,.2f}", f"{row.cost_bps:.2f}",
+                          f"{row.risk_std:,.2f}", f"{row.fill_probability:.3f}")
+        console.print(table)
+
+
+@costs_app.command("trajectory")
+def costs_trajectory(
+    shares: float = typer.Option(..., help="Parent order X, shares."),
+    intervals: int = typer.Option(..., help="Number of intervals N."),
+    interval: float = typer.Option(1.0, help="Interval length tau (time unit of sigma)."),
+    sigma: float = typer.Option(..., help="Volatility, currency/share/sqrt(time unit)."),
+    eta: float = typer.Option(..., help="Temporary impact, currency/share per share/time."),
+    gamma: float = typer.Option(0.0, help="Permanent impact, currency/share per share."),
+    epsilon: float = typer.Option(0.0, help="Fixed cost, currency per share."),
+    risk_aversion: float = typer.Option(0.0, help="Lambda, 1/currency (0 = TWAP)."),
+) -> None:
+    """Almgren-Chriss optimal trajectory with its expected cost and standard deviation."""
+    with friendly_errors():
+        import numpy as np
+
+        from keel.costs.almgren_chriss import ac_expected_cost, ac_trajectory, ac_variance
+
+        tr = ac_trajectory(shares, intervals, interval, sigma, eta, gamma, epsilon,
+                           risk_aversion)
+        console.print("trades: " + ", ".join(f"{v:,.0f}" for v in tr))
+        console.print(f"E = {ac_expected_cost(tr, interval, eta, gamma, epsilon):,.0f}   "
+                      f"sqrt(V) = {np.sqrt(ac_variance(tr, interval, sigma)):,.0f}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this layer's commands to ``app``."""
+    """Add this layer's commands to ``app``: ``keel impact ...`` and ``keel costs ...``."""
+    app.add_typer(impact_app, name="impact")
+    app.add_typer(costs_app, name="costs")

@@ -2,22 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from keel.cli.common import console, friendly_errors
 
+if TYPE_CHECKING:
+    from keel.store import Store
+
 _URL_HELP = "SQLAlchemy URL (default: store.url of the configuration)."
 _CONFIG_HELP = "TOML configuration file (default: built-in defaults + KEEL_* variables)."
 
 
-def _url(url: str | None, config: Path | None) -> str:
-    if url:
-        return url
-    from keel.config import load_config
+@contextmanager
+def _store(url: str | None, config: Path | None) -> Iterator[Store]:
+    """The store at ``url`` (else the configured one), disposed afterwards; errors: exit 2."""
+    from keel.store import Store
 
-    return load_config(config).store.url
+    with friendly_errors():
+        if not url:
+            from keel.config import load_config
+
+            url = load_config(config).store.url
+        store = Store.from_url(url)
+        try:
+            yield store
+        finally:
+            store.dispose()
 
 
 def register(app: typer.Typer) -> None:
@@ -32,15 +47,9 @@ def register(app: typer.Typer) -> None:
                                      help="Target revision (default: the newest)."),
     ) -> None:
         """Create or migrate the schema up to a revision (the newest by default)."""
-        from keel.store import Store
-
-        with friendly_errors():
-            store = Store.from_url(_url(url, config))
-            try:
-                before = store.current_revision()
-                after = store.upgrade(revision)
-            finally:
-                store.dispose()
+        with _store(url, config) as store:
+            before = store.current_revision()
+            after = store.upgrade(revision)
             console.print(f"{store.url}: {before or '(empty)'} -> [bold]{after}[/]")
 
     @db_app.command("downgrade")
@@ -50,15 +59,9 @@ def register(app: typer.Typer) -> None:
         config: Path | None = typer.Option(None, "--config", "-c", help=_CONFIG_HELP),
     ) -> None:
         """Migrate the schema down to a revision (data in dropped tables is lost)."""
-        from keel.store import Store
-
-        with friendly_errors():
-            store = Store.from_url(_url(url, config))
-            try:
-                before = store.current_revision()
-                after = store.downgrade(revision)
-            finally:
-                store.dispose()
+        with _store(url, config) as store:
+            before = store.current_revision()
+            after = store.downgrade(revision)
             console.print(f"{store.url}: {before or '(empty)'} -> [bold]{after or 'base'}[/]")
 
     @db_app.command("current")
@@ -67,14 +70,8 @@ def register(app: typer.Typer) -> None:
         config: Path | None = typer.Option(None, "--config", "-c", help=_CONFIG_HELP),
     ) -> None:
         """Print the database's revision and the newest one this code ships."""
-        from keel.store import Store
-
-        with friendly_errors():
-            store = Store.from_url(_url(url, config))
-            try:
-                rev, head = store.current_revision(), store.head_revision()
-            finally:
-                store.dispose()
+        with _store(url, config) as store:
+            rev, head = store.current_revision(), store.head_revision()
             state = "up to date" if rev == head else "needs `keel db upgrade`"
             console.print(f"{store.url}: current={rev or '(none)'} head={head} ({state})")
 
@@ -84,15 +81,8 @@ def register(app: typer.Typer) -> None:
         config: Path | None = typer.Option(None, "--config", "-c", help=_CONFIG_HELP),
     ) -> None:
         """Exit 0 if the schema is at the newest revision and equals the code, else exit 2."""
-        from keel.store import Store
-
-        with friendly_errors():
-            store = Store.from_url(_url(url, config))
-            try:
-                store.check_schema()
-                rev = store.current_revision()
-            finally:
-                store.dispose()
-            console.print(f"{store.url}: schema OK at revision {rev}")
+        with _store(url, config) as store:
+            store.check_schema()
+            console.print(f"{store.url}: schema OK at revision {store.current_revision()}")
 
     app.add_typer(db_app, name="db")

@@ -2,7 +2,7 @@
 
 A thin, vectorised layer over :mod:`exchange_calendars`. XNYS is the default; ``"24/7"``
 serves crypto. Every calendar is built with an explicit ``start``/``end`` (default
-1998-01-01 .. 2026-12-31) so long histories work; a time or date outside that range raises
+1998-01-01 .. 2030-12-31) so long histories work; a time or date outside that range raises
 :class:`~keel.errors.CalendarError` rather than silently answering wrongly.
 
 Conventions: a *session* is a trading day label (tz-naive midnight date); opens, closes and
@@ -26,7 +26,7 @@ from keel.errors import CalendarError
 DEFAULT_CALENDAR = "XNYS"
 CRYPTO_CALENDAR = "24/7"
 DEFAULT_START = "1998-01-01"
-DEFAULT_END = "2026-12-31"
+DEFAULT_END = "2030-12-31"
 
 
 @lru_cache(maxsize=32)
@@ -256,7 +256,7 @@ def stamp_at_close(dates: Any, calendar: ExchangeCalendar | str | None = None
 
     Args:
         dates: trading dates (strings, dates or timestamps; a tz-aware value keeps its date).
-        calendar: an :class:`ExchangeCalendar` or a name (default XNYS, 1998-2026).
+        calendar: an :class:`ExchangeCalendar` or a name (default XNYS, 1998-2030).
 
     Returns:
         ``DatetimeIndex`` (UTC), one close per input date, same order.

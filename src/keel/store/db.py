@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from keel.errors import KeelError, StoreError
 
 if TYPE_CHECKING:
+    from keel.config import KeelConfig
     from keel.store.migrate import SchemaDiff
 
 
@@ -115,12 +116,21 @@ class Store:
     """
 
     def __init__(self, engine: Engine) -> None:
+        """Wrap ``engine``; build it with :func:`make_engine` (SQLite settings live there)."""
         self.engine = engine
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
 
     @classmethod
     def from_url(cls, url: str, *, echo: bool = False) -> Store:
         return cls(make_engine(url, echo=echo))
+
+    @classmethod
+    def from_config(cls, config: KeelConfig | None = None) -> Store:
+        """The store of ``config.store`` (default: ``load_config()``, i.e. defaults + KEEL_*)."""
+        from keel.config import load_config
+
+        cfg = config if config is not None else load_config()
+        return cls.from_url(cfg.store.url, echo=cfg.store.echo)
 
     @property
     def url(self) -> str:

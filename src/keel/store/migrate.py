@@ -10,6 +10,8 @@ first schema of the ``search_path`` on PostgreSQL), next to the tables.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,44 +66,77 @@ def _lock(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
 
 
+@contextmanager
+def migration_transaction(store: Store, doing: str, revision: str) -> Iterator[Connection]:
+    """One transaction for a migration step; Alembic and database errors become ``StoreError``.
+
+    PostgreSQL: the transaction holds an advisory lock, so concurrent upgraders queue.
+    SQLite: foreign-key enforcement is switched off for the transaction (it can only be
+    switched outside one): batch mode recreates a table by copy, drop and rename, and dropping
+    ``orders`` with enforcement on would cascade-delete every child order. Before the commit
+    ``PRAGMA foreign_key_check`` must come back empty, else everything is rolled back.
+    """
+    try:
+        with store.engine.connect() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            if sqlite:
+                _raw_pragma(conn, "PRAGMA foreign_keys=OFF")
+            try:
+                with conn.begin():
+                    _lock(conn)
+                    yield conn
+                    if sqlite:
+                        dangling = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                        if dangling:
+                            raise StoreError(
+                                f"{doing}: foreign key violations after migration, rolled "
+                                f"back: {[tuple(r) for r in dangling[:5]]}",
+                                field="revision", value=revision, url=store.url)
+            finally:
+                if sqlite:
+                    _raw_pragma(conn, "PRAGMA foreign_keys=ON")
+    except CommandError as exc:
+        raise StoreError(f"{doing}: {exc}", field="revision", value=revision,
+                         url=store.url) from exc
+    except SQLAlchemyError as exc:
+        raise store_error(exc, doing, store.url) from exc
+
+
+def _raw_pragma(conn: Connection, pragma: str) -> None:
+    # On the DBAPI connection, outside any transaction (SQLAlchemy would BEGIN first).
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    cur = dbapi.cursor()
+    try:
+        cur.execute(pragma)
+    finally:
+        cur.close()
+
+
 def upgrade(store: Store, revision: str = "head") -> str | None:
     """Apply migrations up to ``revision``; returns the revision now current.
 
     A database created without migrations (``create_all``) is adopted (stamped at head) when
     its schema equals the metadata exactly; otherwise ``StoreError`` lists the differences.
     """
-    try:
-        with store.engine.begin() as conn:
-            _lock(conn)
-            if _current(conn) is None and _has_keel_tables(conn):
-                diffs = _diff(conn)
-                if diffs:
-                    raise StoreError(
-                        "database has keel tables but no migration revision, and they differ "
-                        f"from the code: {describe(diffs)}", url=store.url)
-                command.stamp(alembic_config(conn), "head")
-            else:
-                command.upgrade(alembic_config(conn), revision)
-            return _current(conn)
-    except CommandError as exc:
-        raise StoreError(f"migration failed: {exc}", field="revision", value=revision,
-                         url=store.url) from exc
-    except SQLAlchemyError as exc:
-        raise store_error(exc, "migration failed", store.url) from exc
+    with migration_transaction(store, "migration failed", revision) as conn:
+        if _current(conn) is None and _has_keel_tables(conn):
+            diffs = _diff(conn)
+            if diffs:
+                raise StoreError(
+                    "database has keel tables but no migration revision, and they differ "
+                    f"from the code: {describe(diffs)}", url=store.url)
+            command.stamp(alembic_config(conn), "head")
+        else:
+            command.upgrade(alembic_config(conn), revision)
+        return _current(conn)
 
 
 def downgrade(store: Store, revision: str = "base") -> str | None:
     """Revert migrations down to ``revision``; returns the revision now current."""
-    try:
-        with store.engine.begin() as conn:
-            _lock(conn)
-            command.downgrade(alembic_config(conn), revision)
-            return _current(conn)
-    except CommandError as exc:
-        raise StoreError(f"downgrade failed: {exc}", field="revision", value=revision,
-                         url=store.url) from exc
-    except SQLAlchemyError as exc:
-        raise store_error(exc, "downgrade failed", store.url) from exc
+    with migration_transaction(store, "downgrade failed", revision) as conn:
+        command.downgrade(alembic_config(conn), revision)
+        return _current(conn)
 
 
 def current_revision(store: Store) -> str | None:

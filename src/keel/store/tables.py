@@ -40,6 +40,10 @@ DECIMAL_PRECISION = 38
 DECIMAL_SCALE = 12
 _WIDE = Context(prec=DECIMAL_PRECISION + 10)  # no rounding in normalize/quantize below
 
+# Surrogate keys: 64-bit on PostgreSQL (fills and audit rows can outgrow 2**31); on SQLite
+# INTEGER, the only type that aliases the 64-bit rowid and so autoincrements.
+BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
+
 # Deterministic constraint names: Alembic (and SQLite batch mode) can only alter what has a name.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -141,7 +145,7 @@ class OrderRow(Base):
 
     __tablename__ = "orders"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
     client_order_id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     symbol: Mapped[str] = mapped_column(String(32), index=True)
     side: Mapped[str] = mapped_column(String(8))
@@ -167,7 +171,7 @@ class ChildOrderRow(Base):
 
     __tablename__ = "child_orders"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
     client_order_id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     parent_id: Mapped[str] = mapped_column(
         String(64), ForeignKey("orders.client_order_id", ondelete="CASCADE"), index=True)
@@ -193,7 +197,7 @@ class FillRow(Base):
 
     __tablename__ = "fills"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
     exec_id: Mapped[str] = mapped_column(String(64), unique=True)
     client_order_id: Mapped[str] = mapped_column(String(64), index=True)
     parent_id: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -211,7 +215,7 @@ class OrderEventRow(Base):
 
     __tablename__ = "order_events"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
     client_order_id: Mapped[str] = mapped_column(String(64), index=True)
     from_status: Mapped[str | None] = mapped_column(String(24))
     to_status: Mapped[str] = mapped_column(String(24))
@@ -225,7 +229,7 @@ class PortfolioSnapshotRow(Base):
     __tablename__ = "portfolio_snapshots"
     __table_args__ = (UniqueConstraint("account", "version", name="uq_snapshot_version"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
     account: Mapped[str] = mapped_column(String(64), default="default", index=True)
     version: Mapped[int] = mapped_column(BigInteger)
     timestamp: Mapped[datetime]
@@ -241,7 +245,7 @@ class LedgerEntryRow(Base):
     __tablename__ = "ledger_entries"
     __table_args__ = (UniqueConstraint("account", "version", name="uq_ledger_version"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
     account: Mapped[str] = mapped_column(String(64), default="default", index=True)
     version: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(32))
@@ -254,7 +258,7 @@ class AuditRow(Base):
 
     __tablename__ = "audit_log"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
     timestamp: Mapped[datetime] = mapped_column(index=True)
     actor: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(64), index=True)
@@ -292,7 +296,7 @@ class RunRow(Base):
 
     __tablename__ = "runs"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(String(64), unique=True)
     kind: Mapped[str] = mapped_column(String(32))
     started_at: Mapped[datetime]

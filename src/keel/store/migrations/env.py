@@ -36,17 +36,18 @@ def _run_online() -> None:
             context.run_migrations()
         return
     from keel.config import load_config
-    from keel.store.db import make_engine
+    from keel.store.db import Store
+    from keel.store.migrate import migration_transaction
 
     url = context.get_x_argument(as_dictionary=True).get("url") or load_config().store.url
-    engine = make_engine(url)
+    store = Store.from_url(url)
     try:
-        with engine.begin() as conn:
+        with migration_transaction(store, "alembic command", "cli") as conn:
             _configure(conn)
             with context.begin_transaction():
                 context.run_migrations()
     finally:
-        engine.dispose()
+        store.dispose()
 
 
 def _run_offline() -> None:

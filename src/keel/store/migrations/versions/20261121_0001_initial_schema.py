@@ -25,10 +25,12 @@ depends_on: str | Sequence[str] | None = None
 EXACT = sa.Numeric(38, 12).with_variant(sa.String(64), "sqlite")
 # UTCDateTime: timestamptz on PostgreSQL, UTC text on SQLite.
 UTC_TS = sa.DateTime(timezone=True)
+# Surrogate keys: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
+BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def _id() -> sa.Column[int]:
-    return sa.Column("id", sa.Integer(), autoincrement=True, nullable=False)
+    return sa.Column("id", BIG_ID, autoincrement=True, nullable=False)
 
 
 def _s(name: str, length: int, nullable: bool = False) -> sa.Column[str]:

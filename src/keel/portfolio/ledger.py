@@ -1,0 +1,331 @@
+"""The portfolio ledger: positions, cash and equity in ``Decimal``, transactional and persisted.
+
+>>> ledger = Ledger.open(store, clock=clock)          # rebuilds from the store
+>>> with ledger.transaction():                         # all or nothing
+...     ledger.deposit("100000")
+...     ledger.apply_fill(fill)
+>>> ledger.equity, ledger.position("AAPL").qty
+
+Every change is a versioned entry written to ``ledger_entries`` together with an ``audit_log``
+row in one database transaction. A ledger whose version is stale (another writer booked first)
+gets a :class:`~keel.errors.ConcurrencyError` and its in-memory state is rolled back; call
+:meth:`Ledger.refresh` to catch up and retry. Without a store the ledger lives in memory (the
+backtest's ledger). Time comes from the fill or from the injected :class:`~keel.clock.Clock`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, localcontext
+from typing import Any, Protocol
+
+from keel.clock import Clock
+from keel.errors import LedgerError, ValidationError
+from keel.portfolio.book import (
+    ONE,
+    Book,
+    LedgerState,
+    apply_entry,
+    fill_payload,
+    positive_amount,
+    state_from_json,
+)
+from keel.store.db import Store
+from keel.store.ledger_repo import AuditRecord, EntryRecord, LedgerRepository, SnapshotRecord
+from keel.types import ZERO, Fill, Position, ensure_utc, to_decimal
+
+
+class _Multipliers(Protocol):
+    def multiplier(self, symbol: str) -> Decimal: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerConfig:
+    """What the ledger refuses.
+
+    Attributes:
+        allow_short: accept fills that take a position below zero.
+        allow_negative_cash: accept fills, withdrawals and fees that take cash below zero
+            (margin borrowing).
+    """
+
+    allow_short: bool = True
+    allow_negative_cash: bool = True
+
+
+class Ledger:
+    """Positions, cash and equity of one account, booked exactly and persisted.
+
+    Args:
+        store: the database; ``None`` keeps the ledger in memory only.
+        clock: source of time for deposits, withdrawals, fees, marks and snapshots.
+        account: account name inside the store.
+        registry: an :class:`~keel.portfolio.instruments.InstrumentRegistry` (or anything with
+            ``multiplier(symbol)``); unknown symbols are then refused. Without it every symbol
+            is accepted with multiplier 1.
+        config: :class:`LedgerConfig`.
+        actor: name written in audit rows.
+
+    Use :meth:`open` to rebuild a persisted ledger; the constructor starts from the state the
+    store holds only when you call :meth:`refresh` (``open`` does both).
+    """
+
+    def __init__(self, store: Store | None = None, *, clock: Clock, account: str = "default",
+                 registry: _Multipliers | None = None, config: LedgerConfig | None = None,
+                 actor: str = "ledger") -> None:
+        self.store = store
+        self.clock = clock
+        self.account = account
+        self.registry = registry
+        self.config = config or LedgerConfig()
+        self.actor = actor
+        self._repo = LedgerRepository(store, account) if store is not None else None
+        self._book = Book()
+        self._pending: list[EntryRecord] = []
+        self._notes: list[AuditRecord] = []
+        self._depth = 0
+        self._base_version = 0
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def open(cls, store: Store, *, clock: Clock, account: str = "default",
+             **kwargs: Any) -> Ledger:
+        """The ledger of ``account`` rebuilt from the store: latest snapshot + later entries."""
+        ledger = cls(store, clock=clock, account=account, **kwargs)
+        ledger.refresh()
+        return ledger
+
+    def refresh(self) -> LedgerState:
+        """Catch up with the store (entries booked by other writers); refused in a transaction."""
+        with self._lock:
+            if self._depth:
+                raise LedgerError("cannot refresh inside a transaction", field="transaction")
+            if self._repo is None:
+                return self.state
+            if self._book.version == 0:
+                snap = self._repo.latest_snapshot()
+                if snap is not None:
+                    self._book = Book(state_from_json(snap.state))
+            for e in self._repo.entries_after(self._book.version):
+                apply_entry(self._book, e.kind, e.payload, e.timestamp)
+            self._base_version = self._book.version
+            return self.state
+
+    @staticmethod
+    def replay(entries: Iterable[EntryRecord], start: LedgerState | None = None) -> LedgerState:
+        """The state obtained by booking ``entries`` in order on ``start`` (pure)."""
+        book = Book(start)
+        for e in entries:
+            apply_entry(book, e.kind, e.payload, e.timestamp)
+        return book.freeze()
+
+    # ------------------------------------------------------------------ reads
+
+    @property
+    def state(self) -> LedgerState:
+        """A frozen copy of the current state (including uncommitted changes in a transaction)."""
+        with self._lock:
+            return self._book.freeze()
+
+    @property
+    def version(self) -> int:
+        return self._book.version
+
+    @property
+    def cash(self) -> Decimal:
+        return self._book.cash
+
+    @property
+    def equity(self) -> Decimal:
+        return self.state.equity
+
+    @property
+    def positions(self) -> dict[str, Position]:
+        return self.state.positions
+
+    def position(self, symbol: str) -> Position:
+        """The position in ``symbol`` (flat ``Position`` when none is held)."""
+        h = self._book.holdings.get(symbol)
+        return Position(symbol, h.qty, h.avg_price) if h else Position(symbol)
+
+    # ------------------------------------------------------------------ transactions
+
+    @contextmanager
+    def transaction(self) -> Iterator[Ledger]:
+        """All changes inside commit as one unit, or none of them do.
+
+        On any exception (including a :class:`ConcurrencyError` at commit) the in-memory state
+        returns exactly to what it was and nothing is written. Nested blocks act as savepoints:
+        an inner failure undoes only the inner block (if the caller catches it).
+        """
+        with self._lock:
+            saved = self._book.checkpoint()
+            n_pending, n_notes = len(self._pending), len(self._notes)
+            self._depth += 1
+            try:
+                yield self
+                if self._depth == 1:
+                    self._flush()
+                    self._book.forget_log()
+            except BaseException:
+                self._book.rollback(saved)
+                del self._pending[n_pending:]
+                del self._notes[n_notes:]
+                raise
+            finally:
+                self._depth -= 1
+
+    def _flush(self) -> None:
+        if not self._pending and not self._notes:
+            return
+        if self._repo is not None:
+            audits = [AuditRecord(timestamp=e.timestamp, actor=self.actor,
+                                  action=f"ledger.{e.kind}", entity="ledger",
+                                  entity_id=f"{self.account}:{e.version}", payload=e.payload)
+                      for e in self._pending]
+            self._repo.append(self._base_version, list(self._pending), audits + self._notes)
+        self._base_version = self._book.version
+        self._pending.clear()
+        self._notes.clear()
+
+    def note(self, action: str, payload: dict[str, Any], *,
+             timestamp: datetime | None = None) -> None:
+        """Write an audit row (a decision, not a booking) atomically with the surrounding
+        transaction's entries; outside a transaction it is written at once."""
+        with self.transaction():
+            self._notes.append(AuditRecord(self._now(timestamp), self.actor, action, "ledger",
+                                           f"{self.account}:{self._book.version}",
+                                           dict(payload)))
+
+    def _book_entry(self, kind: str, payload: dict[str, Any], timestamp: datetime) -> None:
+        with self.transaction():
+            apply_entry(self._book, kind, payload, timestamp)
+            self._check_limits()
+            self._pending.append(EntryRecord(self._book.version, kind, payload, timestamp))
+
+    def _check_limits(self) -> None:
+        if not self.config.allow_negative_cash and self._book.cash < 0:
+            raise LedgerError("booking would take cash below zero", field="cash",
+                              value=self._book.cash, account=self.account)
+        if not self.config.allow_short:
+            for sym, h in self._book.holdings.items():
+                if h.qty < 0:
+                    raise LedgerError("booking would open a short position", field="qty",
+                                      symbol=sym, value=h.qty, account=self.account)
+
+    def _now(self, timestamp: datetime | None) -> datetime:
+        return ensure_utc(timestamp if timestamp is not None else self.clock.now())
+
+    def _multiplier(self, symbol: str) -> Decimal:
+        return ONE if self.registry is None else self.registry.multiplier(symbol)
+
+    # ------------------------------------------------------------------ bookings
+
+    def apply_fill(self, fill: Fill) -> bool:
+        """Book ``fill`` (position, average price, realised P&L, cash, commission).
+
+        Returns:
+            True if booked, False if this ``exec_id`` was already booked (idempotent).
+
+        Raises:
+            ValidationError: unknown symbol (with a registry), not a Fill.
+            LedgerError: the fill breaks :class:`LedgerConfig` (short, negative cash).
+            ConcurrencyError: another writer booked first (state unchanged).
+        """
+        if not isinstance(fill, Fill):
+            raise ValidationError("expected a keel.types.Fill", field="fill",
+                                  value=type(fill).__name__)
+        with self._lock:
+            if fill.exec_id in self._book.exec_ids:
+                return False
+            payload = fill_payload(fill, self._multiplier(fill.symbol))
+            self._book_entry("fill", payload, fill.timestamp)
+            return True
+
+    def apply_fills(self, fills: Iterable[Fill]) -> int:
+        """Book several fills as one transaction; returns how many were new."""
+        with self.transaction():
+            return sum(self.apply_fill(f) for f in fills)
+
+    def deposit(self, amount: Any, *, timestamp: datetime | None = None,
+                memo: str = "") -> None:
+        """Add ``amount`` (> 0, currency) to cash."""
+        a = positive_amount(amount, "amount")
+        self._book_entry("deposit", {"amount": str(a), "memo": memo}, self._now(timestamp))
+
+    def withdraw(self, amount: Any, *, timestamp: datetime | None = None,
+                 memo: str = "") -> None:
+        """Take ``amount`` (> 0, currency) out of cash."""
+        a = positive_amount(amount, "amount")
+        self._book_entry("withdrawal", {"amount": str(a), "memo": memo}, self._now(timestamp))
+
+    def charge_fee(self, amount: Any, *, timestamp: datetime | None = None,
+                   memo: str = "") -> None:
+        """Charge a fee (> 0, currency) outside any fill (custody, data, financing)."""
+        a = positive_amount(amount, "amount")
+        self._book_entry("fee", {"amount": str(a), "memo": memo}, self._now(timestamp))
+
+    def mark(self, prices: Mapping[str, Any], *, timestamp: datetime | None = None) -> None:
+        """Revalue held positions at ``prices`` (symbol -> price > 0); other symbols ignored."""
+        with self._lock:
+            clean: dict[str, str] = {}
+            for sym, px in prices.items():
+                p = to_decimal(px, "price", symbol=sym)
+                if p <= 0:
+                    raise ValidationError("price must be > 0", field="price", symbol=sym,
+                                          value=px)
+                if sym in self._book.holdings:
+                    clean[sym] = str(p)
+            if clean:
+                self._book_entry("mark", {"prices": clean}, self._now(timestamp))
+
+    # ------------------------------------------------------------------ snapshots
+
+    def snapshot(self, label: str = "") -> LedgerState:
+        """The current committed state, also saved to ``portfolio_snapshots`` with a store.
+
+        Snapshots shorten recovery (replay starts from the newest one) and are what
+        :meth:`restore` accepts. Refused inside a transaction (the state is not committed).
+        """
+        with self._lock:
+            if self._depth:
+                raise LedgerError("cannot snapshot inside a transaction", field="transaction")
+            st = self.state
+            if self._repo is not None:
+                ts = self.clock.now()
+                self._repo.save_snapshot(
+                    SnapshotRecord(st.version, ts, _column(st.cash), _column(st.equity),
+                                   st.to_json(), label),
+                    AuditRecord(ts, self.actor, "ledger.snapshot", "ledger",
+                                f"{self.account}:{st.version}", {"label": label}))
+            return st
+
+    def restore(self, state: LedgerState, *, memo: str = "") -> None:
+        """Set positions, cash and totals back to ``state`` as a new booked version."""
+        if not isinstance(state, LedgerState):
+            raise ValidationError("expected a LedgerState", field="state",
+                                  value=type(state).__name__)
+        self._book_entry("restore", {"state": state.to_json(), "memo": memo},
+                         self.clock.now())
+
+    def __repr__(self) -> str:
+        st = self.state
+        return (f"Ledger(account={self.account!r}, version={st.version}, cash={st.cash}, "
+                f"equity={st.equity}, positions={len(st.holdings)})")
+
+
+def _column(d: Decimal) -> Decimal:
+    """``d`` at most 12 decimal places: what the NUMERIC(38, 12) summary columns hold (the
+    exact state is the snapshot's JSON)."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return d if d.as_tuple().exponent >= -12 else d.quantize(Decimal("1e-12"))  # type: ignore[operator]
+
+
+__all__ = ["ZERO", "Ledger", "LedgerConfig", "LedgerState"]

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm
+
+from keel.costs.adaptive import AdaptiveCost
+from keel.costs.almgren_chriss import ac_expected_cost
+from keel.costs.models import SpreadCost, SquareRootImpact
+from keel.costs.order_types import OrderInputs, estimate_order_types, limit_fill_probability
+from keel.errors import DataError, ValidationError
+from keel.types import Fill, Side
+
+from .helpers import expr_value, make_ctx, numeric_nav
+
+
+def _simulate(model: AdaptiveCost, true_k: np.ndarray, rounds: int, seed: int = 1,
+              outliers: bool = False) -> None:
+    rng = np.random.default_rng(seed)
+    ctx = make_ctx(8, seed=seed)
+    for r in range(rounds):
+        trades = rng.normal(0, 2e6, 8)
+        feats = np.stack([m.cost_array(trades, ctx) for m in model.parts], axis=1)
+        realised = feats @ true_k * rng.lognormal(0, 0.05, 8)
+        if outliers and r % 10 == 0:
+            realised[0] *= 1e4
+        model.observe(trades, ctx, realised)
+
+
+def test_recovers_true_multipliers() -> None:
+    model = AdaptiveCost(SpreadCost() + SquareRootImpact(), forgetting=0.99)
+    _simulate(model, np.array([1.5, 0.6]), 60)
+    np.testing.assert_allclose(model.multipliers_, [1.5, 0.6], rtol=0.05)
+    assert model.n_obs_ == 480
+
+
+def test_bounds_hold_against_bad_fills(tmp_path: Path) -> None:
+    model = AdaptiveCost(SpreadCost() + SquareRootImpact(), bounds=(0.5, 2.0))
+    _simulate(model, np.array([1.0, 1.0]), 40, outliers=True)
+    assert np.all((model.multipliers_ >= 0.5) & (model.multipliers_ <= 2.0))
+    np.testing.assert_allclose(model.multipliers_, [1.0, 1.0], atol=0.35)
+    # and the convex expression keeps matching the numeric cost
+    ctx = make_ctx(8, seed=1)
+    w = np.linspace(-0.02, 0.03, 8)
+    assert expr_value(model, w, ctx) == pytest.approx(numeric_nav(model, w, ctx), rel=1e-9)
+    path = tmp_path / "adaptive.json"
+    model.save(path)
+    back = AdaptiveCost.load(path, SpreadCost() + SquareRootImpact())
+    np.testing.assert_array_equal(back.multipliers_, model.multipliers_)
+    assert back.n_obs_ == model.n_obs_
+    with pytest.raises(DataError) as e:
+        AdaptiveCost.load(path, SpreadCost())
+    assert e.value.field == "multipliers"
+
+
+def test_observe_fills_against_arrival() -> None:
+    ctx = make_ctx(2, seed=3)
+    px = pd.Series(ctx.prices, index=ctx.symbols)
+    t = datetime(2024, 1, 2, 15, tzinfo=UTC)
+    s0 = ctx.symbols[0]
+    half = 0.5 * ctx.spreads[0] * px[s0]
+    fills = [Fill("e1", "o1", s0, Side.BUY, Decimal(100), Decimal(str(px[s0] + 2 * half)), t),
+             Fill("e2", "o1", s0, Side.BUY, Decimal(100), Decimal(str(px[s0] + 2 * half)), t)]
+    model = AdaptiveCost(SpreadCost(), forgetting=1.0, prior_strength=1e-9)
+    model.observe_fills(fills, px, ctx)
+    assert model.multipliers_[0] == pytest.approx(2.0, rel=1e-6)  # paid twice the half spread
+    with pytest.raises(DataError) as e:
+        model.observe_fills(fills, px.iloc[1:], ctx)
+    assert e.value.field == "arrival_prices" and e.value.symbol == s0
+
+
+def test_adaptive_bad_settings() -> None:
+    with pytest.raises(ValidationError) as e:
+        AdaptiveCost(SpreadCost(), bounds=(0.0, 2.0))
+    assert e.value.field == "bounds"
+    with pytest.raises(ValidationError) as e:
+        AdaptiveCost(SpreadCost()).observe(np.ones(5), make_ctx(), np.ones(4))
+    assert e.value.field == "realised_cost"
+
+
+def test_order_type_estimates_closed_forms() -> None:
+    o = OrderInputs(shares=20_000, price=50.0, spread=0.0004, daily_vol=0.02,
+                    adv_shares=5e6, horizon_minutes=39.0, n_slices=10, commission_bps=0.5)
+    est = estimate_order_types(o)
+    spread_ccy = 0.0004 * 50
+    eta, gamma, eps = spread_ccy / 5e4, spread_ccy / 5e5, spread_ccy / 2
+    fee = 0.5e-4 * 20_000 * 50
+    tau = 39 / 390 / 10
+    twap = (0.5 * gamma * 20_000**2 + eps * 20_000
+            + (eta - gamma * tau / 2) / tau * 10 * 2000**2 + fee)
+    assert est.loc["twap", "expected_cost"] == pytest.approx(twap)
+    p = 2 * norm.cdf(-0.0002 / (0.02 * np.sqrt(0.1)))
+    assert est.loc["limit", "fill_probability"] == pytest.approx(p)
+    mkt = ac_expected_cost(np.array([20_000.0]), 1 / 390, eta, gamma, eps) + fee
+    assert est.loc["market", "expected_cost"] == pytest.approx(mkt)
+    assert est.loc["limit", "expected_cost"] == pytest.approx((1 - p) * (mkt - fee) + fee)
+    assert est.loc["market", "cost_bps"] == pytest.approx(1e4 * mkt / 1e6)
+    assert limit_fill_probability(0.0, 0.02, 10) == 1.0
+    with pytest.raises(ValidationError) as e:
+        OrderInputs(shares=-5, price=50, spread=1e-3, daily_vol=0.02, adv_shares=1e6)
+    assert e.value.field == "shares"
+
+
+def test_order_types_with_a_measured_curve() -> None:
+    from keel.costs.curves import PowerCurves, QuadraticCurves
+
+    o = OrderInputs(shares=10_000, price=20.0, spread=0.001, daily_vol=0.02, adv_shares=2e6,
+                    n_slices=5, commission_bps=1.0)
+    curve = QuadraticCurves([2e-6], [0.01])
+    est = estimate_order_types(o, market_curve=curve)
+    fee = 1e-4 * 200_000
+    gamma = 0.001 * 20 / (0.1 * 2e6)
+    mkt = 2e-6 * 1e8 + 0.01 * 1e4 + fee
+    assert est.loc["market", "expected_cost"] == pytest.approx(mkt)
+    assert est.loc["twap", "expected_cost"] == pytest.approx(
+        5 * (2e-6 * 2000**2 + 0.01 * 2000) + 0.5 * gamma * 1e8 + fee)
+    p = est.loc["limit", "fill_probability"]
+    assert est.loc["limit", "expected_cost"] == pytest.approx((1 - p) * (mkt - fee) + fee)
+    with pytest.raises(ValidationError) as e:
+        estimate_order_types(o, market_curve=PowerCurves([1.0, 1.0], [1.5, 1.5]))
+    assert e.value.field == "market_curve"
