@@ -34,6 +34,12 @@ n_factors = 15
 kind = "mean_variance"     # mean_variance, mean_cvar or min_cvar
 risk_aversion = 5.0
 
+[costs]                    # optional: keel.costs models of the trades
+spread = true              # SpreadCost on the market's spread estimate (or default_spread)
+default_spread = 0.001     # full spread as a fraction of mid when no estimate exists
+commission_bps = 0.5       # Commission(bps=...)
+impact_y = 0.0             # SquareRootImpact(y=...) when > 0 (solved through CVXPY)
+
 [[constraints]]
 type = "Budget"
 [[constraints]]
@@ -75,12 +81,13 @@ def _run(config: Path, out: Path, top: int) -> None:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", file=str(config)) from None
     for key in cfg:
-        if key not in ("inputs", "risk", "optimizer", "constraints"):
+        if key not in ("inputs", "risk", "optimizer", "constraints", "costs"):
             raise ConfigError("unknown section", field=key, file=str(config))
     base = config.parent
-    inputs = _inputs(cfg.get("inputs", {}), cfg.get("risk", {}), base, str(config))
+    inputs = _inputs(cfg.get("inputs", {}), cfg.get("risk", {}), cfg.get("costs"), base,
+                     str(config))
     cons = build_constraints(cfg.get("constraints", []))
-    opt = build_optimizer(cfg.get("optimizer", {}), cons)
+    opt = build_optimizer(cfg.get("optimizer", {}), cons, _costs(cfg.get("costs")))
     result = opt.solve(inputs)
     out.mkdir(parents=True, exist_ok=True)
     table = result.table()
@@ -148,7 +155,28 @@ def _market(table: dict[str, Any], base: Path) -> MarketData:
     return load_prices_wide(prices_path, volumes, sectors=sectors, on_missing=policy)
 
 
-def _inputs(table: dict[str, Any], risk_cfg: dict[str, Any], base: Path, src: str) -> Any:
+def _costs(cfg: dict[str, Any] | None) -> list[Any]:
+    """keel.costs models from the ``[costs]`` table (empty when absent)."""
+    from keel.costs import Commission, SpreadCost, SquareRootImpact
+    from keel.errors import ConfigError
+
+    if not cfg:
+        return []
+    for key in cfg:
+        if key not in ("spread", "default_spread", "commission_bps", "impact_y"):
+            raise ConfigError("unknown key", field=f"costs.{key}")
+    models: list[Any] = []
+    if cfg.get("spread", True):
+        models.append(SpreadCost())
+    if float(cfg.get("commission_bps", 0.0)) > 0:
+        models.append(Commission(bps=float(cfg["commission_bps"])))
+    if float(cfg.get("impact_y", 0.0)) > 0:
+        models.append(SquareRootImpact(y=float(cfg["impact_y"])))
+    return models
+
+
+def _inputs(table: dict[str, Any], risk_cfg: dict[str, Any], costs_cfg: dict[str, Any] | None,
+            base: Path, src: str) -> Any:
 
     from keel.errors import ConfigError, DataError
     from keel.optimize.inputs import PortfolioInputs
@@ -186,8 +214,15 @@ def _inputs(table: dict[str, Any], risk_cfg: dict[str, Any], base: Path, src: st
     risk = _risk(rets, risk_cfg)
     betas = market.latest("betas").fillna(1.0)
     sectors = market.sectors if market.sectors is not None else None
+    ctx = None
+    if costs_cfg:
+        from keel.costs import TradeContext
+
+        ctx = TradeContext.from_market(market, nav,
+                                       default_spread=float(costs_cfg.get("default_spread",
+                                                                          0.001)))
     return PortfolioInputs.build(
-        alpha, holdings, risk=risk, betas=betas, sectors=sectors,
+        alpha, holdings, risk=risk, betas=betas, sectors=sectors, trade_context=ctx,
         adv_notional=market.latest("adv_notional"), nav=nav, scenarios=rets)
 
 
