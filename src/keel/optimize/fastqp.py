@@ -1,0 +1,493 @@
+"""Direct factor-form QP for OSQP / Clarabel: the fast path of `MeanVariance`.
+
+CVXPY's per-solve overhead (parameter mapping, canonicalisation bookkeeping, result
+unpacking) dominates a warm re-solve of a few-ms problem. When every term and constraint is
+linear or the factor-form quadratic, the problem is written here straight into solver form
+
+    minimise   1/2 x'Px + q'x     subject to   l <= A x <= u,
+    x = [w (N), y (K), t (N, only when |trade| is needed)],
+    P = blockdiag(2 gamma D, 2 gamma I_K, 0),  rows  X w - y = X b,  t >= |w - w0|,
+
+with ``X = L' B'`` (K x N; a dense model uses ``X = L'``), so nothing N x N is formed. The
+matrices are kept between solves: a new alpha or new holdings only change ``q``, ``l``, ``u``,
+and OSQP is re-solved warm from the previous primal/dual point on its cached factorisation.
+A problem the translation does not cover (a cone, a non-linear cost, a custom constraint)
+returns ``None`` and the caller uses the CVXPY engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from keel.costs.base import CostModel
+from keel.errors import NonConvexError
+from keel.optimize import constraints as cm
+from keel.optimize.build import dense_sqrt, factor_loadings
+from keel.optimize.inputs import PortfolioInputs, fingerprint
+from keel.optimize.terms import Alpha, HoldingCost, Risk, Term, TransactionCost
+from keel.risk.base import FactorCovariance
+
+INF = np.inf
+MatFn = Callable[[], sp.spmatrix]
+
+
+@dataclass
+class _Row:
+    owner: int
+    matrix: MatFn
+    lo: np.ndarray
+    hi: np.ndarray
+    block: str = "w"  # the variable block the rows act on: w, y or t
+
+
+@dataclass
+class _Spec:
+    n: int
+    lb: np.ndarray
+    ub: np.ndarray
+    bound_owner: list[int] = field(default_factory=list)
+    rows: list[_Row] = field(default_factory=list)
+    need_t: bool = False
+    q_w: np.ndarray | None = None
+    cost_t: np.ndarray | None = None
+    gamma: float = 0.0
+    offset: np.ndarray | None = None
+
+
+def l1_coefficients(model: CostModel, inputs: PortfolioInputs) -> np.ndarray | None:
+    """Per-name ``c`` with ``cost = c'|t|`` (NAV units), or None if the model is not L1.
+
+    Probed at three trade sizes and both signs: a model that is exactly proportional to
+    ``|trade|`` at all of them is treated as linear (spread, proportional commission).
+    """
+    ctx = inputs.trade_context
+    if ctx is None:
+        return None
+    n, nav = inputs.n, ctx.nav
+    base = None
+    for size in (1e-4, 1e-2, 1.0):
+        up = np.asarray(model.cost_array(np.full(n, size * nav), ctx), dtype=np.float64)
+        dn = np.asarray(model.cost_array(np.full(n, -size * nav), ctx), dtype=np.float64)
+        c = up / (size * nav)
+        if not np.allclose(up, dn, rtol=1e-9, atol=0) or np.any(c < 0):
+            return None
+        if base is None:
+            base = c
+        elif not np.allclose(c, base, rtol=1e-7, atol=1e-15):
+            return None
+    return base
+
+
+_CONVEX_OK: set[tuple[int, int]] = set()
+
+
+def _check_convex(term: TransactionCost, inputs: PortfolioInputs) -> None:
+    """The cost model's CVXPY expression must be convex even when the QP path skips it."""
+    key = (id(term.model), inputs.n)
+    if key in _CONVEX_OK:
+        return
+    import cvxpy as cp
+
+    assert inputs.trade_context is not None
+    e = term.model.expr(cp.Variable(inputs.n), inputs.trade_context)
+    if not (e.is_dcp() and e.is_convex()):
+        raise NonConvexError("cost model expression is not convex", field="model",
+                             value=repr(term.model))
+    _CONVEX_OK.add(key)
+
+
+def _const(m: sp.spmatrix) -> MatFn:
+    return lambda: m
+
+
+def _ones(n: int) -> MatFn:
+    return lambda: sp.csr_matrix(np.ones((1, n)))
+
+
+def translate(terms: Sequence[Term], constraints: Sequence[cm.Constraint],
+              inputs: PortfolioInputs) -> _Spec | None:
+    """The QP pieces for these terms/constraints, or None when not expressible."""
+    n = inputs.n
+    s = _Spec(n=n, lb=np.full(n, -INF), ub=np.full(n, INF), q_w=np.zeros(n),
+              cost_t=np.zeros(n))
+    assert s.q_w is not None and s.cost_t is not None
+    long_only = any(isinstance(c, cm.LongOnly) for c in constraints)
+    for t in terms:
+        if isinstance(t, Alpha):
+            s.q_w -= t.scale * inputs.alpha
+        elif isinstance(t, Risk):
+            if s.gamma or inputs.risk is None:
+                return None
+            s.gamma = t.risk_aversion
+            if t.benchmark_relative:
+                if inputs.benchmark is None:
+                    return None
+                s.offset = inputs.benchmark
+        elif isinstance(t, TransactionCost):
+            c = l1_coefficients(t.model, inputs)
+            if c is None:
+                return None
+            _check_convex(t, inputs)
+            s.cost_t += t.scale * c
+            s.need_t = True
+        elif isinstance(t, HoldingCost):
+            fee = t._fee(inputs)
+            if t.margin_rate != t.cash_rate or (np.any(fee > 0) and not long_only):
+                return None
+            s.q_w += t.cash_rate
+        else:
+            return None
+    for i, con in enumerate(constraints):
+        if not _add(s, i, con, inputs, long_only):
+            return None
+    return s
+
+
+def _bound(s: _Spec, owner: int, lb: np.ndarray | float | None,
+           ub: np.ndarray | float | None) -> None:
+    if lb is not None:
+        s.lb = np.maximum(s.lb, lb)
+    if ub is not None:
+        s.ub = np.minimum(s.ub, ub)
+    s.bound_owner.append(owner)
+
+
+def _add(s: _Spec, i: int, c: cm.Constraint, x: PortfolioInputs, long_only: bool) -> bool:
+    n = s.n
+    if isinstance(c, cm.Budget):
+        s.rows.append(_Row(i, _ones(n), np.array([c.target]), np.array([c.target])))
+    elif isinstance(c, cm.LongOnly):
+        _bound(s, i, 0.0, None)
+    elif isinstance(c, cm.WeightBounds):
+        _bound(s, i, None if c.lower is None else c._bound("lower", x),
+               None if c.upper is None else c._bound("upper", x))
+    elif isinstance(c, cm.GrossExposure):
+        if not long_only:
+            return False
+        s.rows.append(_Row(i, _ones(n), np.array([-INF]), np.array([c.max_gross])))
+    elif isinstance(c, cm.NetExposure):
+        s.rows.append(_Row(i, _ones(n), np.array([c.lower]), np.array([c.upper])))
+    elif isinstance(c, cm.MinCash):
+        s.rows.append(_Row(i, _ones(n), np.array([-INF]), np.array([1.0 - c.min_cash])))
+    elif isinstance(c, cm.Turnover):
+        if c.max_total is not None:
+            s.need_t = True
+            s.rows.append(_Row(i, _ones(n), np.array([-INF]), np.array([c.max_total]),
+                               block="t"))
+        if c.max_per_name is not None:
+            cap = c._per_name(x)
+            _bound(s, i, x.current - cap, x.current + cap)
+    elif isinstance(c, cm.Liquidity):
+        if x.adv_weight is None:
+            return False
+        if c.max_trade_adv is not None:
+            cap = c.max_trade_adv * x.adv_weight
+            _bound(s, i, x.current - cap, x.current + cap)
+        if c.max_position_adv is not None:
+            cap = c.max_position_adv * x.adv_weight
+            _bound(s, i, -cap, cap)
+    elif isinstance(c, cm.BetaNeutral):
+        if x.betas is None:
+            return False
+        beta = x.betas
+        s.rows.append(_Row(i, lambda: sp.csr_matrix(beta[None, :]),
+                           np.array([c.target - c.tolerance]),  # type: ignore[operator]
+                           np.array([c.target + c.tolerance])))  # type: ignore[operator]
+    elif isinstance(c, cm.SectorCaps):
+        if x.sectors is None or ((c.long is not None or c.short is not None) and not long_only):
+            return False
+        labels, m = c._membership(x)
+        for name, caps in c._parts(labels):
+            rows = np.flatnonzero(np.isfinite(caps))
+            if name == "short" or not len(rows):
+                continue  # long only: shorts are zero
+            sub = m[rows]
+            lo = -caps[rows] if name == "net" else np.full(len(rows), -INF)
+            s.rows.append(_Row(i, _const(sub), lo, caps[rows]))
+    elif isinstance(c, cm.FactorExposureBounds):
+        if not isinstance(x.risk, FactorCovariance):
+            return False
+        lo, hi = c._bounds(x)
+        fsqrt = x.risk.factor_sqrt()
+        if s.gamma and s.offset is None and np.linalg.matrix_rank(fsqrt) == x.risk.n_factors:
+            # B'w = L'^-1 y: K x K rows on y instead of K dense rows of length N
+            linv_t = np.linalg.inv(fsqrt.T)
+            s.rows.append(_Row(i, lambda: sp.csr_matrix(linv_t), lo, hi, block="y"))
+        else:
+            bt = x.risk.exposures.T
+            s.rows.append(_Row(i, lambda: sp.csr_matrix(bt), lo, hi))
+    else:
+        return False
+    return True
+
+
+@dataclass
+class QP:
+    """Solver-form data; ``owners`` maps each row of ``A`` to its constraint (-1: internal)."""
+
+    P: sp.csc_matrix
+    q: np.ndarray
+    A: sp.csc_matrix
+    lo: np.ndarray
+    hi: np.ndarray
+    n: int
+    k: int
+    need_t: bool
+    owners: np.ndarray
+    matrix_key: str
+    ident: tuple[Any, ...] = ()
+    x_mat: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    d: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+def _risk_blocks(inputs: PortfolioInputs) -> tuple[np.ndarray, np.ndarray]:
+    risk = inputs.risk
+    if isinstance(risk, FactorCovariance):
+        return factor_loadings(risk), risk.specific_variance
+    assert isinstance(risk, np.ndarray)
+    return dense_sqrt(risk).T, np.zeros(inputs.n)
+
+
+def assemble(s: _Spec, inputs: PortfolioInputs, cached: QP | None) -> QP:
+    """Vectors always; matrices only when their inputs changed (else reuse ``cached``)."""
+    n = s.n
+    nt = n if s.need_t else 0
+    shape = [np.array([r.owner, "wyt".index(r.block), len(r.lo)]) for r in s.rows]
+    ident = (id(inputs.risk), id(inputs.betas), id(inputs.sectors), s.gamma, nt,
+             fingerprint(*shape))
+    if cached is not None and cached.ident == ident:
+        # same objects as last time: matrices and risk blocks are reused as they are
+        x_mat, d, key = cached.x_mat, cached.d, cached.matrix_key
+    else:
+        x_mat, d = _risk_blocks(inputs) if s.gamma else (np.zeros((0, n)), np.zeros(n))
+        key = fingerprint(x_mat, d, np.array([s.gamma, nt]), inputs.betas, inputs.sectors,
+                          *shape, inputs.risk.exposures
+                          if isinstance(inputs.risk, FactorCovariance) else None)
+    k = x_mat.shape[0]
+    b = np.zeros(n) if s.offset is None else s.offset
+    assert s.q_w is not None and s.cost_t is not None
+    q = np.concatenate([s.q_w - 2 * s.gamma * d * b, np.zeros(k),
+                        s.cost_t if s.need_t else np.zeros(0)])
+    lo = [s.lb, x_mat @ b]
+    hi = [s.ub, x_mat @ b]
+    owners = [np.full(n, -2), np.full(k, -1)]
+    if s.need_t:
+        lo += [-inputs.current, inputs.current]
+        hi += [np.full(n, INF), np.full(n, INF)]
+        owners += [np.full(2 * n, -1)]
+    for r in s.rows:
+        lo.append(np.asarray(r.lo, dtype=np.float64))
+        hi.append(np.asarray(r.hi, dtype=np.float64))
+        owners.append(np.full(len(r.lo), r.owner))
+    lo_v, hi_v = np.concatenate(lo), np.concatenate(hi)
+    if cached is not None and cached.matrix_key == key:
+        return QP(cached.P, q, cached.A, lo_v, hi_v, n, k, s.need_t, cached.owners, key,
+                  ident, x_mat, d)
+    p = sp.block_diag([sp.diags(2 * s.gamma * d), 2 * s.gamma * sp.identity(k),
+                       sp.csr_matrix((nt, nt))], format="csc")
+    eye = sp.identity(n, format="csr")
+    z_nk, z_kt = sp.csr_matrix((n, k)), sp.csr_matrix((k, nt))
+    blocks: list[list[Any]] = [[eye, z_nk, sp.csr_matrix((n, nt))],
+                               [sp.csr_matrix(x_mat), -sp.identity(k), z_kt]]
+    if s.need_t:
+        blocks += [[-eye, z_nk, eye], [eye, z_nk, eye]]
+    for r in s.rows:
+        m = sp.csr_matrix(r.matrix())
+        rows = m.shape[0]
+        blk = {"w": sp.csr_matrix((rows, n)), "y": sp.csr_matrix((rows, k)),
+               "t": sp.csr_matrix((rows, nt))}
+        blk[r.block] = m
+        blocks.append([blk["w"], blk["y"], blk["t"]])
+    a = sp.bmat(blocks, format="csc")
+    return QP(p, q, a, lo_v, hi_v, n, k, s.need_t, np.concatenate(owners), key, ident, x_mat,
+              d)
+
+
+class OSQPDirect:
+    """OSQP on the cached QP, warm-started between solves."""
+
+    name = "OSQP-direct"
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = {"eps_abs": 1e-7, "eps_rel": 1e-7, "max_iter": 20_000,
+                         "polishing": True, "verbose": False, "warm_starting": True,
+                         **settings}
+        self._solver: Any = None
+        self._key: str | None = None
+        self._x: np.ndarray | None = None
+        self._y: np.ndarray | None = None
+
+    def solve(self, qp: QP) -> tuple[str, np.ndarray | None, np.ndarray | None]:
+        import osqp
+
+        lo = np.maximum(qp.lo, -1e30)
+        hi = np.minimum(qp.hi, 1e30)
+        if self._solver is None or self._key != qp.matrix_key:
+            self._solver = osqp.OSQP()
+            self._solver.setup(qp.P, qp.q, qp.A, lo, hi, **self.settings)
+            self._key = qp.matrix_key
+            if self._x is not None and self._x.size == qp.P.shape[0] \
+                    and self._y is not None and self._y.size == qp.A.shape[0]:
+                self._solver.warm_start(x=self._x, y=self._y)
+        else:
+            self._solver.update(q=qp.q, l=lo, u=hi)
+        res = self._solver.solve()
+        status = str(res.info.status).lower()
+        if "solved" not in status or "inaccurate" in status or res.x is None \
+                or not np.all(np.isfinite(res.x)):
+            self._x = self._y = None
+            return status, None, None
+        self._x, self._y = res.x.copy(), res.y.copy()
+        return "solved", res.x, res.y
+
+
+class ClarabelDirect:
+    """Clarabel interior point on the same QP; the solver (KKT structure, symbolic
+    factorisation) is kept and only ``q`` and ``b`` are updated when the matrices are."""
+
+    name = "CLARABEL-direct"
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = {"verbose": False, "tol_gap_abs": 1e-12, "tol_gap_rel": 1e-10,
+                         "tol_feas": 1e-10, "tol_ktratio": 1e-8, "presolve_enable": False,
+                         "iterative_refinement_enable": False,
+                         **settings}
+        self._solver: Any = None
+        self._key: tuple[str, bytes] | None = None
+
+    def solve(self, qp: QP) -> tuple[str, np.ndarray | None, np.ndarray | None]:
+        import clarabel
+
+        eq = np.isfinite(qp.lo) & np.isfinite(qp.hi) & (qp.lo == qp.hi)
+        up = np.isfinite(qp.hi) & ~eq
+        dn = np.isfinite(qp.lo) & ~eq
+        b_all = np.concatenate([qp.hi[eq], qp.hi[up], -qp.lo[dn]])
+        key = (qp.matrix_key, np.packbits(np.concatenate([eq, up, dn])).tobytes())
+        if self._solver is not None and key == self._key:
+            self._solver.update(q=qp.q, b=b_all)
+        else:
+            a = qp.A.tocsr()
+            a_all = sp.vstack([a[eq], a[up], -a[dn]], format="csc")
+            cones = []
+            if eq.any():
+                cones.append(clarabel.ZeroConeT(int(eq.sum())))
+            if up.any() or dn.any():
+                cones.append(clarabel.NonnegativeConeT(int(up.sum() + dn.sum())))
+            st = clarabel.DefaultSettings()
+            for k, v in self.settings.items():
+                setattr(st, k, v)
+            self._solver = clarabel.DefaultSolver(sp.triu(qp.P, format="csc"), qp.q, a_all,
+                                                  b_all, cones, st)
+            self._key = key
+        sol = self._solver.solve()
+        status = str(sol.status)
+        if status not in ("Solved", "AlmostSolved") or not np.all(np.isfinite(sol.x)):
+            return status.lower(), None, None
+        z = np.asarray(sol.z)
+        y = np.zeros(qp.A.shape[0])
+        ne, nu = int(eq.sum()), int(up.sum())
+        y[eq] = z[:ne]
+        y[up] += z[ne:ne + nu]
+        y[dn] -= z[ne + nu:]
+        return "solved", np.asarray(sol.x), y
+
+
+class PDASDirect:
+    """Primal-dual active set (semismooth Newton) for box + budget + factor risk problems.
+
+    Applies when the QP is ``min gamma w'(D + B F B')w - alpha'w`` with per-name bounds and at
+    most one budget row (long-only with caps, per-name turnover and liquidity boxes): each
+    iteration fixes the names at a bound, solves the free names' KKT system with Woodbury
+    (O(N K^2), nothing N x N) and updates the active sets from the multipliers; identical sets
+    twice in a row satisfy all KKT conditions. A re-solve starts from the previous active set,
+    so a small change converges in a few iterations. Anything else returns None (the next
+    direct solver takes it) and non-convergence returns a failure, never a wrong answer: the
+    engine verifies the weights against every constraint as for any solver.
+    """
+
+    name = "PDAS-direct"
+
+    def __init__(self, max_iter: int = 50, tol: float = 1e-10) -> None:
+        self.max_iter, self.tol = max_iter, tol
+        self._w: np.ndarray | None = None
+        self._mu: np.ndarray | None = None
+
+    def solve(self, qp: QP) -> tuple[str, np.ndarray | None, np.ndarray | None]:
+        return "not_applicable", None, None
+
+    def solve_structured(self, s: _Spec, inputs: PortfolioInputs
+                         ) -> tuple[str, np.ndarray | None, np.ndarray, float] | None:
+        """(status, w, mu per name, nu of the budget row) or None when not applicable."""
+        fc = inputs.risk
+        if (not isinstance(fc, FactorCovariance) or s.need_t or not s.gamma
+                or s.offset is not None or np.any(fc.specific_variance <= 0)):
+            return None
+        budget = [r for r in s.rows if r.block == "w"]
+        if len(budget) > 1 or (budget and not (
+                budget[0].lo.size == 1 and budget[0].lo[0] == budget[0].hi[0]
+                and sp.csr_matrix(budget[0].matrix()).nnz == s.n
+                and np.all(sp.csr_matrix(budget[0].matrix()).data == 1.0))):
+            return None
+        if np.any(s.lb > s.ub):
+            return "infeasible", None, np.zeros(0), 0.0
+        assert s.q_w is not None
+        target = float(budget[0].lo[0]) if budget else None
+        g2 = 2.0 * s.gamma
+        b, f, d = fc.exposures, fc.factor_covariance, fc.specific_variance
+        q = s.q_w
+        lb, ub = s.lb, s.ub
+
+        def hmul(v: np.ndarray) -> np.ndarray:
+            return g2 * (d * v + b @ (f @ (b.T @ v)))
+
+        c = float(np.mean(g2 * (d + np.einsum("ij,jk,ik->i", b, f, b))))
+        n = s.n
+        w = self._w if self._w is not None and self._w.size == n else np.clip(
+            np.full(n, 0.0 if target is None else target / n), lb, ub)
+        mu = self._mu if self._mu is not None and self._mu.size == n else np.zeros(n)
+        prev: tuple[bytes, bytes] | None = None
+        for _ in range(self.max_iter):
+            up = (mu + c * (w - ub) > 0) & np.isfinite(ub)
+            lo = (mu + c * (w - lb) < 0) & np.isfinite(lb) & ~up
+            free = ~(up | lo)
+            if target is not None and not free.any():
+                # every name at a bound cannot meet a budget in general: free the name
+                # whose active-set test was the least decisive
+                score = np.where(up, mu + c * (w - ub), -(mu + c * (w - lb)))
+                i = int(np.argmin(score))
+                up[i] = lo[i] = False
+                free[i] = True
+            key = (np.packbits(up).tobytes(), np.packbits(lo).tobytes())
+            w_a = np.where(up, ub, np.where(lo, lb, 0.0))
+            rhs = -(q + hmul(w_a))[free]
+            bf, df = b[free], d[free]
+            gd = bf / df[:, None]
+            m = np.eye(f.shape[0]) + f @ (bf.T @ gd)
+            cols = np.column_stack([rhs, np.ones(int(free.sum()))])
+            xd = cols / df[:, None]
+            sol = (xd - gd @ np.linalg.solve(m, f @ (bf.T @ xd))) / g2
+            x_r, x_e = sol[:, 0], sol[:, 1]
+            nu = 0.0
+            if target is not None:
+                denom = float(x_e.sum())
+                if abs(denom) < 1e-300:
+                    return "singular", None, np.zeros(0), 0.0
+                nu = (float(x_r.sum()) + float(w_a.sum()) - target) / denom
+            w = w_a.copy()
+            w[free] = x_r - nu * x_e
+            mu = -(hmul(w) + q + nu)
+            mu[free] = 0.0
+            if key == prev:
+                ok_w = np.all(w <= ub + 1e-9) and np.all(w >= lb - 1e-9)
+                ok_mu = np.all(mu[up] >= -self.tol) and np.all(mu[lo] <= self.tol)
+                if ok_w and ok_mu:
+                    self._w, self._mu = w.copy(), mu.copy()
+                    return "solved", w, mu, nu
+            prev = key
+        self._w = self._mu = None
+        return "max_iter", None, np.zeros(0), 0.0
