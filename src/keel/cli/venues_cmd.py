@@ -27,7 +27,6 @@ def acceptance_server(
     ``run_acceptance.py 127.0.0.1 PORT shared/fix/acceptance/fix42/*.def``.
     """
     import asyncio
-    import contextlib
 
     from keel.venues.fix.acceptance import acceptance_sessions, serve_acceptance
 
