@@ -119,9 +119,9 @@ def order_from_new_order_single(msg: Message, received_at: datetime) -> Order:
     try:
         return Order(
             client_order_id=msg[11], symbol=msg.get(55, "") or "",
-            side=FIX_TO_SIDE[msg.get(54, "")], qty=_decimal_field(msg, 38),
+            side=FIX_TO_SIDE[msg.get(54) or ""], qty=_decimal_field(msg, 38),
             created_at=_time_field(msg, 60, received_at),
-            order_type=FIX_TO_ORD_TYPE[msg.get(40, "")],
+            order_type=FIX_TO_ORD_TYPE[msg.get(40) or ""],
             limit_price=_decimal_field(msg, 44) if 44 in msg else None,
             stop_price=_decimal_field(msg, 99) if 99 in msg else None,
             tif=FIX_TO_TIF.get(msg.get(59, "0") or "0", TimeInForce.DAY))
@@ -202,7 +202,7 @@ def event_from_execution_report(msg: Message, received_at: datetime,
     fill = None
     if kind is EventKind.FILL:
         fill = Fill(exec_id=msg.get(17, "") or "", client_order_id=cl_ord_id,
-                    symbol=msg.get(55, "") or "", side=FIX_TO_SIDE.get(msg.get(54, ""), Side.BUY),
+                    symbol=msg.get(55, "") or "", side=FIX_TO_SIDE.get(msg.get(54) or "", Side.BUY),
                     qty=_decimal_field(msg, 32), price=_decimal_field(msg, 31), timestamp=ts,
                     venue=venue)
     return OrderEvent(kind=kind, client_order_id=cl_ord_id, timestamp=ts, fill=fill,
