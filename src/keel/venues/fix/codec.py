@@ -386,8 +386,9 @@ _prefix_cache: dict[int, str] = {}
 
 
 def format_utc(now: float, millis: bool = True) -> str:
-    """``YYYYMMDD-HH:MM:SS.sss`` (UTC) for POSIX seconds ``now``."""
-    sec = int(now)
+    """``YYYYMMDD-HH:MM:SS.sss`` (UTC) for POSIX seconds ``now`` (rounded to the millisecond)."""
+    total_ms = round(now * 1000)
+    sec, ms = divmod(total_ms, 1000)
     prefix = _prefix_cache.get(sec)
     if prefix is None:
         if len(_prefix_cache) > 64:
@@ -396,7 +397,7 @@ def format_utc(now: float, millis: bool = True) -> str:
         _prefix_cache[sec] = prefix
     if not millis:
         return prefix
-    return f"{prefix}.{int((now - sec) * 1000):03d}"
+    return f"{prefix}.{ms:03d}"
 
 
 def parse_utc_timestamp(text: str) -> float | None:
