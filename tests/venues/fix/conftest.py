@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.conftest import SHARED
 
 from keel.venues.fix.dictionary import DataDictionary, load_dictionary
-from tests.conftest import SHARED
 
 FIX_DIR = SHARED / "fix"
 SOH = "\x01"

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import REPO
 
 TIMER_DEFS = ("4a_NoDataSentDuringHeartBtInt.def", "6_SendTestRequest.def")
@@ -43,7 +42,7 @@ def _start_server(spec_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
             return proc, port
         except OSError:
             if proc.poll() is not None:
-                raise AssertionError(proc.stderr.read().decode() if proc.stderr else "died")
+                raise AssertionError(proc.stderr.read().decode() if proc.stderr else "died") from None
             time.sleep(0.1)
     proc.kill()
     raise AssertionError("acceptance server did not start")
