@@ -42,7 +42,8 @@ def _start_server(spec_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
             return proc, port
         except OSError:
             if proc.poll() is not None:
-                raise AssertionError(proc.stderr.read().decode() if proc.stderr else "died") from None
+                err = proc.stderr.read().decode() if proc.stderr else "died"
+                raise AssertionError(err) from None
             time.sleep(0.1)
     proc.kill()
     raise AssertionError("acceptance server did not start")
