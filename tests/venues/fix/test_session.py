@@ -48,8 +48,9 @@ class Peer:
         n = self.seq if seq is None else seq
         if seq is None:
             self.seq += 1
+        stamp = format_utc(t if sent_at is None else sent_at, millis=False)
         frame = fixify(f"8=FIX.4.2|{body.split('|', 1)[0]}|34={n}|49=TW42|"
-                       f"52={format_utc(t if sent_at is None else sent_at, millis=False)}|56=ISLD|{header}"
+                       f"52={stamp}|56=ISLD|{header}"
                        f"{body.split('|', 1)[1] if '|' in body else ''}")
         self.s.on_frame(frame, t)
 
@@ -93,7 +94,7 @@ def test_logon_reply_and_heartbeat_timers(dd42) -> None:
 
 
 def test_test_request_answered_with_its_id(dd42) -> None:
-    s, p = acceptor(dd42)
+    _s, p = acceptor(dd42)
     p.logon()
     p.out()
     p.send("35=1|112=PING", T0 + 1)
@@ -118,7 +119,7 @@ def test_gap_triggers_resend_request_and_queue_is_drained(dd42) -> None:
 
 def test_resend_request_replays_application_and_gap_fills_admin(dd42) -> None:
     app = Echo()
-    s, p = acceptor(dd42, app)
+    _s, p = acceptor(dd42, app)
     p.logon()
     p.send("35=D|11=ID|21=3|40=1|54=1|55=INTC|60=20251121-08:30:00", T0 + 1)
     p.send("35=1|112=X", T0 + 1)
@@ -139,7 +140,7 @@ def test_resend_can_be_vetoed_by_application(dd42) -> None:
         def on_resend(self, msg: Message, session: Session) -> bool:
             return False
 
-    s, p = acceptor(dd42, NoResend())
+    _s, p = acceptor(dd42, NoResend())
     p.logon()
     p.send("35=D|11=ID|21=3|40=1|54=1|55=INTC|60=20251121-08:30:00", T0 + 1)
     p.out()
@@ -332,3 +333,13 @@ def test_exactly_once_across_a_reconnect(dd42, chunk: int) -> None:
         acc.on_timer(T0 + 3 + 31 * k)
         pump(ini, acc, T0 + 3 + 31 * k, chunk)
     assert ini.next_sender == acc.next_target and acc.next_sender == ini.next_target
+
+
+def test_wrong_comp_id_mid_session_rejects_and_logs_out(dd42, fx) -> None:
+    s, p = acceptor(dd42)
+    p.logon()
+    p.out()
+    stamp = format_utc(T0, millis=False)
+    s.on_frame(fx(f"8=FIX.4.2|35=0|34=2|49=WT|52={stamp}|56=ISLD|"), T0)
+    rej, lo = p.out()
+    assert (rej.msg_type, rej[373], lo.msg_type) == ("3", "9", "5")
