@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from tests.venues.fix.conftest import fixify
 
 from keel.errors import StoreError
 from keel.store.db import Store
 from keel.venues.fix.codec import Message, decode
 from keel.venues.fix.session import Session, SessionConfig
 from keel.venues.fix.store import FileStore, MemoryStore, MessageStore, SqlStore
-from tests.venues.fix.conftest import fixify
 
 T0 = 1_763_713_800.0
 CFG = SessionConfig("FIX.4.2", "ISLD", "TW42")

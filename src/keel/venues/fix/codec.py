@@ -349,8 +349,11 @@ class FrameSplitter:
             self._pos = len(buf) - 1  # the last byte may be the '8' of a split "8="
             return None
         self._pos = pos = start
-        i = buf.find(b"\x019=", pos)
-        j = buf.find(_SOH_B, i + 3) if i >= 0 else -1
+        i = buf.find(_SOH_B, pos)
+        if i >= 0 and len(buf) >= i + 3 and buf[i + 1:i + 3] != b"9=":
+            self._pos = start + 1  # an "8=" that does not open a frame: resync after it
+            return b""
+        j = buf.find(_SOH_B, i + 3) if i >= 0 and len(buf) >= i + 3 else -1
         if j < 0:
             if len(buf) - pos > self.max_message_size:
                 self._skip_oversized(pos)
