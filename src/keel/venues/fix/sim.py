@@ -63,6 +63,13 @@ class AckFillApplication(Application):
             orig_cl_ord_id=orig)
         session.send(execution_report(d, self._now(session), session.config.begin_string))
 
+    def fill(self, session: Session, cl_ord_id: str) -> None:
+        """Fill working order ``cl_ord_id`` in full now (sent, or stored while logged out)."""
+        fill_type = "2" if session.config.begin_string < "FIX.4.3" else "F"
+        self.status[cl_ord_id] = OrderStatus.FILLED
+        self._report(session, self.orders[cl_ord_id], fill_type, OrderStatus.FILLED,
+                     filled=True)
+
     def from_app(self, msg: Message, session: Session) -> None:
         mt = msg.msg_type
         fill_type = "2" if session.config.begin_string < "FIX.4.3" else "F"
