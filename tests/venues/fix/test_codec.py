@@ -167,10 +167,15 @@ def test_splitter_oversized_is_flagged_and_bounded() -> None:
     assert sp.feed(b"8=FIX.4.2\x019=999999\x0135=0\x01" + b"x" * 500) == []
     assert sp.oversized
     sp2 = FrameSplitter(max_message_size=1000)
-    for _ in range(50):  # a header that never ends
-        sp2.feed(b"8=FIX.4.2\x01" + b"y" * 100)
+    sp2.feed(b"8=FIX.4.2\x019=")
+    for _ in range(50):  # a BodyLength that never ends
+        sp2.feed(b"1" * 100)
     assert sp2.oversized
     assert sp2.buffered < 2000
+    sp4 = FrameSplitter(max_message_size=1000)
+    for _ in range(50):  # "8=" that never opens a frame
+        assert sp4.feed(b"8=FIX.4.2\x01" + b"y" * 100) == []
+    assert sp4.buffered < 200 and sp4.garbled == 0
     sp3 = FrameSplitter(max_message_size=1000)
     for _ in range(100):  # pure garbage without "8="
         assert sp3.feed(b"z" * 1000) == []
