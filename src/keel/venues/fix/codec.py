@@ -10,6 +10,7 @@ ascending by tag with each repeating group inline after its NumInGroup tag, then
 from __future__ import annotations
 
 import calendar
+import re
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -191,14 +192,43 @@ def _tag(text: str) -> int:
     raise InvalidMessage("field tag is not a number", value=text)
 
 
+_TAG_CACHE: dict[str, int] = {}
+_FIELD_RE = re.compile("([^=\x01]*)=([^\x01]*)\x01")
+
+
 def parse_fields(raw: str, dd: DataDictionary | None = None) -> list[tuple[int, str]]:
     """Split ``tag=value<SOH>...`` into ``(tag, value)`` pairs; DATA fields use their length.
 
     Raises ``InvalidMessage`` for a missing ``=``, a non-numeric tag or a missing SOH.
     """
+    data_len = dd.data_length_tag if dd is not None else None
+    pairs = _FIELD_RE.findall(raw)
+    if len(pairs) != raw.count(SOH) or raw[-1:] != SOH:
+        return _parse_fields_slow(raw, data_len)  # raises the precise error (or DATA fields)
+    cache = _TAG_CACHE
+    try:
+        out = [(cache[t], v) for t, v in pairs]
+    except KeyError:
+        if data_len:
+            return _parse_fields_slow(raw, data_len)
+        out = [(_cached_tag(t), v) for t, v in pairs]
+    if data_len and not data_len.keys().isdisjoint([t for t, _ in out]):
+        return _parse_fields_slow(raw, data_len)  # a DATA value may hold SOH: use lengths
+    return out
+
+
+def _cached_tag(text: str) -> int:
+    tag = _TAG_CACHE.get(text)
+    if tag is None:
+        tag = _tag(text)
+        if len(_TAG_CACHE) < 4096:
+            _TAG_CACHE[text] = tag
+    return tag
+
+
+def _parse_fields_slow(raw: str, data_len: dict[int, int] | None) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     pos, n = 0, len(raw)
-    data_len = dd.data_length_tag if dd is not None else {}
     seen: dict[int, str] = {}
     while pos < n:
         eq = raw.find("=", pos)
@@ -206,7 +236,7 @@ def parse_fields(raw: str, dd: DataDictionary | None = None) -> list[tuple[int, 
             raise InvalidMessage("equal sign not found in field", value=raw[pos:pos + 20])
         tag = _tag(raw[pos:eq])
         end = -1
-        if tag in data_len:
+        if data_len and tag in data_len:
             length = _int_or(seen.get(data_len[tag]), -1)
             if length >= 0:
                 end = eq + 1 + length
@@ -218,8 +248,7 @@ def parse_fields(raw: str, dd: DataDictionary | None = None) -> list[tuple[int, 
                 raise InvalidMessage("field not terminated by SOH", field=str(tag))
         value = raw[eq + 1:end]
         out.append((tag, value))
-        if data_len:
-            seen[tag] = value
+        seen[tag] = value
         pos = end + 1
     return out
 
@@ -252,9 +281,15 @@ def build(fields: list[tuple[int, str]], dd: DataDictionary | None) -> Message:
     """Sort ``(tag, value)`` pairs into header/body/trailer and repeating groups."""
     msg = Message()
     header, body, trailer = msg.header, msg.body, msg.trailer
+    hf, bf, tf = header.fields, body.fields, trailer.fields
     msg_def = None
-    header_tags = dd.header_tags if dd is not None else frozenset({8, 9, 35, 34, 49, 52, 56})
-    trailer_tags = dd.trailer_tags if dd is not None else frozenset({10, 89, 93})
+    if dd is not None:
+        header_tags, trailer_tags = dd.header_tags, dd.trailer_tags
+        header_groups = dd.header.groups
+    else:
+        header_tags, trailer_tags = _DEFAULT_HEADER, _DEFAULT_TRAILER
+        header_groups = {}
+    body_groups: dict[int, GroupDef] = {}
     state = 0  # 0 header, 1 body, 2 trailer
     i, n = 0, len(fields)
     while i < n:
@@ -263,22 +298,38 @@ def build(fields: list[tuple[int, str]], dd: DataDictionary | None) -> Message:
         if tag in header_tags:
             if state and not msg.out_of_order_tag:
                 msg.out_of_order_tag = tag
-            header.add(tag, value)
+            if tag in hf:
+                header.add(tag, value)
+            else:
+                hf[tag] = value
             if tag == MSG_TYPE and dd is not None:
                 msg_def = dd.messages.get(value)
-            elif dd is not None and tag in dd.header.groups:
-                i = _group(fields, i, dd.header.groups[tag], header)
+                if msg_def is not None:
+                    body_groups = msg_def.groups
+            elif tag in header_groups:
+                i = _group(fields, i, header_groups[tag], header)
         elif tag in trailer_tags:
             state = 2
-            trailer.add(tag, value)
+            if tag in tf:
+                trailer.add(tag, value)
+            else:
+                tf[tag] = value
         else:
             if state == 2 and not msg.out_of_order_tag:
                 msg.out_of_order_tag = tag
             state = 1
-            body.add(tag, value)
-            if msg_def is not None and tag in msg_def.groups:
-                i = _group(fields, i, msg_def.groups[tag], body)
+            if tag in bf:
+                body.add(tag, value)
+            else:
+                bf[tag] = value
+            if tag in body_groups:
+                i = _group(fields, i, body_groups[tag], body)
     return msg
+
+
+_DEFAULT_HEADER = frozenset({8, 9, 35, 34, 43, 49, 52, 56, 97, 115, 116, 122, 128, 129, 144,
+                             145})
+_DEFAULT_TRAILER = frozenset({10, 89, 93})
 
 
 def _group(fields: list[tuple[int, str]], i: int, gdef: GroupDef, parent: FieldMap) -> int:
@@ -403,25 +454,42 @@ def format_utc(now: float, millis: bool = True) -> str:
     return f"{prefix}.{ms:03d}"
 
 
+_ts_cache: dict[str, float] = {}
+
+
 def parse_utc_timestamp(text: str) -> float | None:
     """POSIX seconds of ``YYYYMMDD-HH:MM:SS[.sss...]``; None when malformed."""
     n = len(text)
-    if n < 17 or text[8] != "-" or text[11] != ":" or text[14] != ":":
+    if n < 17:
+        return None
+    head = text[:17] if n > 17 else text
+    base = _ts_cache.get(head)
+    if base is None:
+        base = _parse_seconds(head)
+        if base is None:
+            return None
+        if len(_ts_cache) > 256:
+            _ts_cache.clear()
+        _ts_cache[head] = base
+    if n == 17:
+        return base
+    tail = text[18:]
+    if text[17] != "." or not tail.isdigit() or not tail.isascii() or len(tail) > 9:
+        return None
+    return base + int(tail) / (10 ** len(tail))
+
+
+def _parse_seconds(text: str) -> float | None:
+    if text[8] != "-" or text[11] != ":" or text[14] != ":" or not text.isascii():
         return None
     d, hms = text[:8], text[9:17]
     if not (d.isdigit() and hms[:2].isdigit() and hms[3:5].isdigit() and hms[6:8].isdigit()):
         return None
-    frac = 0.0
-    if n > 17:
-        tail = text[18:]
-        if text[17] != "." or not tail.isdigit() or len(tail) > 9:
-            return None
-        frac = int(tail) / (10 ** len(tail))
     y, mo, dd = int(d[:4]), int(d[4:6]), int(d[6:8])
     h, mi, s = int(hms[:2]), int(hms[3:5]), int(hms[6:8])
     if not (1 <= mo <= 12 and 1 <= dd <= 31 and h < 24 and mi < 60 and s <= 60):
         return None
-    return calendar.timegm((y, mo, dd, h, mi, s, 0, 0, 0)) + frac
+    return float(calendar.timegm((y, mo, dd, h, mi, s, 0, 0, 0)))
 
 
 def to_fix_str(value: object) -> str:

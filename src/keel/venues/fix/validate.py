@@ -9,6 +9,7 @@ type, NumInGroup count; then group entries recursively.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import IntEnum
 
 from keel.errors import ProtocolError
@@ -109,32 +110,73 @@ def _required(fm: FieldMap, required: list[int], groups: dict[int, GroupDef]) ->
 def _iterate(fm: FieldMap, dd: DataDictionary, allowed: set[int] | frozenset[int] | None,
              groups: dict[int, GroupDef], check_user_defined: bool) -> None:
     repeated = fm.repeated
-    defs = dd.fields
-    for tag in sorted(fm.fields):
+    fields = fm.fields
+    known = dd.fields
+    checks = _checks(dd)
+    for tag in sorted(fields):
+        value = fields[tag]
         if repeated and tag in repeated:
             raise RejectError(R.TAG_APPEARS_MORE_THAN_ONCE, tag)
-        value = fm.fields[tag]
-        if value == "":
+        if not value:
             raise RejectError(R.TAG_SPECIFIED_WITHOUT_A_VALUE, tag)
-        fdef = defs.get(tag)
-        if fdef is not None:
-            if not _format_ok(fdef.type, value):
+        check = checks.get(tag)
+        if check is not None:
+            fmt, values, multi = check
+            if fmt is not None and not fmt(value):
                 raise RejectError(R.INCORRECT_DATA_FORMAT, tag)
-            if fdef.values is not None and not _value_ok(fdef.type, fdef.values, value):
+            if values is not None and value not in values and not (
+                    multi and all(v in values for v in value.split(" "))):
                 raise RejectError(R.VALUE_IS_INCORRECT, tag)
         if tag < USER_MIN_TAG or check_user_defined:
-            if fdef is None:
+            if tag not in known:
                 raise RejectError(R.INVALID_TAG_NUMBER, tag)
             if allowed is not None and tag not in allowed:
                 raise RejectError(R.TAG_NOT_DEFINED_FOR_MESSAGE_TYPE, tag)
-            if tag in groups and int(value) != len(fm.groups.get(tag, ())):
+            if groups and tag in groups and int(value) != len(fm.groups.get(tag, ())):
                 raise RejectError(R.INCORRECT_NUMINGROUP_COUNT, tag)
-    for count_tag, entries in fm.groups.items():
-        gdef = groups.get(count_tag)
-        if gdef is None:
-            continue
-        for entry in entries:
-            _iterate(entry, dd, gdef.members, gdef.groups, check_user_defined)
+    if fm.groups:
+        for count_tag, entries in fm.groups.items():
+            gdef = groups.get(count_tag)
+            if gdef is None:
+                continue
+            for entry in entries:
+                _iterate(entry, dd, gdef.members, gdef.groups, check_user_defined)
+
+
+_Check = tuple[Callable[[str], bool] | None, frozenset[str] | None, bool]
+_CHECKS: dict[int, dict[int, _Check]] = {}
+
+
+def _checks(dd: DataDictionary) -> dict[int, _Check]:
+    """Per tag: (format predicate or None, allowed values or None, multi-value flag)."""
+    cached = _CHECKS.get(id(dd))
+    if cached is not None:
+        return cached
+    out: dict[int, _Check] = {}
+    for tag, f in dd.fields.items():
+        fmt = _format_check(f.type)
+        if fmt is not None or f.values is not None:
+            out[tag] = (fmt, f.values, f.type in MULTI_TYPES)
+    _CHECKS[id(dd)] = out
+    return out
+
+
+def _format_check(ftype: str) -> Callable[[str], bool] | None:
+    if ftype in INT_TYPES:
+        return _is_int
+    if ftype in FLOAT_TYPES:
+        return _is_float
+    if ftype == "CHAR":
+        return lambda v: len(v) == 1
+    if ftype == "BOOLEAN":
+        return lambda v: v == "Y" or v == "N"
+    if ftype == "UTCTIMESTAMP":
+        return lambda v: parse_utc_timestamp(v) is not None
+    if ftype == "UTCTIMEONLY":
+        return lambda v: parse_utc_timestamp("19700101-" + v) is not None
+    if ftype in ("UTCDATE", "UTCDATEONLY"):
+        return lambda v: len(v) == 8 and v.isdigit() and v.isascii()
+    return None
 
 
 def _is_int(value: str) -> bool:
@@ -147,29 +189,3 @@ def _is_float(value: str) -> bool:
         return False
     digits = v.replace(".", "")
     return digits.isdigit() and digits.isascii()
-
-
-def _format_ok(ftype: str, value: str) -> bool:
-    if ftype == "STRING":
-        return True
-    if ftype in INT_TYPES:
-        return _is_int(value)
-    if ftype in FLOAT_TYPES:
-        return _is_float(value)
-    if ftype == "CHAR":
-        return len(value) == 1
-    if ftype == "BOOLEAN":
-        return value in ("Y", "N")
-    if ftype == "UTCTIMESTAMP":
-        return parse_utc_timestamp(value) is not None
-    if ftype == "UTCTIMEONLY":
-        return parse_utc_timestamp("19700101-" + value) is not None
-    if ftype in ("UTCDATE", "UTCDATEONLY"):
-        return len(value) == 8 and value.isdigit()
-    return True
-
-
-def _value_ok(ftype: str, values: frozenset[str], value: str) -> bool:
-    if ftype in MULTI_TYPES:
-        return all(v in values for v in value.split(" "))
-    return value in values
