@@ -234,7 +234,7 @@ def _parse_fields_slow(raw: str, data_len: dict[int, int] | None) -> list[tuple[
         eq = raw.find("=", pos)
         if eq < 0:
             raise InvalidMessage("equal sign not found in field", value=raw[pos:pos + 20])
-        tag = _tag(raw[pos:eq])
+        tag = _cached_tag(raw[pos:eq])
         end = -1
         if data_len and tag in data_len:
             length = _int_or(seen.get(data_len[tag]), -1)
