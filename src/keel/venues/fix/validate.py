@@ -90,9 +90,16 @@ def validate(msg: Message, dd: DataDictionary, *, check_user_defined: bool = Tru
     _required(msg.header, dd.header.required, dd.header.groups)
     _required(msg.trailer, dd.trailer.required, {})
     _required(msg.body, md.required, md.groups)
-    _iterate(msg.header, dd, None, dd.header.groups, check_user_defined)
-    _iterate(msg.trailer, dd, None, {}, check_user_defined)
-    _iterate(msg.body, dd, md.fields, md.groups, check_user_defined)
+    try:  # fast pass in wire order; on failure redo in tag order so the reported tag is
+        # the one QuickFIX reports first
+        _iterate(msg.header, dd, None, dd.header.groups, check_user_defined, False)
+        _iterate(msg.trailer, dd, None, {}, check_user_defined, False)
+        _iterate(msg.body, dd, md.fields, md.groups, check_user_defined, False)
+    except RejectError:
+        _iterate(msg.header, dd, None, dd.header.groups, check_user_defined, True)
+        _iterate(msg.trailer, dd, None, {}, check_user_defined, True)
+        _iterate(msg.body, dd, md.fields, md.groups, check_user_defined, True)
+        raise
 
 
 def _required(fm: FieldMap, required: list[int], groups: dict[int, GroupDef]) -> None:
@@ -108,12 +115,13 @@ def _required(fm: FieldMap, required: list[int], groups: dict[int, GroupDef]) ->
 
 
 def _iterate(fm: FieldMap, dd: DataDictionary, allowed: set[int] | frozenset[int] | None,
-             groups: dict[int, GroupDef], check_user_defined: bool) -> None:
+             groups: dict[int, GroupDef], check_user_defined: bool,
+             in_tag_order: bool = True) -> None:
     repeated = fm.repeated
     fields = fm.fields
     known = dd.fields
     checks = _checks(dd)
-    for tag in sorted(fields):
+    for tag in sorted(fields) if in_tag_order else fields:
         value = fields[tag]
         if repeated and tag in repeated:
             raise RejectError(R.TAG_APPEARS_MORE_THAN_ONCE, tag)
@@ -140,7 +148,8 @@ def _iterate(fm: FieldMap, dd: DataDictionary, allowed: set[int] | frozenset[int
             if gdef is None:
                 continue
             for entry in entries:
-                _iterate(entry, dd, gdef.members, gdef.groups, check_user_defined)
+                _iterate(entry, dd, gdef.members, gdef.groups, check_user_defined,
+                         in_tag_order)
 
 
 _Check = tuple[Callable[[str], bool] | None, frozenset[str] | None, bool]
