@@ -137,6 +137,8 @@ def test_submit_before_start_is_transient(dd42) -> None:
     broker = make_broker(dd42, 1)
     with pytest.raises(TransientVenueError):
         broker.submit(order("c1"))
+    with pytest.raises(TransientVenueError):  # not registered: a retry is not a duplicate
+        broker.submit(order("c1"))
 
 
 def test_no_order_lost_or_duplicated_across_a_reconnect(venue: Venue, dd42) -> None:

@@ -174,13 +174,23 @@ class FixBroker:
     def submit(self, order: Order) -> None:
         """Send a NewOrderSingle; ``OrderRejected`` (DUPLICATE) for a reused id."""
         msg = new_order_single(order, self.session.config.begin_string)
+        if self.session.config.reset_on_logon and not self.is_logged_on:
+            # the store is wiped at the next Logon, so a stored order would be lost
+            raise TransientVenueError("FIX session is down and resets at logon",
+                                      field="session", value=self.session.session_id)
         with self._lock:
             if order.client_order_id in self._orders:
                 raise OrderRejected("client_order_id already used", reason_code="DUPLICATE",
                                     value=order.client_order_id, symbol=order.symbol)
             self._orders[order.client_order_id] = order
             self._status[order.client_order_id] = OrderStatus.PENDING
-        self._call(msg, order.client_order_id)
+        try:
+            self._call(msg, order.client_order_id)
+        except TransientVenueError:
+            with self._lock:  # not sent: the caller may retry with the same id
+                del self._orders[order.client_order_id]
+                del self._status[order.client_order_id]
+            raise
 
     def cancel(self, client_order_id: str) -> None:
         """Send an OrderCancelRequest for a known order."""
@@ -247,7 +257,11 @@ class FixBroker:
                     self._seq_to_id[seq] = client_order_id
             self.initiator.flush(self.session)
 
-        loop.call_soon_threadsafe(send)
+        try:
+            loop.call_soon_threadsafe(send)
+        except RuntimeError:  # the loop has just been closed
+            raise TransientVenueError("FIX broker is stopped", field="broker",
+                                      value=self.name) from None
 
     def _utcnow(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)

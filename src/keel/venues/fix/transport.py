@@ -239,12 +239,16 @@ class Initiator(_Endpoint):
         self.max_backoff = max_backoff
         self.connects = 0
         self._stopping = False
+        self._stop_event: asyncio.Event | None = None
         self._conn: _Connection | None = None
 
     async def run(self) -> None:
         """Connect, wait for the connection to end, back off, repeat until :meth:`stop`."""
         loop = asyncio.get_running_loop()
         self._ticker = asyncio.create_task(self._tick_loop())
+        self._stop_event = asyncio.Event()
+        if self._stopping:
+            self._stop_event.set()
         delay = self.reconnect_interval
         try:
             while not self._stopping:
@@ -265,13 +269,17 @@ class Initiator(_Endpoint):
                         delay = self.reconnect_interval
                 if self._stopping:
                     break
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_event.wait(), delay)
                 delay = min(delay * 2, self.max_backoff)
         finally:
             self._ticker.cancel()
 
     def stop(self) -> None:
+        """Stop reconnecting and drop the connection (call on the loop's thread)."""
         self._stopping = True
+        if self._stop_event is not None:
+            self._stop_event.set()
         if self._conn is not None:
             self._conn.abort()
 
