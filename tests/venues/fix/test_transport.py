@@ -272,3 +272,30 @@ def test_tls_session(loop: Loop, dd42, tmp_path: Path) -> None:
     fut.result(5)
     sent = decode(venue.store.get(1, 1)[0][1], dd42)
     assert sent.msg_type == "A"
+
+
+class Crashy(Application):
+    def from_app(self, msg: Message, session: Session) -> None:
+        raise KeyError("application bug")
+
+
+def test_application_crash_drops_only_that_connection(loop: Loop, dd42) -> None:
+    s = venue_session(dd42, Crashy())
+    acc = start_acceptor(loop, [s])
+    c = Client(acc.port)
+    c.logon()
+    c.send("35=D|11=ID|21=1|40=1|54=1|55=X|60=20251121-08:30:00|")
+    assert c.closed_by_peer()
+    c2 = Client(acc.port)
+    assert b"35=A" in c2.logon()
+    c2.close()
+
+
+def test_unparseable_order_gets_a_business_reject(loop: Loop, dd42) -> None:
+    acc = start_acceptor(loop, [venue_session(dd42)])
+    c = Client(acc.port)
+    c.logon()
+    c.send("35=D|11=ID|21=1|40=1|54=1|55=X|60=20251121-08:30:00|")  # no OrderQty
+    j = decode(c.recv(), dd42)
+    assert (j.msg_type, j[380], j[45]) == ("j", "0", "2")
+    c.close()

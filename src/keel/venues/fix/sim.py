@@ -15,7 +15,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from keel.types import Order, OrderStatus
-from keel.venues.fix.application import Application, UnsupportedMessageType
+from keel.errors import ProtocolError
+from keel.venues.fix.application import (
+    Application,
+    BusinessReject,
+    BusinessRejectReason,
+    UnsupportedMessageType,
+)
 from keel.venues.fix.codec import Message
 from keel.venues.fix.messages import (
     ExecutionReportData,
@@ -74,7 +80,10 @@ class AckFillApplication(Application):
         mt = msg.msg_type
         fill_type = "2" if session.config.begin_string < "FIX.4.3" else "F"
         if mt == "D":
-            order = order_from_new_order_single(msg, self._now(session))
+            try:
+                order = order_from_new_order_single(msg, self._now(session))
+            except ProtocolError as exc:
+                raise BusinessReject(BusinessRejectReason.OTHER, exc.message) from None
             cid = order.client_order_id
             self.received.append(cid)
             if cid in self.orders:

@@ -48,6 +48,13 @@ class _Connection(asyncio.Protocol):
             self.flush()
 
     def data_received(self, data: bytes) -> None:
+        try:
+            self._received(data)
+        except Exception:  # an application bug must not take the server down
+            log.exception("FIX frame processing failed; dropping the connection")
+            self.abort()
+
+    def _received(self, data: bytes) -> None:
         frames = self.splitter.feed(data)
         if self.splitter.oversized:
             log.warning("oversized FIX frame; dropping the connection")
