@@ -14,8 +14,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from keel.types import Order, OrderStatus
 from keel.errors import ProtocolError
+from keel.types import Order, OrderStatus
 from keel.venues.fix.application import (
     Application,
     BusinessReject,
