@@ -45,10 +45,7 @@ class GroupDef:
     order: list[int] = field(default_factory=list)
     required: list[int] = field(default_factory=list)
     groups: dict[int, GroupDef] = field(default_factory=dict)
-
-    @property
-    def members(self) -> frozenset[int]:
-        return frozenset(self.order)
+    members: frozenset[int] = frozenset()
 
 
 @dataclass(slots=True)
@@ -80,6 +77,8 @@ class DataDictionary:
         self.header_tags = frozenset(header.fields | {t for g in header.groups.values()
                                                      for t in g.order})
         self.trailer_tags = frozenset(trailer.fields)
+        # memo of the validator (see keel.venues.fix.validate), owned by the dictionary
+        self.validation_cache: dict[object, object] = {}
         # DATA fields and the LENGTH field that announces their size.
         self.data_length_tag: dict[int, int] = {}
         for f in fields.values():
@@ -139,6 +138,7 @@ def _load_cached(path: str) -> DataDictionary:
                 g = GroupDef(count_tag=count, delim=0)
                 fill(g, child, True, g.order)
                 g.delim = g.order[0] if g.order else 0
+                g.members = frozenset(g.order)
                 _add(target, count, req, order)
                 target.groups[count] = g
             elif child.tag == "component":

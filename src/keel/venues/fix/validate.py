@@ -121,10 +121,16 @@ def _iterate(fm: FieldMap, dd: DataDictionary, allowed: set[int] | frozenset[int
     fields = fm.fields
     known = dd.fields
     checks = _checks(dd)
+    # (tag, value) pairs already found valid in this context skip the checks below
+    seen: dict[int, set[str]] = dd.validation_cache.setdefault(  # type: ignore[assignment]
+        (id(allowed), check_user_defined), {})
     for tag in sorted(fields) if in_tag_order else fields:
         value = fields[tag]
         if repeated and tag in repeated:
             raise RejectError(R.TAG_APPEARS_MORE_THAN_ONCE, tag)
+        ok = seen.get(tag)
+        if ok is not None and value in ok:
+            continue
         if not value:
             raise RejectError(R.TAG_SPECIFIED_WITHOUT_A_VALUE, tag)
         check = checks.get(tag)
@@ -140,8 +146,14 @@ def _iterate(fm: FieldMap, dd: DataDictionary, allowed: set[int] | frozenset[int
                 raise RejectError(R.INVALID_TAG_NUMBER, tag)
             if allowed is not None and tag not in allowed:
                 raise RejectError(R.TAG_NOT_DEFINED_FOR_MESSAGE_TYPE, tag)
-            if groups and tag in groups and int(value) != len(fm.groups.get(tag, ())):
-                raise RejectError(R.INCORRECT_NUMINGROUP_COUNT, tag)
+            if groups and tag in groups:
+                if int(value) != len(fm.groups.get(tag, ())):
+                    raise RejectError(R.INCORRECT_NUMINGROUP_COUNT, tag)
+                continue  # a count depends on the entries: never remembered
+        if ok is None:
+            seen[tag] = {value}
+        elif len(ok) < _SEEN_PER_TAG:
+            ok.add(value)
     if fm.groups:
         for count_tag, entries in fm.groups.items():
             gdef = groups.get(count_tag)
@@ -152,21 +164,23 @@ def _iterate(fm: FieldMap, dd: DataDictionary, allowed: set[int] | frozenset[int
                          in_tag_order)
 
 
+_SEEN_PER_TAG = 64
+
+
 _Check = tuple[Callable[[str], bool] | None, frozenset[str] | None, bool]
-_CHECKS: dict[int, dict[int, _Check]] = {}
 
 
 def _checks(dd: DataDictionary) -> dict[int, _Check]:
     """Per tag: (format predicate or None, allowed values or None, multi-value flag)."""
-    cached = _CHECKS.get(id(dd))
+    cached = dd.validation_cache.get("checks")
     if cached is not None:
-        return cached
+        return cached  # type: ignore[return-value]
     out: dict[int, _Check] = {}
     for tag, f in dd.fields.items():
         fmt = _format_check(f.type)
         if fmt is not None or f.values is not None:
             out[tag] = (fmt, f.values, f.type in MULTI_TYPES)
-    _CHECKS[id(dd)] = out
+    dd.validation_cache["checks"] = out
     return out
 
 
