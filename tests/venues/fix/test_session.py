@@ -343,3 +343,25 @@ def test_wrong_comp_id_mid_session_rejects_and_logs_out(dd42, fx) -> None:
     s.on_frame(fx(f"8=FIX.4.2|35=0|34=2|49=WT|52={stamp}|56=ISLD|"), T0)
     rej, lo = p.out()
     assert (rej.msg_type, rej[373], lo.msg_type) == ("3", "9", "5")
+
+
+def test_initiator_logon_timeout(dd42) -> None:
+    ini = Session(SessionConfig("FIX.4.2", "TW42", "ISLD", initiator=True, logon_timeout=10),
+                  dd42)
+    ini.on_connect(T0)
+    (logon,) = [decode(f, dd42) for f in ini.take_output()]
+    assert logon.msg_type == "A" and logon[108] == "30" and 141 not in logon
+    ini.on_timer(T0 + 9.9)
+    assert not ini.disconnect_requested
+    ini.on_timer(T0 + 10)
+    assert ini.disconnect_requested
+
+
+def test_initiator_reset_on_logon_sends_141(dd42) -> None:
+    ini, acc = pair(dd42, reset=True)
+    connect(ini, acc, T0)
+    assert ini.is_logged_on and acc.is_logged_on
+    ini.on_disconnect(T0 + 1)
+    acc.on_disconnect(T0 + 1)
+    connect(ini, acc, T0 + 2)  # both start again from 1
+    assert ini.is_logged_on and ini.next_sender == 2 and acc.next_target == 2
