@@ -153,7 +153,8 @@ class Backtester:
     def _strategies_for(self) -> list[Strategy]:
         if self._strategies is not None:
             return list(self._strategies)
-        return [build_strategy(s, costs=self.opt_costs, holding=self.holding)
+        return [build_strategy(s, costs=self.opt_costs, holding=self.holding,
+                                   period_days=self.period_days)
                 for s in self.config.strategies]
 
     def _policy(self) -> RebalancePolicy:
@@ -249,7 +250,8 @@ class Backtester:
                                    ledger))
         # strategies sharing an object across algos must not share state: one per book
         if len(cfg.execution.algos) > 1 and self._strategies is None:
-            fresh = iter([build_strategy(s, costs=self.opt_costs, holding=self.holding)
+            fresh = iter([build_strategy(s, costs=self.opt_costs, holding=self.holding,
+                                   period_days=self.period_days)
                           for s in cfg.strategies for _ in cfg.execution.algos])
             for b in books:
                 b.strategy = next(fresh)

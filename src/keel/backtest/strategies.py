@@ -74,8 +74,7 @@ class MeanVarianceStrategy:
         self.name = name
         terms = [Alpha(), Risk(risk_aversion)]
         if cost_aversion > 0:
-            terms.append(TransactionCost(costs, scale=cost_aversion)
-                         if cost_aversion != 1.0 else TransactionCost(costs))
+            terms.append(TransactionCost(costs, scale=cost_aversion))
         if holding is not None:
             terms.append(holding)
         self.problem = MeanVariance(terms=terms, constraints=constraints)
@@ -154,8 +153,12 @@ class FailingStrategy:
 
 
 def build_strategy(spec: StrategySection, *, costs: CostModel,
-                   holding: HoldingCost | None) -> Strategy:
-    """The strategy object for one ``[[strategies]]`` entry."""
+                   holding: HoldingCost | None, period_days: int = 1) -> Strategy:
+    """The strategy object for one ``[[strategies]]`` entry.
+
+    Alpha and risk are per session; a trade's cost is paid once per rebalancing period, so
+    the optimizer's cost term is amortised over ``period_days`` sessions.
+    """
     kind = StrategyKind(spec.kind)
     strat: Strategy
     if kind is StrategyKind.MEAN_VARIANCE:
@@ -167,7 +170,8 @@ def build_strategy(spec: StrategySection, *, costs: CostModel,
         if spec.max_turnover is not None:
             cons.append(Turnover(max_total=spec.max_turnover))
         strat = MeanVarianceStrategy(spec.name, risk_aversion=spec.risk_aversion, costs=costs,
-                                     constraints=cons, cost_aversion=spec.cost_aversion,
+                                     constraints=cons,
+                                     cost_aversion=spec.cost_aversion / period_days,
                                      holding=None if spec.long_only else holding)
     elif kind is StrategyKind.GREEDY:
         strat = GreedyStrategy(spec.name, k=spec.k)

@@ -74,7 +74,14 @@ def run_sweep(cfg: BacktestConfig, *, engine: Engine | str = Engine.LOCAL,
                               field="engine", value="ray") from None
         started = False
         if not ray.is_initialized():
-            ray.init(num_cpus=n, include_dashboard=False, log_to_driver=False)
+            from pathlib import Path
+
+            import keel
+
+            # workers import keel from the same source tree as the driver
+            src = str(Path(keel.__file__).resolve().parents[1])
+            ray.init(num_cpus=n, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": src}})
             started = True
         try:
             task = ray.remote(run_point)

@@ -1,6 +1,8 @@
 """MLflow tracking of a backtest (optional extra ``mlflow``): config as params, metrics, files.
 
-Without ``tracking_uri`` the runs go to a local file store ``<out_dir>/mlruns``.
+Without ``tracking_uri`` the runs go to a local store under the output folder: a SQLite
+tracking database ``<out_dir>/mlflow.db`` with artifacts in ``<out_dir>/mlruns`` (MLflow 3
+refuses the plain ``file:`` tracking store).
 """
 
 from __future__ import annotations
@@ -42,8 +44,11 @@ def log_to_mlflow(result: BacktestResult, paths: dict[str, Path], *,
                           field="output.mlflow") from None
     from keel.backtest.run import summary_metrics
 
-    uri = tracking_uri or (Path(out_dir or ".") / "mlruns").resolve().as_uri()
+    folder = Path(out_dir or ".").resolve()
+    uri = tracking_uri or f"sqlite:///{folder / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment, artifact_location=(folder / "mlruns").as_uri())
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.log_params(_flatten(result.config))
