@@ -61,6 +61,8 @@ class DataSection(_Section):
     max_assets: int | None = Field(None, ge=5, description="keep the first N symbols")
     on_missing: str = "drop"
     default_spread_bps: float = Field(5.0, ge=0, description="where the market has no spread")
+    spread_estimate: bool = Field(True, description="csv: use the Abdi-Ranaldo spread "
+                                  "estimate from high/low/close (else default_spread_bps)")
 
 
 class SignalSection(_Section):

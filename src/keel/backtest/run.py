@@ -52,7 +52,8 @@ def load_market(cfg: BacktestConfig, base: Path | None = None) -> MarketData:
             if not sectors.exists():
                 raise ConfigError("sector file not found", field="data.sectors",
                                   value=str(sectors))
-        market = load_prices_long(path, sectors=sectors, on_missing=d.on_missing)
+        market = load_prices_long(path, sectors=sectors, on_missing=d.on_missing,
+                                  spreads=d.spread_estimate)
     if d.max_assets is not None and d.max_assets < market.n_assets:
         market = market.select(market.symbols[: d.max_assets])
     return market
