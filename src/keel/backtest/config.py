@@ -15,6 +15,7 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from keel.config import EngineKind as StrategyKind
 from keel.errors import ConfigError
 from keel.policy.triggers import Frequency
 
@@ -33,20 +34,12 @@ class RiskKind(StrEnum):
     FUNDAMENTAL = "fundamental"
 
 
-class StrategyKind(StrEnum):
-    MEAN_VARIANCE = "mean_variance"
-    GREEDY = "greedy"
-    RISK_PARITY = "risk_parity"
-    EQUAL_WEIGHT = "equal_weight"
-
-
 class LedgerMode(StrEnum):
-    """``fills``: every simulated fill is booked in a Decimal :class:`Ledger` as it happens;
-    ``final``: a float book drives the loop and the net fills are booked and reconciled once
-    at the end; ``none``: float book only."""
+    """``fills``: a float book drives the loop and every simulated fill (and holding cost) is
+    also booked in a Decimal :class:`~keel.portfolio.ledger.Ledger`, reconciled at the end;
+    ``none``: float book only (the fast path for daily runs)."""
 
     FILLS = "fills"
-    FINAL = "final"
     NONE = "none"
 
 
@@ -125,7 +118,7 @@ class BacktestSection(_Section):
     warmup: int = Field(260, ge=30, description="sessions before the first decision")
     start: str | None = None
     end: str | None = None
-    ledger: LedgerMode = LedgerMode.FINAL
+    ledger: LedgerMode = LedgerMode.FILLS
 
 
 class OutputSection(_Section):
