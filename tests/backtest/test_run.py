@@ -105,3 +105,43 @@ def test_mlflow_tracking(tmp_path):
     client = mlflow.tracking.MlflowClient()
     names = {a.path for a in client.list_artifacts(row["run_id"])}
     assert {"report.html", "metrics.csv", "result.json"} <= names
+
+
+def test_cli_sweep_local(tmp_path):
+    cfg = tmp_path / "sw.toml"
+    cfg.write_text(
+        'name = "sw"\n[data]\nsource = "synthetic"\nn_assets = 12\nn_days = 300\n'
+        '[risk]\nn_factors = 2\nwindow = 60\n[backtest]\nledger = "none"\n'
+        '[[strategies]]\nname = "ew"\nkind = "equal_weight"\n'
+        '[sweep]\ngrid = { "costs.spread_fraction" = [0.5, 1.0] }\nworkers = 1\n')
+    r = CliRunner().invoke(_app(), ["sweep", "--config", str(cfg), "--out", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "s" / "sweep.html").exists()
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "s" / "sweep.csv")
+    assert len(table) == 2
+    # paying half the spread costs less
+    low, high = table.sort_values("costs.spread_fraction")["cost_spread_bps"]
+    assert low == pytest.approx(high / 2, rel=0.05)
+    r = CliRunner().invoke(_app(), ["sweep", "--config", str(cfg), "--engine", "spark"])
+    assert r.exit_code == 2 and "engine" in r.output
+
+
+@pytest.mark.slow
+def test_sp500_real_data(shared_data, tmp_path):
+    """The example config on the real S&P 500 file, cut to 40 names and a statistical model."""
+    from keel.backtest.config import load_backtest_config, with_overrides
+
+    cfg = load_backtest_config("examples/sp500.toml")
+    cfg = with_overrides(cfg, {
+        "data.path": str(shared_data / "daily/sp500_all_stocks_5yr/all_stocks_5yr.csv.gz"),
+        "data.sectors": str(shared_data / "daily/sp500_constituents/constituents_2018-04-02.csv"),
+        "data.max_assets": 40, "risk.model": "statistical", "risk.n_factors": 5,
+        "output.dir": str(tmp_path)})
+    result, paths = run_backtest(cfg)
+    m = result.metrics()
+    assert len(m) == 12 and not m["failed"].any()
+    assert m["sessions"].min() > 900
+    assert max(b.ledger["rel_diff"] for b in result.books.values()) < 1e-9
+    assert "Risk decomposition over time" in paths["report"].read_text()
