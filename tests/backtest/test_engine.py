@@ -148,3 +148,15 @@ def test_config_errors_name_the_key(tmp_path):
     assert e.value.field == "policy.frequency"
     cfg = with_overrides(parse_config({}), {"risk.n_factors": 3, "strategies.0.k": 5})
     assert cfg.risk.n_factors == 3 and cfg.strategies[0].k == 5
+
+
+@pytest.mark.filterwarnings("ignore:Solution may be inaccurate")
+def test_impact_aware_mean_variance_pays_less_impact():
+    market = synthetic_market(40, 400, seed=8)
+    spec = {"strategies": [{"name": "mv", "kind": "mean_variance"},
+                           {"name": "mvi", "kind": "mean_variance", "impact_aware": True}],
+            "risk": {"n_factors": 4, "window": 120},
+            "backtest": {"ledger": "none", "nav": 1e9}}
+    m = Backtester(parse_config(spec)).run(market).metrics()
+    assert m.loc["mvi", "cost_impact_bps"] < 0.8 * m.loc["mv", "cost_impact_bps"]
+    assert m.loc["mvi", "turnover_ann"] < m.loc["mv", "turnover_ann"]

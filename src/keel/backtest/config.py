@@ -109,6 +109,8 @@ class StrategySection(_Section):
     long_only: bool = True
     max_turnover: float | None = Field(None, gt=0)
     cost_aversion: float = Field(1.0, ge=0, description="scale of the optimizer's cost term")
+    impact_aware: bool = Field(False, description="mean-variance: square-root impact in the "
+                               "objective too (CVXPY path, recompiled each rebalance)")
     k: int = Field(20, ge=1, description="greedy: names held")
     fail_on: str | None = Field(None, description="testing: ISO date at which to raise")
 

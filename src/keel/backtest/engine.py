@@ -154,7 +154,7 @@ class Backtester:
         if self._strategies is not None:
             return list(self._strategies)
         return [build_strategy(s, costs=self.opt_costs, holding=self.holding,
-                                   period_days=self.period_days)
+                                   period_days=self.period_days, impact=self.impact)
                 for s in self.config.strategies]
 
     def _policy(self) -> RebalancePolicy:
@@ -251,7 +251,7 @@ class Backtester:
         # strategies sharing an object across algos must not share state: one per book
         if len(cfg.execution.algos) > 1 and self._strategies is None:
             fresh = iter([build_strategy(s, costs=self.opt_costs, holding=self.holding,
-                                   period_days=self.period_days)
+                                   period_days=self.period_days, impact=self.impact)
                           for s in cfg.strategies for _ in cfg.execution.algos])
             for b in books:
                 b.strategy = next(fresh)

@@ -153,7 +153,8 @@ class FailingStrategy:
 
 
 def build_strategy(spec: StrategySection, *, costs: CostModel,
-                   holding: HoldingCost | None, period_days: int = 1) -> Strategy:
+                   holding: HoldingCost | None, period_days: int = 1,
+                   impact: CostModel | None = None) -> Strategy:
     """The strategy object for one ``[[strategies]]`` entry.
 
     Alpha and risk are per session; a trade's cost is paid once per rebalancing period, so
@@ -169,6 +170,8 @@ def build_strategy(spec: StrategySection, *, costs: CostModel,
             cons[1] = WeightBounds(lower=-spec.max_weight, upper=spec.max_weight)
         if spec.max_turnover is not None:
             cons.append(Turnover(max_total=spec.max_turnover))
+        if spec.impact_aware and impact is not None:
+            costs = costs + impact
         strat = MeanVarianceStrategy(spec.name, risk_aversion=spec.risk_aversion, costs=costs,
                                      constraints=cons,
                                      cost_aversion=spec.cost_aversion / period_days,
