@@ -67,15 +67,16 @@ function renderPortfolio(p) {
   $("n-positions").textContent = String(p.n_positions);
   const maxW = Math.max(...p.positions.map((r) => Math.abs(r.weight)), 1e-12);
   rows("#positions tbody", p.positions, (r) => {
-    const w = Math.round(60 * Math.abs(r.weight) / maxW);
+    const w = Math.round(40 * Math.abs(r.weight) / maxW);
     const pnl = Number(r.unrealized_pnl);
     return `<tr data-symbol="${esc(r.symbol)}"><td>${esc(r.symbol)}</td>` +
-      `<td class="l">${esc(r.sector ?? "")}</td><td class="qty">${qty(r.qty)}</td>` +
+      `<td class="l sector" title="${esc(r.sector ?? "")}">${esc(r.sector ?? "")}</td>` +
+      `<td class="qty">${qty(r.qty)}</td>` +
       `<td>${price(r.mark)}</td><td>${money(r.market_value)}</td>` +
-      `<td class="weight">${pct(r.weight)}</td>` +
-      `<td class="l"><span class="wbar${r.weight < 0 ? " neg" : ""}" style="width:${w}px"></span></td>` +
+      `<td class="weight">${pct(r.weight)}` +
+      `<span class="wbar${r.weight < 0 ? " neg" : ""}" style="width:${w}px"></span></td>` +
       `<td class="${pnl < 0 ? "neg" : "pos"}">${money(pnl)}</td></tr>`;
-  }, "no positions", 8);
+  }, "no positions", 7);
   const sec = Object.entries(p.sector_weights).sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]));
   bars("sector-chart", sec, (v) => pct(v, 1));
 }
@@ -97,7 +98,7 @@ function renderRisk(r) {
   const parts = Object.entries(d.by_group).map(([k, v]) => [k, v]);
   parts.push(["specific", d.specific]);
   bars("risk-chart", parts, (v) => pct(v));
-  const sectors = [...d.by_sector].sort((a, b) => Math.abs(b.risk) - Math.abs(a.risk));
+  const sectors = d.by_sector.filter((s) => s.weight !== 0 || s.risk !== 0).sort((a, b) => Math.abs(b.risk) - Math.abs(a.risk));
   rows("#risk-sectors tbody", sectors, (s) =>
     `<tr><td>${esc(s.sector)}</td><td>${pct(s.weight)}</td><td>${pct(s.risk)}</td>` +
     `<td>${pct(s.share)}</td></tr>`, "no sectors", 4);
