@@ -355,7 +355,6 @@ class BackgroundServer:
         self.host, self.port = host, port
         self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,
                                                      log_level=log_level, lifespan="off"))
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._thread: threading.Thread | None = None
 
     @property
