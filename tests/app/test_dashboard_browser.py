@@ -103,8 +103,9 @@ def test_dashboard_shows_the_book_and_follows_new_fills(browser, tmp_path):
         with BackgroundServer(app) as srv:
             browser.get(srv.url + "/")
             assert browser.title == "keel dashboard"
-            # the JS fetched and rendered: the first position row with its quantity
-            wait.until(lambda d: row("positions", syms[0]))
+            # the JS fetched and rendered every panel once (it counts its refreshes)
+            wait.until(lambda d: int(d.find_element(By.TAG_NAME, "body")
+                                     .get_attribute("data-refreshes") or 0) >= 1)
             assert row("positions", syms[0])[2] == "2,000"
             assert text("#n-positions") == "6"
             assert text("#n-fills") == "12"
