@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from keel.app import control
 from keel.app.metrics import KeelMetrics
@@ -68,9 +70,14 @@ def test_health_reports_the_store(client, tmp_path):
     assert body["metrics"] == "store"
     # a store that cannot be opened: a directory where the database file should be
     bad = Store.from_url(f"sqlite:///{tmp_path}")
-    r = TestClient(create_app(bad)).get("/health")
+    c = TestClient(create_app(bad))
+    r = c.get("/health")
     assert r.status_code == 503
     assert r.json()["store"]["reachable"] is False and r.json()["store"]["error"]
+    r = c.get("/api/portfolio")
+    assert r.status_code == 503 and r.json()["error"] == "StoreError"
+    m = c.get("/metrics")
+    assert m.status_code == 200 and "keel_store_up 0.0" in m.text
 
 
 def test_portfolio_equals_the_ledger(client, booked):
@@ -270,3 +277,27 @@ def test_dashboard_page_is_served(client):
     assert 'data-poll-ms="3000"' in r.text and "/static/dashboard.js" in r.text
     js = client.get("/static/dashboard.js")
     assert js.status_code == 200 and "javascript" in js.headers["content-type"]
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=8),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids,
+                                                             max_size=4),
+    max_leaves=8)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(
+    _json,
+    st.fixed_dictionaries({"symbol": st.sampled_from(["S0001", "S0002", "NOPE", ""]),
+                           "qty": st.one_of(st.floats(allow_nan=False), st.integers(),
+                                            st.text(max_size=4)),
+                           "side": st.sampled_from(["BUY", "SELL", "buy", "X"])})))
+def test_any_cost_request_gets_an_answer_or_a_reason(client, body):
+    r = client.post("/api/cost-estimate", json=body)
+    assert r.status_code in (200, 422), r.text
+    if r.status_code == 422:
+        assert r.json()["detail"]
+    else:
+        assert r.json()["cost"] >= 0 and r.json()["symbol"] in ("S0001", "S0002")

@@ -39,7 +39,7 @@ from keel.clock import Clock, WallClock
 from keel.config import CostsConfig, EngineKind, KeelConfig
 from keel.costs.base import CostModel, TradeContext
 from keel.data.market import MarketData
-from keel.errors import KeelError, ValidationError
+from keel.errors import KeelError, StoreError, ValidationError
 from keel.risk.limits import RiskLimits
 from keel.store.db import Store
 from keel.store.orders_repo import OrdersRepo
@@ -141,7 +141,8 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
 
     @app.exception_handler(KeelError)
     async def keel_error(request: Request, exc: KeelError) -> JSONResponse:
-        code = 422 if isinstance(exc, ValidationError) else 400
+        code = (422 if isinstance(exc, ValidationError)
+                else 503 if isinstance(exc, StoreError) else 400)
         return JSONResponse(_error_body(exc), status_code=code)
 
     @app.exception_handler(RequestValidationError)
