@@ -43,8 +43,9 @@ def _browser_or_skip() -> tuple[str, str]:
         return chromium, driver
     missing = [n for n, ok in (("chromium", chromium), ("chromedriver", driver),
                                ("selenium (pip)", have_selenium)) if not ok]
-    msg = (f"dashboard browser test needs {', '.join(missing)}: run scripts/install-browser "
-           "and pip install selenium")
+    hints = (["run scripts/install-browser"] if not (chromium and driver) else []) + (
+        ["pip install selenium"] if not have_selenium else [])
+    msg = f"dashboard browser test needs {', '.join(missing)}: {' and '.join(hints)}"
     if os.environ.get("KEEL_REQUIRE_BROWSER") == "1":
         pytest.fail(msg)
     pytest.skip(msg)
