@@ -255,6 +255,45 @@ def test_engine_switch_request(client, booked):
     assert control.read_control(store).engine is EngineKind.GREEDY
 
 
+def test_engines_the_live_loop_cannot_run_are_refused(client):
+    r = client.post("/api/control/engine", json={"engine": "risk_parity"}, headers=AUTH)
+    assert r.status_code == 422 and r.json()["field"] == "engine"
+    assert "mean_variance and greedy only" in r.json()["detail"]
+
+
+def test_control_requests_reach_the_keel_run_control_file(booked, tmp_path):
+    import json
+
+    store, clock = booked
+    path = tmp_path / "out" / "control.json"
+    path.parent.mkdir()
+    path.write_text('{"engine": "mean_variance", "note": "kept"}')
+    c = TestClient(create_app(store, token=TOKEN, clock=clock, control_file=path))
+
+    def post(url: str, body: dict) -> dict:
+        r = c.post(url, json=body, headers=AUTH)
+        assert r.status_code == 200, r.text
+        return json.loads(path.read_text())
+
+    assert post("/api/control/engine", {"engine": "greedy"}) == {
+        "engine": "greedy", "force": False, "note": "kept"}
+    assert post("/api/control/rebalance", {"reason": "new signals"})["force"] is True
+    got = post("/api/control/kill-switch", {"engaged": True, "reason": "halt"})
+    assert got["stop"] is True and got["force"] is False and got["engine"] == "greedy"
+    assert post("/api/control/kill-switch", {"engaged": False})["stop"] is False
+    st = c.get("/api/control").json()
+    assert st["rebalance"]["requested_at"] and st["engine"]["requested"] == "greedy"
+    assert not list(path.parent.glob(".control-*"))  # no temporary file left behind
+    # a broken file is replaced, not a reason to refuse the request
+    path.write_text("{not json")
+    assert post("/api/control/engine", {"engine": "mean_variance"}) == {
+        "engine": "mean_variance", "force": False}
+    # without a token nothing reaches the file
+    before = path.read_text()
+    assert c.post("/api/control/kill-switch", json={"engaged": True}).status_code == 401
+    assert path.read_text() == before
+
+
 def test_writes_are_refused_without_a_configured_token(booked):
     store, clock = booked
     c = TestClient(create_app(store, clock=clock))

@@ -4,6 +4,7 @@ process."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -123,7 +124,7 @@ def test_keel_serve_runs_the_service_over_the_configured_store(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "keel", "serve", "--config", str(cfg), "--port", str(port),
          "--token", "cli-token", "--log-level", "warning"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -154,3 +155,5 @@ def test_keel_serve_runs_the_service_over_the_configured_store(tmp_path):
     from keel.app.control import read_control
     st = read_control(Store.from_url(f"sqlite:///{db}"))
     assert st.kill_switch and st.kill_switch_reason == "cli test"
+    # and in the control file `keel run` re-reads (default <out_dir>/control.json)
+    assert json.loads((tmp_path / "keel-out" / "control.json").read_text())["stop"] is True

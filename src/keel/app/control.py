@@ -12,19 +12,33 @@ action                   payload
 =======================  ===============================================================
 ``control.kill_switch``  ``{"engaged": true|false, "reason": "..."}``: stop sending orders
                          (engaged) or resume (released)
-``control.engine``       ``{"engine": "greedy"|"mean_variance"|..., "reason": "..."}``:
+``control.engine``       ``{"engine": "greedy"|"mean_variance", "reason": "..."}``:
                          the construction engine to use from the next cycle on
+``control.rebalance``    ``{"reason": "..."}``: rebalance at the next bar whatever the
+                         triggers say
 =======================  ===============================================================
 
 >>> write_kill_switch(store, True, "manual halt", clock.now(), actor="api")
 >>> read_control(store).kill_switch
 True
+
+**The control file of ``keel run``.** ``keel run`` also re-reads a JSON file every bar
+(``--control``, default ``<out_dir>/control.json``; keys ``engine``, ``force``, ``stop``, read
+when the file's mtime changes). When the service is given that path it also merges each
+request into the file (:func:`update_control_file`): an engine request sets ``engine``, the
+kill switch sets ``stop`` (engaged: the loop stops and drains, cancelling working orders), a
+rebalance request sets ``force``. ``force`` is reset to ``false`` by every other write, so a
+later change does not force a second rebalance.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from keel.config import EngineKind
@@ -35,6 +49,10 @@ ENTITY = "control"
 ENTITY_ID = "live"
 KILL_SWITCH = "control.kill_switch"
 ENGINE = "control.engine"
+REBALANCE = "control.rebalance"
+
+#: the engines ``keel run`` can switch between while running
+LIVE_ENGINES = (EngineKind.MEAN_VARIANCE, EngineKind.GREEDY)
 
 
 @dataclass(frozen=True)
@@ -48,6 +66,7 @@ class ControlState:
     engine: EngineKind | None = None
     engine_at: datetime | None = None
     engine_by: str = ""
+    rebalance_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +74,7 @@ class ControlState:
                             "at": _iso(self.kill_switch_at), "by": self.kill_switch_by},
             "engine": {"requested": self.engine.value if self.engine else None,
                        "at": _iso(self.engine_at), "by": self.engine_by},
+            "rebalance": {"requested_at": _iso(self.rebalance_at)},
         }
 
 
@@ -73,6 +93,7 @@ def read_control(store: Store) -> ControlState:
     audit = AuditLog(store)
     kill = _latest(audit, KILL_SWITCH)
     eng = _latest(audit, ENGINE)
+    reb = _latest(audit, REBALANCE)
     engine = None
     if eng is not None:
         try:
@@ -85,7 +106,8 @@ def read_control(store: Store) -> ControlState:
         kill_switch_at=kill.timestamp if kill else None,
         kill_switch_by=kill.actor if kill else "",
         engine=engine, engine_at=eng.timestamp if eng else None,
-        engine_by=eng.actor if eng else "")
+        engine_by=eng.actor if eng else "",
+        rebalance_at=reb.timestamp if reb else None)
 
 
 def write_kill_switch(store: Store, engaged: bool, reason: str, now: datetime, *,
@@ -101,3 +123,37 @@ def request_engine(store: Store, engine: EngineKind, reason: str, now: datetime,
     return AuditLog(store).append(actor, ENGINE, ENTITY, ENTITY_ID,
                                   {"engine": EngineKind(engine).value, "reason": reason},
                                   now)
+
+
+def request_rebalance(store: Store, reason: str, now: datetime, *,
+                      actor: str = "api") -> AuditRecord:
+    """Ask the trading loop to rebalance at its next bar whatever its triggers say."""
+    return AuditLog(store).append(actor, REBALANCE, ENTITY, ENTITY_ID, {"reason": reason}, now)
+
+
+def update_control_file(path: str | Path, **changes: Any) -> dict[str, Any]:
+    """Merge ``changes`` into the JSON control file at ``path`` atomically; returns its content.
+
+    The file is rewritten through a temporary file and ``os.replace`` so the reader never sees
+    half a file; ``force`` is reset to false unless given. An unreadable file is replaced.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        current = json.loads(p.read_text() or "{}") if p.exists() else {}
+    except (OSError, json.JSONDecodeError):
+        current = {}
+    if not isinstance(current, dict):
+        current = {}
+    data = {**current, "force": False, **changes}
+    fd, tmp = tempfile.mkstemp(prefix=".control-", suffix=".json", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return data

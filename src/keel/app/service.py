@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from importlib import resources
+from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from keel.app import control, views
 from keel.app.auth import require_token
@@ -73,6 +74,20 @@ class EngineRequest(BaseModel):
     engine: EngineKind
     reason: str = Field("", max_length=500)
 
+    @field_validator("engine")
+    @classmethod
+    def _live(cls, v: EngineKind) -> EngineKind:
+        if v not in control.LIVE_ENGINES:
+            raise ValueError("keel run switches between "
+                             + " and ".join(e.value for e in control.LIVE_ENGINES) + " only")
+        return v
+
+
+class RebalanceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str = Field("", max_length=500)
+
 
 def default_cost_model(costs: CostsConfig | None = None) -> CostModel:
     """Spread + square-root impact + commission with the ``[costs]`` coefficients."""
@@ -97,7 +112,8 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
                market: Callable[[], MarketData] | None = None, clock: Clock | None = None,
                limits: RiskLimits | None = None, cost_model: CostModel | None = None,
                account: str = "default", confidence: float = 0.95, horizon_days: int = 21,
-               default_spread: float | None = None, poll_seconds: float = 3.0) -> FastAPI:
+               default_spread: float | None = None, poll_seconds: float = 3.0,
+               control_file: str | Path | None = None) -> FastAPI:
     """The service over ``store``.
 
     Args:
@@ -115,6 +131,8 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
         confidence, horizon_days: VaR/CVaR settings.
         default_spread: spread (fraction of mid) used when the market has none.
         poll_seconds: how often the dashboard refreshes.
+        control_file: the JSON control file ``keel run`` re-reads every bar; control
+            requests are merged into it as well as recorded in the audit log.
     """
     clk: Clock = clock or WallClock()
     repo = OrdersRepo(store)
@@ -275,6 +293,8 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
               summary="Engage or release the kill switch (token)")
     def kill_switch(req: KillSwitchRequest) -> dict[str, Any]:
         control.write_kill_switch(store, req.engaged, req.reason, clk.now(), actor="api")
+        if control_file is not None:
+            control.update_control_file(control_file, stop=req.engaged)
         log.warning("kill switch %s via API: %s", "ENGAGED" if req.engaged else "released",
                     req.reason)
         return control.read_control(store).to_dict()
@@ -283,6 +303,16 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
               summary="Ask the trading loop to switch engine (token)")
     def switch_engine(req: EngineRequest) -> dict[str, Any]:
         control.request_engine(store, req.engine, req.reason, clk.now(), actor="api")
+        if control_file is not None:
+            control.update_control_file(control_file, engine=req.engine.value)
+        return control.read_control(store).to_dict()
+
+    @app.post("/api/control/rebalance", dependencies=[write],
+              summary="Ask the trading loop to rebalance at its next bar (token)")
+    def rebalance(req: RebalanceRequest) -> dict[str, Any]:
+        control.request_rebalance(store, req.reason, clk.now(), actor="api")
+        if control_file is not None:
+            control.update_control_file(control_file, force=True)
         return control.read_control(store).to_dict()
 
     # ------------------------------------------------------------------ dashboard
@@ -300,13 +330,15 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
 
 
 def app_from_config(config: KeelConfig, *, token: str | None = None,
-                    metrics: KeelMetrics | None = None) -> FastAPI:
+                    metrics: KeelMetrics | None = None,
+                    control_file: str | Path | None = None) -> FastAPI:
     """The service over the configured store, market, limits and cost model (``keel serve``).
 
     The store is migrated to head first (idempotent), so the service can start before the
     first ``keel run``. The market is built on first use and kept (``[data]``, seed
     ``general.seed``); limits come from ``[optimize] max_weight, sector_cap`` and
-    ``[risk] var_confidence, horizon_days``; costs from ``[costs]``.
+    ``[risk] var_confidence, horizon_days``; costs from ``[costs]``. Control requests go to
+    ``control_file`` (default ``<general.out_dir>/control.json``, where ``keel run`` looks).
     """
     from functools import cache
 
@@ -327,7 +359,9 @@ def app_from_config(config: KeelConfig, *, token: str | None = None,
                       token=token if token is not None else config.service.api_token,
                       market=market, limits=limits, cost_model=default_cost_model(config.costs),
                       confidence=config.risk.var_confidence,
-                      horizon_days=config.risk.horizon_days)
+                      horizon_days=config.risk.horizon_days,
+                      control_file=(control_file if control_file is not None
+                                    else Path(config.general.out_dir) / "control.json"))
 
 
 class BackgroundServer:

@@ -21,6 +21,9 @@ def register(app: typer.Typer) -> None:
         token: str | None = typer.Option(
             None, help="Bearer token for write endpoints (default: config "
                        "service.api_token or KEEL_SERVICE__API_TOKEN; none disables writes)."),
+        control: Path | None = typer.Option(
+            None, help="Control file of `keel run` that control requests are merged into "
+                       "(default: <out_dir>/control.json)."),
         log_level: str = typer.Option("info", help="uvicorn log level."),
     ) -> None:
         """Serve the dashboard, REST API and /metrics over the configured store."""
@@ -31,6 +34,6 @@ def register(app: typer.Typer) -> None:
 
         with friendly_errors():
             cfg = load_config(config)
-            app = app_from_config(cfg, token=token)
+            app = app_from_config(cfg, token=token, control_file=control)
             uvicorn.run(app, host=host or cfg.service.host, port=port or cfg.service.port,
                         log_level=log_level)
