@@ -217,7 +217,9 @@ def test_cost_estimate_refusals_name_the_field(client, body, field, word):
     assert word in got["detail"]
 
 
-@pytest.mark.parametrize("raw", [b"{bad json", b"", b"[1, 2]", b'{"symbol": "S0001",'])
+@pytest.mark.parametrize("raw", [b"{bad json", b"", b"[1, 2]", b'{"symbol": "S0001",',
+                                 b'{"symbol": "S0001", "qty": 1e999, "side": "BUY"}',
+                                 b'{"symbol": "S0001", "qty": NaN, "side": "BUY"}'])
 def test_bad_json_is_422_with_a_reason(client, raw):
     r = client.post("/api/cost-estimate", content=raw,
                     headers={"Content-Type": "application/json"})
@@ -319,7 +321,8 @@ def test_dashboard_page_is_served(client):
 
 
 _json = st.recursive(
-    st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=8),
+    st.none() | st.booleans() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.integers() | st.text(max_size=8),
     lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids,
                                                              max_size=4),
     max_leaves=8)
@@ -330,7 +333,8 @@ _json = st.recursive(
 @given(body=st.one_of(
     _json,
     st.fixed_dictionaries({"symbol": st.sampled_from(["S0001", "S0002", "NOPE", ""]),
-                           "qty": st.one_of(st.floats(allow_nan=False), st.integers(),
+                           "qty": st.one_of(st.floats(allow_nan=False, allow_infinity=False),
+                                            st.integers(),
                                             st.text(max_size=4)),
                            "side": st.sampled_from(["BUY", "SELL", "buy", "X"])})))
 def test_any_cost_request_gets_an_answer_or_a_reason(client, body):

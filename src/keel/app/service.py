@@ -13,7 +13,6 @@ whose JSON body says why (``detail``, and ``field`` / ``symbol`` when known).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -179,7 +178,9 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
             str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
         return JSONResponse({"detail": "; ".join(reasons) or "invalid request",
                              "field": field or None,
-                             "errors": json.loads(json.dumps(errs, default=str))},
+                             "errors": [{"type": str(e.get("type")),
+                                         "loc": [str(p) for p in e.get("loc", ())],
+                                         "msg": str(e.get("msg"))} for e in errs]},
                             status_code=422)
 
     def need_market() -> MarketData:
