@@ -115,6 +115,12 @@ def test_orders_with_children_fills_and_filters(client, market):
     assert client.get("/api/orders", params={"side": "SELL"}).json()["total"] == 0
     assert client.get("/api/orders", params={"limit": 2}).json()["returned"] == 2
     assert client.get("/api/orders", params={"open_only": True}).json()["total"] == 0
+    newest = body["orders"][0]["created_at"]
+    assert client.get("/api/orders", params={"since": newest}).json()["total"] == 1
+    assert client.get("/api/orders", params={"since": "2000-01-01T00:00:00Z"}
+                      ).json()["total"] == 7
+    r = client.get("/api/orders", params={"since": "2000-01-01T00:00:00"})  # naive: refused
+    assert r.status_code == 422 and r.json()["field"] == "since"
     child = filled[0]["children"][1]["client_order_id"]
     got = client.get(f"/api/orders/{child}").json()
     assert got["client_order_id"] == filled[0]["client_order_id"]

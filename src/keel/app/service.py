@@ -42,7 +42,6 @@ from keel.data.market import MarketData
 from keel.errors import KeelError, StoreError, ValidationError
 from keel.risk.limits import RiskLimits
 from keel.store.db import Store
-from keel.store.orders_repo import OrdersRepo
 from keel.types import OrderStatus, Side, ensure_utc
 
 log = logging.getLogger("keel.app.service")
@@ -134,8 +133,8 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
             requests are merged into it as well as recorded in the audit log.
     """
     clk: Clock = clock or WallClock()
-    repo = OrdersRepo(store)
     ledger = views.LedgerView(store, clk, account)
+    execution = views.ExecutionView(store)
     risk = RiskView(market, limits, confidence=confidence,
                     horizon_days=horizon_days) if market is not None else None
     costs = cost_model or default_cost_model()
@@ -237,26 +236,20 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
         if since is not None:
             since = ensure_utc(since, "since")
-        return views.orders(repo, status=status, symbol=symbol, side=side, since=since,
+        return views.orders(store, status=status, symbol=symbol, side=side, since=since,
                             open_only=open_only, limit=limit)
 
     @app.get("/api/orders/{client_order_id}", summary="One order with its children and fills")
     def get_order(client_order_id: str) -> dict[str, Any]:
-        rec = repo.get(client_order_id)
-        if rec is None:
+        pid = views.parent_of(store, client_order_id)
+        found = views.orders(store, parent_id=pid, limit=1) if pid is not None else None
+        if not found or not found["orders"]:
             raise HTTPException(404, f"unknown order {client_order_id!r}")
-        pid = rec.parent_id or rec.client_order_id
-        parent = repo.get(pid)
-        assert parent is not None
-        found = views.orders(repo, symbol=parent.order.symbol, limit=1000)
-        for o in found["orders"]:
-            if o["client_order_id"] == pid:
-                return o
-        raise HTTPException(404, f"unknown order {client_order_id!r}")
+        return found["orders"][0]
 
     @app.get("/api/execution", summary="Execution quality (TCA) per order, symbol, algo")
     def get_execution() -> dict[str, Any]:
-        return views.clean(views.execution_quality(repo))
+        return execution.get()
 
     @app.get("/api/control", summary="Kill switch and engine requests in force")
     def get_control() -> dict[str, Any]:

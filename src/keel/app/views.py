@@ -14,14 +14,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import func, or_, select
+
 from keel.clock import Clock
 from keel.data.market import MarketData
 from keel.execution.feedback import TCA
 from keel.portfolio.book import LedgerState
 from keel.portfolio.ledger import Ledger
 from keel.store.db import Store
-from keel.store.orders_repo import OrderRecord, OrdersRepo
-from keel.types import Fill, OrderStatus, Side
+from keel.store.orders_repo import OrdersRepo
+from keel.store.tables import ChildOrderRow, FillRow, OrderRow
+from keel.types import OrderStatus, Side
 
 
 def _dec(x: Decimal | None) -> str | None:
@@ -98,66 +101,88 @@ def portfolio(state: LedgerState, market: MarketData | None = None) -> dict[str,
     }
 
 
-def _fill_json(f: Fill) -> dict[str, Any]:
-    return {"exec_id": f.exec_id, "client_order_id": f.client_order_id, "symbol": f.symbol,
-            "side": f.side.value, "qty": str(f.qty), "price": str(f.price),
-            "commission": str(f.commission), "venue": f.venue,
-            "timestamp": f.timestamp.isoformat()}
+def _child_json(r: ChildOrderRow) -> dict[str, Any]:
+    return {"client_order_id": r.client_order_id, "parent_id": r.parent_id,
+            "slice_index": r.slice_index, "symbol": r.symbol, "side": r.side,
+            "qty": str(r.qty), "status": r.status, "filled_qty": str(r.filled_qty),
+            "leaves_qty": str(r.qty - r.filled_qty), "venue_order_id": r.venue_order_id,
+            "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat()}
 
 
-def _record_json(rec: OrderRecord) -> dict[str, Any]:
-    o = rec.order
-    out: dict[str, Any] = {
-        "client_order_id": rec.client_order_id, "symbol": o.symbol, "side": o.side.value,
-        "qty": str(o.qty), "status": rec.status.value, "filled_qty": str(rec.filled_qty),
-        "leaves_qty": str(rec.leaves_qty), "created_at": o.created_at.isoformat(),
-        "updated_at": rec.updated_at.isoformat() if rec.updated_at else None,
-    }
-    if rec.is_child:
-        out["parent_id"] = rec.parent_id
-        out["venue_order_id"] = rec.venue_order_id
-    else:
-        out.update(algo=rec.algo, avg_price=_dec(rec.avg_price),
-                   arrival_price=_dec(rec.arrival_price),
-                   decision_price=_dec(rec.decision_price))
-    return out
+def _parent_json(r: OrderRow) -> dict[str, Any]:
+    return {"client_order_id": r.client_order_id, "symbol": r.symbol, "side": r.side,
+            "qty": str(r.qty), "status": r.status, "filled_qty": str(r.filled_qty),
+            "leaves_qty": str(r.qty - r.filled_qty), "algo": r.algo,
+            "avg_price": _dec(r.avg_fill_price), "arrival_price": _dec(r.arrival_price),
+            "decision_price": _dec(r.decision_price), "strategy": r.strategy,
+            "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat()}
 
 
-def orders(repo: OrdersRepo, *, status: OrderStatus | None = None, symbol: str | None = None,
+def _fill_row_json(r: FillRow) -> dict[str, Any]:
+    return {"exec_id": r.exec_id, "client_order_id": r.client_order_id, "symbol": r.symbol,
+            "side": r.side, "qty": str(r.qty), "price": str(r.price),
+            "commission": str(r.commission), "venue": r.venue,
+            "timestamp": r.timestamp.isoformat()}
+
+
+def orders(store: Store, *, status: OrderStatus | None = None, symbol: str | None = None,
            side: Side | None = None, since: datetime | None = None, open_only: bool = False,
-           limit: int = 100) -> dict[str, Any]:
+           limit: int = 100, parent_id: str | None = None) -> dict[str, Any]:
     """Parent orders matching the filters, newest first, each with its children and fills.
 
     Args:
-        status, symbol, side: exact filters; ``open_only``: non-terminal orders only.
+        status, symbol, side, parent_id: exact filters; ``open_only``: non-terminal only.
         since: orders created at or after this UTC time.
         limit: at most this many parents (the newest).
+
+    Three queries whatever the store's size: the page of parents, then only their children
+    and fills.
     """
-    parents = repo.parents(open_only=open_only)
-    sel = [p for p in parents
-           if (status is None or p.status is status)
-           and (symbol is None or p.order.symbol == symbol)
-           and (side is None or p.order.side is side)
-           and (since is None or p.order.created_at >= since)]
-    total = len(sel)
-    sel = sel[::-1][:limit]
-    ids = {p.client_order_id for p in sel}
-    kids: dict[str, list[dict[str, Any]]] = {}
-    for c in repo.children():
-        if c.parent_id in ids:
-            kids.setdefault(c.parent_id or "", []).append(_record_json(c))
-    fills: dict[str, list[dict[str, Any]]] = {}
-    for f, pid in repo.fills():
-        key = pid or f.client_order_id
-        if key in ids:
-            fills.setdefault(key, []).append(_fill_json(f))
-    out = []
-    for p in sel:
-        row = _record_json(p)
-        row["children"] = kids.get(p.client_order_id, [])
-        row["fills"] = fills.get(p.client_order_id, [])
-        out.append(row)
+    conds: list[Any] = []
+    if status is not None:
+        conds.append(OrderRow.status == status.value)
+    if symbol is not None:
+        conds.append(OrderRow.symbol == symbol)
+    if side is not None:
+        conds.append(OrderRow.side == side.value)
+    if since is not None:
+        conds.append(OrderRow.created_at >= since)
+    if open_only:
+        conds.append(OrderRow.status.in_([s.value for s in OrderStatus if s.is_open]))
+    if parent_id is not None:
+        conds.append(OrderRow.client_order_id == parent_id)
+    with store.session() as s:
+        total = int(s.scalar(select(func.count()).select_from(OrderRow).where(*conds)) or 0)
+        parents = list(s.scalars(select(OrderRow).where(*conds)
+                                 .order_by(OrderRow.id.desc()).limit(limit)))
+        ids = [p.client_order_id for p in parents]
+        kids: dict[str, list[dict[str, Any]]] = {}
+        fills: dict[str, list[dict[str, Any]]] = {}
+        if ids:
+            for c in s.scalars(select(ChildOrderRow).where(ChildOrderRow.parent_id.in_(ids))
+                               .order_by(ChildOrderRow.id)):
+                kids.setdefault(c.parent_id, []).append(_child_json(c))
+            for f in s.scalars(select(FillRow).where(or_(FillRow.parent_id.in_(ids),
+                                                         FillRow.client_order_id.in_(ids)))
+                               .order_by(FillRow.id)):
+                fills.setdefault(f.parent_id or f.client_order_id, []).append(
+                    _fill_row_json(f))
+        out = []
+        for p in parents:
+            row = _parent_json(p)
+            row["children"] = kids.get(p.client_order_id, [])
+            row["fills"] = fills.get(p.client_order_id, [])
+            out.append(row)
     return {"total": total, "returned": len(out), "orders": out}
+
+
+def parent_of(store: Store, client_order_id: str) -> str | None:
+    """The parent id of an order id (itself for a parent), or None when unknown."""
+    with store.session() as s:
+        if s.scalar(select(OrderRow.id).where(OrderRow.client_order_id == client_order_id)):
+            return client_order_id
+        return s.scalar(select(ChildOrderRow.parent_id).where(
+            ChildOrderRow.client_order_id == client_order_id))
 
 
 def execution_quality(repo: OrdersRepo) -> dict[str, Any]:
@@ -181,3 +206,29 @@ def execution_quality(repo: OrdersRepo) -> dict[str, Any]:
         "by_algo": table(report.by_algo()),
         "recommendations": clean([asdict(r) for r in report.recommendations()]),
     }
+
+
+class ExecutionView:
+    """:func:`execution_quality`, recomputed only when a fill or an order was added.
+
+    The fingerprint (count and last id of fills and of parents) is two cheap aggregate
+    queries; the TCA itself (pandas over every parent) runs once per change, not per poll.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.repo = store, OrdersRepo(store)
+        self._last: tuple[Any, dict[str, Any]] | None = None
+        self._lock = threading.Lock()
+
+    def _fingerprint(self) -> tuple[Any, ...]:
+        with self.store.session() as s:
+            f = s.execute(select(func.count(), func.max(FillRow.id))).one()
+            o = s.execute(select(func.count(), func.max(OrderRow.id))).one()
+        return (*f, *o)
+
+    def get(self) -> dict[str, Any]:
+        key = self._fingerprint()
+        with self._lock:
+            if self._last is None or self._last[0] != key:
+                self._last = (key, clean(execution_quality(self.repo)))
+            return self._last[1]
