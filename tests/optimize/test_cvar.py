@@ -122,3 +122,19 @@ def test_direct_highs_matches_cvxpy_with_costs_and_turnover(h) -> None:
     assert direct.objective == pytest.approx(ref.objective, rel=1e-6)
     assert direct.max_violation <= 1e-7
     assert direct.objective_split["cost"] > 0
+
+
+@pytest.mark.parametrize("factor", [1, 3, 20])
+def test_row_generation_is_exact(h, factor: int) -> None:
+    fc = h.make_factor(60, 4, seed=5)
+    rng = np.random.default_rng(5)
+    mu = pd.Series(rng.normal(0, 1e-3, 60), index=fc.symbols)
+    scen = factor_scenarios(fc, 700, mean=mu, rng=5)
+    inp = PortfolioInputs.build(mu, scenarios=scen)
+    cons = [Budget(), LongOnly(), WeightBounds(upper=0.08)]
+    lazy = MeanCVaR(cons, beta=0.9, cvar_aversion=3.0,
+                    backend=HighsDirectBackend(initial_factor=factor)).solve(inp)
+    full = MeanCVaR(cons, beta=0.9, cvar_aversion=3.0,
+                    backend=CvxpyBackend(["HIGHS"])).solve(inp)
+    assert lazy.solver == "HIGHS-direct"
+    assert lazy.objective == pytest.approx(full.objective, rel=1e-9)
