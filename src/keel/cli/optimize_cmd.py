@@ -56,8 +56,8 @@ def register(app: typer.Typer) -> None:
     @app.command("optimize")
     def optimize(
         config: Path = typer.Option(..., "--config", "-c", exists=True, dir_okay=False,
-                                    help="TOML file: [inputs], [risk], [optimizer], "
-                                         "[[constraints]] (see docs/optimize.md)."),
+                                    help="TOML file with inputs, risk, optimizer, costs and "
+                                         "constraints tables (see docs/optimize.md)."),
         out: Path = typer.Option(Path("keel-out/optimize"), "--out", "-o",
                                  help="Folder for weights.csv and explanation.json."),
         top: int = typer.Option(20, "--top", help="Rows of the printed weight table."),
