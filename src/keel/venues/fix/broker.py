@@ -146,6 +146,10 @@ class FixBroker:
     def is_logged_on(self) -> bool:
         return self._logged_on.is_set()
 
+    def is_connected(self) -> bool:
+        """True while the session is logged on (the :class:`RoutingBroker` health probe)."""
+        return self._logged_on.is_set()
+
     def close(self, timeout: float = 5.0) -> None:
         """Log out (best effort), stop the initiator and join the thread."""
         loop, thread = self._loop, self._thread
