@@ -26,6 +26,7 @@ import os
 from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -70,7 +71,7 @@ class LobsterReplay:
     def from_folder(cls, exchange: SimulatedExchange, folder: str | os.PathLike[str],
                     levels: int | None = None) -> LobsterReplay:
         """Load the one LOBSTER day (message + orderbook files) in ``folder``."""
-        return cls(exchange, load_lobster(*find_lobster_pair(folder)), levels)
+        return cls(exchange, load_lobster(*find_lobster_pair(Path(folder))), levels)
 
     @property
     def timestamps(self) -> pd.DatetimeIndex:
@@ -145,7 +146,7 @@ class LobsterReplay:
         for key in held:
             live = self._live(key)
             want = target.get(key, 0)
-            have = sum(q for _, q in live)
+            have = sum((q for _, q in live), Decimal(0))
             while live and have > want:  # historical cancels hit the newest shares
                 cid, q = live.pop()
                 ex.cancel(LIQUIDITY_ACCOUNT, cid, ts)
