@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import SHARED
 
 from keel.errors import ConfigError
-from keel.types import EventKind, Order, OrderEvent, OrderType, Side, utc
+from keel.types import EventKind, Order, OrderEvent, OrderType, Side, TimeInForce, utc
 from keel.venues.exchange.core import LiquidityProvider, SimulatedExchange
 from keel.venues.exchange.fix_front import FixExchangeServer
 from keel.venues.fix.broker import FixBroker
@@ -177,3 +177,57 @@ def test_bad_configuration_names_the_field(spec_dir: Path) -> None:
     with pytest.raises(ConfigError) as e:
         FixExchangeServer(ex, clients={}, spec_dir=spec_dir)
     assert e.value.field == "clients"
+
+
+def test_two_fix_clients_trade_with_each_other_and_ioc_fok(spec_dir: Path) -> None:
+    """A resting order of one FIX client is filled by another client's order: the fill
+    reaches the first client although it arrives while the loop handles the second's."""
+    ex = SimulatedExchange(["AAPL"])
+    with FixExchangeServer(ex, spec_dir=spec_dir, clients={"KEEL": "A", "KEEL2": "B"},
+                           begin_string="FIX.4.4") as server:
+        a = make_broker(server.port, spec_dir, "FIX.4.4").start(wait_logon=5)
+        b = FixBroker(SessionConfig("FIX.4.4", "KEEL2", "KEELX"), "127.0.0.1", server.port,
+                      spec_dir=str(spec_dir)).start(wait_logon=5)
+        ga: list[OrderEvent] = []
+        gb: list[OrderEvent] = []
+        try:
+            a.submit(lim("a1", Side.SELL, 100, "50.00"))
+            wait_for(a, ga, lambda: of(ga, "a1") == [EventKind.ACK])
+            b.submit(lim("b1", Side.BUY, 40, "50.00"))
+            wait_for(b, gb, lambda: of(gb, "b1") == [EventKind.ACK, EventKind.FILL])
+            wait_for(a, ga, lambda: of(ga, "a1") == [EventKind.ACK, EventKind.FILL])
+            # IOC takes what there is and cancels the rest; FOK that cannot fill is cancelled
+            b.submit(lim("b2", Side.BUY, 100, "50.00").with_changes(tif=TimeInForce.IOC))
+            wait_for(b, gb, lambda: of(gb, "b2") == [EventKind.ACK, EventKind.FILL,
+                                                     EventKind.CANCELLED])
+            b.submit(lim("b3", Side.BUY, 10, "50.00").with_changes(tif=TimeInForce.FOK))
+            wait_for(b, gb, lambda: of(gb, "b3") == [EventKind.ACK, EventKind.CANCELLED])
+            wait_for(a, ga, lambda: of(ga, "a1").count(EventKind.FILL) == 2)
+            assert a.positions() == ex.positions("A") == {"AAPL": Decimal(-100)}
+            assert b.positions() == ex.positions("B") == {"AAPL": Decimal(100)}
+        finally:
+            a.close()
+            b.close()
+
+
+def test_fill_while_the_client_is_disconnected_arrives_after_reconnect(spec_dir: Path,
+                                                                       tmp_path: Path) -> None:
+    ex = SimulatedExchange(["AAPL"])
+    with FixExchangeServer(ex, spec_dir=spec_dir, begin_string="FIX.4.2") as server:
+        got: list[OrderEvent] = []
+        store = FileStore(tmp_path, "KEEL-KEELX")
+        broker = make_broker(server.port, spec_dir, store=store).start(wait_logon=5)
+        broker.submit(lim("w1", Side.BUY, 10, "99"))
+        wait_for(broker, got, lambda: of(got, "w1") == [EventKind.ACK])
+        broker.close()
+        deadline = time.monotonic() + 5
+        while server.logged_on():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        ex.submit("OTHER", Order("x", "AAPL", Side.SELL, 10, T0), T0)  # fills w1 meanwhile
+        broker = make_broker(server.port, spec_dir,
+                             store=FileStore(tmp_path, "KEEL-KEELX")).start(wait_logon=5)
+        try:
+            wait_for(broker, got, lambda: of(got, "w1") == [EventKind.ACK, EventKind.FILL])
+        finally:
+            broker.close()
