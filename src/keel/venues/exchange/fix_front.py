@@ -138,6 +138,12 @@ class _ExchangeApplication(Application):
         log.info("%s logged on", session.session_id)
 
     def from_app(self, msg: Message, session: Session) -> None:
+        try:
+            self._handle(msg, session)
+        finally:  # the reports of what the exchange did leave with the session's reply
+            self.server._drain()
+
+    def _handle(self, msg: Message, session: Session) -> None:
         srv = self.server
         account = srv.account_of(session)
         ts = srv.clock.now()
@@ -181,7 +187,6 @@ class _ExchangeApplication(Application):
             ex.replace(account, orig, new, ts)
         else:
             raise UnsupportedMessageType(mt)
-        srv._drain()
 
 
 class FixExchangeServer:
@@ -248,6 +253,7 @@ class FixExchangeServer:
         self._acceptor: Acceptor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._stopped = False
 
     # ------------------------------------------------------------------ life cycle
 
@@ -255,6 +261,9 @@ class FixExchangeServer:
         """Listen in a background thread; returns once the port is bound."""
         if self._thread is not None:
             return self
+        if self._stopped:
+            raise VenueError("a stopped FixExchangeServer cannot restart; create a new one",
+                             field="server", value=self.port)
         loop = asyncio.new_event_loop()
         self._loop = loop
         self._thread = threading.Thread(target=loop.run_forever, daemon=True,
@@ -284,6 +293,7 @@ class FixExchangeServer:
             except (RuntimeError, TimeoutError):
                 log.warning("FIX acceptor did not stop cleanly")
         self._shutdown_loop(timeout)
+        self._stopped = True
         for s in self.sessions:
             s.store.close()
 
