@@ -259,7 +259,7 @@ class FixBroker:
             if client_order_id is not None:
                 with self._lock:
                     self._seq_to_id[seq] = client_order_id
-            self.initiator.flush(self.session)
+            self.initiator.flush_soon(self.session)
 
         try:
             loop.call_soon_threadsafe(send)
