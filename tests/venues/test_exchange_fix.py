@@ -231,3 +231,12 @@ def test_fill_while_the_client_is_disconnected_arrives_after_reconnect(spec_dir:
             wait_for(broker, got, lambda: of(got, "w1") == [EventKind.ACK, EventKind.FILL])
         finally:
             broker.close()
+
+
+def test_file_stores_of_the_two_versions_do_not_collide(spec_dir: Path, tmp_path: Path) -> None:
+    server = FixExchangeServer(SimulatedExchange(), spec_dir=spec_dir, store_dir=tmp_path)
+    assert len(server.sessions) == 2
+    names = sorted(p.name for p in tmp_path.glob("*.seqnums"))
+    assert len(names) == 2 and names[0].startswith("FIX.4.2") and names[1].startswith("FIX.4.4")
+    for s in server.sessions:
+        s.store.close()
