@@ -241,10 +241,8 @@ class FixExchangeServer:
             for comp_id, account in clients.items():
                 cfg = SessionConfig(begin_string=begin, sender_comp_id=sender_comp_id,
                                     target_comp_id=comp_id, reset_on_logon=reset_on_logon)
-                # FileStore names files with Path.with_suffix, which would cut "FIX.4.2..."
-                # at its last dot (4.2 and 4.4 would share files): give it a suffix to cut
                 store: MessageStore = (MemoryStore() if store_dir is None else
-                                       FileStore(store_dir, f"{cfg.session_id}.fix",
+                                       FileStore(store_dir, cfg.session_id,
                                                  fsync=fsync))
                 s = Session(cfg, dd, store, app)
                 self.sessions.append(s)
