@@ -1,1 +1,44 @@
-"""keel.venues.fix"""
+"""keel's FIX 4.2 / 4.4 engine.
+
+Sans-I/O core: :mod:`.codec` (frames, messages, checksum), :mod:`.dictionary` (QuickFIX XML data
+dictionaries read at run time), :mod:`.validate` (session-level validation), :mod:`.session`
+(the session state machine) and :mod:`.application` (the callback interface). At the edge:
+:mod:`.transport` (asyncio acceptor / initiator, TLS), :mod:`.store` (memory, file, SQL).
+On top: :mod:`.messages` (orders <-> FIX), :mod:`.broker` (:class:`FixBroker`),
+:mod:`.sim` (a minimal ack-and-fill venue) and :mod:`.acceptance` (QuickFIX's test server).
+"""
+
+from keel.venues.fix.application import (
+    Application,
+    BusinessReject,
+    BusinessRejectReason,
+    UnsupportedMessageType,
+)
+from keel.venues.fix.codec import FieldMap, FrameSplitter, InvalidMessage, Message, decode
+from keel.venues.fix.dictionary import DataDictionary, find_spec_dir, load_dictionary
+from keel.venues.fix.session import Session, SessionConfig
+from keel.venues.fix.store import FileStore, MemoryStore, MessageStore, SqlStore
+from keel.venues.fix.validate import RejectError, SessionRejectReason
+
+__all__ = [
+    "Application",
+    "BusinessReject",
+    "BusinessRejectReason",
+    "DataDictionary",
+    "FieldMap",
+    "FileStore",
+    "FrameSplitter",
+    "InvalidMessage",
+    "MemoryStore",
+    "Message",
+    "MessageStore",
+    "RejectError",
+    "Session",
+    "SessionConfig",
+    "SessionRejectReason",
+    "SqlStore",
+    "UnsupportedMessageType",
+    "decode",
+    "find_spec_dir",
+    "load_dictionary",
+]

@@ -1,0 +1,290 @@
+"""Execution feedback and TCA: how well each parent order was executed, and what to change.
+
+Per parent order (from the store: its decision and arrival prices and every fill):
+
+* ``slippage_bps``: side x (average fill - arrival) / arrival, in bps (positive = cost);
+* ``is_bps``: implementation shortfall vs the decision price (Perold), including the
+  opportunity cost of the unfilled part valued at ``end_price`` when given;
+* ``vwap_slippage_bps``: side x (average fill - market VWAP over the execution interval);
+* ``participation``: filled quantity / market volume over the interval;
+* ``spread_capture``: where fills landed inside the quoted spread, quantity-weighted
+  (0 = paid the far touch, 0.5 = mid, 1 = the near touch);
+* ``predicted_bps``: the cost model's prediction, when a model and context are given.
+
+Aggregates per symbol and per algorithm, a :class:`Recommendation` when a group's recent
+quality degrades, :meth:`TCA.feed` to update an adaptive cost model (anything with
+``observe(trades, ctx, realised_cost)``, e.g. ``keel.costs.adaptive.AdaptiveCost``), and
+:meth:`TCA.persist` to write each order's metrics to the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from keel.costs.base import CostModel, TradeContext
+from keel.errors import ValidationError
+from keel.store.orders_repo import OrderRecord, OrdersRepo
+from keel.store.tables import AuditRow
+from keel.types import Fill
+
+
+class CostLearner(Protocol):
+    def observe(self, trades: Any, ctx: TradeContext, realised_cost: Any) -> Any:
+        ...
+
+
+@dataclass(frozen=True)
+class ExecutionSummary:
+    """TCA of one parent order (prices currency/share, costs bps of traded notional)."""
+
+    parent_id: str
+    symbol: str
+    side: int
+    algo: str
+    qty: float
+    filled_qty: float
+    avg_price: float
+    arrival_price: float
+    decision_price: float
+    start: datetime | None
+    end: datetime | None
+    slippage_bps: float
+    is_bps: float
+    vwap_slippage_bps: float
+    participation: float
+    spread_capture: float
+    commission: float
+    predicted_bps: float = float("nan")
+
+    @property
+    def realised_cost(self) -> float:
+        """Cost vs arrival in currency (positive = cost), commission included."""
+        return (self.side * (self.avg_price - self.arrival_price) * self.filled_qty
+                + self.commission)
+
+
+def summarize(parent: OrderRecord, fills: Sequence[Fill], bars: pd.DataFrame | None = None,
+              *, end_price: float | None = None, predicted_bps: float = float("nan")
+              ) -> ExecutionSummary:
+    """TCA of ``parent`` from its ``fills`` and (optional) minute ``bars`` of its symbol.
+
+    Bars: UTC bar-start index, columns ``close, volume`` and optionally ``bid, ask`` and
+    ``high, low``. The interval is from the parent's creation to its last fill.
+    """
+    o = parent.order
+    side = o.side.sign
+    q = np.array([float(f.qty) for f in fills])
+    p = np.array([float(f.price) for f in fills])
+    filled = float(q.sum())
+    avg = float((p * q).sum() / filled) if filled > 0 else float("nan")
+    arrival = float(parent.arrival_price) if parent.arrival_price is not None else float("nan")
+    decision = (float(parent.decision_price) if parent.decision_price is not None else arrival)
+    commission = float(sum(float(f.commission) for f in fills))
+    start = o.created_at
+    end = max((f.timestamp for f in fills), default=None)
+    slip = side * (avg - arrival) / arrival * 1e4 if filled > 0 else float("nan")
+    qty = float(o.qty)
+    paid = side * ((p - decision) * q).sum()
+    opp = 0.0
+    if end_price is not None and qty > filled:
+        opp = side * (end_price - decision) * (qty - filled)
+    is_bps = (paid + opp + commission) / (decision * qty) * 1e4 if qty > 0 else float("nan")
+    vwap_slip, participation, capture = float("nan"), float("nan"), float("nan")
+    if bars is not None and len(bars) and filled > 0 and end is not None:
+        win = bars[(bars.index >= pd.Timestamp(start).floor("min"))
+                   & (bars.index < pd.Timestamp(end))]
+        if len(win) and win["volume"].sum() > 0:
+            typical = ((win["high"] + win["low"] + win["close"]) / 3.0
+                       if {"high", "low"} <= set(win.columns) else win["close"])
+            vwap = float((typical * win["volume"]).sum() / win["volume"].sum())
+            vwap_slip = side * (avg - vwap) / vwap * 1e4
+            participation = filled / float(win["volume"].sum())
+        if {"bid", "ask"} <= set(bars.columns):
+            ts = pd.DatetimeIndex([f.timestamp for f in fills])
+            # the quote in force when the fill happened: the last bar that started before it
+            pos = np.clip(bars.index.searchsorted(ts, side="left") - 1, 0, len(bars) - 1)
+            bid = bars["bid"].to_numpy()[pos]
+            ask = bars["ask"].to_numpy()[pos]
+            ok = np.isfinite(bid) & np.isfinite(ask) & (ask > bid)
+            if ok.any():
+                far = np.where(side > 0, ask, bid)
+                cap = np.clip(side * (far - p) / (ask - bid), -1.0, 2.0)
+                capture = float((cap[ok] * q[ok]).sum() / q[ok].sum())
+    return ExecutionSummary(parent.client_order_id, o.symbol, side, parent.algo or "",
+                            qty, filled, avg, arrival, decision, start, end, slip, is_bps,
+                            vwap_slip, participation, capture, commission, predicted_bps)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A group (symbol, algo) whose recent execution quality degraded, and what to try."""
+
+    symbol: str
+    algo: str
+    metric: str
+    recent: float
+    baseline: float
+    action: str
+
+
+class TCAReport:
+    """TCA of many parent orders: per order, per symbol, per algorithm, recommendations."""
+
+    def __init__(self, summaries: Sequence[ExecutionSummary]) -> None:
+        self.summaries = list(summaries)
+        rows = [asdict(s) for s in self.summaries]
+        self.orders = pd.DataFrame(rows) if rows else pd.DataFrame(
+            columns=list(ExecutionSummary.__dataclass_fields__))
+
+    def _group(self, key: str) -> pd.DataFrame:
+        if self.orders.empty:
+            return pd.DataFrame()
+        df = self.orders.assign(notional=self.orders["filled_qty"] * self.orders["avg_price"])
+        g = df.groupby(key)
+        out = pd.DataFrame({
+            "orders": g.size(),
+            "notional": g["notional"].sum(),
+            "slippage_bps_mean": g.apply(_wmean("slippage_bps"), include_groups=False),
+            "slippage_bps_median": g["slippage_bps"].median(),
+            "is_bps_mean": g.apply(_wmean("is_bps"), include_groups=False),
+            "vwap_slippage_bps_mean": g["vwap_slippage_bps"].mean(),
+            "participation_mean": g["participation"].mean(),
+            "spread_capture_mean": g["spread_capture"].mean(),
+        })
+        pred = g["predicted_bps"].mean()
+        if pred.notna().any():
+            out["predicted_bps_mean"] = pred
+            err = (df["predicted_bps"] - df["slippage_bps"]).abs()
+            out["prediction_mae_bps"] = err.groupby(df[key]).mean()
+        return out
+
+    def by_symbol(self) -> pd.DataFrame:
+        return self._group("symbol")
+
+    def by_algo(self) -> pd.DataFrame:
+        return self._group("algo")
+
+    def recommendations(self, *, window: int = 10, degrade_bps: float = 5.0,
+                        max_bps: float = 25.0, min_orders: int = 3) -> list[Recommendation]:
+        """Groups whose median slippage over the last ``window`` orders is ``degrade_bps``
+        worse than before, or above ``max_bps`` outright."""
+        out: list[Recommendation] = []
+        if self.orders.empty:
+            return out
+        for (sym, algo), g in self.orders.sort_values("end").groupby(["symbol", "algo"]):
+            s = g["slippage_bps"].dropna()
+            if len(s) < min_orders:
+                continue
+            recent = float(s.iloc[-window:].median())
+            base = float(s.iloc[:-window].median()) if len(s) > window else float("nan")
+            worse = (np.isfinite(base) and recent > base + degrade_bps) or recent > max_bps
+            if not worse:
+                continue
+            part = float(g["participation"].iloc[-window:].mean())
+            cap = float(g["spread_capture"].iloc[-window:].mean())
+            if np.isfinite(part) and part > 0.15:
+                action = "participation is high: lengthen the horizon or lower the POV rate"
+            elif np.isfinite(cap) and cap < 0.2:
+                action = "paying the full spread: add a passive limit offset"
+            elif algo in ("market", "twap"):
+                action = "switch to VWAP or IS (lower risk aversion)"
+            else:
+                action = "recalibrate the cost model and review the schedule horizon"
+            out.append(Recommendation(str(sym), str(algo), "slippage_bps", recent, base,
+                                      action))
+        return out
+
+    def to_text(self) -> str:
+        if self.orders.empty:
+            return "no executed parent orders"
+        lines = [f"{len(self.orders)} parent orders", "", "by algorithm:",
+                 self.by_algo().round(2).to_string(), "", "by symbol:",
+                 self.by_symbol().round(2).to_string()]
+        recs = self.recommendations()
+        lines += ["", "recommendations:" if recs else "recommendations: none"]
+        lines += [f"  {r.symbol}/{r.algo}: {r.metric} {r.recent:.1f} bps "
+                  f"(before {r.baseline:.1f}): {r.action}" for r in recs]
+        return "\n".join(lines)
+
+
+def _wmean(col: str) -> Callable[[pd.DataFrame], float]:
+    def f(g: pd.DataFrame) -> float:
+        w = g["notional"].to_numpy(dtype=np.float64)
+        v = g[col].to_numpy(dtype=np.float64)
+        ok = np.isfinite(v) & (w > 0)
+        return float((v[ok] * w[ok]).sum() / w[ok].sum()) if ok.any() else float("nan")
+    return f
+
+
+class TCA:
+    """TCA over the order store.
+
+    Args:
+        repo: the order manager's store.
+        bars: minute bars per symbol (interval VWAP, participation, spread capture).
+        cost_model: predicts each order's cost (``predicted_bps``) with ``context``.
+        context: builds the one-symbol :class:`TradeContext` of a parent (its arrival price,
+            ADV, volatility, spread); needed by ``cost_model`` and :meth:`feed`.
+    """
+
+    def __init__(self, repo: OrdersRepo, bars: dict[str, pd.DataFrame] | None = None, *,
+                 cost_model: CostModel | None = None,
+                 context: Callable[[OrderRecord], TradeContext] | None = None) -> None:
+        self.repo, self.bars = repo, bars or {}
+        self.cost_model, self.context = cost_model, context
+
+    def summaries(self) -> list[ExecutionSummary]:
+        by_parent: dict[str, list[Fill]] = {}
+        for f, pid in self.repo.fills():
+            by_parent.setdefault(pid or f.client_order_id, []).append(f)
+        out = []
+        for parent in self.repo.parents():
+            fills = by_parent.get(parent.client_order_id, [])
+            if not fills:
+                continue
+            pred = float("nan")
+            if self.cost_model is not None and self.context is not None:
+                ctx = self.context(parent)
+                notional = float(parent.order.qty) * float(ctx.prices[0])
+                est = self.cost_model.cost(np.array([notional]), ctx)
+                pred = float(est.bps.iloc[0])
+            out.append(summarize(parent, fills, self.bars.get(parent.order.symbol),
+                                 predicted_bps=pred))
+        return out
+
+    def report(self) -> TCAReport:
+        return TCAReport(self.summaries())
+
+    def feed(self, learner: CostLearner, report: TCAReport | None = None) -> int:
+        """Update ``learner`` with each filled order's realised cost; returns how many."""
+        if self.context is None:
+            raise ValidationError("feed needs a context builder", field="context")
+        rep = report or self.report()
+        n = 0
+        for s in rep.summaries:
+            if s.filled_qty <= 0 or not np.isfinite(s.arrival_price):
+                continue
+            parent = self.repo.get(s.parent_id)
+            assert parent is not None
+            ctx = self.context(parent)
+            trade = np.array([s.side * s.filled_qty * s.arrival_price])
+            learner.observe(trade, ctx, np.array([s.realised_cost]))
+            n += 1
+        return n
+
+    def persist(self, report: TCAReport, now: datetime, actor: str = "tca") -> int:
+        """Write each order's metrics to the audit log (action ``tca.order``)."""
+        with self.repo.store.session() as s:
+            for summ in report.summaries:
+                payload = {k: (v.isoformat() if isinstance(v, datetime) else
+                               (None if isinstance(v, float) and not np.isfinite(v) else v))
+                           for k, v in asdict(summ).items()}
+                s.add(AuditRow(timestamp=now, actor=actor, action="tca.order",
+                               entity="order", entity_id=summ.parent_id, payload=payload))
+        return len(report.summaries)

@@ -1,0 +1,266 @@
+"""Persistence of the order manager: parents, children (linked), fills and state changes.
+
+Every method is one transaction: a fill, the order states it changes and their audit events
+are written together or not at all, so a crash never leaves a fill without its state change.
+A fill's ``exec_id`` is unique in the table: booking it twice is refused by the database and
+reported as ``False``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from keel.errors import StoreError
+from keel.store.db import Store
+from keel.store.tables import ChildOrderRow, FillRow, OrderEventRow, OrderRow
+from keel.types import (
+    ZERO,
+    ChildOrder,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """The order manager's view of one order (parent or child) and its state.
+
+    ``order`` is the :class:`Order` (parent) or :class:`ChildOrder` (child); ``parent_id`` is
+    None for a parent. Quantities in shares, prices in currency/share.
+    """
+
+    order: Order | ChildOrder
+    status: OrderStatus
+    filled_qty: Decimal = ZERO
+    avg_price: Decimal | None = None
+    algo: str | None = None
+    arrival_price: Decimal | None = None
+    decision_price: Decimal | None = None
+    venue_order_id: str | None = None
+    updated_at: datetime | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def client_order_id(self) -> str:
+        return self.order.client_order_id
+
+    @property
+    def parent_id(self) -> str | None:
+        return self.order.parent_id if isinstance(self.order, ChildOrder) else None
+
+    @property
+    def is_child(self) -> bool:
+        return isinstance(self.order, ChildOrder)
+
+    @property
+    def leaves_qty(self) -> Decimal:
+        return self.order.qty - self.filled_qty
+
+    def with_changes(self, **changes: object) -> OrderRecord:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """A new state for one order, with the reason written to the audit trail."""
+
+    record: OrderRecord
+    from_status: OrderStatus | None
+    reason: str = ""
+
+
+def _parent_from_row(r: OrderRow) -> OrderRecord:
+    order = Order(client_order_id=r.client_order_id, symbol=r.symbol, side=Side(r.side),
+                  qty=r.qty, created_at=r.created_at, order_type=OrderType(r.order_type),
+                  limit_price=r.limit_price, stop_price=r.stop_price, tif=TimeInForce(r.tif),
+                  strategy=r.strategy)
+    return OrderRecord(order, OrderStatus(r.status), r.filled_qty, r.avg_fill_price, r.algo,
+                       r.arrival_price, r.decision_price, None, r.updated_at)
+
+
+def _child_from_row(r: ChildOrderRow) -> OrderRecord:
+    order = ChildOrder(client_order_id=r.client_order_id, parent_id=r.parent_id,
+                       symbol=r.symbol, side=Side(r.side), qty=r.qty, created_at=r.created_at,
+                       slice_index=r.slice_index, not_before=r.not_before,
+                       expire_at=r.expire_at, order_type=OrderType(r.order_type),
+                       limit_price=r.limit_price, tif=TimeInForce(r.tif))
+    return OrderRecord(order, OrderStatus(r.status), r.filled_qty, None,
+                       venue_order_id=r.venue_order_id, updated_at=r.updated_at)
+
+
+class OrdersRepo:
+    """Orders, children, fills and order events in a :class:`~keel.store.db.Store`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # ------------------------------------------------------------------ writes
+
+    def add_parent(self, rec: OrderRecord, now: datetime, reason: str = "",
+                   children: Iterable[ChildOrder] = ()) -> bool:
+        """Insert a parent and its NEW children in one transaction (False, nothing written,
+        when the parent id already exists)."""
+        o = rec.order
+        assert isinstance(o, Order)
+        try:
+            with self.store.session() as s:
+                if s.scalar(select(OrderRow.id).where(
+                        OrderRow.client_order_id == o.client_order_id)) is not None:
+                    return False
+                s.add(OrderRow(
+                    client_order_id=o.client_order_id, symbol=o.symbol, side=o.side.value,
+                    qty=o.qty, order_type=o.order_type.value, tif=o.tif.value,
+                    limit_price=o.limit_price, stop_price=o.stop_price,
+                    status=rec.status.value, filled_qty=rec.filled_qty,
+                    avg_fill_price=rec.avg_price, strategy=o.strategy, algo=rec.algo,
+                    arrival_price=rec.arrival_price, decision_price=rec.decision_price,
+                    created_at=o.created_at, updated_at=now))
+                s.add(OrderEventRow(client_order_id=o.client_order_id, from_status=None,
+                                    to_status=rec.status.value, reason=reason, timestamp=now))
+                s.flush()
+                self._add_children(s, children, now)
+        except StoreError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                return False
+            raise
+        return True
+
+    def add_children(self, children: Iterable[ChildOrder], now: datetime) -> None:
+        """Insert NEW children linked to their parent (one transaction)."""
+        with self.store.session() as s:
+            self._add_children(s, children, now)
+
+    @staticmethod
+    def _add_children(s: Session, children: Iterable[ChildOrder], now: datetime) -> None:
+        for c in children:
+            s.add(ChildOrderRow(
+                client_order_id=c.client_order_id, parent_id=c.parent_id,
+                slice_index=c.slice_index, symbol=c.symbol, side=c.side.value, qty=c.qty,
+                order_type=c.order_type.value, tif=c.tif.value, limit_price=c.limit_price,
+                not_before=c.not_before, expire_at=c.expire_at,
+                status=OrderStatus.NEW.value, filled_qty=ZERO, venue_order_id=None,
+                venue=None, created_at=c.created_at, updated_at=now))
+            s.add(OrderEventRow(client_order_id=c.client_order_id, from_status=None,
+                                to_status=OrderStatus.NEW.value, reason="scheduled",
+                                timestamp=now))
+
+    def apply(self, changes: Iterable[StateChange], now: datetime, fill: Fill | None = None,
+              parent_id: str | None = None) -> bool:
+        """Write ``changes`` (and ``fill``) atomically. False if the fill was already booked."""
+        try:
+            with self.store.session() as s:
+                if fill is not None:
+                    conn = s.connection()
+                    if conn.execute(select(FillRow.id).where(
+                            FillRow.exec_id == fill.exec_id)).first() is not None:
+                        return False
+                    conn.execute(insert(FillRow).values(
+                        exec_id=fill.exec_id, client_order_id=fill.client_order_id,
+                        parent_id=parent_id, symbol=fill.symbol, side=fill.side.value,
+                        qty=fill.qty, price=fill.price, commission=fill.commission,
+                        venue=fill.venue, timestamp=fill.timestamp))
+                for ch in changes:
+                    self._write_state(s, ch, now)
+        except StoreError as exc:
+            if fill is not None and isinstance(exc.__cause__, IntegrityError):
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def _write_state(s: Session, ch: StateChange, now: datetime) -> None:
+        rec = ch.record
+        coid = rec.client_order_id
+        conn = s.connection()  # Core statements: no ORM bookkeeping on the hot path
+        if rec.is_child:
+            values: dict[str, object] = {"status": rec.status.value, "qty": rec.order.qty,
+                                         "filled_qty": rec.filled_qty, "updated_at": now}
+            if rec.venue_order_id:
+                values["venue_order_id"] = rec.venue_order_id
+            res = conn.execute(update(ChildOrderRow)
+                            .where(ChildOrderRow.client_order_id == coid).values(**values))
+        else:
+            res = conn.execute(update(OrderRow).where(OrderRow.client_order_id == coid).values(
+                status=rec.status.value, filled_qty=rec.filled_qty, updated_at=now,
+                avg_fill_price=rec.avg_price, version=OrderRow.version + 1))
+        if getattr(res, "rowcount", 1) == 0:
+            raise StoreError("order not in the store", field="client_order_id", value=coid)
+        if ch.from_status is not rec.status or ch.reason:
+            conn.execute(insert(OrderEventRow).values(
+                client_order_id=coid,
+                from_status=ch.from_status.value if ch.from_status else None,
+                to_status=rec.status.value, reason=ch.reason, timestamp=now))
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, client_order_id: str) -> OrderRecord | None:
+        """A parent or child by id (None if unknown)."""
+        with self.store.session() as s:
+            r = s.scalar(select(OrderRow).where(OrderRow.client_order_id == client_order_id))
+            if r is not None:
+                return _parent_from_row(r)
+            c = s.scalar(select(ChildOrderRow).where(
+                ChildOrderRow.client_order_id == client_order_id))
+            return _child_from_row(c) if c is not None else None
+
+    def parents(self, *, open_only: bool = False) -> list[OrderRecord]:
+        with self.store.session() as s:
+            q = select(OrderRow).order_by(OrderRow.id)
+            if open_only:
+                q = q.where(OrderRow.status.in_([st.value for st in OrderStatus
+                                                 if st.is_open]))
+            return [_parent_from_row(r) for r in s.scalars(q)]
+
+    def children(self, parent_id: str | None = None, *, open_only: bool = False
+                 ) -> list[OrderRecord]:
+        with self.store.session() as s:
+            q = select(ChildOrderRow).order_by(ChildOrderRow.id)
+            if parent_id is not None:
+                q = q.where(ChildOrderRow.parent_id == parent_id)
+            if open_only:
+                q = q.where(ChildOrderRow.status.in_([st.value for st in OrderStatus
+                                                      if st.is_open]))
+            return [_child_from_row(r) for r in s.scalars(q)]
+
+    def fills(self, *, parent_id: str | None = None, symbol: str | None = None
+              ) -> list[tuple[Fill, str | None]]:
+        """Fills in booking order, each with its parent id."""
+        with self.store.session() as s:
+            q = select(FillRow).order_by(FillRow.id)
+            if parent_id is not None:
+                q = q.where(FillRow.parent_id == parent_id)
+            if symbol is not None:
+                q = q.where(FillRow.symbol == symbol)
+            return [(Fill(exec_id=r.exec_id, client_order_id=r.client_order_id,
+                          symbol=r.symbol, side=Side(r.side), qty=r.qty, price=r.price,
+                          timestamp=r.timestamp, commission=r.commission, venue=r.venue),
+                     r.parent_id) for r in s.scalars(q)]
+
+    def exec_ids(self, client_order_ids: Iterable[str]) -> set[str]:
+        ids = list(client_order_ids)
+        if not ids:
+            return set()
+        with self.store.session() as s:
+            return set(s.scalars(select(FillRow.exec_id).where(
+                FillRow.client_order_id.in_(ids))))
+
+    def events(self, client_order_id: str | None = None
+               ) -> list[tuple[str, str | None, str, str, datetime]]:
+        """Audit trail rows ``(client_order_id, from, to, reason, timestamp)`` in order."""
+        with self.store.session() as s:
+            q = select(OrderEventRow).order_by(OrderEventRow.id)
+            if client_order_id is not None:
+                q = q.where(OrderEventRow.client_order_id == client_order_id)
+            return [(r.client_order_id, r.from_status, r.to_status, r.reason, r.timestamp)
+                    for r in s.scalars(q)]

@@ -1,0 +1,312 @@
+"""`FixBroker`: keel's :class:`~keel.venues.base.Broker` protocol over a FIX initiator.
+
+The initiator runs on an asyncio loop in a background thread; ``submit`` / ``cancel`` /
+``replace`` hand the encoded request to that loop (thread-safe) and return at once;
+ExecutionReports become :class:`~keel.types.OrderEvent` objects in a queue that
+:meth:`FixBroker.poll_events` drains without blocking.
+
+Nothing is lost or duplicated across a reconnect: a request sent while the session is down is
+stored with its sequence number and replayed (PossDupFlag=Y) when the venue asks for the gap
+after the next Logon, provided neither side resets sequence numbers at Logon; execution reports
+replayed by the venue are recognised by their ExecID and not reported twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from ssl import SSLContext
+
+from keel.errors import OrderRejected, TransientVenueError, VenueError
+from keel.types import ZERO, EventKind, Order, OrderEvent, OrderStatus
+from keel.venues.base import Account, OpenOrder
+from keel.venues.fix.application import Application, UnsupportedMessageType
+from keel.venues.fix.codec import Message
+from keel.venues.fix.dictionary import DataDictionary, load_dictionary
+from keel.venues.fix.messages import (
+    FIX_TO_STATUS,
+    event_from_cancel_reject,
+    event_from_execution_report,
+    new_order_single,
+    order_cancel_replace_request,
+    order_cancel_request,
+)
+from keel.venues.fix.session import Session, SessionConfig
+from keel.venues.fix.store import MessageStore
+from keel.venues.fix.transport import Initiator
+
+
+class _BrokerApplication(Application):
+    def __init__(self, broker: FixBroker) -> None:
+        self.broker = broker
+
+    def on_logon(self, session: Session) -> None:
+        self.broker._logged_on.set()
+
+    def on_logout(self, session: Session) -> None:
+        self.broker._logged_on.clear()
+
+    def from_admin(self, msg: Message, session: Session) -> None:
+        if msg.msg_type == "3":
+            self.broker._rejected_seq(msg.get(45), msg.get(58) or "session reject")
+
+    def from_app(self, msg: Message, session: Session) -> None:
+        mt = msg.msg_type
+        if mt == "8":
+            self.broker._execution_report(msg)
+        elif mt == "9":
+            self.broker._emit(event_from_cancel_reject(msg, self.broker._utcnow()))
+        elif mt == "j":
+            self.broker._rejected_seq(msg.get(45), msg.get(58) or "business reject")
+        else:
+            raise UnsupportedMessageType(mt)
+
+
+class FixBroker:
+    """The Broker protocol over one FIX session to ``host:port``.
+
+    Args:
+        config: the initiator's :class:`SessionConfig` (``initiator=True`` is enforced).
+        host / port: the venue's acceptor.
+        dictionary: data dictionary (default: loaded for ``config.begin_string`` from
+            ``spec_dir`` / ``$KEEL_FIX_SPEC_DIR``).
+        store: message store (use a :class:`~keel.venues.fix.store.FileStore` or
+            :class:`~keel.venues.fix.store.SqlStore` so sequence numbers survive a restart).
+        ssl: TLS context, or None for plain TCP.
+        clock: POSIX seconds (tests inject their own).
+    """
+
+    def __init__(self, config: SessionConfig, host: str, port: int, *,
+                 dictionary: DataDictionary | None = None, spec_dir: str | None = None,
+                 store: MessageStore | None = None, ssl: SSLContext | None = None,
+                 reconnect_interval: float = 0.5, max_backoff: float = 30.0,
+                 clock: Callable[[], float] = time.time, name: str = "fix") -> None:
+        if not config.initiator:
+            from dataclasses import replace
+
+            config = replace(config, initiator=True)
+        self.name = name
+        self.clock = clock
+        dd = dictionary if dictionary is not None else load_dictionary(config.begin_string,
+                                                                        spec_dir)
+        self._logged_on = threading.Event()
+        self._lock = threading.Lock()
+        self._events: queue.SimpleQueue[OrderEvent] = queue.SimpleQueue()
+        self._orders: dict[str, Order] = {}
+        self._status: dict[str, OrderStatus] = {}
+        self._cum: dict[str, Decimal] = {}
+        self._venue_ids: dict[str, str] = {}
+        self._seq_to_id: dict[int, str] = {}
+        self._exec_ids: set[str] = set()
+        self._positions: dict[str, Decimal] = {}
+        self._cancel_n = 0
+        self.session = Session(config, dd, store, _BrokerApplication(self))
+        self.initiator = Initiator(self.session, host, port, ssl=ssl, clock=clock,
+                                   reconnect_interval=reconnect_interval,
+                                   max_backoff=max_backoff)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self, wait_logon: float | None = None) -> FixBroker:
+        """Start the background thread; optionally wait up to ``wait_logon`` s for the Logon."""
+        if self._thread is not None:
+            return self
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            ready.set()
+            try:
+                loop.run_until_complete(self.initiator.run())
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name=f"fix-{self.name}", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if wait_logon is not None and not self.wait_logged_on(wait_logon):
+            raise TransientVenueError("FIX logon timed out", field="host",
+                                      value=f"{self.initiator.host}:{self.initiator.port}")
+        return self
+
+    def wait_logged_on(self, timeout: float) -> bool:
+        """True once the session is logged on (waits up to ``timeout`` seconds)."""
+        return self._logged_on.wait(timeout)
+
+    @property
+    def is_logged_on(self) -> bool:
+        return self._logged_on.is_set()
+
+    def is_connected(self) -> bool:
+        """True while the session is logged on (the :class:`RoutingBroker` health probe)."""
+        return self._logged_on.is_set()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Log out (best effort), stop the initiator and join the thread."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+
+        def stop() -> None:
+            self.session.logout(now=self.clock())
+            self.initiator.flush(self.session)
+            loop.call_later(0.2, self.initiator.stop)
+
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(stop)
+        thread.join(timeout)
+        self._thread = None
+        self.session.store.close()
+
+    def __enter__(self) -> FixBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ Broker protocol
+
+    def submit(self, order: Order) -> None:
+        """Send a NewOrderSingle; ``OrderRejected`` (DUPLICATE) for a reused id."""
+        msg = new_order_single(order, self.session.config.begin_string)
+        if self.session.config.reset_on_logon and not self.is_logged_on:
+            # the store is wiped at the next Logon, so a stored order would be lost
+            raise TransientVenueError("FIX session is down and resets at logon",
+                                      field="session", value=self.session.session_id)
+        with self._lock:
+            if order.client_order_id in self._orders:
+                raise OrderRejected("client_order_id already used", reason_code="DUPLICATE",
+                                    value=order.client_order_id, symbol=order.symbol)
+            self._orders[order.client_order_id] = order
+            self._status[order.client_order_id] = OrderStatus.PENDING
+        try:
+            self._call(msg, order.client_order_id)
+        except TransientVenueError:
+            with self._lock:  # not sent: the caller may retry with the same id
+                del self._orders[order.client_order_id]
+                del self._status[order.client_order_id]
+            raise
+
+    def cancel(self, client_order_id: str) -> None:
+        """Send an OrderCancelRequest for a known order."""
+        original = self._known(client_order_id)
+        with self._lock:
+            self._cancel_n += 1
+            request_id = f"{client_order_id}.x{self._cancel_n}"
+        self._call(order_cancel_request(original, request_id, self._utcnow()), None)
+
+    def replace(self, client_order_id: str, new_order: Order) -> None:
+        """Send an OrderCancelReplaceRequest replacing ``client_order_id`` by ``new_order``."""
+        original = self._known(client_order_id)
+        msg = order_cancel_replace_request(original, new_order,
+                                           self.session.config.begin_string)
+        with self._lock:
+            self._orders[new_order.client_order_id] = new_order
+            self._status[new_order.client_order_id] = OrderStatus.PENDING
+        self._call(msg, new_order.client_order_id)
+
+    def open_orders(self) -> list[OpenOrder]:
+        with self._lock:
+            return [OpenOrder(client_order_id=cid, symbol=o.symbol, status=self._status[cid],
+                              qty=o.qty, cum_qty=self._cum.get(cid, ZERO),
+                              venue_order_id=self._venue_ids.get(cid, ""))
+                    for cid, o in self._orders.items() if self._status[cid].is_open]
+
+    def positions(self) -> dict[str, Decimal]:
+        """Signed positions built from the fills received on this session."""
+        with self._lock:
+            return dict(self._positions)
+
+    def account(self) -> Account:
+        raise VenueError("FIX order entry does not report the account", field="account",
+                         value=self.name)
+
+    def poll_events(self) -> list[OrderEvent]:
+        out = []
+        while True:
+            try:
+                out.append(self._events.get_nowait())
+            except queue.Empty:
+                return out
+
+    # ------------------------------------------------------------------ internals
+
+    def _known(self, client_order_id: str) -> Order:
+        with self._lock:
+            order = self._orders.get(client_order_id)
+        if order is None:
+            raise OrderRejected("unknown order", reason_code="UNKNOWN_ORDER",
+                                value=client_order_id)
+        return order
+
+    def _call(self, msg: Message, client_order_id: str | None) -> None:
+        loop = self._loop
+        if loop is None or self._thread is None or not self._thread.is_alive():
+            raise TransientVenueError("FIX broker is not running (call start())",
+                                      field="broker", value=self.name)
+
+        def send() -> None:
+            seq = self.session.send(msg, now=self.clock())
+            if client_order_id is not None:
+                with self._lock:
+                    self._seq_to_id[seq] = client_order_id
+            self.initiator.flush_soon(self.session)
+
+        try:
+            loop.call_soon_threadsafe(send)
+        except RuntimeError:  # the loop has just been closed
+            raise TransientVenueError("FIX broker is stopped", field="broker",
+                                      value=self.name) from None
+
+    def _utcnow(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def _emit(self, event: OrderEvent) -> None:
+        self._events.put(event)
+
+    def _execution_report(self, msg: Message) -> None:
+        exec_id = msg.get(17, "") or ""
+        with self._lock:
+            if exec_id and exec_id in self._exec_ids:
+                return  # a replayed report (PossDup) already handled
+            self._exec_ids.add(exec_id)
+        event = event_from_execution_report(msg, self._utcnow(), venue=self.name)
+        if event is None:
+            return
+        cid = event.client_order_id
+        with self._lock:
+            status = FIX_TO_STATUS.get(msg.get(39, "") or "")
+            if event.kind is EventKind.REPLACED:
+                self._status[cid] = OrderStatus.CANCELLED
+                new_id = str(event.extra.get("new_client_order_id", ""))
+                if new_id:
+                    self._status[new_id] = OrderStatus.ACKNOWLEDGED
+            elif status is not None and cid in self._status:
+                self._status[cid] = status
+            self._cum[cid] = event.cum_qty
+            if event.venue_order_id:
+                self._venue_ids[cid] = event.venue_order_id
+            if event.fill is not None:
+                f = event.fill
+                self._positions[f.symbol] = self._positions.get(f.symbol, ZERO) + f.signed_qty
+        self._emit(event)
+
+    def _rejected_seq(self, ref_seq: str | None, reason: str) -> None:
+        if ref_seq is None or not ref_seq.isdigit():
+            return
+        with self._lock:
+            cid = self._seq_to_id.get(int(ref_seq))
+            if cid is None:
+                return
+            self._status[cid] = OrderStatus.REJECTED
+        self._emit(OrderEvent(kind=EventKind.REJECTED, client_order_id=cid,
+                              timestamp=self._utcnow(), reason=reason))

@@ -1,0 +1,46 @@
+"""Settings of one FIX session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Settings of one FIX session (QuickFIX's defaults unless noted).
+
+    Attributes:
+        begin_string: ``FIX.4.2`` or ``FIX.4.4``.
+        sender_comp_id / target_comp_id: our and the peer's CompID.
+        initiator: True for the side that connects and sends the first Logon.
+        heartbeat_interval: HeartBtInt (s) an initiator proposes; acceptors take the peer's.
+        reset_on_logon: reset both sequence numbers at each Logon (initiator sends 141=Y).
+        reset_on_logout / reset_on_disconnect: reset them at Logout / disconnect.
+        check_latency / max_latency: reject messages whose SendingTime is off by more (s).
+        logon_timeout / logout_timeout: seconds to wait for the peer's Logon / Logout.
+        check_comp_id: reject messages whose CompIDs are not this session's.
+        validate_user_defined_fields: reject unknown tags >= 5000 too.
+        persist_messages: keep sent messages to answer ResendRequest (else gap fill all).
+        max_queued: messages above a sequence gap held at most (more are dropped and resent).
+    """
+
+    begin_string: str
+    sender_comp_id: str
+    target_comp_id: str
+    initiator: bool = False
+    heartbeat_interval: int = 30
+    reset_on_logon: bool = False
+    reset_on_logout: bool = False
+    reset_on_disconnect: bool = False
+    check_latency: bool = True
+    max_latency: float = 120.0
+    logon_timeout: float = 10.0
+    logout_timeout: float = 2.0
+    check_comp_id: bool = True
+    validate_user_defined_fields: bool = True
+    persist_messages: bool = True
+    max_queued: int = 10_000
+
+    @property
+    def session_id(self) -> str:
+        return f"{self.begin_string}:{self.sender_comp_id}->{self.target_comp_id}"

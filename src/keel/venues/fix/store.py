@@ -1,0 +1,252 @@
+"""Message stores: the next sender/target sequence numbers and sent messages by sequence number.
+
+* :class:`MemoryStore` keeps everything in memory (at most ``max_messages`` messages; older
+  ones are answered with a gap fill on resend).
+* :class:`FileStore` persists to a folder (``<id>.seqnums``, ``<id>.body``, ``<id>.header``) so
+  sequence numbers and resendable messages survive a restart; ``fsync`` makes every write
+  durable at the cost of latency.
+* :class:`SqlStore` persists to the ``fix_sessions`` / ``fix_messages`` tables through
+  :class:`keel.store.db.Store` (SQLite or PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import OrderedDict
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from keel.clock import WallClock
+from keel.errors import StoreError
+
+
+@runtime_checkable
+class MessageStore(Protocol):
+    """What a session needs from its store."""
+
+    next_sender: int
+    next_target: int
+
+    def set_next_sender(self, seq: int) -> None: ...
+
+    def set_next_target(self, seq: int) -> None: ...
+
+    def save(self, seq: int, data: bytes) -> None:
+        """Keep sent message ``seq`` (wire bytes) for resend requests."""
+        ...
+
+    def get(self, begin: int, end: int) -> list[tuple[int, bytes]]:
+        """Saved messages with ``begin <= seq <= end``, ascending."""
+        ...
+
+    def reset(self) -> None:
+        """Forget every message and set both sequence numbers to 1."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """In-memory store holding at most ``max_messages`` sent messages."""
+
+    def __init__(self, max_messages: int = 100_000) -> None:
+        self.next_sender = 1
+        self.next_target = 1
+        self.max_messages = max_messages
+        self._messages: OrderedDict[int, bytes] = OrderedDict()
+
+    def set_next_sender(self, seq: int) -> None:
+        self.next_sender = seq
+
+    def set_next_target(self, seq: int) -> None:
+        self.next_target = seq
+
+    def save(self, seq: int, data: bytes) -> None:
+        msgs = self._messages
+        msgs[seq] = data
+        if len(msgs) > self.max_messages:
+            msgs.popitem(last=False)
+
+    def get(self, begin: int, end: int) -> list[tuple[int, bytes]]:
+        return [(s, d) for s, d in self._messages.items() if begin <= s <= end]
+
+    def reset(self) -> None:
+        self.next_sender = self.next_target = 1
+        self._messages.clear()
+
+    def close(self) -> None:
+        pass
+
+
+def _safe_name(session_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", session_id)
+
+
+class FileStore:
+    """File-backed store in ``folder`` for ``session_id``.
+
+    ``<id>.seqnums`` holds ``sender:target`` rewritten in place; ``<id>.body`` the appended
+    messages; ``<id>.header`` one ``seq,offset,length`` line per message. ``fsync=True`` syncs
+    each write to disk before returning (survives power loss, costs a disk flush per message).
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], session_id: str, *,
+                 fsync: bool = False) -> None:
+        self.folder = Path(folder)
+        self.fsync = fsync
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            # Append the suffixes: with_suffix would cut "FIX.4.2:A->B" at its last dot and
+            # make FIX.4.2 and FIX.4.4 sessions of the same CompIDs share files.
+            name = _safe_name(session_id)
+            self._seq_path = self.folder / f"{name}.seqnums"
+            self._body_path = self.folder / f"{name}.body"
+            self._header_path = self.folder / f"{name}.header"
+            self._index: dict[int, tuple[int, int]] = {}
+            self.next_sender = self.next_target = 1
+            self._load()
+            self._seq_fd = os.open(self._seq_path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._body = open(self._body_path, "ab")  # noqa: SIM115 - held for the store's life
+            self._header = open(self._header_path, "a")  # noqa: SIM115
+        except OSError as exc:
+            raise StoreError(f"cannot open FIX file store: {exc}", field="folder",
+                             value=str(folder)) from None
+        self._write_seqs()
+
+    def _load(self) -> None:
+        if self._seq_path.exists():
+            text = self._seq_path.read_text().strip()
+            m = re.fullmatch(r"(\d+)\s*:\s*(\d+)\s*", text)
+            if m is None:
+                raise StoreError("corrupt FIX seqnums file", field="seqnums",
+                                 value=str(self._seq_path))
+            self.next_sender, self.next_target = int(m.group(1)), int(m.group(2))
+        if self._header_path.exists():
+            for line in self._header_path.read_text().splitlines():
+                parts = line.split(",")
+                if len(parts) == 3 and all(p.isdigit() for p in parts):
+                    self._index[int(parts[0])] = (int(parts[1]), int(parts[2]))
+
+    def _write_seqs(self) -> None:
+        data = b"%020d : %020d" % (self.next_sender, self.next_target)
+        os.pwrite(self._seq_fd, data, 0)
+        if self.fsync:
+            os.fsync(self._seq_fd)
+
+    def set_next_sender(self, seq: int) -> None:
+        self.next_sender = seq
+        self._write_seqs()
+
+    def set_next_target(self, seq: int) -> None:
+        self.next_target = seq
+        self._write_seqs()
+
+    def save(self, seq: int, data: bytes) -> None:
+        offset = self._body.tell()
+        self._body.write(data)
+        self._body.flush()
+        self._header.write(f"{seq},{offset},{len(data)}\n")
+        self._header.flush()
+        if self.fsync:
+            os.fsync(self._body.fileno())
+            os.fsync(self._header.fileno())
+        self._index[seq] = (offset, len(data))
+
+    def get(self, begin: int, end: int) -> list[tuple[int, bytes]]:
+        out = []
+        with open(self._body_path, "rb") as fh:
+            for seq in sorted(s for s in self._index if begin <= s <= end):
+                offset, length = self._index[seq]
+                fh.seek(offset)
+                out.append((seq, fh.read(length)))
+        return out
+
+    def reset(self) -> None:
+        self._body.close()
+        self._header.close()
+        self._body = open(self._body_path, "wb")  # noqa: SIM115
+        self._header = open(self._header_path, "w")  # noqa: SIM115
+        self._index.clear()
+        self.next_sender = self.next_target = 1
+        self._write_seqs()
+
+    def close(self) -> None:
+        for fh in (self._body, self._header):
+            if not fh.closed:
+                fh.close()
+        if self._seq_fd >= 0:
+            os.close(self._seq_fd)
+            self._seq_fd = -1
+
+
+class SqlStore:
+    """Store on the ``fix_sessions`` / ``fix_messages`` tables (one row per sent message)."""
+
+    def __init__(self, store: object, session_id: str) -> None:
+        from keel.store.db import Store
+        from keel.store.tables import FixSessionRow
+
+        if not isinstance(store, Store):
+            raise StoreError("SqlStore needs a keel.store.db.Store", field="store",
+                             value=type(store).__name__)
+        self._db = store
+        self.session_id = session_id
+        with store.session() as s:
+            row = s.get(FixSessionRow, session_id)
+            if row is None:
+                now = WallClock().now()
+                row = FixSessionRow(session_id=session_id, next_sender_seq=1, next_target_seq=1,
+                                    creation_time=now, updated_at=now)
+                s.add(row)
+            self.next_sender = int(row.next_sender_seq)
+            self.next_target = int(row.next_target_seq)
+
+    def _update(self) -> None:
+        from keel.store.tables import FixSessionRow
+
+        with self._db.session() as s:
+            row = s.get(FixSessionRow, self.session_id)
+            if row is not None:
+                row.next_sender_seq = self.next_sender
+                row.next_target_seq = self.next_target
+                row.updated_at = WallClock().now()
+
+    def set_next_sender(self, seq: int) -> None:
+        self.next_sender = seq
+        self._update()
+
+    def set_next_target(self, seq: int) -> None:
+        self.next_target = seq
+        self._update()
+
+    def save(self, seq: int, data: bytes) -> None:
+        from keel.store.tables import FixMessageRow
+
+        with self._db.session() as s:
+            s.merge(FixMessageRow(session_id=self.session_id, seq=seq, raw=data))
+
+    def get(self, begin: int, end: int) -> list[tuple[int, bytes]]:
+        from sqlalchemy import select
+
+        from keel.store.tables import FixMessageRow
+
+        with self._db.session() as s:
+            rows = s.execute(select(FixMessageRow.seq, FixMessageRow.raw)
+                             .where(FixMessageRow.session_id == self.session_id,
+                                    FixMessageRow.seq >= begin, FixMessageRow.seq <= end)
+                             .order_by(FixMessageRow.seq)).all()
+        return [(int(r[0]), bytes(r[1])) for r in rows]
+
+    def reset(self) -> None:
+        from sqlalchemy import delete
+
+        from keel.store.tables import FixMessageRow
+
+        with self._db.session() as s:
+            s.execute(delete(FixMessageRow).where(FixMessageRow.session_id == self.session_id))
+        self.next_sender = self.next_target = 1
+        self._update()
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,49 @@
+"""`keel schedule` and `keel tca`."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from typer.testing import CliRunner
+
+from keel.cli import app
+from keel.store.db import Store
+from keel.store.orders_repo import OrderRecord, OrdersRepo
+from keel.types import Order, OrderStatus, Side, utc
+
+
+def test_schedule_prints_children(shared_data):
+    res = CliRunner().invoke(app, ["schedule", "--algo", "vwap", "--symbol", "SPY", "--qty",
+                                   "100000", "--bars",
+                                   str(shared_data / "intraday/lean_minute")],
+                             env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "children: 13; total 100000 (parent 100000)" in res.output
+    assert "SPY-vwap-012" in res.output
+
+
+def test_schedule_bad_input_is_one_line(tmp_path):
+    res = CliRunner().invoke(app, ["schedule", "--symbol", "SPY", "--qty", "10", "--bars",
+                                   str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "DataError" in res.output
+
+
+def test_tca_on_empty_and_filled_store(sqlite_url):
+    res = CliRunner().invoke(app, ["tca", "--db", sqlite_url])
+    assert res.exit_code == 0 and "no executed parent orders" in res.output
+    store = Store.from_url(sqlite_url)
+    repo = OrdersRepo(store)
+    from keel.store.orders_repo import StateChange
+    from keel.types import Fill
+
+    t = utc(2013, 10, 8, 14)
+    rec = OrderRecord(Order("P", "SPY", Side.BUY, Decimal(10), t), OrderStatus.PENDING,
+                      algo="twap", arrival_price=Decimal(100))
+    repo.add_parent(rec, t)
+    done = rec.with_changes(status=OrderStatus.FILLED, filled_qty=Decimal(10),
+                            avg_price=Decimal("100.05"))
+    repo.apply([StateChange(done, OrderStatus.PENDING)], t,
+               fill=Fill("E", "P", "SPY", Side.BUY, 10, Decimal("100.05"), t), parent_id="P")
+    res = CliRunner().invoke(app, ["tca", "--db", sqlite_url], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "1 parent orders" in res.output and "twap" in res.output

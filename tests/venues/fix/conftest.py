@@ -1,0 +1,61 @@
+"""Fixtures of the FIX tests: the data dictionaries and QuickFIX suite under SHARED/fix."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from tests.conftest import SHARED
+
+from keel.venues.fix.dictionary import DataDictionary, load_dictionary
+
+FIX_DIR = SHARED / "fix"
+SOH = "\x01"
+
+
+@pytest.fixture(scope="session")
+def fix_dir() -> Path:
+    if not (FIX_DIR / "spec" / "FIX42.xml").is_file():
+        pytest.skip(f"FIX spec not found under {FIX_DIR}")
+    return FIX_DIR
+
+
+@pytest.fixture(scope="session")
+def spec_dir(fix_dir: Path) -> Path:
+    return fix_dir / "spec"
+
+
+@pytest.fixture(scope="session")
+def dd42(spec_dir: Path) -> DataDictionary:
+    return load_dictionary("FIX.4.2", spec_dir)
+
+
+@pytest.fixture(scope="session")
+def dd44(spec_dir: Path) -> DataDictionary:
+    return load_dictionary("FIX.4.4", spec_dir)
+
+
+def fixify(text: str) -> bytes:
+    """``8=FIX.4.2|35=0|...|`` with ``|`` for SOH -> a framed message (BodyLength, CheckSum
+    added unless given), like the acceptance runner."""
+    msg = text.replace("|", SOH)
+    m = re.match(r"8=[^\x01]*\x01", msg)
+    assert m is not None
+    head, rest = m.group(0), msg[m.end():]
+    if not rest.startswith("9="):
+        rest_body = re.sub(r"10=\d*\x01$", "", rest)
+        cs_given = rest_body != rest
+        msg = f"{head}9={len(rest_body)}{SOH}{rest}"
+        if cs_given:
+            return msg.encode("latin-1")
+    if not re.search(r"\x0110=\d*\x01$", msg):
+        msg += f"10={sum(msg.encode('latin-1')) % 256:03d}{SOH}"
+    return msg.encode("latin-1")
+
+
+@pytest.fixture(scope="session")
+def fx() -> Callable[[str], bytes]:
+    """The :func:`fixify` helper."""
+    return fixify
