@@ -79,7 +79,6 @@ def _shot(drv, tmp_path: Path, name: str) -> Path:
 
 
 def test_dashboard_shows_the_book_and_follows_new_fills(browser, tmp_path):
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     market = synthetic_market(30, 300, seed=11)
@@ -92,21 +91,27 @@ def test_dashboard_shows_the_book_and_follows_new_fills(browser, tmp_path):
                      limits=RiskLimits(max_position=0.03, max_sector_weight=0.25))
     wait = WebDriverWait(browser, 45, poll_frequency=0.2)
 
+    # Read the page with one script call each: the dashboard replaces its tables on every
+    # poll, so element handles kept across two calls can go stale.
     def text(css: str) -> str:
-        return browser.find_element(By.CSS_SELECTOR, css).text
+        return browser.execute_script(
+            "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;",
+            css) or ""
+
+    def texts(css: str) -> list[str]:
+        return browser.execute_script(
+            "return [...document.querySelectorAll(arguments[0])].map(e => e.innerText);", css)
 
     def row(table: str, symbol: str) -> list[str]:
-        cells = browser.find_elements(By.CSS_SELECTOR,
-                                      f'#{table} tbody tr[data-symbol="{symbol}"] td')
-        return [c.text for c in cells]
+        return texts(f'#{table} tbody tr[data-symbol="{symbol}"] td')
 
     try:
         with BackgroundServer(app) as srv:
             browser.get(srv.url + "/")
             assert browser.title == "keel dashboard"
             # the JS fetched and rendered every panel once (it counts its refreshes)
-            wait.until(lambda d: int(d.find_element(By.TAG_NAME, "body")
-                                     .get_attribute("data-refreshes") or 0) >= 1)
+            wait.until(lambda d: int(d.execute_script(
+                "return document.body.dataset.refreshes || 0")) >= 1)
             assert row("positions", syms[0])[2] == "2,000"
             assert text("#n-positions") == "6"
             assert text("#n-fills") == "12"
@@ -115,13 +120,12 @@ def test_dashboard_shows_the_book_and_follows_new_fills(browser, tmp_path):
             wait.until(lambda d: text("#risk-summary").startswith("Total"))
             assert "Factor" in text("#risk-summary") and "Specific" in text("#risk-summary")
             assert text("#vol").endswith("%") and float(text("#vol")[:-1]) > 0
-            assert browser.find_elements(By.CSS_SELECTOR, "#risk-chart svg rect")
-            breaches = [r.text for r in browser.find_elements(By.CSS_SELECTOR,
-                                                              "#breaches tbody tr.breach")]
+            assert texts("#risk-chart svg text")
+            breaches = texts("#breaches tbody tr.breach")
             assert any(b.startswith("MAX_POSITION") for b in breaches)
             tca = row("tca", syms[0])
             assert tca and tca[1] == "1"  # one executed order in that symbol
-            assert len(browser.find_elements(By.CSS_SELECTOR, "#orders tbody tr")) == 6
+            assert len(texts("#orders tbody tr[data-order]")) == 6
             equity_before = text("#equity")
             _shot(browser, tmp_path, "dashboard.png")
 
@@ -129,9 +133,9 @@ def test_dashboard_shows_the_book_and_follows_new_fills(browser, tmp_path):
             trade(store, clock, market, "live-1", syms[0], Side.BUY, 3000)
             trade(store, clock, market, "live-2", str(market.symbols[20]), Side.BUY, 1500)
             wait.until(lambda d: text("#n-fills") == "16")
-            wait.until(lambda d: row("positions", syms[0])[2] == "5,000")
+            wait.until(lambda d: text("#n-positions") == "7")  # both trades in the ledger
+            assert row("positions", syms[0])[2] == "5,000"
             assert row("positions", str(market.symbols[20]))[2] == "1,500"
-            assert text("#n-positions") == "7"
             assert text("#equity") != equity_before  # commissions and slippage moved it
             assert row("tca", syms[0])[1] == "2"
             _shot(browser, tmp_path, "dashboard-after-fills.png")
