@@ -157,3 +157,29 @@ def test_keel_serve_runs_the_service_over_the_configured_store(tmp_path):
     assert st.kill_switch and st.kill_switch_reason == "cli test"
     # and in the control file `keel run` re-reads (default <out_dir>/control.json)
     assert json.loads((tmp_path / "keel-out" / "control.json").read_text())["stop"] is True
+
+
+def test_embedded_metrics_follow_the_trading_process(sqlite_url):
+    """Embedded in the trading process, /metrics is that process's registry, live."""
+    from keel.app.metrics import KeelMetrics
+
+    store = Store.from_url(sqlite_url)
+    store.create_all()
+    m = KeelMetrics()
+    try:
+        with BackgroundServer(create_app(store, metrics=m)) as srv:
+            m.orders.labels(venue="exchange", side="SELL").inc()
+            m.roundtrip.labels(venue="exchange").observe(0.0003)
+            m.limit_breaches.labels(limit="VAR_BUDGET", severity="warning").inc()
+            s = scrape(srv.url)
+            assert s[("keel_orders_total", (("side", "SELL"), ("venue", "exchange")))] == 1
+            assert s[("keel_order_roundtrip_seconds_bucket",
+                      (("le", "0.0005"), ("venue", "exchange")))] == 1
+            assert s[("keel_limit_breaches_total",
+                      (("limit", "VAR_BUDGET"), ("severity", "warning")))] == 1
+            m.orders.labels(venue="exchange", side="SELL").inc(2)
+            assert scrape(srv.url)[("keel_orders_total",
+                                    (("side", "SELL"), ("venue", "exchange")))] == 3
+            assert httpx.get(srv.url + "/health").json()["metrics"] == "embedded"
+    finally:
+        store.dispose()
