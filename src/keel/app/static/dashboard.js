@@ -154,7 +154,13 @@ async function refresh() {
     ["/api/control", renderControl],
   ];
   await Promise.all(jobs.map(async ([path, render]) => {
-    try { render(await getJSON(path)); } catch (e) { console.warn(String(e)); }
+    try { render(await getJSON(path)); } catch (e) {
+      console.warn(String(e));
+      if (path === "/health") {  // 503 or no answer: say so rather than keep "store ok"
+        $("store-status").textContent = "store unreachable";
+        $("store-status").className = "pill bad";
+      }
+    }
   }));
   $("updated").textContent = new Date().toISOString().slice(11, 19) + " UTC";
   document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
