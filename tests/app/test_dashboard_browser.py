@@ -13,6 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 
 from keel.app.sample import sample_book, trade
@@ -126,8 +127,26 @@ def test_dashboard_shows_the_book_and_follows_new_fills(browser, tmp_path):
             tca = row("tca", syms[0])
             assert tca and tca[1] == "1"  # one executed order in that symbol
             assert len(texts("#orders tbody tr[data-order]")) == 6
-            equity_before = text("#equity")
+            # the cost form: a proposed trade priced by the service, and a refusal's reason
+            browser.find_element("id", "cost-symbol").send_keys(syms[1])
+            browser.find_element("id", "cost-qty").send_keys("10000")
+            browser.find_element("id", "cost-go").click()
+            wait.until(lambda d: "bps" in text("#cost-result"))
+            assert text("#cost-result").startswith(f"BUY 10,000 {syms[1]} at ")
+            assert [r.split("\t")[0] for r in texts("#cost-table tbody tr")] == [
+                "spread", "impact", "commission"]
+            shown = float(browser.execute_script(
+                "return document.getElementById('cost-result').dataset.costBps"))
+            want = httpx.post(srv.url + "/api/cost-estimate", json={
+                "symbol": syms[1], "qty": 10000, "side": "BUY"}).json()["cost_bps"]
+            assert shown == pytest.approx(want)
             _shot(browser, tmp_path, "dashboard.png")
+            browser.find_element("id", "cost-symbol").clear()
+            browser.find_element("id", "cost-symbol").send_keys("NOPE")
+            browser.find_element("id", "cost-go").click()
+            wait.until(lambda d: text("#cost-result").startswith("refused (422)"))
+            assert "unknown symbol" in text("#cost-result")
+            equity_before = text("#equity")
 
             # trading happens: the store gets new orders and fills; the page follows
             trade(store, clock, market, "live-1", syms[0], Side.BUY, 3000)

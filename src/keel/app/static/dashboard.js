@@ -166,6 +166,32 @@ async function refresh() {
   document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
 }
 
+// The cost form: one POST per submit; a refusal shows the service's reason.
+$("cost-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const out = $("cost-result");
+  const body = {symbol: $("cost-symbol").value.trim(), qty: Number($("cost-qty").value),
+                side: $("cost-side").value};
+  const r = await fetch("/api/cost-estimate", {method: "POST", body: JSON.stringify(body),
+                                               headers: {"Content-Type": "application/json"}});
+  const x = await r.json();
+  const tbody = document.querySelector("#cost-table tbody");
+  if (!r.ok) {
+    out.className = "sub error";
+    out.textContent = `refused (${r.status}): ${x.detail}`;
+    tbody.innerHTML = "";
+    return;
+  }
+  out.className = "sub";
+  out.textContent = `${x.side} ${qty(x.qty)} ${x.symbol} at ${price(x.price)}: ` +
+    `notional ${money(x.notional)}, cost ${money(x.cost)} = ${num(x.cost_bps, 2)} bps ` +
+    `(participation ${pct(x.inputs.participation)} of ADV)`;
+  tbody.innerHTML = Object.keys(x.components).map((k) =>
+    `<tr data-component="${esc(k)}"><td>${esc(k)}</td><td>${money(x.components[k])}</td>` +
+    `<td>${num(x.components_bps[k], 2)} bps</td></tr>`).join("");
+  out.dataset.costBps = String(x.cost_bps);
+});
+
 async function loop() {
   await refresh();
   setTimeout(loop, POLL_MS);
