@@ -96,6 +96,9 @@ def default_cost_model(costs: CostsConfig | None = None) -> CostModel:
             + Commission(per_share=c.commission_per_share, bps=c.commission_bps))
 
 
+_LOC_ROOTS = ("body", "query", "path", "header")
+
+
 def _static(name: str) -> str:
     return resources.files("keel.app").joinpath("static", name).read_text(encoding="utf-8")
 
@@ -170,11 +173,11 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
                 why = (e.get("ctx") or {}).get("error", "")
                 reasons.append(f"invalid JSON body: {why} (at character {e['loc'][-1]})")
                 continue
-            loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+            loc = ".".join(str(p) for p in e.get("loc", ()) if p not in _LOC_ROOTS)
             reasons.append(f"{loc or 'body'}: {e.get('msg', 'invalid')}")
         first = errs[0] if errs else {}
         field = None if first.get("type") == "json_invalid" else ".".join(
-            str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
+            str(p) for p in first.get("loc", ()) if p not in _LOC_ROOTS)
         return JSONResponse({"detail": "; ".join(reasons) or "invalid request",
                              "field": field or None,
                              "errors": [{"type": str(e.get("type")),
