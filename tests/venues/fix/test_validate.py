@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.venues.fix.conftest import fixify
+from tests.venues.fix.conftest import FIX_DIR, fixify
 
 from keel.errors import ConfigError
 from keel.venues.fix.codec import decode
@@ -94,3 +94,17 @@ def test_missing_spec_dir_is_a_clear_config_error(tmp_path, monkeypatch) -> None
 def test_spec_dir_from_environment(spec_dir, monkeypatch) -> None:
     monkeypatch.setenv("KEEL_FIX_SPEC_DIR", str(spec_dir))
     assert find_spec_dir() == spec_dir
+
+
+def test_packaged_dictionaries_are_the_last_resort(tmp_path, monkeypatch) -> None:
+    from keel.venues.fix.dictionary import PACKAGED_SPEC_DIR
+
+    monkeypatch.delenv("KEEL_FIX_SPEC_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)  # no shared/fix/spec anywhere above a tmp folder
+    assert find_spec_dir() == PACKAGED_SPEC_DIR
+    assert load_dictionary("FIX.4.4").messages  # parses
+    spec = FIX_DIR / "spec"
+    shared = spec if (spec / "FIX42.xml").is_file() else None
+    if shared is not None:  # the shipped copy is the reference one, byte for byte
+        for name in ("FIX42.xml", "FIX44.xml"):
+            assert (PACKAGED_SPEC_DIR / name).read_bytes() == (shared / name).read_bytes()

@@ -18,6 +18,8 @@ from pathlib import Path
 from keel.errors import ConfigError
 
 SPEC_ENV = "KEEL_FIX_SPEC_DIR"
+#: QuickFIX's dictionaries shipped with keel (see spec/README.md): the last resort
+PACKAGED_SPEC_DIR = Path(__file__).resolve().parent / "spec"
 
 # Types QuickFIX checks the format of; everything else is a free string.
 INT_TYPES = frozenset({"INT", "LENGTH", "NUMINGROUP", "SEQNUM", "TAGNUM", "DAYOFMONTH"})
@@ -180,7 +182,8 @@ def find_spec_dir(spec_dir: str | os.PathLike[str] | None = None) -> Path:
     """The folder holding ``FIX42.xml`` / ``FIX44.xml``.
 
     Order: the explicit argument, ``$KEEL_FIX_SPEC_DIR``, then ``shared/fix/spec`` in the
-    working directory or any parent. Raises ``ConfigError`` saying how to configure it.
+    working directory or any parent, then the copies shipped with keel. An explicit folder or
+    variable that holds no dictionary raises ``ConfigError`` saying how to configure it.
     """
     candidates: list[Path] = []
     if spec_dir is not None:
@@ -191,6 +194,7 @@ def find_spec_dir(spec_dir: str | os.PathLike[str] | None = None) -> Path:
         here = Path.cwd().resolve()
         for d in (here, *here.parents):
             candidates += [d / "shared" / "fix" / "spec", d / "fix" / "spec"]
+        candidates.append(PACKAGED_SPEC_DIR)
     for c in candidates:
         if (c / "FIX42.xml").is_file() or (c / "FIX44.xml").is_file():
             return c
