@@ -3,10 +3,36 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from keel.cli.common import console, friendly_errors
+
+
+def load_run_config(config: Path | None, out_dir: Path | None, assets: int | None,
+                    days: int | None, seed: int | None) -> Any:
+    """The app config with the command-line overrides; ``--out-dir`` also moves the store
+    into that folder unless ``KEEL_STORE__URL`` says otherwise."""
+    import os
+
+    from keel.config import load_config
+
+    overrides: dict[str, dict[str, object]] = {}
+    general: dict[str, object] = {}
+    if out_dir is not None:
+        general["out_dir"] = str(out_dir)
+    if seed is not None:
+        general["seed"] = seed
+    if general:
+        overrides["general"] = general
+    data: dict[str, object] = {k: v for k, v in (("n_assets", assets), ("n_days", days))
+                               if v is not None}
+    if data:
+        overrides["data"] = data
+    if out_dir is not None and "KEEL_STORE__URL" not in os.environ:
+        overrides["store"] = {"url": f"sqlite:///{out_dir / 'keel.db'}"}
+    return load_config(config, **overrides)
 
 
 def register(app: typer.Typer) -> None:
@@ -26,25 +52,9 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from keel.app.demo import run_demo
-        from keel.config import load_config
 
         with friendly_errors():
-            overrides: dict[str, dict[str, object]] = {}
-            general: dict[str, object] = {}
-            if out_dir is not None:
-                general["out_dir"] = str(out_dir)
-            if seed is not None:
-                general["seed"] = seed
-            if general:
-                overrides["general"] = general
-            data: dict[str, object] = {k: v for k, v in (('n_assets', assets), ('n_days', days))
-                                       if v is not None}
-            if data:
-                overrides["data"] = data
-            cfg = load_config(config, **overrides)
-            if out_dir is not None and "KEEL_STORE__URL" not in __import__("os").environ:
-                cfg = load_config(config, **overrides,
-                                  store={"url": f"sqlite:///{out_dir / 'keel.db'}"})
+            cfg = load_run_config(config, out_dir, assets, days, seed)
             with Progress(SpinnerColumn(), TextColumn("{task.description}"),
                           TimeElapsedColumn(), console=console, transient=True) as bar:
                 task = bar.add_task("starting", total=None)

@@ -1,9 +1,148 @@
-"""`keel` commands of the live layer."""
+"""`keel` commands of the live layer: ``keel run`` (the live decision loop)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from keel.cli.common import console, friendly_errors
 
 
 def register(app: typer.Typer) -> None:
     """Add this layer's commands to ``app``."""
+
+    @app.command("run")
+    def run(
+        config: Path | None = typer.Option(None, "--config", "-c",
+                                           help="TOML configuration (default: built-in)."),
+        out_dir: Path | None = typer.Option(None, help="Output folder; the store goes there "
+                                            "too unless KEEL_STORE__URL is set."),
+        assets: int | None = typer.Option(None, help="Synthetic universe size."),
+        days: int | None = typer.Option(None, help="Synthetic history length, sessions."),
+        seed: int | None = typer.Option(None, help="Seed of every random generator."),
+        venue: str = typer.Option("local", help="local (exchange started in this process), "
+                                  "fix (a running `keel exchange`, REST fallback) or rest."),
+        local_protocol: str = typer.Option("auto", help="Front end of the local exchange: "
+                                           "auto (FIX when available), fix or rest."),
+        rest_url: str | None = typer.Option(None, help="REST venue URL (default: config)."),
+        fix_host: str | None = typer.Option(None, help="FIX venue host (default: config)."),
+        fix_port: int | None = typer.Option(None, help="FIX venue port (default: config)."),
+        engine: str | None = typer.Option(None, help="mean_variance or greedy (default: "
+                                          "config [optimize] engine)."),
+        interval: float = typer.Option(1.0, help="Wall seconds between bars."),
+        bar_minutes: float = typer.Option(5.0, help="Simulated minutes per bar (--clock sim)."),
+        clock_kind: str = typer.Option("sim", "--clock", help="sim (simulated session time, "
+                                       "resumed after a restart) or wall."),
+        max_bars: int = typer.Option(0, help="Stop after this many bars (0: until stopped)."),
+        horizon_minutes: float | None = typer.Option(None, help="Child schedule horizon, "
+                                                     "minutes (default: to the close)."),
+        control: Path | None = typer.Option(None, help="Control file re-read every bar "
+                                            "(default: <out-dir>/control.json)."),
+        drain: str = typer.Option("cancel", help="On SIGTERM: cancel working orders, or "
+                                  "finish them (bounded by --drain-timeout)."),
+        drain_timeout: float = typer.Option(5.0, help="Seconds allowed for the drain."),
+        nav: float = typer.Option(1_000_000.0, help="Cash deposited into a new ledger."),
+    ) -> None:
+        """Run the live cycle: every bar refresh data, score, optimize, decide, trade when a
+        trigger fires; SIGTERM drains (exit 0); a restart resumes from the store."""
+        from datetime import timedelta
+        from decimal import Decimal
+
+        from keel.app.cycle import CycleConfig, DecisionCycle
+        from keel.app.live import (
+            Desk,
+            LiveOptions,
+            LocalVenue,
+            StopFlag,
+            remote_broker,
+            run_live,
+            session_start,
+        )
+        from keel.app.metrics import KeelMetrics
+        from keel.cli.demo_cmd import load_run_config
+        from keel.clock import SimulatedClock, WallClock
+        from keel.data.source import load_market
+        from keel.errors import ConfigError
+        from keel.store.db import Store
+
+        with friendly_errors():
+            stop = StopFlag()
+            stop.install()
+            cfg = load_run_config(config, out_dir, assets, days, seed)
+            out = Path(cfg.general.out_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            if clock_kind not in ("sim", "wall"):
+                raise ConfigError("unknown clock", field="clock", value=clock_kind)
+            if drain not in ("cancel", "finish"):
+                raise ConfigError("unknown drain mode", field="drain", value=drain)
+            store = Store.from_url(cfg.store.url)
+            store.upgrade()
+            market = load_market(cfg.data, seed=cfg.general.seed)
+            bar = timedelta(minutes=bar_minutes)
+            sim = SimulatedClock(session_start(market)) if clock_kind == "sim" else None
+            clock = sim if sim is not None else WallClock()
+            overrides = {} if engine is None else {"engine": engine}
+            if horizon_minutes:
+                overrides["horizon"] = timedelta(minutes=horizon_minutes)  # type: ignore
+            cycle = DecisionCycle(CycleConfig.from_config(cfg, **overrides))
+            local = None
+            if venue == "local":
+                proto = local_protocol
+                if proto == "auto":
+                    import importlib.util
+
+                    proto = ("fix" if importlib.util.find_spec(
+                        "keel.venues.exchange.fix_front") else "rest")
+                local = LocalVenue.start(market, clock, protocol=proto, seed=cfg.general.seed)
+                broker = local.broker()
+            else:
+                v = cfg.venues
+                broker = remote_broker(venue, rest_url=rest_url or v.rest_url,
+                                       fix_host=fix_host or v.fix_host,
+                                       fix_port=fix_port or v.fix_port,
+                                       sender=v.sender_comp_id, target=v.target_comp_id)
+            desk = Desk(store, clock, broker, cycle, metrics=KeelMetrics(), venue_name=venue,
+                        max_order_notional=cfg.execution.max_order_notional)
+            if sim is not None:
+                last = desk.last_cycle_time()
+                if last is not None:
+                    sim.set(max(last + bar, sim.now()))
+            recovered = desk.recover()
+            desk.fund(Decimal(str(nav)))
+            where = f" ({local.protocol} {local.url})" if local else ""
+            started = clock.now().strftime("%Y-%m-%d %H:%M")
+            console.print(f"[green]keel run[/]: venue {venue}{where}, engine "
+                          f"{cycle.engine.value}, clock {clock_kind} at {started}Z, "
+                          f"recovered {recovered}")
+            last_close = {s: Decimal(str(round(float(p), 4)))
+                          for s, p in market.latest("prices").items()}
+
+            def prices() -> dict[str, Decimal]:
+                return local.mids() if local is not None else last_close
+
+            def step_market(now: object, dt: float) -> None:
+                if local is not None:
+                    local.simulator.step(now, dt)
+
+            def on_cycle(res: object) -> None:
+                r = res  # CycleResult
+                trig = ",".join(r.codes("triggers"))  # type: ignore[attr-defined]
+                console.print(f"{r.now:%H:%M} {r.engine.value} "  # type: ignore[attr-defined]
+                              f"triggers={trig or '-'} orders={len(r.orders)} "  # type: ignore
+                              f"working={desk.working()} fills={desk.stats.fills}",
+                              markup=False)
+
+            opts = LiveOptions(interval_s=interval, bar=bar, max_bars=max_bars,
+                               drain_finish=drain == "finish", drain_timeout_s=drain_timeout,
+                               control=control or out / "control.json")
+            try:
+                summary = run_live(desk, market, opts, prices=prices, step_market=step_market,
+                                   sim_clock=sim, stop=stop, on_cycle=on_cycle)
+            finally:
+                close = getattr(broker, "close", None)
+                if close is not None:
+                    close()
+                if local is not None:
+                    local.stop()
+            console.print(f"[green]stopped[/]: {summary}")

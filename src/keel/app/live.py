@@ -1,0 +1,454 @@
+"""`keel run`: the live decision loop, and the trading desk it shares with `keel demo`.
+
+A :class:`Desk` wires the store, the ledger, the order manager (the one risk gate), the
+broker and a :class:`~keel.app.cycle.DecisionCycle`. A :class:`LocalVenue` is a simulated
+exchange started in this process (matching engine, liquidity provider, price process) behind
+its network front end on localhost, so orders really cross a socket.
+
+Restart semantics (see ``docs/live.md``): the order manager reloads open orders from the store
+and reconciles them with the venue (``OrderManager.recover``); the ledger is rebuilt from its
+own entries and then catches up with every fill the store holds (``Desk.sync_ledger``, exec
+ids make it idempotent); the simulated clock resumes after the last recorded cycle; and a
+cycle never trades while a parent is still working, so nothing is stacked twice.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from keel.app.cycle import CycleResult, DecisionCycle
+from keel.errors import ConfigError
+from keel.types import Fill
+
+if TYPE_CHECKING:
+    from keel.app.metrics import KeelMetrics
+    from keel.clock import Clock, SimulatedClock
+    from keel.data.market import MarketData
+    from keel.execution.oms import OrderManager
+    from keel.portfolio.ledger import Ledger
+    from keel.store.db import Store
+    from keel.store.orders_repo import OrderRecord
+    from keel.venues.base import Broker
+
+ACTOR = "live"
+API_KEY = "keel"
+ACCOUNT = "default"
+
+
+# --------------------------------------------------------------------------- venues
+
+
+@dataclass
+class LocalVenue:
+    """A simulated exchange running in this process behind a localhost front end.
+
+    Attributes:
+        exchange: the :class:`~keel.venues.exchange.core.SimulatedExchange`.
+        simulator: the price process + liquidity provider stepping the mids.
+        protocol: ``fix`` or ``rest`` (the front end the broker talks to).
+        url / port: where the front end listens.
+    """
+
+    exchange: Any
+    simulator: Any
+    protocol: str
+    port: int
+    url: str
+    _server: Any = None
+
+    @classmethod
+    def start(cls, market: MarketData, clock: Clock, *, protocol: str = "rest",
+              seed: int = 7, starting_cash: Decimal | int = 10_000_000) -> LocalVenue:
+        """Exchange on the market's symbols, mids at the last close, daily vol of each name."""
+        from keel.venues.exchange.core import SimulatedExchange
+        from keel.venues.exchange.simulator import MarketSimulator
+
+        last = market.latest("prices")
+        vol = market.latest("volatility").fillna(0.02)
+        ex = SimulatedExchange(list(market.symbols), starting_cash=starting_cash)
+        sim = MarketSimulator(ex, last.to_dict(), vol.to_dict(), seed=seed)
+        sim.quote_all(clock.now())
+        if protocol == "fix":
+            server, port, url = _start_fix(ex, clock)
+        elif protocol == "rest":
+            from keel.venues.exchange.rest_api import create_rest_app
+            from keel.venues.exchange.server import BackgroundServer
+
+            server = BackgroundServer(create_rest_app(ex, clock, {API_KEY: ACCOUNT})).start()
+            port, url = server.port, server.url
+        else:
+            raise ConfigError("unknown venue protocol", field="protocol", value=protocol)
+        return cls(ex, sim, protocol, port, url, server)
+
+    def broker(self) -> Broker:
+        """A broker speaking this venue's front-end protocol."""
+        if self.protocol == "fix":
+            return fix_broker("127.0.0.1", self.port)
+        from keel.venues.rest import RestBroker
+
+        return RestBroker(self.url, API_KEY)
+
+    def mids(self) -> dict[str, Decimal]:
+        """Current reference mid of every symbol (currency/share)."""
+        return {s: Decimal(str(round(float(m), 4)))
+                for s, m in zip(self.simulator.symbols, self.simulator.mids, strict=True)}
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+def _start_fix(exchange: Any, clock: Clock) -> tuple[Any, int, str]:
+    try:
+        from keel.venues.exchange.fix_front import FixExchangeServer  # type: ignore[import-not-found]
+    except ImportError:
+        raise ConfigError("the exchange's FIX front end is not available in this build; "
+                          "use the REST front end", field="protocol", value="fix") from None
+    server = FixExchangeServer(exchange, host="127.0.0.1", port=0)
+    server.start()
+    return server, int(server.port), f"fix://127.0.0.1:{server.port}"
+
+
+def fix_broker(host: str, port: int, *, sender: str = "KEEL", target: str = "KEELX",
+               begin_string: str = "FIX.4.4") -> Broker:
+    """A logged-on :class:`~keel.venues.fix.FixBroker` (sequence numbers reset at logon)."""
+    from keel.venues.fix.broker import FixBroker
+    from keel.venues.fix.config import SessionConfig
+
+    cfg = SessionConfig(begin_string, sender, target, initiator=True, reset_on_logon=True,
+                        heartbeat_interval=30)
+    return FixBroker(cfg, host, port).start(wait_logon=10.0)
+
+
+def remote_broker(kind: str, *, rest_url: str, fix_host: str, fix_port: int,
+                  sender: str = "KEEL", target: str = "KEELX") -> Broker:
+    """A broker to a running ``keel exchange``: ``rest``, or ``fix`` with REST fallback."""
+    from keel.venues.rest import RestBroker
+
+    if kind == "rest":
+        return RestBroker(rest_url, API_KEY)
+    if kind == "fix":
+        from keel.venues.routing import RoutingBroker
+
+        return RoutingBroker(fix_broker(fix_host, fix_port, sender=sender, target=target),
+                             RestBroker(rest_url, API_KEY))
+    raise ConfigError("unknown venue", field="venue", value=kind)
+
+
+# --------------------------------------------------------------------------- the desk
+
+
+@dataclass
+class DeskStats:
+    cycles: int = 0
+    traded_cycles: int = 0
+    orders: int = 0
+    rejects: int = 0
+    fills: int = 0
+    engine_switches: int = 0
+    last: CycleResult | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Desk:
+    """Store + ledger + order manager + broker + decision cycle, wired once.
+
+    Args:
+        store: the upgraded store.
+        clock: the clock (simulated in the demo and tests).
+        broker: the venue.
+        cycle: the decision cycle.
+        metrics: Prometheus counters to update (optional).
+        venue_name: label of the venue in the metrics.
+        max_order_notional: pre-trade cap of the order manager, currency.
+    """
+
+    def __init__(self, store: Store, clock: Clock, broker: Broker, cycle: DecisionCycle, *,
+                 metrics: KeelMetrics | None = None, venue_name: str = "exchange",
+                 max_order_notional: float = 5_000_000.0) -> None:
+        from keel.execution.checks import MaxNotional
+        from keel.execution.oms import OrderManager
+        from keel.portfolio.ledger import Ledger
+        from keel.store.audit import AuditLog
+        from keel.store.orders_repo import OrdersRepo
+
+        self.store, self.clock, self.broker, self.cycle = store, clock, broker, cycle
+        self.metrics, self.venue_name = metrics, venue_name
+        self.repo = OrdersRepo(store)
+        self.audit = AuditLog(store)
+        self.ledger: Ledger = Ledger.open(store, clock=clock)
+        self.oms: OrderManager = OrderManager(
+            broker, self.repo, clock, checks=[MaxNotional(Decimal(str(max_order_notional)))],
+            sleep=lambda s: time.sleep(min(s, 0.05)), carry_remainder=True,
+            positions=lambda: {s: p.qty for s, p in self.ledger.positions.items()})
+        self.oms.add_fill_listener(self._on_fill)
+        self.stats = DeskStats()
+
+    def _on_fill(self, fill: Fill, parent: OrderRecord) -> None:
+        if self.ledger.apply_fill(fill):
+            self.stats.fills += 1
+            if self.metrics is not None:
+                self.metrics.fills.labels(self.venue_name, fill.symbol).inc()
+                self.metrics.filled_notional.labels(self.venue_name).inc(
+                    float(fill.qty * fill.price))
+
+    # ------------------------------------------------------------------ life cycle
+
+    def fund(self, amount: Decimal | int) -> bool:
+        """Deposit ``amount`` once: a restarted desk whose ledger is funded does nothing."""
+        if self.ledger.state.net_deposits != 0:
+            return False
+        self.ledger.deposit(Decimal(amount))
+        return True
+
+    def sync_ledger(self) -> int:
+        """Book every stored fill the ledger has not seen (exec ids make this idempotent)."""
+        fills = [f for f, _ in self.repo.fills()]
+        return self.ledger.apply_fills(fills) if fills else 0
+
+    def recover(self) -> dict[str, Any]:
+        """After a restart: reconcile open orders with the venue, then catch the ledger up."""
+        rep = self.oms.recover()
+        caught_up = self.sync_ledger()
+        out = {"loaded": rep.loaded, "resubmitted": len(rep.resubmitted),
+               "expired": len(rep.expired), "adopted": len(rep.adopted),
+               "orphans_cancelled": len(rep.orphans_cancelled), "ledger_caught_up": caught_up}
+        self.audit.append(ACTOR, "live.recover", "desk", ACCOUNT, out, self.clock.now())
+        return out
+
+    def working(self) -> int:
+        """Parent orders still open in the order manager."""
+        return len(self.oms.open_parents())
+
+    def last_rebalance(self) -> datetime | None:
+        """Time of the newest cycle that traded, from the audit log."""
+        rows = self.audit.query(action="live.cycle", newest_first=True, limit=500)
+        for r in rows:
+            if r.payload.get("traded"):
+                return datetime.fromisoformat(r.payload["now"])
+        return None
+
+    def last_cycle_time(self) -> datetime | None:
+        rows = self.audit.query(action="live.cycle", newest_first=True, limit=1)
+        return datetime.fromisoformat(rows[0].payload["now"]) if rows else None
+
+    # ------------------------------------------------------------------ work
+
+    def decide(self, market: MarketData, prices: Mapping[str, Decimal], *,
+               force: bool = False, dry_run: bool = False) -> CycleResult:
+        """One decision cycle at ``clock.now()``; recorded in the audit log."""
+        now = self.clock.now()
+        held = {s for s in self.ledger.positions}
+        marks = {s: p for s, p in prices.items() if s in held}
+        if marks:
+            self.ledger.mark(marks)
+        res = self.cycle.run(market, now=now, state=self.ledger.state, prices=prices,
+                             clock=self.clock, oms=None if dry_run else self.oms,
+                             last_rebalance=self.last_rebalance(), working=self.working(),
+                             force=force)
+        st = self.stats
+        st.cycles += 1
+        st.traded_cycles += int(res.traded)
+        st.orders += len(res.orders)
+        st.rejects += len(res.rejected)
+        st.last = res
+        summary = res.to_dict()
+        st.history.append(summary)
+        self.audit.append(ACTOR, "live.cycle", "cycle", now.isoformat(), summary, now)
+        if self.metrics is not None:
+            m = self.metrics
+            m.cycles.labels("traded" if res.traded else "held").inc()
+            for o in res.orders:
+                m.orders.labels(self.venue_name, o.side.value).inc()
+            for code in res.rejected.values():
+                m.rejects.labels(code).inc()
+            m.equity.set(float(self.ledger.state.equity))
+            m.gross_exposure.set(float(self.ledger.state.gross_exposure
+                                       / max(self.ledger.state.equity, Decimal(1))))
+        return res
+
+    def pump(self) -> None:
+        """Send due children, drain venue events, expire what is late."""
+        t0 = time.perf_counter()
+        self.oms.step()
+        if self.metrics is not None:
+            self.metrics.roundtrip.labels(self.venue_name).observe(time.perf_counter() - t0)
+            self.metrics.open_orders.set(self.working())
+
+    def drain(self, *, finish: bool = False, timeout_s: float = 5.0,
+              advance: Callable[[], None] | None = None) -> dict[str, int]:
+        """Stop trading cleanly: cancel working parents (or let them finish up to
+        ``timeout_s``), collect the venue's answers, persist. Returns what was done."""
+        deadline = time.monotonic() + timeout_s
+        cancelled = 0
+        if finish:
+            while self.working() and time.monotonic() < deadline:
+                if advance is not None:
+                    advance()
+                self.pump()
+        for p in self.oms.open_parents():
+            self.oms.cancel(p.client_order_id)
+            cancelled += 1
+        while time.monotonic() < deadline:
+            self.pump()
+            if not self.working():
+                break
+            time.sleep(0.02)
+        self.sync_ledger()
+        out = {"cancelled": cancelled, "still_open": self.working()}
+        self.audit.append(ACTOR, "live.drain", "desk", ACCOUNT, out, self.clock.now())
+        return out
+
+
+# --------------------------------------------------------------------------- control
+
+
+@dataclass
+class Control:
+    """The control file ``keel run`` re-reads every bar (JSON object, all keys optional):
+    ``{"engine": "greedy" | "mean_variance", "force": true, "stop": true}``."""
+
+    path: Path | None
+    _mtime: float = -1.0
+    _seen: dict[str, Any] = field(default_factory=dict)
+
+    def read(self) -> dict[str, Any]:
+        """The control values when the file changed since the last read, else ``{}``."""
+        if self.path is None or not self.path.exists():
+            return {}
+        mtime = self.path.stat().st_mtime
+        if mtime == self._mtime:
+            return {}
+        self._mtime = mtime
+        try:
+            data = json.loads(self.path.read_text() or "{}")
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"control file is not JSON ({exc})", field="control",
+                              value=str(self.path)) from None
+        if not isinstance(data, dict):
+            raise ConfigError("control file must hold a JSON object", field="control",
+                              value=str(self.path))
+        unknown = set(data) - {"engine", "force", "stop"}
+        if unknown:
+            raise ConfigError("unknown control key", field=f"control.{sorted(unknown)[0]}")
+        return data
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class LiveOptions:
+    """Settings of :func:`run_live`.
+
+    Attributes:
+        interval_s: wall seconds between two bars.
+        bar: simulated time per bar (simulated clock only).
+        max_bars: stop after this many bars in this process (0: until stopped).
+        drain_finish: on stop, let working orders finish (up to ``drain_timeout_s``) instead
+            of cancelling them at once.
+        control: control file (see :class:`Control`).
+        nav: cash deposited into a new (never funded) ledger, currency.
+    """
+
+    interval_s: float = 1.0
+    bar: timedelta = timedelta(minutes=5)
+    max_bars: int = 0
+    drain_finish: bool = False
+    drain_timeout_s: float = 5.0
+    control: Path | None = None
+    nav: Decimal = Decimal(1_000_000)
+
+
+class StopFlag:
+    """Set by SIGTERM / SIGINT; the loop finishes its bar, then drains."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+        self.signal: int | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.stopped = True
+        self.signal = signum
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self)
+        signal.signal(signal.SIGINT, self)
+
+
+def session_start(market: MarketData, *, minutes_after_open: int = 5,
+                  calendar: str = "XNYS") -> datetime:
+    """The first trading instant of the session after the market's last close."""
+    import pandas as pd
+
+    from keel.data.calendar import get_calendar
+
+    cal = get_calendar(calendar)
+    return (cal.next_open(market.now) + pd.Timedelta(minutes=minutes_after_open)
+            ).to_pydatetime()
+
+
+def run_live(desk: Desk, market: MarketData, options: LiveOptions, *,
+             prices: Callable[[], Mapping[str, Decimal]],
+             step_market: Callable[[datetime, float], None] | None = None,
+             sim_clock: SimulatedClock | None = None, stop: StopFlag | None = None,
+             on_cycle: Callable[[CycleResult], None] | None = None,
+             sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """The loop: every bar, pump the order manager, run one decision cycle (trading only
+    when a trigger fires), and apply control-file changes; drain on stop.
+
+    Args:
+        desk: the wired desk (already recovered).
+        market: daily history (refreshed view each bar: ``market.as_of(now)``).
+        prices: live reference prices per bar (exchange mids, or the last close).
+        step_market: ``(now, dt_seconds)`` advances an in-process price process.
+        sim_clock: advanced by ``options.bar`` each bar when given (else wall time).
+        stop: the stop flag (SIGTERM/SIGINT); a fresh one is used if None.
+    """
+    stop = stop or StopFlag()
+    control = Control(options.control)
+    bars = 0
+    while not stop.stopped:
+        ctl = control.read()
+        if ctl.get("engine"):
+            old = desk.cycle.engine
+            new = desk.cycle.set_engine(ctl["engine"])
+            if new is not old:
+                desk.stats.engine_switches += 1
+                desk.audit.append(ACTOR, "live.engine", "cycle", new.value,
+                                  {"from": old.value, "to": new.value}, desk.clock.now())
+        if ctl.get("stop"):
+            break
+        desk.pump()
+        res = desk.decide(market, prices(), force=bool(ctl.get("force")))
+        desk.pump()
+        if on_cycle is not None:
+            on_cycle(res)
+        bars += 1
+        if options.max_bars and bars >= options.max_bars:
+            break
+        sleep(options.interval_s)
+        if sim_clock is not None:
+            sim_clock.advance(options.bar)
+            if step_market is not None:
+                step_market(sim_clock.now(), options.bar.total_seconds())
+    advance = None
+    if sim_clock is not None:
+        clock = sim_clock
+
+        def advance() -> None:
+            clock.advance(options.bar)
+            if step_market is not None:
+                step_market(clock.now(), options.bar.total_seconds())
+    drained = desk.drain(finish=options.drain_finish, timeout_s=options.drain_timeout_s,
+                         advance=advance)
+    return {"bars": bars, "signal": stop.signal, **drained}
