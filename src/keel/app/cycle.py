@@ -325,8 +325,8 @@ class DecisionCycle:
         names: tuple[str, ...] | None = decision.names
         if force and not decision.trade:
             names = None
-            codes = tuple(r.value for r in decision.reasons)
-            res.stages.append(StageReport("triggers", ("FORCED", *codes)))
+            why = tuple(r.value for r in decision.reasons)
+            res.stages.append(StageReport("triggers", ("FORCED", *why)))
         else:
             res.stages.append(StageReport("triggers", tuple(r.value for r in decision.reasons),
                                           {"names": len(decision.names)}))
