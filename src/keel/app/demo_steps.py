@@ -76,7 +76,7 @@ def step_decide(ctx: DemoContext) -> None:
     algos = Counter(res.algos.values())
     ctx.record("decide", engine=res.engine.value,
                triggers=",".join(res.codes("triggers")),
-               target_names=int(len(res.targets)), parent_orders=len(res.orders),
+               target_names=len(res.targets), parent_orders=len(res.orders),
                governance_rejects=len(res.rejected), vwap_parents=algos.get("vwap", 0),
                is_parents=algos.get("is", 0), child_orders=sum(res.children.values()))
 

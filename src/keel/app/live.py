@@ -397,6 +397,21 @@ def session_start(market: MarketData, *, minutes_after_open: int = 5,
             ).to_pydatetime()
 
 
+def _advance(desk: Desk, clock: SimulatedClock, bar: timedelta,
+             step_market: Callable[[datetime, float], None] | None,
+             tick: timedelta = timedelta(minutes=1)) -> None:
+    """Move simulated time by one bar in ``tick`` steps, stepping prices and pumping the order
+    manager at each, so no child slice shorter than a bar is skipped."""
+    left = bar
+    while left > timedelta(0):
+        dt = min(tick, left)
+        clock.advance(dt)
+        left -= dt
+        if step_market is not None:
+            step_market(clock.now(), dt.total_seconds())
+        desk.pump()
+
+
 def run_live(desk: Desk, market: MarketData, options: LiveOptions, *,
              prices: Callable[[], Mapping[str, Decimal]],
              step_market: Callable[[datetime, float], None] | None = None,
@@ -438,17 +453,13 @@ def run_live(desk: Desk, market: MarketData, options: LiveOptions, *,
             break
         sleep(options.interval_s)
         if sim_clock is not None:
-            sim_clock.advance(options.bar)
-            if step_market is not None:
-                step_market(sim_clock.now(), options.bar.total_seconds())
+            _advance(desk, sim_clock, options.bar, step_market)
     advance = None
     if sim_clock is not None:
         clock = sim_clock
 
         def advance() -> None:
-            clock.advance(options.bar)
-            if step_market is not None:
-                step_market(clock.now(), options.bar.total_seconds())
+            _advance(desk, clock, options.bar, step_market)
     drained = desk.drain(finish=options.drain_finish, timeout_s=options.drain_timeout_s,
                          advance=advance)
     return {"bars": bars, "signal": stop.signal, **drained}

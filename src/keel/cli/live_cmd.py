@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
         from datetime import timedelta
         from decimal import Decimal
 
-        from keel.app.cycle import CycleConfig, DecisionCycle
+        from keel.app.cycle import CycleConfig, CycleResult, DecisionCycle
         from keel.app.live import (
             Desk,
             LiveOptions,
@@ -112,6 +112,9 @@ def register(app: typer.Typer) -> None:
             desk.fund(Decimal(str(nav)))
             where = f" ({local.protocol} {local.url})" if local else ""
             started = clock.now().strftime("%Y-%m-%d %H:%M")
+            print(f"RECOVERED loaded={recovered['loaded']} "
+                  f"resubmitted={recovered['resubmitted']} "
+                  f"ledger_caught_up={recovered['ledger_caught_up']}", flush=True)
             console.print(f"[green]keel run[/]: venue {venue}{where}, engine "
                           f"{cycle.engine.value}, clock {clock_kind} at {started}Z, "
                           f"recovered {recovered}")
@@ -125,13 +128,12 @@ def register(app: typer.Typer) -> None:
                 if local is not None:
                     local.simulator.step(now, dt)
 
-            def on_cycle(res: object) -> None:
-                r = res  # CycleResult
-                trig = ",".join(r.codes("triggers"))  # type: ignore[attr-defined]
-                console.print(f"{r.now:%H:%M} {r.engine.value} "  # type: ignore[attr-defined]
-                              f"triggers={trig or '-'} orders={len(r.orders)} "  # type: ignore
-                              f"working={desk.working()} fills={desk.stats.fills}",
-                              markup=False)
+            def on_cycle(r: CycleResult) -> None:
+                trig = ",".join(r.codes("triggers")) or "-"
+                # one plain line per bar (tests and log scrapers read it)
+                print(f"CYCLE {r.now:%Y-%m-%dT%H:%M} engine={r.engine.value} "
+                      f"triggers={trig} orders={len(r.orders)} working={desk.working()} "
+                      f"fills={desk.stats.fills}", flush=True)
 
             opts = LiveOptions(interval_s=interval, bar=bar, max_bars=max_bars,
                                drain_finish=drain == "finish", drain_timeout_s=drain_timeout,
@@ -146,3 +148,5 @@ def register(app: typer.Typer) -> None:
                 if local is not None:
                     local.stop()
             console.print(f"[green]stopped[/]: {summary}")
+            print(f"STOPPED bars={summary['bars']} cancelled={summary['cancelled']} "
+                  f"still_open={summary['still_open']}", flush=True)
