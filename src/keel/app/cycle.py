@@ -353,13 +353,18 @@ class DecisionCycle:
                                              registry=registry)
         verdicts = self.governance.evaluate(list(plan.orders), gctx)
         approved: list[Order] = []
+        gcodes: list[str] = []
         for o, v in zip(plan.orders, verdicts, strict=True):
+            gcodes.append(v.reason_code)
             if v.approved_order is None:
                 res.rejected[o.client_order_id] = v.reason_code
+            elif v.approved_order.qty > o.qty:
+                # the plan is budgeted to never overspend; governance may shrink it, not grow it
+                approved.append(o)
+                gcodes.append("UPSIZE_CAPPED")
             else:
                 approved.append(v.approved_order)
-        res.stages.append(StageReport("governance",
-                                      _count_codes(v.reason_code for v in verdicts),
+        res.stages.append(StageReport("governance", _count_codes(gcodes),
                                       {"approved": len(approved)}))
         # schedules
         scheduled = self._schedule(approved, view, px, clock, res)
