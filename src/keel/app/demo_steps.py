@@ -9,7 +9,6 @@ TCA; the HTML report.
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
@@ -26,11 +25,6 @@ DEMO_NAV = Decimal(10_000_000)
 BAR = timedelta(minutes=5)
 
 
-def fix_front_available() -> bool:
-    """True when the exchange's FIX acceptor (``keel.venues.exchange.fix_front``) exists."""
-    return importlib.util.find_spec("keel.venues.exchange.fix_front") is not None
-
-
 def step_risk(ctx: DemoContext) -> None:
     from keel.app.cycle import CycleConfig, DecisionCycle
 
@@ -44,12 +38,15 @@ def step_risk(ctx: DemoContext) -> None:
 
 
 def step_venue(ctx: DemoContext) -> None:
-    from keel.app.live import Desk, LocalVenue, session_start
+    from keel.app.live import Desk, LocalVenue, fix_unavailable, session_start
     from keel.app.metrics import KeelMetrics
 
     assert ctx.market is not None
     ctx.clock.set(session_start(ctx.market))
-    protocol = "fix" if fix_front_available() else "rest"
+    why_not_fix = fix_unavailable()
+    protocol = "rest" if why_not_fix else "fix"
+    if why_not_fix and ctx.progress is not None:
+        ctx.progress("venue", f"FIX unavailable ({why_not_fix}): trading over REST")
     venue = LocalVenue.start(ctx.market, ctx.clock, protocol=protocol,
                              seed=ctx.config.general.seed, starting_cash=DEMO_NAV)
     ctx.artifacts["venue"] = venue
@@ -62,6 +59,7 @@ def step_venue(ctx: DemoContext) -> None:
     desk.fund(DEMO_NAV)
     ctx.artifacts["desk"] = desk
     ctx.record("venue", venue_protocol=protocol, venue_url=venue.url,
+               fix_session=",".join(venue.fix_sessions()) or f"none ({why_not_fix})",
                session_start=ctx.clock.now().isoformat())
 
 
@@ -100,8 +98,7 @@ def step_trade(ctx: DemoContext) -> None:
         if ctx.progress is not None and bars % 6 == 0:
             ctx.progress("trade", f"{ctx.clock.now():%H:%M} UTC, {desk.stats.fills} fills, "
                          f"{desk.working()} parents working")
-    desk.pump()
-    if desk.working():
+    if desk.settle(timeout_s=5.0):
         desk.drain(timeout_s=5.0)
     ctx.artifacts["mids"] = path
     kids = desk.repo.children()

@@ -96,6 +96,11 @@ class LocalVenue:
 
         return RestBroker(self.url, API_KEY)
 
+    def fix_sessions(self) -> list[str]:
+        """FIX sessions logged on at the exchange now (empty for the REST front end)."""
+        logged = getattr(self._server, "logged_on", None)
+        return list(logged()) if callable(logged) else []
+
     def mids(self) -> dict[str, Decimal]:
         """Current reference mid of every symbol (currency/share)."""
         return {s: Decimal(str(round(float(m), 4)))
@@ -107,13 +112,30 @@ class LocalVenue:
             self._server = None
 
 
+def fix_unavailable() -> str | None:
+    """Why the in-process exchange cannot speak FIX here (None: it can): its FIX front end
+    must be installed and the FIX data dictionaries findable (``KEEL_FIX_SPEC_DIR``)."""
+    import importlib.util
+
+    from keel.errors import KeelError
+    from keel.venues.fix.dictionary import find_spec_dir
+
+    if importlib.util.find_spec("keel.venues.exchange.fix_front") is None:
+        return "the exchange has no FIX front end in this build"
+    try:
+        find_spec_dir()
+    except KeelError:
+        return "FIX data dictionaries not found (set KEEL_FIX_SPEC_DIR)"
+    return None
+
+
 def _start_fix(exchange: Any, clock: Clock) -> tuple[Any, int, str]:
     try:
         from keel.venues.exchange.fix_front import FixExchangeServer  # type: ignore[import-not-found]
     except ImportError:
         raise ConfigError("the exchange's FIX front end is not available in this build; "
                           "use the REST front end", field="protocol", value="fix") from None
-    server = FixExchangeServer(exchange, host="127.0.0.1", port=0)
+    server = FixExchangeServer(exchange, host="127.0.0.1", port=0, clock=clock)
     server.start()
     return server, int(server.port), f"fix://127.0.0.1:{server.port}"
 
@@ -283,6 +305,16 @@ class Desk:
         if self.metrics is not None:
             self.metrics.roundtrip.labels(self.venue_name).observe(time.perf_counter() - t0)
             self.metrics.open_orders.set(self.working())
+
+    def settle(self, timeout_s: float = 5.0) -> int:
+        """Pump until no parent is working or ``timeout_s`` passed (asynchronous venues such
+        as FIX answer on their own thread); returns the parents still working."""
+        deadline = time.monotonic() + timeout_s
+        self.pump()
+        while self.working() and time.monotonic() < deadline:
+            time.sleep(0.02)
+            self.pump()
+        return self.working()
 
     def drain(self, *, finish: bool = False, timeout_s: float = 5.0,
               advance: Callable[[], None] | None = None) -> dict[str, int]:

@@ -55,6 +55,7 @@ def register(app: typer.Typer) -> None:
             LiveOptions,
             LocalVenue,
             StopFlag,
+            fix_unavailable,
             remote_broker,
             run_live,
             session_start,
@@ -90,10 +91,7 @@ def register(app: typer.Typer) -> None:
             if venue == "local":
                 proto = local_protocol
                 if proto == "auto":
-                    import importlib.util
-
-                    proto = ("fix" if importlib.util.find_spec(
-                        "keel.venues.exchange.fix_front") else "rest")
+                    proto = "rest" if fix_unavailable() else "fix"
                 local = LocalVenue.start(market, clock, protocol=proto, seed=cfg.general.seed)
                 broker = local.broker()
             else:
