@@ -130,9 +130,6 @@ def run_demo(config: KeelConfig, *, steps: list[Step] | None = None,
 
 def _close(ctx: DemoContext) -> None:
     """Log out of the venue and stop the in-process exchange (idempotent)."""
-    broker = ctx.artifacts.pop("broker", None)
-    if broker is not None and hasattr(broker, "close"):
-        broker.close()
     venue = ctx.artifacts.pop("venue", None)
     if venue is not None:
         venue.stop()

@@ -51,7 +51,6 @@ def step_venue(ctx: DemoContext) -> None:
                              seed=ctx.config.general.seed, starting_cash=DEMO_NAV)
     ctx.artifacts["venue"] = venue
     broker = venue.broker()
-    ctx.artifacts["broker"] = broker
     desk = Desk(ctx.store, ctx.clock, broker, ctx.artifacts["cycle"], metrics=KeelMetrics(),
                 venue_name=protocol,
                 max_order_notional=ctx.config.execution.max_order_notional)

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from keel.store.db import Store
     from keel.store.orders_repo import OrderRecord
     from keel.venues.base import Broker
+    from keel.venues.fix.broker import FixBroker
 
 ACTOR = "live"
 API_KEY = "keel"
@@ -54,7 +55,7 @@ class LocalVenue:
         exchange: the :class:`~keel.venues.exchange.core.SimulatedExchange`.
         simulator: the price process + liquidity provider stepping the mids.
         protocol: ``fix`` or ``rest`` (the front end the broker talks to).
-        url / port: where the front end listens.
+        url / port: where the broker's front end listens (FIX when started with FIX).
     """
 
     exchange: Any
@@ -63,42 +64,65 @@ class LocalVenue:
     port: int
     url: str
     _server: Any = None
+    _fix: Any = None
+    _brokers: list[Any] = field(default_factory=list)
 
     @classmethod
     def start(cls, market: MarketData, clock: Clock, *, protocol: str = "rest",
               seed: int = 7, starting_cash: Decimal | int = 10_000_000) -> LocalVenue:
-        """Exchange on the market's symbols, mids at the last close, daily vol of each name."""
+        """Exchange on the market's symbols, mids at the last close, daily vol of each name.
+
+        ``protocol="fix"`` starts the FIX acceptor *and* the REST API (the fallback route);
+        ``"rest"`` only the REST API.
+        """
         from keel.venues.exchange.core import SimulatedExchange
+        from keel.venues.exchange.rest_api import create_rest_app
+        from keel.venues.exchange.server import BackgroundServer
         from keel.venues.exchange.simulator import MarketSimulator
 
+        if protocol not in ("fix", "rest"):
+            raise ConfigError("unknown venue protocol", field="protocol", value=protocol)
         last = market.latest("prices")
         vol = market.latest("volatility").fillna(0.02)
         ex = SimulatedExchange(list(market.symbols), starting_cash=starting_cash)
         sim = MarketSimulator(ex, last.to_dict(), vol.to_dict(), seed=seed)
         sim.quote_all(clock.now())
+        rest = BackgroundServer(create_rest_app(ex, clock, {API_KEY: ACCOUNT})).start()
+        venue = cls(ex, sim, protocol, rest.port, rest.url, rest)
         if protocol == "fix":
-            server, port, url = _start_fix(ex, clock)
-        elif protocol == "rest":
-            from keel.venues.exchange.rest_api import create_rest_app
-            from keel.venues.exchange.server import BackgroundServer
+            try:
+                venue._fix, venue.port, venue.url = _start_fix(ex, clock)
+            except BaseException:
+                rest.stop()
+                raise
+        return venue
 
-            server = BackgroundServer(create_rest_app(ex, clock, {API_KEY: ACCOUNT})).start()
-            port, url = server.port, server.url
-        else:
-            raise ConfigError("unknown venue protocol", field="protocol", value=protocol)
-        return cls(ex, sim, protocol, port, url, server)
-
-    def broker(self) -> Broker:
-        """A broker speaking this venue's front-end protocol."""
-        if self.protocol == "fix":
-            return fix_broker("127.0.0.1", self.port)
+    def broker(self, *, fallback: bool = False) -> Broker:
+        """A broker on this venue: FIX (with ``fallback``: routed, REST when FIX is down) or
+        REST, as the venue was started. The venue closes it at :meth:`stop`."""
         from keel.venues.rest import RestBroker
 
-        return RestBroker(self.url, API_KEY)
+        rest_url = self._server.url
+        b: Broker
+        if self.protocol == "fix":
+            fix = fix_broker("127.0.0.1", self.port)
+            self._brokers.append(fix)
+            if fallback:
+                from keel.venues.routing import RoutingBroker
+
+                rest = RestBroker(rest_url, API_KEY)
+                self._brokers.append(rest)
+                b = RoutingBroker(fix, rest, primary_up=lambda: fix.is_logged_on)
+            else:
+                b = fix
+        else:
+            b = RestBroker(rest_url, API_KEY)
+            self._brokers.append(b)
+        return b
 
     def fix_sessions(self) -> list[str]:
         """FIX sessions logged on at the exchange now (empty for the REST front end)."""
-        logged = getattr(self._server, "logged_on", None)
+        logged = getattr(self._fix, "logged_on", None)
         return list(logged()) if callable(logged) else []
 
     def mids(self) -> dict[str, Decimal]:
@@ -107,9 +131,16 @@ class LocalVenue:
                 for s, m in zip(self.simulator.symbols, self.simulator.mids, strict=True)}
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        """Close the brokers made by :meth:`broker`, then stop the front ends."""
+        for b in self._brokers:
+            close = getattr(b, "close", None)
+            if close is not None:
+                close()
+        self._brokers.clear()
+        for server in (self._fix, self._server):
+            if server is not None:
+                server.stop()
+        self._fix = self._server = None
 
 
 def fix_unavailable() -> str | None:
@@ -141,7 +172,7 @@ def _start_fix(exchange: Any, clock: Clock) -> tuple[Any, int, str]:
 
 
 def fix_broker(host: str, port: int, *, sender: str = "KEEL", target: str = "KEELX",
-               begin_string: str = "FIX.4.4") -> Broker:
+               begin_string: str = "FIX.4.4") -> FixBroker:
     """A logged-on :class:`~keel.venues.fix.FixBroker` (sequence numbers reset at logon)."""
     from keel.venues.fix.broker import FixBroker
     from keel.venues.fix.config import SessionConfig
@@ -161,8 +192,9 @@ def remote_broker(kind: str, *, rest_url: str, fix_host: str, fix_port: int,
     if kind == "fix":
         from keel.venues.routing import RoutingBroker
 
-        return RoutingBroker(fix_broker(fix_host, fix_port, sender=sender, target=target),
-                             RestBroker(rest_url, API_KEY))
+        fix = fix_broker(fix_host, fix_port, sender=sender, target=target)
+        return RoutingBroker(fix, RestBroker(rest_url, API_KEY),
+                             primary_up=lambda: fix.is_logged_on)
     raise ConfigError("unknown venue", field="venue", value=kind)
 
 

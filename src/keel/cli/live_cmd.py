@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
                 if proto == "auto":
                     proto = "rest" if fix_unavailable() else "fix"
                 local = LocalVenue.start(market, clock, protocol=proto, seed=cfg.general.seed)
-                broker = local.broker()
+                broker = local.broker(fallback=True)
             else:
                 v = cfg.venues
                 broker = remote_broker(venue, rest_url=rest_url or v.rest_url,
@@ -140,11 +140,14 @@ def register(app: typer.Typer) -> None:
                 summary = run_live(desk, market, opts, prices=prices, step_market=step_market,
                                    sim_clock=sim, stop=stop, on_cycle=on_cycle)
             finally:
-                close = getattr(broker, "close", None)
-                if close is not None:
-                    close()
                 if local is not None:
-                    local.stop()
+                    local.stop()  # closes its brokers too
+                else:
+                    for b in (broker, getattr(broker, "primary", None),
+                              getattr(broker, "fallback", None)):
+                        close = getattr(b, "close", None)
+                        if close is not None:
+                            close()
             console.print(f"[green]stopped[/]: {summary}")
             print(f"STOPPED bars={summary['bars']} cancelled={summary['cancelled']} "
                   f"still_open={summary['still_open']}", flush=True)
