@@ -382,14 +382,14 @@ class Control:
     ``{"engine": "greedy" | "mean_variance", "force": true, "stop": true}``."""
 
     path: Path | None
-    _mtime: float = -1.0
+    _mtime: int = -1
     _seen: dict[str, Any] = field(default_factory=dict)
 
     def read(self) -> dict[str, Any]:
         """The control values when the file changed since the last read, else ``{}``."""
         if self.path is None or not self.path.exists():
             return {}
-        mtime = self.path.stat().st_mtime
+        mtime = self.path.stat().st_mtime_ns
         if mtime == self._mtime:
             return {}
         self._mtime = mtime
