@@ -34,6 +34,7 @@ class DemoContext:
     run_id: str
     market: MarketData | None = None
     results: dict[str, Any] = field(default_factory=dict)
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     audit: AuditLog | None = None
     progress: Callable[[str, str], None] | None = None
@@ -42,6 +43,7 @@ class DemoContext:
     def record(self, step: str, **values: Any) -> None:
         """Add ``values`` to the summary and to the audit log."""
         self.results.update(values)
+        self.sections.setdefault(step, {}).update(values)
         if self.audit is not None:
             self.audit.append("demo", f"demo.{step}", "run", self.run_id, values,
                               self.clock.now())

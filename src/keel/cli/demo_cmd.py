@@ -64,12 +64,18 @@ def register(app: typer.Typer) -> None:
 
                 ctx = run_demo(cfg, progress=on_step)
             table = Table(title=f"keel demo — run {ctx.run_id}", show_header=True)
+            table.add_column("step", style="bold cyan")
             table.add_column("result")
             table.add_column("value", justify="right")
-            for key, value in ctx.results.items():
-                text = f"{value:,.4g}" if isinstance(value, float) else str(value)
-                table.add_row(key.replace("_", " "), text)
+            for step, values in ctx.sections.items():
+                for i, (key, value) in enumerate(values.items()):
+                    text = f"{value:,.4g}" if isinstance(value, float) else str(value)
+                    table.add_row(step if i == 0 else "", key.replace("_", " "), text)
+                table.add_section()
             console.print(table)
+            report = ctx.results.get("report")
+            if report:
+                console.print(f"report: [bold]{report}[/] (open it in a browser)")
             steps = ", ".join(f"{k} {v:.2f}s" for k, v in ctx.timings.items())
             console.print(f"steps: {steps}")
             console.print(f"stored in [bold]{ctx.store.url}[/]")
