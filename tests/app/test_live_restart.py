@@ -80,6 +80,15 @@ def _mid_execution(line: str) -> bool:
     return bool(m) and int(m.group(4)) > 0 and int(m.group(3)) > 0
 
 
+def _start_mid_execution(out: Path, url: str, *args: str
+                         ) -> tuple[subprocess.Popen[str], list[str]]:
+    """A `keel run` read until a bar where fills arrived and parents are still working."""
+    proc = _keel_run(out, "--venue", "rest", "--rest-url", url, *args)
+    lines = _read_until(proc, _mid_execution)
+    assert _mid_execution(lines[-1]), "\n".join(lines)
+    return proc, lines
+
+
 def _check_agreement(out: Path, ex: SimulatedExchange) -> dict[str, int]:
     """Store, ledger and exchange tell the same story."""
     store = Store.from_url(f"sqlite:///{out / 'keel.db'}")
@@ -118,9 +127,7 @@ def _check_agreement(out: Path, ex: SimulatedExchange) -> dict[str, int]:
 def test_sigkill_mid_day_then_restart_agrees(tmp_path, exchange):
     ex, url = exchange
     out = tmp_path / "run"
-    first = _keel_run(out, "--venue", "rest", "--rest-url", url, "--interval", "0.4")
-    lines = _read_until(first, _mid_execution)
-    assert _mid_execution(lines[-1]), "\n".join(lines)
+    first, lines = _start_mid_execution(out, url, "--interval", "0.4")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
     assert first.returncode == -signal.SIGKILL
@@ -152,9 +159,7 @@ def test_sigkill_mid_day_then_restart_agrees(tmp_path, exchange):
 def test_sigterm_mid_execution_cancels_and_exits_zero(tmp_path, exchange):
     ex, url = exchange
     out = tmp_path / "run"
-    proc = _keel_run(out, "--venue", "rest", "--rest-url", url, "--interval", "0.4")
-    lines = _read_until(proc, _mid_execution)
-    assert _mid_execution(lines[-1]), "\n".join(lines)
+    proc, _ = _start_mid_execution(out, url, "--interval", "0.4")
     proc.send_signal(signal.SIGTERM)
     rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, rest
@@ -166,3 +171,22 @@ def test_sigterm_mid_execution_cancels_and_exits_zero(tmp_path, exchange):
     store = Store.from_url(f"sqlite:///{out / 'keel.db'}")
     statuses = Counter(p.status for p in OrdersRepo(store).parents())
     assert statuses[OrderStatus.CANCELLED] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delays", [(0.0, 0.05, 0.13)])
+def test_repeated_sigkills_inside_the_bar(tmp_path, exchange, delays):
+    """Kills landing inside a bar's pumping (short interval, a delay after the bar's line)."""
+    ex, url = exchange
+    out = tmp_path / "run"
+    for delay in delays:
+        proc, _ = _start_mid_execution(out, url, "--interval", "0.02")
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    last = _keel_run(out, "--venue", "rest", "--rest-url", url, "--interval", "0.02",
+                     "--max-bars", "12")
+    text, _ = last.communicate(timeout=120)
+    assert last.returncode == 0, text
+    counts = _check_agreement(out, ex)
+    assert counts["fills"] > 0
