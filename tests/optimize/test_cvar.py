@@ -53,12 +53,16 @@ def test_min_cvar_matches_independent_lp(h, solver: str) -> None:
     assert res.weights.max() <= 0.1 + 1e-7
 
 
+def _with_mean(h, n: int, k: int, seed: int, t: int, sd: float):
+    """Inputs whose alpha is the scenarios' mean (factor Monte Carlo)."""
+    fc = h.make_factor(n, k, seed=seed)
+    mu = pd.Series(np.random.default_rng(seed).normal(0, sd, n), index=fc.symbols)
+    scen = factor_scenarios(fc, t, mean=mu, rng=seed)
+    return PortfolioInputs.build(mu, scenarios=scen), scen, mu
+
+
 def test_mean_cvar_tradeoff_and_split(h) -> None:
-    fc = h.make_factor(30, 3, seed=2)
-    rng = np.random.default_rng(2)
-    mu = pd.Series(rng.normal(0, 2e-3, 30), index=fc.symbols)
-    scen = factor_scenarios(fc, 500, mean=mu, rng=2)
-    inp = PortfolioInputs.build(mu, scenarios=scen)
+    inp, scen, mu = _with_mean(h, 30, 3, 2, 500, 2e-3)
     cons = [Budget(), LongOnly(), WeightBounds(upper=0.2)]
     cautious = MeanCVaR(cons, cvar_aversion=10.0).solve(inp)
     bold = MeanCVaR(cons, cvar_aversion=0.1).solve(inp)
@@ -122,3 +126,15 @@ def test_direct_highs_matches_cvxpy_with_costs_and_turnover(h) -> None:
     assert direct.objective == pytest.approx(ref.objective, rel=1e-6)
     assert direct.max_violation <= 1e-7
     assert direct.objective_split["cost"] > 0
+
+
+@pytest.mark.parametrize("factor", [1, 3, 20])
+def test_row_generation_is_exact(h, factor: int) -> None:
+    inp, _, _ = _with_mean(h, 60, 4, 5, 700, 1e-3)
+    cons = [Budget(), LongOnly(), WeightBounds(upper=0.08)]
+    lazy = MeanCVaR(cons, beta=0.9, cvar_aversion=3.0,
+                    backend=HighsDirectBackend(initial_factor=factor)).solve(inp)
+    full = MeanCVaR(cons, beta=0.9, cvar_aversion=3.0,
+                    backend=CvxpyBackend(["HIGHS"])).solve(inp)
+    assert lazy.solver == "HIGHS-direct"
+    assert lazy.objective == pytest.approx(full.objective, rel=1e-9)

@@ -46,7 +46,8 @@ def test_limit_rests_then_cancel_and_unknown_cancel_rejected():
     assert kinds(ev) == [EventKind.ACK]
     assert eng.book("X").best_bid() == Decimal("9.99")
     ev = eng.cancel("A", "b1", T, cancel_id="cx1")
-    assert kinds(ev) == [EventKind.CANCELLED] and ev[0].event.client_order_id == "cx1"
+    assert kinds(ev) == [EventKind.CANCELLED] and ev[0].event.client_order_id == "b1"
+    assert ev[0].event.extra["request_id"] == "cx1"
     assert eng.book("X").best_bid() is None
     assert kinds(eng.cancel("A", "b1", T)) == [EventKind.CANCEL_REJECTED]
     assert kinds(eng.cancel("Z", "nope", T)) == [EventKind.CANCEL_REJECTED]

@@ -1,12 +1,26 @@
-"""`keel exchange`: run the simulated exchange (REST front end; FIX when available)."""
+"""`keel exchange`: run the simulated exchange behind a FIX acceptor and a REST API."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import typer
 
 from keel.cli.common import console, friendly_errors
+from keel.clock import Clock
+
+
+def _clients(specs: list[str]) -> dict[str, str]:
+    from keel.errors import ConfigError
+
+    out = {}
+    for spec in specs:
+        comp_id, sep, account = spec.partition("=")
+        if not sep or not comp_id or not account:
+            raise ConfigError("expected COMPID=ACCOUNT", field="client", value=spec)
+        out[comp_id] = account
+    return out
 
 
 def register(app: typer.Typer) -> None:
@@ -14,40 +28,128 @@ def register(app: typer.Typer) -> None:
 
     @app.command("exchange")
     def exchange(
-        rest_port: int = typer.Option(9880, help="Port of the Alpaca-style REST order API."),
+        port: int = typer.Option(9878, help="Port of the FIX acceptor (0: any free port)."),
+        rest_port: int = typer.Option(9880, help="Port of the Alpaca-style REST order API "
+                                      "(-1: no REST API)."),
         host: str = typer.Option("127.0.0.1", help="Bind address."),
-        symbols: str = typer.Option("AAPL,MSFT,SPY", help="Comma-separated tradable symbols."),
+        symbols: str = typer.Option("AAPL,MSFT,SPY", help="Comma-separated tradable symbols "
+                                    "(synthetic liquidity)."),
         price: float = typer.Option(100.0, help="Starting mid of every symbol, currency."),
         daily_vol: float = typer.Option(0.02, help="Daily volatility of the mids (fraction)."),
-        api_key: str = typer.Option("keel", help="APCA-API-KEY-ID accepted by the REST API."),
+        lobster: Path | None = typer.Option(None, help="Folder with one LOBSTER day "
+                                            "(message + orderbook files): replay its book "
+                                            "instead of synthetic liquidity."),
+        speed: float = typer.Option(1.0, help="LOBSTER replay: historical seconds per wall "
+                                    "second."),
+        sender_comp_id: str = typer.Option("KEELX", help="The exchange's FIX CompID."),
+        client: list[str] = typer.Option(["KEEL=default"], help="FIX client COMPID=ACCOUNT "
+                                         "(repeatable)."),
+        begin_string: list[str] = typer.Option(["FIX.4.2", "FIX.4.4"],
+                                               help="FIX versions served (repeatable)."),
+        store_dir: Path | None = typer.Option(None, help="Folder of the FIX file stores "
+                                              "(sequence numbers survive a restart); "
+                                              "default: memory."),
+        spec_dir: Path | None = typer.Option(None, help="Folder of FIX42.xml / FIX44.xml "
+                                             "(default: $KEEL_FIX_SPEC_DIR or shared/fix/spec)."),
+        api_key: str = typer.Option("keel", help="APCA-API-KEY-ID of the REST API (account "
+                                    "'default')."),
         step_seconds: float = typer.Option(1.0, help="Wall seconds between price steps."),
-        seed: int = typer.Option(7, help="Random seed of the price process."),
+        seed: int = typer.Option(7, help="Random seed of the synthetic price process."),
         duration: float = typer.Option(0.0, help="Stop after this many seconds (0: run until "
                                        "interrupted)."),
     ) -> None:
-        """Serve a simulated exchange: price-time matching, synthetic liquidity, REST orders."""
+        """Serve a simulated exchange: price-time matching, synthetic or LOBSTER liquidity,
+        orders over FIX (4.2/4.4) and REST, until Ctrl-C."""
         from keel.clock import WallClock
         from keel.venues.exchange.core import SimulatedExchange
+        from keel.venues.exchange.fix_front import FixExchangeServer
         from keel.venues.exchange.rest_api import create_rest_app
         from keel.venues.exchange.server import BackgroundServer
-        from keel.venues.exchange.simulator import MarketSimulator
 
         with friendly_errors():
-            names = [s.strip() for s in symbols.split(",") if s.strip()]
             clock = WallClock()
-            ex = SimulatedExchange(names)
-            sim = MarketSimulator(ex, {s: price for s in names}, daily_vol, seed=seed)
-            sim.quote_all(clock.now())
-            server = BackgroundServer(create_rest_app(ex, clock, {api_key: "default"}), host,
-                                      rest_port).start()
-            console.print(f"[green]keel exchange[/]: REST on {server.url} "
-                          f"(key {api_key!r}), symbols {', '.join(names)}")
+            step = _liquidity(lobster, symbols, price, daily_vol, seed, speed, clock)
+            ex: SimulatedExchange = step.exchange
+            fix = FixExchangeServer(ex, host=host, port=port, sender_comp_id=sender_comp_id,
+                                    clients=_clients(client), begin_string=begin_string,
+                                    store_dir=store_dir, spec_dir=spec_dir,
+                                    clock=clock).start()
+            rest = None
+            if rest_port >= 0:
+                rest = BackgroundServer(create_rest_app(ex, clock, {api_key: "default"}),
+                                        host, rest_port or None).start()
+            console.print(f"keel exchange: FIX on {host}:{fix.port} as {sender_comp_id} "
+                          f"({', '.join(begin_string)}; clients {', '.join(client)})",
+                          soft_wrap=True, highlight=False)
+            if rest is not None:
+                console.print(f"keel exchange: REST on {rest.url} (key {api_key!r})",
+                              soft_wrap=True, highlight=False)
+            console.print(f"keel exchange: ready, liquidity {step.describe()}",
+                          soft_wrap=True, highlight=False)
             started = time.monotonic()
             try:
                 while not duration or time.monotonic() - started < duration:
                     time.sleep(step_seconds)
-                    sim.step(clock.now(), step_seconds)
+                    step(step_seconds)
             except KeyboardInterrupt:
                 pass
             finally:
-                server.stop()
+                fix.stop()
+                if rest is not None:
+                    rest.stop()
+            console.print("keel exchange: stopped", highlight=False)
+
+
+class _Synthetic:
+    def __init__(self, names: list[str], price: float, daily_vol: float, seed: int,
+                 clock: Clock) -> None:
+        from keel.venues.exchange.core import SimulatedExchange
+        from keel.venues.exchange.simulator import MarketSimulator
+
+        self.clock = clock
+        self.exchange = SimulatedExchange(names)
+        self.sim = MarketSimulator(self.exchange, {s: price for s in names}, daily_vol,
+                                   seed=seed)
+        self.sim.quote_all(clock.now())
+
+    def describe(self) -> str:
+        return f"synthetic ({', '.join(self.sim.symbols)})"
+
+    def __call__(self, dt: float) -> None:
+        self.sim.step(self.clock.now(), dt)
+
+
+class _Replay:
+    def __init__(self, folder: Path, speed: float) -> None:
+        from keel.data.lobster import find_lobster_pair, load_lobster
+        from keel.errors import ValidationError
+        from keel.venues.exchange.core import SimulatedExchange
+        from keel.venues.exchange.replay import LobsterReplay
+
+        if speed <= 0:
+            raise ValidationError("speed must be positive", field="speed", value=speed)
+        day = load_lobster(*find_lobster_pair(folder))
+        self.exchange = SimulatedExchange([day.symbol])
+        self.replay = LobsterReplay(self.exchange, day)
+        self.replay.seed(0)
+        self.speed = speed
+        self.elapsed = 0.0
+
+    def describe(self) -> str:
+        r = self.replay
+        return (f"LOBSTER replay of {r.symbol} {r.day.date.date()} ({len(r)} snapshots, "
+                f"{r.levels} levels, x{self.speed})")
+
+    def __call__(self, dt: float) -> None:
+        import pandas as pd
+
+        self.elapsed += dt * self.speed
+        self.replay.step_to(self.replay.timestamps[0] + pd.Timedelta(seconds=self.elapsed))
+
+
+def _liquidity(lobster: Path | None, symbols: str, price: float, daily_vol: float, seed: int,
+               speed: float, clock: Clock) -> _Synthetic | _Replay:
+    if lobster is not None:
+        return _Replay(lobster, speed)
+    names = [s.strip() for s in symbols.split(",") if s.strip()]
+    return _Synthetic(names, price, daily_vol, seed, clock)

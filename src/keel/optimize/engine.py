@@ -237,7 +237,10 @@ class ConvexPortfolioProblem:
         for solver in self.direct:
             ts = time.perf_counter()
             if hasattr(solver, "solve_structured"):
-                got = solver.solve_structured(spec, inputs)
+                try:
+                    got = solver.solve_structured(spec, inputs)
+                except (ValueError, ArithmeticError, RuntimeError) as exc:  # LinAlgError too
+                    got = (f"error: {exc}", None, np.zeros(0), 0.0)
                 if got is None:
                     continue  # not applicable to this problem
                 status, w_s, mu, nu = got

@@ -196,34 +196,55 @@ class GreedyRotation:
         """
         if not isinstance(scores, pd.Series):
             raise ValidationError("scores must be a pd.Series", field="scores")
-        symbols = pd.Index(scores.index.astype(str))
-        z = align_series(pd.Series(scores.to_numpy(), index=symbols), symbols, "scores")
-        assert z is not None
-        held_idx = pd.Index([] if held is None else list(map(str, held)))
-        pos = symbols.get_indexer(held_idx)
+        # keep the caller's index object (pandas caches its hash table between cycles)
+        symbols = scores.index
+        z = scores.to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(z)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValidationError("scores must be finite", field="scores",
+                                  symbol=str(symbols[i]), value=float(z[i]))
+        if symbols.has_duplicates:
+            raise ValidationError("duplicated symbol in scores", field="scores",
+                                  symbol=str(symbols[symbols.duplicated()][0]))
+        held_idx = pd.Index([] if held is None else list(held))
+        pos = symbols.get_indexer(held_idx) if len(held_idx) else np.zeros(0, dtype=np.int64)
         if np.any(pos < 0):
             raise ValidationError("a held name has no score", field="held",
                                   symbol=str(held_idx[pos < 0][0]))
         mask = np.zeros(len(symbols), dtype=bool)
         mask[pos] = True
-        ages = align_series(age, symbols, "age", fill=0.0) if age is not None \
-            else np.zeros(len(symbols))
-        rt = align_series(round_trip_cost, symbols, "round_trip_cost", fill=0.0)
-        tw = align_series(1.0 / self.k if self.target_weight is None else self.target_weight,
-                          symbols, "target_weight")
-        assert ages is not None and rt is not None and tw is not None
+        ages = self._per_name(age, symbols, "age", 0.0)
+        rt = self._per_name(round_trip_cost, symbols, "round_trip_cost", 0.0)
+        tw = self._per_name(1.0 / self.k if self.target_weight is None else self.target_weight,
+                            symbols, "target_weight", None)
         idx, codes, rank = rotate_arrays(
             z, mask, ages, rt, tw, k=self.k, k_buy=self.k_buy, k_sell=self.k_sell,
             z_keep=self.z_keep, z_cut=self.z_cut, delta_z_min=self.delta_z_min,
             alpha_per_z=self.alpha_per_z, utility_threshold=self.utility_threshold,
             time_stop=self.time_stop)
+        order = np.argsort(-z[idx], kind="stable")
+        idx, codes, rank = idx[order], codes[order], rank[order]
         reasons = [_CODES[c] for c in codes]
         actions = [_ACTION[r].value for r in reasons]
         keep = np.array([a != Action.SELL for a in actions], dtype=bool)
         wts = np.where(keep, tw[idx], 0.0)
+        names = pd.Index(np.asarray(symbols)[idx].astype(str), name="symbol")
         dec = pd.DataFrame({"action": actions, "reason": [r.value for r in reasons],
-                            "z": z[idx], "rank": rank, "weight": wts},
-                           index=pd.Index(symbols[idx], name="symbol"))
-        dec = dec.sort_values("z", ascending=False)
-        weights = dec.loc[dec["weight"] > 0, "weight"].rename("weight")
+                            "z": z[idx], "rank": rank, "weight": wts}, index=names)
+        weights = pd.Series(wts[keep], index=names[keep], name="weight")
         return RotationResult(weights=weights, decisions=dec)
+
+    @staticmethod
+    def _per_name(value: float | pd.Series | None, symbols: pd.Index, name: str,
+                  fill: float | None) -> np.ndarray:
+        if value is None:
+            return np.zeros(len(symbols))
+        if not isinstance(value, pd.Series):
+            v = float(value)
+            if not np.isfinite(v):
+                raise ValidationError(f"{name} must be finite", field=name, value=v)
+            return np.full(len(symbols), v)
+        out = align_series(value, pd.Index(symbols.astype(str)), name, fill=fill)
+        assert out is not None
+        return out

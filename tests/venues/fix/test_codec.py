@@ -204,3 +204,9 @@ def test_checksum_known_value() -> None:
     assert checksum(b"") == 0
     assert checksum(bytes([255, 1])) == 0
     assert checksum(b"8=FIX.4.2\x01") == sum(b"8=FIX.4.2\x01") % 256
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=2000))
+def test_checksum_equals_byte_sum(data: bytes) -> None:
+    assert checksum(data) == sum(data) % 256

@@ -109,3 +109,14 @@ def test_session_sequence_numbers_survive_a_restart(tmp_path, dd42) -> None:
     assert [m.get(37) for m in out[1:3]] == ["A", "B"]
     assert all(m.header[43] == "Y" for m in out[1:])
     restarted.store.close()
+
+
+def test_file_stores_of_42_and_44_sessions_with_same_compids_do_not_share_files(tmp_path):
+    from keel.venues.fix.store import FileStore
+
+    a = FileStore(tmp_path, "FIX.4.2:ISLD->TW")
+    b = FileStore(tmp_path, "FIX.4.4:ISLD->TW")
+    a.set_next_sender(7)
+    assert len({p.name for p in tmp_path.iterdir()}) == 6
+    assert b.next_sender == 1
+    assert FileStore(tmp_path, "FIX.4.2:ISLD->TW").next_sender == 7

@@ -87,6 +87,12 @@ class SimulatedExchange:
         with self._lock:
             self._listeners.append(listener)
 
+    def unsubscribe(self, listener: EventListener) -> None:
+        """Stop calling ``listener`` (no error if it was not subscribed)."""
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
     # ------------------------------------------------------------------ commands
 
     def submit(self, account: str, order: Order, ts: datetime) -> list[OrderEvent]:
@@ -123,7 +129,7 @@ class SimulatedExchange:
         return mine
 
     def _book(self, account: str, ev: OrderEvent) -> None:
-        key = (account, ev.client_order_id)
+        key = (account, str(ev.extra.get("new_client_order_id", ev.client_order_id)))
         if ev.kind is EventKind.FILL and ev.fill is not None:
             f = ev.fill
             pos = self._positions[account]

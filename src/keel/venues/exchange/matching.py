@@ -204,7 +204,8 @@ class MatchingEngine:
         return f"X{self._exec_seq}"
 
     def _event(self, o: RestingOrder, kind: EventKind, ts: datetime, *, reason: str = "",
-               fill: Fill | None = None, client_order_id: str | None = None) -> Routed:
+               fill: Fill | None = None, client_order_id: str | None = None,
+               **more: str) -> Routed:
         ev = OrderEvent(kind=kind, client_order_id=client_order_id or o.client_order_id,
                         timestamp=ts, fill=fill, cum_qty=o.cum_qty,
                         leaves_qty=o.leaves_qty if kind in (EventKind.ACK, EventKind.FILL,
@@ -212,14 +213,26 @@ class MatchingEngine:
                         reason=reason, venue_order_id=o.venue_order_id,
                         extra={"avg_px": o.avg_price, "symbol": o.symbol, "side": o.side,
                                "qty": o.qty, "price": o.price,
-                               "exec_id": fill.exec_id if fill else self._next_exec_id()})
+                               "order_type": o.order_type.value, "tif": o.tif.value,
+                               "exec_id": fill.exec_id if fill else self._next_exec_id(),
+                               **more})
         return Routed(o.owner, ev)
 
     def _reject(self, order: Order, owner: str, ts: datetime, reason: str) -> list[Routed]:
         ev = OrderEvent(kind=EventKind.REJECTED, client_order_id=order.client_order_id,
                         timestamp=ts, reason=reason,
                         extra={"symbol": order.symbol, "side": order.side, "qty": order.qty,
-                               "price": order.limit_price, "exec_id": self._next_exec_id()})
+                               "price": order.limit_price,
+                               "order_type": order.order_type.value, "tif": order.tif.value,
+                               "exec_id": self._next_exec_id()})
+        return [Routed(owner, ev)]
+
+    def _cancel_reject(self, owner: str, client_order_id: str, request_id: str | None,
+                       ts: datetime, reason: str, response_to: str) -> list[Routed]:
+        ev = OrderEvent(kind=EventKind.CANCEL_REJECTED, client_order_id=client_order_id,
+                        timestamp=ts, reason=reason,
+                        extra={"request_id": request_id or client_order_id,
+                               "response_to": response_to, "exec_id": self._next_exec_id()})
         return [Routed(owner, ev)]
 
     # ------------------------------------------------------------------ commands
@@ -283,21 +296,24 @@ class MatchingEngine:
 
     def cancel(self, owner: str, client_order_id: str, ts: datetime,
                cancel_id: str | None = None) -> list[Routed]:
-        """Cancel a resting order; a CANCEL_REJECTED event if it is unknown or done."""
+        """Cancel a resting order; a CANCEL_REJECTED event if it is unknown or done.
+
+        Both events name the order (``client_order_id``) and carry the cancel request's own
+        id (``cancel_id``, default the order's) as ``extra['request_id']``."""
         o = self._orders.get((owner, client_order_id))
         if o is None or not self._is_resting(o):
             reason = "unknown order" if o is None else "order not open"
-            ev = OrderEvent(kind=EventKind.CANCEL_REJECTED,
-                            client_order_id=cancel_id or client_order_id, timestamp=ts,
-                            reason=reason, extra={"orig_client_order_id": client_order_id})
-            return [Routed(owner, ev)]
+            return self._cancel_reject(owner, client_order_id, cancel_id, ts, reason, "cancel")
         self.book(o.symbol).remove(o)
         return [self._event(o, EventKind.CANCELLED, ts, reason="cancelled by owner",
-                            client_order_id=cancel_id or o.client_order_id)]
+                            request_id=cancel_id or o.client_order_id)]
 
     def replace(self, owner: str, orig_client_order_id: str, new: Order,
                 ts: datetime) -> list[Routed]:
-        """Cancel/replace: ``new`` carries the new client order id, total qty and price."""
+        """Cancel/replace: ``new`` carries the new client order id, total qty and price.
+
+        The REPLACED event names the original order and carries
+        ``extra['new_client_order_id']``; later events name the new id."""
         o = self._orders.get((owner, orig_client_order_id))
         reject_reason = None
         if o is None or not self._is_resting(o):
@@ -309,10 +325,8 @@ class MatchingEngine:
         elif (owner, new.client_order_id) in self._orders:
             reject_reason = "duplicate client order id"
         if reject_reason is not None or o is None:
-            ev = OrderEvent(kind=EventKind.CANCEL_REJECTED, client_order_id=new.client_order_id,
-                            timestamp=ts, reason=reject_reason or "unknown order",
-                            extra={"orig_client_order_id": orig_client_order_id})
-            return [Routed(owner, ev)]
+            return self._cancel_reject(owner, orig_client_order_id, new.client_order_id, ts,
+                                       reject_reason or "unknown order", "replace")
         book = self.book(o.symbol)
         new_price = new.limit_price if new.limit_price is not None else o.price
         keeps_priority = new_price == o.price and new.qty <= o.qty
@@ -322,11 +336,15 @@ class MatchingEngine:
         if keeps_priority:
             o.qty = new.qty
             return [self._event(o, EventKind.REPLACED, ts,
-                                reason=f"replaced {orig_client_order_id}")]
+                                reason=f"replaced {orig_client_order_id}",
+                                client_order_id=orig_client_order_id,
+                                new_client_order_id=new.client_order_id)]
         book.remove(o)
         o.qty, o.price = new.qty, new_price
         events = [self._event(o, EventKind.REPLACED, ts,
-                              reason=f"replaced {orig_client_order_id}")]
+                              reason=f"replaced {orig_client_order_id}",
+                              client_order_id=orig_client_order_id,
+                              new_client_order_id=new.client_order_id)]
         events += self._match(book, o, ts)
         if o.leaves_qty > 0:
             book.add(o)

@@ -146,6 +146,10 @@ class FixBroker:
     def is_logged_on(self) -> bool:
         return self._logged_on.is_set()
 
+    def is_connected(self) -> bool:
+        """True while the session is logged on (the :class:`RoutingBroker` health probe)."""
+        return self._logged_on.is_set()
+
     def close(self, timeout: float = 5.0) -> None:
         """Log out (best effort), stop the initiator and join the thread."""
         loop, thread = self._loop, self._thread
@@ -255,7 +259,7 @@ class FixBroker:
             if client_order_id is not None:
                 with self._lock:
                     self._seq_to_id[seq] = client_order_id
-            self.initiator.flush(self.session)
+            self.initiator.flush_soon(self.session)
 
         try:
             loop.call_soon_threadsafe(send)

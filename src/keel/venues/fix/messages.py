@@ -194,6 +194,8 @@ def event_from_execution_report(msg: Message, received_at: datetime,
     ts = _time_field(msg, 60, received_at)
     cl_ord_id = msg.get(11, "") or ""
     extra: dict[str, object] = {}
+    if msg.get(17):
+        extra["exec_id"] = msg[17]  # the venue's id: routes reporting the same event agree
     if kind in (EventKind.CANCELLED, EventKind.REPLACED) and msg.get(41):
         extra["request_id"] = cl_ord_id
         cl_ord_id = msg[41]

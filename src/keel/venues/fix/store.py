@@ -97,10 +97,12 @@ class FileStore:
         self.fsync = fsync
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            base = self.folder / _safe_name(session_id)
-            self._seq_path = base.with_suffix(".seqnums")
-            self._body_path = base.with_suffix(".body")
-            self._header_path = base.with_suffix(".header")
+            # Append the suffixes: with_suffix would cut "FIX.4.2:A->B" at its last dot and
+            # make FIX.4.2 and FIX.4.4 sessions of the same CompIDs share files.
+            name = _safe_name(session_id)
+            self._seq_path = self.folder / f"{name}.seqnums"
+            self._body_path = self.folder / f"{name}.body"
+            self._header_path = self.folder / f"{name}.header"
             self._index: dict[int, tuple[int, int]] = {}
             self.next_sender = self.next_target = 1
             self._load()

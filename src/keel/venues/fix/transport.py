@@ -134,6 +134,7 @@ class _Endpoint:
         self.logon_timeout = logon_timeout
         self.connections: set[_Connection] = set()
         self._ticker: asyncio.Task[None] | None = None
+        self._pending_flush: set[Session] = set()
 
     def attach(self, frame: bytes, conn: _Connection) -> Session | None:
         return None
@@ -154,6 +155,18 @@ class _Endpoint:
             conn.flush()
         else:
             session.take_output()
+
+    def flush_soon(self, session: Session) -> None:
+        """Flush ``session`` at the end of this loop iteration: a burst of ``send`` calls
+        (e.g. several orders handed over at once) leaves in one write."""
+        if session not in self._pending_flush:
+            self._pending_flush.add(session)
+            asyncio.get_running_loop().call_soon(self._flush_pending)
+
+    def _flush_pending(self) -> None:
+        pending, self._pending_flush = self._pending_flush, set()
+        for session in pending:
+            self.flush(session)
 
     async def _tick_loop(self) -> None:
         while True:
