@@ -112,7 +112,7 @@ class LocalVenue:
 
                 rest = RestBroker(rest_url, API_KEY)
                 self._brokers.append(rest)
-                b = RoutingBroker(fix, rest, primary_up=lambda: fix.is_logged_on)
+                b = RoutingBroker(fix, rest)
             else:
                 b = fix
         else:
@@ -143,30 +143,44 @@ class LocalVenue:
         self._fix = self._server = None
 
 
+def fix_spec_dir() -> Path | None:
+    """The FIX data dictionaries' folder: as ``keel.venues.fix.dictionary.find_spec_dir``
+    finds it (``$KEEL_FIX_SPEC_DIR``, ``shared/fix/spec`` above the working directory), else
+    ``shared/fix/spec`` above the installed ``keel`` package (a checkout next to the shared
+    folder, whatever the working directory). None when there is none."""
+    import keel
+    from keel.errors import KeelError
+    from keel.venues.fix.dictionary import find_spec_dir
+
+    try:
+        return find_spec_dir()
+    except KeelError:
+        pass
+    for d in Path(keel.__file__).resolve().parents:
+        c = d / "shared" / "fix" / "spec"
+        if (c / "FIX44.xml").is_file():
+            return c
+    return None
+
+
 def fix_unavailable() -> str | None:
     """Why the in-process exchange cannot speak FIX here (None: it can): its FIX front end
     must be installed and the FIX data dictionaries findable (``KEEL_FIX_SPEC_DIR``)."""
     import importlib.util
 
-    from keel.errors import KeelError
-    from keel.venues.fix.dictionary import find_spec_dir
-
     if importlib.util.find_spec("keel.venues.exchange.fix_front") is None:
         return "the exchange has no FIX front end in this build"
-    try:
-        find_spec_dir()
-    except KeelError:
+    if fix_spec_dir() is None:
         return "FIX data dictionaries not found (set KEEL_FIX_SPEC_DIR)"
     return None
 
 
 def _start_fix(exchange: Any, clock: Clock) -> tuple[Any, int, str]:
-    try:
-        from keel.venues.exchange.fix_front import FixExchangeServer  # type: ignore[import-not-found]
-    except ImportError:
-        raise ConfigError("the exchange's FIX front end is not available in this build; "
-                          "use the REST front end", field="protocol", value="fix") from None
-    server = FixExchangeServer(exchange, host="127.0.0.1", port=0, clock=clock)
+    from keel.venues.exchange.fix_front import FixExchangeServer
+
+    spec = fix_spec_dir()
+    server = FixExchangeServer(exchange, host="127.0.0.1", port=0, clock=clock,
+                               spec_dir=spec)
     server.start()
     return server, int(server.port), f"fix://127.0.0.1:{server.port}"
 
@@ -179,7 +193,13 @@ def fix_broker(host: str, port: int, *, sender: str = "KEEL", target: str = "KEE
 
     cfg = SessionConfig(begin_string, sender, target, initiator=True, reset_on_logon=True,
                         heartbeat_interval=30)
-    return FixBroker(cfg, host, port).start(wait_logon=10.0)
+    spec = fix_spec_dir()
+    broker = FixBroker(cfg, host, port, spec_dir=None if spec is None else str(spec))
+    try:
+        return broker.start(wait_logon=10.0)
+    except BaseException:
+        broker.close()
+        raise
 
 
 def remote_broker(kind: str, *, rest_url: str, fix_host: str, fix_port: int,
@@ -193,8 +213,7 @@ def remote_broker(kind: str, *, rest_url: str, fix_host: str, fix_port: int,
         from keel.venues.routing import RoutingBroker
 
         fix = fix_broker(fix_host, fix_port, sender=sender, target=target)
-        return RoutingBroker(fix, RestBroker(rest_url, API_KEY),
-                             primary_up=lambda: fix.is_logged_on)
+        return RoutingBroker(fix, RestBroker(rest_url, API_KEY))
     raise ConfigError("unknown venue", field="venue", value=kind)
 
 
