@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from keel.app.live import fix_spec_dir, fix_unavailable
 from keel.clock import WallClock
 from keel.config import DataConfig
 from keel.data.source import load_market
@@ -41,14 +42,22 @@ CYCLE = re.compile(r"CYCLE \S+ engine=\S+ triggers=(\S+) orders=(\d+) working=(\
 
 @pytest.fixture
 def exchange():
-    """A simulated exchange quoting around the synthetic market's last closes."""
+    """A simulated exchange quoting around the synthetic market's last closes, with its REST
+    API and (when the FIX dictionaries are found) its FIX acceptor: (exchange, url, fix port)."""
     market = load_market(DataConfig(n_assets=30, n_days=300), seed=3)
     clock = WallClock()
     ex = SimulatedExchange(list(market.symbols), starting_cash=NAV)
     sim = MarketSimulator(ex, market.latest("prices").to_dict(), 0.02, seed=1)
     sim.quote_all(clock.now())
     server = BackgroundServer(create_rest_app(ex, clock, {"keel": "default"})).start()
-    yield ex, server.url
+    fix = None
+    if fix_unavailable() is None:
+        from keel.venues.exchange.fix_front import FixExchangeServer
+
+        fix = FixExchangeServer(ex, clock=clock, spec_dir=fix_spec_dir()).start()
+    yield ex, server.url, None if fix is None else fix.port
+    if fix is not None:
+        fix.stop()
     server.stop()
 
 
@@ -80,10 +89,17 @@ def _mid_execution(line: str) -> bool:
     return bool(m) and int(m.group(4)) > 0 and int(m.group(3)) > 0
 
 
-def _start_mid_execution(out: Path, url: str, *args: str
+def _venue(url: str, fix_port: int | None) -> list[str]:
+    """FIX with REST fallback when the exchange has a FIX acceptor, else REST."""
+    if fix_port is None:
+        return ["--venue", "rest", "--rest-url", url]
+    return ["--venue", "fix", "--fix-port", str(fix_port), "--rest-url", url]
+
+
+def _start_mid_execution(out: Path, venue: list[str], *args: str
                          ) -> tuple[subprocess.Popen[str], list[str]]:
     """A `keel run` read until a bar where fills arrived and parents are still working."""
-    proc = _keel_run(out, "--venue", "rest", "--rest-url", url, *args)
+    proc = _keel_run(out, *venue, *args)
     lines = _read_until(proc, _mid_execution)
     assert _mid_execution(lines[-1]), "\n".join(lines)
     return proc, lines
@@ -125,9 +141,10 @@ def _check_agreement(out: Path, ex: SimulatedExchange) -> dict[str, int]:
 
 
 def test_sigkill_mid_day_then_restart_agrees(tmp_path, exchange):
-    ex, url = exchange
+    ex, url, fix_port = exchange
+    venue = _venue(url, fix_port)
     out = tmp_path / "run"
-    first, lines = _start_mid_execution(out, url, "--interval", "0.4")
+    first, lines = _start_mid_execution(out, venue, "--interval", "0.4")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
     assert first.returncode == -signal.SIGKILL
@@ -136,7 +153,7 @@ def test_sigkill_mid_day_then_restart_agrees(tmp_path, exchange):
     assert n_parents > 0
 
     # the restart finishes the day's orders; then SIGTERM stops it cleanly
-    second = _keel_run(out, "--venue", "rest", "--rest-url", url, "--interval", "0.05")
+    second = _keel_run(out, *venue, "--interval", "0.05")
     head = _read_until(second, lambda line: bool(CYCLE.search(line))
                        and CYCLE.search(line).group(3) == "0")  # type: ignore[union-attr]
     second.send_signal(signal.SIGTERM)
@@ -149,6 +166,9 @@ def test_sigkill_mid_day_then_restart_agrees(tmp_path, exchange):
     assert cycles[0].group(1) == "WORKING_ORDERS"
     assert sum(int(m.group(2)) for m in cycles) == 0
     assert "STOPPED" in rest
+    if fix_port is not None:  # the children went over the FIX session, none over REST
+        assert re.search(r"ROUTES primary=\d+\n", rest), rest
+        assert "venue fix" in "\n".join(lines)
     counts = _check_agreement(out, ex)
     assert counts["parents"] == n_parents
     audit = AuditLog(Store.from_url(f"sqlite:///{out / 'keel.db'}"))
@@ -157,9 +177,9 @@ def test_sigkill_mid_day_then_restart_agrees(tmp_path, exchange):
 
 @pytest.mark.slow
 def test_sigterm_mid_execution_cancels_and_exits_zero(tmp_path, exchange):
-    ex, url = exchange
+    ex, url, _ = exchange
     out = tmp_path / "run"
-    proc, _ = _start_mid_execution(out, url, "--interval", "0.4")
+    proc, _ = _start_mid_execution(out, _venue(url, None), "--interval", "0.4")
     proc.send_signal(signal.SIGTERM)
     rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, rest
@@ -177,10 +197,10 @@ def test_sigterm_mid_execution_cancels_and_exits_zero(tmp_path, exchange):
 @pytest.mark.parametrize("delays", [(0.0, 0.05, 0.13)])
 def test_repeated_sigkills_inside_the_bar(tmp_path, exchange, delays):
     """Kills landing inside a bar's pumping (short interval, a delay after the bar's line)."""
-    ex, url = exchange
+    ex, url, _ = exchange
     out = tmp_path / "run"
     for delay in delays:
-        proc, _ = _start_mid_execution(out, url, "--interval", "0.02")
+        proc, _ = _start_mid_execution(out, _venue(url, None), "--interval", "0.02")
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

@@ -46,6 +46,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the live cycle: every bar refresh data, score, optimize, decide, trade when a
         trigger fires; SIGTERM drains (exit 0); a restart resumes from the store."""
+        from collections import Counter
         from datetime import timedelta
         from decimal import Decimal
 
@@ -149,5 +150,9 @@ def register(app: typer.Typer) -> None:
                         if close is not None:
                             close()
             console.print(f"[green]stopped[/]: {summary}")
+            routes = Counter(r for _, r in getattr(broker, "route_log", []))
+            if routes:
+                print("ROUTES " + " ".join(f"{k}={n}" for k, n in sorted(routes.items())),
+                      flush=True)
             print(f"STOPPED bars={summary['bars']} cancelled={summary['cancelled']} "
                   f"still_open={summary['still_open']}", flush=True)
