@@ -441,6 +441,7 @@ class LiveOptions:
             of cancelling them at once.
         control: control file (see :class:`Control`).
         nav: cash deposited into a new (never funded) ledger, currency.
+        calendar: exchange calendar; a simulated clock skips from the close to the next open.
     """
 
     interval_s: float = 1.0
@@ -450,6 +451,7 @@ class LiveOptions:
     drain_timeout_s: float = 5.0
     control: Path | None = None
     nav: Decimal = Decimal(1_000_000)
+    calendar: str = "XNYS"
 
 
 class StopFlag:
@@ -495,6 +497,19 @@ def _advance(desk: Desk, clock: SimulatedClock, bar: timedelta,
         desk.pump()
 
 
+def _skip_to_session(clock: SimulatedClock, calendar: str) -> None:
+    """Outside market hours, jump the simulated clock to 5 minutes after the next open (the
+    nights and weekends of a simulated run pass in one bar)."""
+    import pandas as pd
+
+    from keel.data.calendar import get_calendar
+
+    cal = get_calendar(calendar)
+    now = pd.Timestamp(clock.now())
+    if not cal.is_open(now):
+        clock.set((cal.next_open(now) + pd.Timedelta(minutes=5)).to_pydatetime())
+
+
 def run_live(desk: Desk, market: MarketData, options: LiveOptions, *,
              prices: Callable[[], Mapping[str, Decimal]],
              step_market: Callable[[datetime, float], None] | None = None,
@@ -537,6 +552,7 @@ def run_live(desk: Desk, market: MarketData, options: LiveOptions, *,
         sleep(options.interval_s)
         if sim_clock is not None:
             _advance(desk, sim_clock, options.bar, step_market)
+            _skip_to_session(sim_clock, options.calendar)
     advance = None
     if sim_clock is not None:
         clock = sim_clock

@@ -11,7 +11,7 @@ from keel.cli.common import console, friendly_errors
 
 
 def load_run_config(config: Path | None, out_dir: Path | None, assets: int | None,
-                    days: int | None, seed: int | None) -> Any:
+                    days: int | None, seed: int | None, engine: str | None = None) -> Any:
     """The app config with the command-line overrides; ``--out-dir`` also moves the store
     into that folder unless ``KEEL_STORE__URL`` says otherwise."""
     import os
@@ -30,6 +30,8 @@ def load_run_config(config: Path | None, out_dir: Path | None, assets: int | Non
                                if v is not None}
     if data:
         overrides["data"] = data
+    if engine is not None:
+        overrides["optimize"] = {"engine": engine}
     if out_dir is not None and "KEEL_STORE__URL" not in os.environ:
         overrides["store"] = {"url": f"sqlite:///{out_dir / 'keel.db'}"}
     return load_config(config, **overrides)
@@ -46,6 +48,8 @@ def register(app: typer.Typer) -> None:
         assets: int | None = typer.Option(None, help="Synthetic universe size."),
         days: int | None = typer.Option(None, help="Synthetic history length, sessions."),
         seed: int | None = typer.Option(None, help="Seed of every random generator."),
+        engine: str | None = typer.Option(None, help="mean_variance or greedy (default: "
+                                          "config optimize.engine)."),
     ) -> None:
         """Run keel end to end on the synthetic market; results in ./keel-out/."""
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -54,7 +58,7 @@ def register(app: typer.Typer) -> None:
         from keel.app.demo import run_demo
 
         with friendly_errors():
-            cfg = load_run_config(config, out_dir, assets, days, seed)
+            cfg = load_run_config(config, out_dir, assets, days, seed, engine)
             with Progress(SpinnerColumn(), TextColumn("{task.description}"),
                           TimeElapsedColumn(), console=console, transient=True) as bar:
                 task = bar.add_task("starting", total=None)

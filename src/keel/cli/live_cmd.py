@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         fix_host: str | None = typer.Option(None, help="FIX venue host (default: config)."),
         fix_port: int | None = typer.Option(None, help="FIX venue port (default: config)."),
         engine: str | None = typer.Option(None, help="mean_variance or greedy (default: "
-                                          "config [optimize] engine)."),
+                                          "config optimize.engine)."),
         interval: float = typer.Option(1.0, help="Wall seconds between bars."),
         bar_minutes: float = typer.Option(5.0, help="Simulated minutes per bar (--clock sim)."),
         clock_kind: str = typer.Option("sim", "--clock", help="sim (simulated session time, "
@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
         with friendly_errors():
             stop = StopFlag()
             stop.install()
-            cfg = load_run_config(config, out_dir, assets, days, seed)
+            cfg = load_run_config(config, out_dir, assets, days, seed, engine)
             out = Path(cfg.general.out_dir)
             out.mkdir(parents=True, exist_ok=True)
             if clock_kind not in ("sim", "wall"):
@@ -84,10 +84,8 @@ def register(app: typer.Typer) -> None:
             bar = timedelta(minutes=bar_minutes)
             sim = SimulatedClock(session_start(market)) if clock_kind == "sim" else None
             clock = sim if sim is not None else WallClock()
-            overrides = {} if engine is None else {"engine": engine}
-            if horizon_minutes:
-                overrides["horizon"] = timedelta(minutes=horizon_minutes)  # type: ignore
-            cycle = DecisionCycle(CycleConfig.from_config(cfg, **overrides))
+            horizon = timedelta(minutes=horizon_minutes) if horizon_minutes else None
+            cycle = DecisionCycle(CycleConfig.from_config(cfg, horizon=horizon))
             local = None
             if venue == "local":
                 proto = local_protocol
