@@ -210,3 +210,28 @@ def test_repeated_sigkills_inside_the_bar(tmp_path, exchange, delays):
     assert last.returncode == 0, text
     counts = _check_agreement(out, ex)
     assert counts["fills"] > 0
+
+
+@pytest.mark.slow
+def test_default_local_venue_and_control_file(tmp_path):
+    """`keel run` with its defaults (in-process exchange, FIX with REST fallback when FIX is
+    available): engine switched and the run stopped through the control file."""
+    out = tmp_path / "run"
+    out.mkdir()
+    control = out / "control.json"
+    proc = _keel_run(out, "--interval", "0.2")
+    lines = _read_until(proc, _mid_execution)
+    control.write_text('{"engine": "greedy"}')
+    lines += _read_until(proc, lambda line: "engine=greedy" in line)
+    control.write_text('{"stop": true}')
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, rest
+    text = "\n".join(lines) + rest
+    assert "engine=greedy" in text and "STOPPED" in text
+    if fix_unavailable() is None:
+        assert "venue local (fix" in text
+        assert re.search(r"ROUTES primary=\d+", text), text
+    store = Store.from_url(f"sqlite:///{out / 'keel.db'}")
+    assert [r.payload for r in AuditLog(store).query(action="live.engine")] == [
+        {"from": "mean_variance", "to": "greedy"}]
+    assert not OrdersRepo(store).parents(open_only=True)
