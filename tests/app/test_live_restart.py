@@ -197,15 +197,15 @@ def test_sigterm_mid_execution_cancels_and_exits_zero(tmp_path, exchange):
 @pytest.mark.parametrize("delays", [(0.0, 0.05, 0.13)])
 def test_repeated_sigkills_inside_the_bar(tmp_path, exchange, delays):
     """Kills landing inside a bar's pumping (short interval, a delay after the bar's line)."""
-    ex, url, _ = exchange
+    ex, url, fix_port = exchange
+    venue = _venue(url, fix_port)
     out = tmp_path / "run"
     for delay in delays:
-        proc, _ = _start_mid_execution(out, _venue(url, None), "--interval", "0.02")
+        proc, _ = _start_mid_execution(out, venue, "--interval", "0.02")
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    last = _keel_run(out, "--venue", "rest", "--rest-url", url, "--interval", "0.02",
-                     "--max-bars", "12")
+    last = _keel_run(out, *venue, "--interval", "0.02", "--max-bars", "12")
     text, _ = last.communicate(timeout=120)
     assert last.returncode == 0, text
     counts = _check_agreement(out, ex)
