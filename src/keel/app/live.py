@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from keel.app.cycle import CycleResult, DecisionCycle
 from keel.errors import ConfigError
-from keel.types import Fill
+from keel.types import Fill, Order
 
 if TYPE_CHECKING:
     from keel.app.metrics import KeelMetrics
@@ -265,6 +265,8 @@ class Desk:
             positions=lambda: {s: p.qty for s, p in self.ledger.positions.items()})
         self.oms.add_fill_listener(self._on_fill)
         self.stats = DeskStats()
+        self._last_rebalance: datetime | None = None
+        self._last_rebalance_known = False
 
     def _on_fill(self, fill: Fill, parent: OrderRecord) -> None:
         if self.ledger.apply_fill(fill):
@@ -303,12 +305,17 @@ class Desk:
         return len(self.oms.open_parents())
 
     def last_rebalance(self) -> datetime | None:
-        """Time of the newest cycle that traded, from the audit log."""
-        rows = self.audit.query(action="live.cycle", newest_first=True, limit=500)
-        for r in rows:
-            if r.payload.get("traded"):
-                return datetime.fromisoformat(r.payload["now"])
-        return None
+        """Time of the newest rebalance: the newest parent order the store holds that was
+        not refused (read once, then kept up to date), so the cooldown survives a restart
+        even when the process died between submitting and auditing its cycle."""
+        if not self._last_rebalance_known:
+            from keel.types import OrderStatus
+
+            stamps = [p.order.created_at for p in self.repo.parents()
+                      if p.status is not OrderStatus.REJECTED and isinstance(p.order, Order)]
+            self._last_rebalance = max(stamps) if stamps else None
+            self._last_rebalance_known = True
+        return self._last_rebalance
 
     def last_cycle_time(self) -> datetime | None:
         rows = self.audit.query(action="live.cycle", newest_first=True, limit=1)
@@ -328,6 +335,8 @@ class Desk:
                              clock=self.clock, oms=None if dry_run else self.oms,
                              last_rebalance=self.last_rebalance(), working=self.working(),
                              force=force)
+        if res.traded:
+            self._last_rebalance, self._last_rebalance_known = now, True
         st = self.stats
         st.cycles += 1
         st.traded_cycles += int(res.traded)
