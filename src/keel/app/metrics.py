@@ -34,6 +34,9 @@ class KeelMetrics:
                                    ["venue"], buckets=LATENCY_BUCKETS, registry=r)
         self.limit_breaches = Counter("keel_limit_breaches_total", "Risk-limit breaches.",
                                       ["limit", "severity"], registry=r)
+        self.limit_breaches_active = Gauge("keel_limit_breaches_active",
+                                           "Limits breached by the current book.",
+                                           ["limit", "severity"], registry=r)
         self.portfolio_vol = Gauge("keel_portfolio_volatility",
                                    "Predicted annualised portfolio volatility (fraction).",
                                    registry=r)

@@ -1,0 +1,418 @@
+"""The keel HTTP service: health, Prometheus metrics, REST and the dashboard.
+
+:func:`create_app` builds a FastAPI application over a :class:`~keel.store.db.Store` and owns
+no global state, so the trading process can embed it (pass its own
+:class:`~keel.app.metrics.KeelMetrics`) and ``keel serve`` can run it standalone over the
+configured store (metrics then recounted from the store at scrape time, see
+:mod:`keel.app.scrape`).
+
+Read endpoints are open; write endpoints need ``Authorization: Bearer <token>`` (401 without
+or with a wrong token, 403 when the service has no token configured). Bad input gets a 4xx
+whose JSON body says why (``detail``, and ``field`` / ``symbol`` when known).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from keel.app import control, views
+from keel.app.auth import require_token
+from keel.app.metrics import KeelMetrics
+from keel.app.riskview import RiskView
+from keel.app.scrape import StoreCollector
+from keel.clock import Clock, WallClock
+from keel.config import CostsConfig, EngineKind, KeelConfig
+from keel.costs.base import CostModel, TradeContext
+from keel.data.market import MarketData
+from keel.errors import KeelError, StoreError, ValidationError
+from keel.risk.limits import RiskLimits
+from keel.store.db import Store
+from keel.types import OrderStatus, Side, ensure_utc
+
+log = logging.getLogger("keel.app.service")
+
+
+class CostRequest(BaseModel):
+    """A proposed trade: ``qty`` shares of ``symbol`` on ``side``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    symbol: str = Field(min_length=1, max_length=32)
+    qty: float = Field(gt=0, allow_inf_nan=False, description="Shares, > 0.")
+    side: Side
+    horizon_days: float = Field(1.0, gt=0, le=60, allow_inf_nan=False,
+                                description="Execution horizon, trading days.")
+
+
+class KillSwitchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    engaged: bool
+    reason: str = Field("", max_length=500)
+
+
+class EngineRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    engine: EngineKind
+    reason: str = Field("", max_length=500)
+
+    @field_validator("engine")
+    @classmethod
+    def _live(cls, v: EngineKind) -> EngineKind:
+        if v not in control.LIVE_ENGINES:
+            raise ValueError("keel run switches between "
+                             + " and ".join(e.value for e in control.LIVE_ENGINES) + " only")
+        return v
+
+
+class RebalanceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str = Field("", max_length=500)
+
+
+def default_cost_model(costs: CostsConfig | None = None) -> CostModel:
+    """Spread + square-root impact + commission with the ``[costs]`` coefficients."""
+    from keel.costs import Commission, SpreadCost, SquareRootImpact
+
+    c = costs or CostsConfig()
+    return (SpreadCost() + SquareRootImpact(y=c.impact_coefficient)
+            + Commission(per_share=c.commission_per_share, bps=c.commission_bps))
+
+
+_LOC_ROOTS = ("body", "query", "path", "header")
+
+
+def _static(name: str) -> str:
+    return resources.files("keel.app").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _error_body(exc: KeelError) -> dict[str, Any]:
+    body = exc.to_dict()
+    body["detail"] = str(exc)
+    return body
+
+
+def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str | None = None,
+               market: Callable[[], MarketData] | None = None, clock: Clock | None = None,
+               limits: RiskLimits | None = None, cost_model: CostModel | None = None,
+               account: str = "default", confidence: float = 0.95, horizon_days: int = 21,
+               default_spread: float | None = None, poll_seconds: float = 3.0,
+               control_file: str | Path | None = None) -> FastAPI:
+    """The service over ``store``.
+
+    Args:
+        store: the database the trading process writes (orders, fills, ledger, audit).
+        metrics: the trading process's metrics when embedded; ``None`` (standalone) recounts
+            them from the store at every scrape.
+        token: bearer token for write endpoints; ``None`` disables writes (403).
+        market: returns the current market (risk, sectors, cost estimates); ``None`` turns
+            those endpoints into 503 with a reason.
+        clock: time of control records (default :class:`~keel.clock.WallClock`).
+        limits: risk limits watched on ``/api/risk`` and ``/metrics``.
+        cost_model: the cost model of ``POST /api/cost-estimate`` (default
+            :func:`default_cost_model`).
+        account: the ledger account shown.
+        confidence, horizon_days: VaR/CVaR settings.
+        default_spread: spread (fraction of mid) used when the market has none.
+        poll_seconds: how often the dashboard refreshes.
+        control_file: the JSON control file ``keel run`` re-reads every bar; control
+            requests are merged into it as well as recorded in the audit log.
+    """
+    clk: Clock = clock or WallClock()
+    ledger = views.LedgerView(store, clk, account)
+    execution = views.ExecutionView(store)
+    risk = RiskView(market, limits, confidence=confidence,
+                    horizon_days=horizon_days) if market is not None else None
+    costs = cost_model or default_cost_model()
+    write = Depends(require_token(token))
+
+    def book() -> tuple[float, float, dict[str, float]]:
+        st = ledger.state()
+        eq = float(st.equity)
+        return eq, (float(st.gross_exposure) / eq if eq else 0.0), st.weights()
+
+    registry: CollectorRegistry | None = None
+    if metrics is None:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(StoreCollector(store, book, risk.evaluate if risk else None))
+
+    app = FastAPI(title="keel", version="0.1.0",
+                  description="Portfolio, risk, orders, execution quality and controls of a "
+                              "running keel; Prometheus metrics on /metrics.")
+    app.state.store = store
+
+    @app.exception_handler(KeelError)
+    async def keel_error(request: Request, exc: KeelError) -> JSONResponse:
+        code = (422 if isinstance(exc, ValidationError)
+                else 503 if isinstance(exc, StoreError) else 400)
+        return JSONResponse(_error_body(exc), status_code=code)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errs = exc.errors()
+        reasons = []
+        for e in errs:
+            if e.get("type") == "json_invalid":
+                why = (e.get("ctx") or {}).get("error", "")
+                reasons.append(f"invalid JSON body: {why} (at character {e['loc'][-1]})")
+                continue
+            loc = ".".join(str(p) for p in e.get("loc", ()) if p not in _LOC_ROOTS)
+            reasons.append(f"{loc or 'body'}: {e.get('msg', 'invalid')}")
+        first = errs[0] if errs else {}
+        field = None if first.get("type") == "json_invalid" else ".".join(
+            str(p) for p in first.get("loc", ()) if p not in _LOC_ROOTS)
+        return JSONResponse({"detail": "; ".join(reasons) or "invalid request",
+                             "field": field or None,
+                             "errors": [{"type": str(e.get("type")),
+                                         "loc": [str(p) for p in e.get("loc", ())],
+                                         "msg": str(e.get("msg"))} for e in errs]},
+                            status_code=422)
+
+    def need_market() -> MarketData:
+        if market is None:
+            raise HTTPException(503, "no market data configured for this service")
+        return market()
+
+    def need_risk() -> RiskView:
+        if risk is None:
+            raise HTTPException(503, "no market data configured: risk is unavailable")
+        return risk
+
+    # ------------------------------------------------------------------ health & metrics
+
+    @app.get("/health", summary="Liveness and store reachability")
+    def health() -> JSONResponse:
+        try:
+            store.ping()
+            ok, err = True, None
+        except KeelError as exc:
+            ok, err = False, str(exc)
+        body = {"status": "ok" if ok else "degraded",
+                "store": {"reachable": ok, "url": store.url, "error": err},
+                "metrics": "embedded" if metrics is not None else "store",
+                "market": market is not None, "time": clk.now().isoformat()}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics", summary="Prometheus text exposition")
+    def prometheus() -> Response:
+        if metrics is not None:
+            data = metrics.render()
+        else:
+            assert registry is not None
+            data = generate_latest(registry)
+        return Response(data, media_type=CONTENT_TYPE_LATEST)
+
+    # ------------------------------------------------------------------ reads
+
+    @app.get("/api/portfolio", summary="Positions, weights, cash and equity")
+    def get_portfolio() -> dict[str, Any]:
+        mkt = market() if market is not None else None
+        return views.clean(views.portfolio(ledger.state(), mkt))
+
+    @app.get("/api/risk", summary="Risk decomposition, VaR/CVaR and limit breaches")
+    def get_risk() -> dict[str, Any]:
+        rv = need_risk()
+        return views.clean(rv.evaluate(ledger.state().weights()))
+
+    @app.get("/api/orders", summary="Parent orders with their children and fills")
+    def get_orders(status: OrderStatus | None = None,
+                   symbol: Annotated[str | None, Query(max_length=32)] = None,
+                   side: Side | None = None, since: datetime | None = None,
+                   open_only: bool = False,
+                   limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+        if since is not None:
+            since = ensure_utc(since, "since")
+        return views.orders(store, status=status, symbol=symbol, side=side, since=since,
+                            open_only=open_only, limit=limit)
+
+    @app.get("/api/orders/{client_order_id}", summary="One order with its children and fills")
+    def get_order(client_order_id: str) -> dict[str, Any]:
+        pid = views.parent_of(store, client_order_id)
+        found = views.orders(store, parent_id=pid, limit=1) if pid is not None else None
+        if not found or not found["orders"]:
+            raise HTTPException(404, f"unknown order {client_order_id!r}")
+        return found["orders"][0]
+
+    @app.get("/api/execution", summary="Execution quality (TCA) per order, symbol, algo")
+    def get_execution() -> dict[str, Any]:
+        return execution.get()
+
+    @app.get("/api/control", summary="Kill switch and engine requests in force")
+    def get_control() -> dict[str, Any]:
+        return control.read_control(store).to_dict()
+
+    @app.post("/api/cost-estimate", summary="Expected cost of a proposed trade")
+    def cost_estimate(req: CostRequest) -> dict[str, Any]:
+        mkt = need_market()
+        if req.symbol not in mkt.symbols:
+            raise ValidationError("unknown symbol: not in the market", field="symbol",
+                                  symbol=req.symbol)
+        ctx = TradeContext.from_market(mkt.select([req.symbol]), nav=1.0,
+                                       default_spread=default_spread,
+                                       horizon_days=req.horizon_days)
+        price = float(ctx.prices[0])
+        notional = req.qty * price
+        est = costs.cost(np.array([req.side.sign * notional]), ctx)
+        comps = {k: float(v.iloc[0]) for k, v in est.components.items()}
+        return views.clean({
+            "symbol": req.symbol, "side": req.side.value, "qty": req.qty, "price": price,
+            "notional": notional, "horizon_days": req.horizon_days, "as_of": str(mkt.now),
+            "cost": float(est.currency.iloc[0]), "cost_bps": float(est.bps.iloc[0]),
+            "components": comps,
+            "components_bps": {k: 1e4 * v / notional for k, v in comps.items()},
+            "inputs": {"spread": float(ctx.spreads[0]),
+                       "daily_volatility": float(ctx.volatility[0]),
+                       "adv_notional": float(ctx.adv_notional[0]),
+                       "participation": notional / (float(ctx.adv_notional[0])
+                                                    * req.horizon_days)},
+        })
+
+    # ------------------------------------------------------------------ writes (token)
+
+    @app.post("/api/control/kill-switch", dependencies=[write],
+              summary="Engage or release the kill switch (token)")
+    def kill_switch(req: KillSwitchRequest) -> dict[str, Any]:
+        control.write_kill_switch(store, req.engaged, req.reason, clk.now(), actor="api")
+        if control_file is not None:
+            control.update_control_file(control_file, stop=req.engaged)
+        log.warning("kill switch %s via API: %s", "ENGAGED" if req.engaged else "released",
+                    req.reason)
+        return control.read_control(store).to_dict()
+
+    @app.post("/api/control/engine", dependencies=[write],
+              summary="Ask the trading loop to switch engine (token)")
+    def switch_engine(req: EngineRequest) -> dict[str, Any]:
+        control.request_engine(store, req.engine, req.reason, clk.now(), actor="api")
+        if control_file is not None:
+            control.update_control_file(control_file, engine=req.engine.value)
+        return control.read_control(store).to_dict()
+
+    @app.post("/api/control/rebalance", dependencies=[write],
+              summary="Ask the trading loop to rebalance at its next bar (token)")
+    def rebalance(req: RebalanceRequest) -> dict[str, Any]:
+        control.request_rebalance(store, req.reason, clk.now(), actor="api")
+        if control_file is not None:
+            control.update_control_file(control_file, force=True)
+        return control.read_control(store).to_dict()
+
+    # ------------------------------------------------------------------ dashboard
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def dashboard() -> HTMLResponse:
+        html = _static("dashboard.html").replace("{{POLL_MS}}", str(int(poll_seconds * 1000)))
+        return HTMLResponse(html)
+
+    @app.get("/static/dashboard.js", include_in_schema=False)
+    def dashboard_js() -> Response:
+        return Response(_static("dashboard.js"), media_type="text/javascript")
+
+    return app
+
+
+def app_from_config(config: KeelConfig, *, token: str | None = None,
+                    metrics: KeelMetrics | None = None,
+                    control_file: str | Path | None = None) -> FastAPI:
+    """The service over the configured store, market, limits and cost model (``keel serve``).
+
+    The store is migrated to head first (idempotent), so the service can start before the
+    first ``keel run``. The market is built on first use and kept (``[data]``, seed
+    ``general.seed``); limits come from ``[optimize] max_weight, sector_cap`` and
+    ``[risk] var_confidence, horizon_days``; costs from ``[costs]``. Control requests go to
+    ``control_file`` (default ``<general.out_dir>/control.json``, where ``keel run`` looks).
+    """
+    from functools import cache
+
+    from keel.data.source import load_market
+
+    store = Store.from_url(config.store.url, echo=config.store.echo)
+    store.upgrade()
+
+    @cache
+    def market() -> MarketData:
+        return load_market(config.data, seed=config.general.seed)
+
+    limits = RiskLimits(max_position=config.optimize.max_weight,
+                        max_sector_weight=config.optimize.sector_cap,
+                        var_confidence=config.risk.var_confidence,
+                        var_horizon=config.risk.horizon_days)
+    return create_app(store, metrics=metrics,
+                      token=token if token is not None else config.service.api_token,
+                      market=market, limits=limits, cost_model=default_cost_model(config.costs),
+                      confidence=config.risk.var_confidence,
+                      horizon_days=config.risk.horizon_days,
+                      control_file=(control_file if control_file is not None
+                                    else Path(config.general.out_dir) / "control.json"))
+
+
+class BackgroundServer:
+    """A uvicorn server running ``app`` in a daemon thread (the trading process embeds the
+    service this way; tests use it for a real HTTP server).
+
+    >>> with BackgroundServer(create_app(store, metrics=metrics)) as srv:
+    ...     httpx.get(srv.url + "/health")
+
+    Args:
+        app: the ASGI application.
+        host: bind address.
+        port: bind port; 0 picks a free one (read it back from :attr:`port`).
+    """
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0,
+                 log_level: str = "warning") -> None:
+        import socket
+
+        import uvicorn
+
+        if port == 0:
+            with socket.socket() as s:
+                s.bind((host, 0))
+                port = int(s.getsockname()[1])
+        self.host, self.port = host, port
+        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,
+                                                     log_level=log_level, lifespan="off"))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> BackgroundServer:
+        """Start serving; returns once the socket accepts connections."""
+        self._thread = threading.Thread(target=self._server.run, name="keel-service",
+                                        daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise KeelError("the service did not start", field="port", value=self.port)
+            time.sleep(0.02)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the server to exit and wait for its thread."""
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

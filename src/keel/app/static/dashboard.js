@@ -1,0 +1,199 @@
+// keel dashboard: polls the service's JSON endpoints and renders tables and SVG bars.
+// No framework, no build step. Every render replaces the content of one element.
+"use strict";
+
+const POLL_MS = Number(document.body.dataset.pollMs) || 3000;
+const $ = (id) => document.getElementById(id);
+
+const money = (x) => x === null || x === undefined || x === "" ? "–" :
+  Number(x).toLocaleString("en-US", {maximumFractionDigits: 0});
+const price = (x) => x === null || x === undefined ? "–" :
+  Number(x).toLocaleString("en-US", {minimumFractionDigits: 2, maximumFractionDigits: 2});
+const pct = (x, d = 2) => x === null || x === undefined ? "–" : (100 * Number(x)).toFixed(d) + "%";
+const num = (x, d = 1) => x === null || x === undefined ? "–" : Number(x).toFixed(d);
+const qty = (x) => x === null || x === undefined ? "–" :
+  Number(x).toLocaleString("en-US", {maximumFractionDigits: 4});
+
+function esc(s) {
+  return String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;",
+    '"': "&quot;", "'": "&#39;"}[c]));
+}
+
+function rows(tbody, items, render, emptyText, cols) {
+  const el = document.querySelector(tbody);
+  if (!items || items.length === 0) {
+    el.innerHTML = `<tr><td class="empty l" colspan="${cols}">${esc(emptyText)}</td></tr>`;
+    return;
+  }
+  el.innerHTML = items.map(render).join("");
+}
+
+// Horizontal bar chart (SVG): items = [[label, value], ...], values formatted by fmt.
+function bars(container, items, fmt) {
+  const el = $(container);
+  if (!items.length) { el.innerHTML = '<div class="empty">nothing to show</div>'; return; }
+  const w = 480, rowH = 20, labelW = 150, valueW = 70;
+  const maxAbs = Math.max(...items.map(([, v]) => Math.abs(v)), 1e-12);
+  const hasNeg = items.some(([, v]) => v < 0);
+  const span = w - labelW - valueW;
+  const zero = labelW + (hasNeg ? span / 2 : 0);
+  const scale = (hasNeg ? span / 2 : span) / maxAbs;
+  const h = items.length * rowH + 4;
+  const parts = items.map(([label, v], i) => {
+    const y = i * rowH + 2, bw = Math.abs(v) * scale, x = v < 0 ? zero - bw : zero;
+    const color = v < 0 ? "#b23b3b" : "#4c78a8";
+    return `<text x="0" y="${y + 14}">${esc(label)}</text>` +
+      `<rect x="${x}" y="${y + 4}" width="${Math.max(bw, 1)}" height="12" fill="${color}"/>` +
+      `<text x="${w - valueW + 6}" y="${y + 14}">${esc(fmt(v))}</text>`;
+  });
+  el.innerHTML = `<svg width="${w}" height="${h}" role="img">` +
+    `<line x1="${zero}" x2="${zero}" y1="0" y2="${h}" stroke="#ccc"/>${parts.join("")}</svg>`;
+}
+
+async function getJSON(path) {
+  const r = await fetch(path, {cache: "no-store"});
+  if (!r.ok) {
+    let reason = r.statusText;
+    try { reason = (await r.json()).detail || reason; } catch (e) { /* not JSON */ }
+    throw new Error(`${path}: ${r.status} ${reason}`);
+  }
+  return r.json();
+}
+
+function renderPortfolio(p) {
+  $("equity").textContent = money(p.equity);
+  $("cash").textContent = money(p.cash);
+  $("gross").textContent = pct(p.gross_weight, 1);
+  $("n-positions").textContent = String(p.n_positions);
+  const maxW = Math.max(...p.positions.map((r) => Math.abs(r.weight)), 1e-12);
+  rows("#positions tbody", p.positions, (r) => {
+    const w = Math.round(40 * Math.abs(r.weight) / maxW);
+    const pnl = Number(r.unrealized_pnl);
+    return `<tr data-symbol="${esc(r.symbol)}"><td>${esc(r.symbol)}</td>` +
+      `<td class="l sector" title="${esc(r.sector ?? "")}">${esc(r.sector ?? "")}</td>` +
+      `<td class="qty">${qty(r.qty)}</td>` +
+      `<td>${price(r.mark)}</td><td>${money(r.market_value)}</td>` +
+      `<td class="weight">${pct(r.weight)}` +
+      `<span class="wbar${r.weight < 0 ? " neg" : ""}" style="width:${w}px"></span></td>` +
+      `<td class="${pnl < 0 ? "neg" : "pos"}">${money(pnl)}</td></tr>`;
+  }, "no positions", 7);
+  const sec = Object.entries(p.sector_weights).sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]));
+  bars("sector-chart", sec, (v) => pct(v, 1));
+}
+
+function renderRisk(r) {
+  if (r.status !== "ok") {
+    $("vol").textContent = "0.00%";
+    $("risk-summary").textContent = r.status === "flat" ? "flat book: no risk" : r.status;
+    $("risk-chart").innerHTML = "";
+    rows("#risk-sectors tbody", [], null, "no positions", 4);
+    rows("#breaches tbody", [], null, "no limit breached", 5);
+    $("var").textContent = "–";
+    return;
+  }
+  const d = r.decomposition;
+  $("vol").textContent = pct(r.volatility);
+  $("risk-summary").textContent = r.summary +
+    (r.unmodelled.length ? ` · not modelled: ${r.unmodelled.join(", ")}` : "");
+  const parts = Object.entries(d.by_group).map(([k, v]) => [k, v]);
+  parts.push(["specific", d.specific]);
+  bars("risk-chart", parts, (v) => pct(v));
+  const sectors = d.by_sector.filter((s) => s.weight !== 0 || s.risk !== 0).sort((a, b) => Math.abs(b.risk) - Math.abs(a.risk));
+  rows("#risk-sectors tbody", sectors, (s) =>
+    `<tr><td>${esc(s.sector)}</td><td>${pct(s.weight)}</td><td>${pct(s.risk)}</td>` +
+    `<td>${pct(s.share)}</td></tr>`, "no sectors", 4);
+  const nv = r.var_cvar.normal || {}, hv = r.var_cvar.historical || {};
+  $("var-label").textContent = `VaR ${Math.round(100 * r.confidence)}% ${r.horizon_days}d`;
+  $("var").textContent = pct(nv.var);
+  $("var-detail").textContent =
+    `VaR / CVaR ${Math.round(100 * r.confidence)}%, ${r.horizon_days} days, fraction of NAV: ` +
+    `normal ${pct(nv.var)} / ${pct(nv.cvar)} · historical ${pct(hv.var)} / ${pct(hv.cvar)}`;
+  rows("#breaches tbody", r.breaches, (b) =>
+    `<tr class="breach"><td>${esc(b.code)}</td><td class="l sev-${esc(b.severity)}">` +
+    `${esc(b.severity)}</td><td class="l">${esc(b.subject)}</td><td>${num(b.value, 4)}</td>` +
+    `<td>${num(b.limit, 4)}</td></tr>`, "no limit breached", 5);
+}
+
+function renderExecution(x) {
+  $("n-fills").textContent = String(x.n_fills);
+  $("filled-notional").textContent = money(x.filled_notional);
+  rows("#tca tbody", x.by_symbol, (s) =>
+    `<tr data-symbol="${esc(s.key)}"><td>${esc(s.key)}</td><td>${num(s.orders, 0)}</td>` +
+    `<td>${money(s.notional)}</td><td>${num(s.slippage_bps_mean)}</td>` +
+    `<td>${num(s.is_bps_mean)}</td><td>${pct(s.participation_mean)}</td></tr>`,
+    "no executed orders yet", 6);
+}
+
+function renderOrders(o) {
+  rows("#orders tbody", o.orders.slice(0, 25), (r) =>
+    `<tr data-order="${esc(r.client_order_id)}"><td>${esc(r.client_order_id)}</td>` +
+    `<td class="l">${esc(r.symbol)}</td><td class="l">${esc(r.side)}</td>` +
+    `<td>${qty(r.qty)}</td><td>${qty(r.filled_qty)}</td><td class="l">${esc(r.status)}</td>` +
+    `<td>${r.children.length}</td><td>${r.fills.length}</td><td>${price(r.avg_price)}</td></tr>`,
+    "no orders", 9);
+}
+
+function renderControl(c) {
+  const k = $("kill-switch");
+  k.textContent = c.kill_switch.engaged ? "KILL SWITCH ENGAGED" : "kill switch off";
+  k.className = "pill " + (c.kill_switch.engaged ? "bad" : "ok");
+  $("engine").textContent = "engine: " + (c.engine.requested || "config");
+}
+
+async function refresh() {
+  const jobs = [
+    ["/health", (h) => {
+      const s = $("store-status");
+      s.textContent = h.store.reachable ? "store ok" : "store unreachable";
+      s.className = "pill " + (h.store.reachable ? "ok" : "bad");
+    }],
+    ["/api/portfolio", renderPortfolio],
+    ["/api/risk", renderRisk],
+    ["/api/execution", renderExecution],
+    ["/api/orders?limit=25", renderOrders],
+    ["/api/control", renderControl],
+  ];
+  await Promise.all(jobs.map(async ([path, render]) => {
+    try { render(await getJSON(path)); } catch (e) {
+      console.warn(String(e));
+      if (path === "/health") {  // 503 or no answer: say so rather than keep "store ok"
+        $("store-status").textContent = "store unreachable";
+        $("store-status").className = "pill bad";
+      }
+    }
+  }));
+  $("updated").textContent = new Date().toISOString().slice(11, 19) + " UTC";
+  document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
+}
+
+// The cost form: one POST per submit; a refusal shows the service's reason.
+$("cost-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const out = $("cost-result");
+  const body = {symbol: $("cost-symbol").value.trim(), qty: Number($("cost-qty").value),
+                side: $("cost-side").value};
+  const r = await fetch("/api/cost-estimate", {method: "POST", body: JSON.stringify(body),
+                                               headers: {"Content-Type": "application/json"}});
+  const x = await r.json();
+  const tbody = document.querySelector("#cost-table tbody");
+  if (!r.ok) {
+    out.className = "sub error";
+    out.textContent = `refused (${r.status}): ${x.detail}`;
+    tbody.innerHTML = "";
+    return;
+  }
+  out.className = "sub";
+  out.textContent = `${x.side} ${qty(x.qty)} ${x.symbol} at ${price(x.price)}: ` +
+    `notional ${money(x.notional)}, cost ${money(x.cost)} = ${num(x.cost_bps, 2)} bps ` +
+    `(participation ${pct(x.inputs.participation)} of ADV)`;
+  tbody.innerHTML = Object.keys(x.components).map((k) =>
+    `<tr data-component="${esc(k)}"><td>${esc(k)}</td><td>${money(x.components[k])}</td>` +
+    `<td>${num(x.components_bps[k], 2)} bps</td></tr>`).join("");
+  out.dataset.costBps = String(x.cost_bps);
+});
+
+async function loop() {
+  await refresh();
+  setTimeout(loop, POLL_MS);
+}
+loop();

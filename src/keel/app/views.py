@@ -1,0 +1,234 @@
+"""JSON views of the store for the service: portfolio, orders with children and fills, TCA.
+
+Pure reads; every function takes what it reads and returns plain JSON-ready dicts. Money,
+quantities and prices are exact decimal strings where the store books them (ledger, orders,
+fills) and floats for analytics (weights, bps).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import asdict
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, or_, select
+
+from keel.clock import Clock
+from keel.data.market import MarketData
+from keel.execution.feedback import TCA
+from keel.portfolio.book import LedgerState
+from keel.portfolio.ledger import Ledger
+from keel.store.db import Store
+from keel.store.orders_repo import OrdersRepo
+from keel.store.tables import ChildOrderRow, FillRow, OrderRow
+from keel.types import OrderStatus, Side
+
+
+def _dec(x: Decimal | None) -> str | None:
+    return None if x is None else str(x)
+
+
+def _num(x: float) -> float | None:
+    """JSON has no NaN: undefined analytics become ``null``."""
+    return float(x) if isinstance(x, int | float) and math.isfinite(x) else None
+
+
+def clean(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by ``None`` (JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [clean(v) for v in obj]
+    return obj
+
+
+class LedgerView:
+    """One account's ledger, rebuilt once and caught up incrementally on every read.
+
+    Thread-safe: the service reads it from several worker threads.
+    """
+
+    def __init__(self, store: Store, clock: Clock, account: str = "default") -> None:
+        self.store, self.clock, self.account = store, clock, account
+        self._ledger: Ledger | None = None
+        self._lock = threading.Lock()
+
+    def state(self) -> LedgerState:
+        with self._lock:
+            if self._ledger is None:
+                self._ledger = Ledger.open(self.store, clock=self.clock, account=self.account)
+                return self._ledger.state
+            return self._ledger.refresh()
+
+
+def portfolio(state: LedgerState, market: MarketData | None = None) -> dict[str, Any]:
+    """Positions, weights (fraction of equity), cash and equity of a ledger state.
+
+    Each position carries its last mark from the ledger and, when ``market`` is given, its
+    sector. Positions are sorted by absolute market value, largest first.
+    """
+    weights = state.weights()
+    sectors = market.sectors if market is not None else None
+    rows: list[dict[str, Any]] = []
+    for sym, h in sorted(state.holdings.items(), key=lambda kv: -abs(kv[1].market_value)):
+        rows.append({
+            "symbol": sym, "qty": str(h.qty), "avg_price": str(h.avg_price),
+            "mark": str(h.mark), "market_value": str(h.market_value),
+            "unrealized_pnl": str(h.unrealized_pnl), "weight": weights.get(sym, 0.0),
+            "sector": (str(sectors.get(sym, "Unknown")) if sectors is not None else None),
+        })
+    by_sector: dict[str, float] = {}
+    for r in rows:
+        key = str(r["sector"] or "Unknown")
+        by_sector[key] = by_sector.get(key, 0.0) + float(r["weight"])
+    eq = state.equity
+    return {
+        "version": state.version,
+        "updated_at": state.updated_at.isoformat() if state.updated_at else None,
+        "cash": str(state.cash), "equity": str(eq),
+        "gross_exposure": str(state.gross_exposure),
+        "gross_weight": float(state.gross_exposure / eq) if eq else 0.0,
+        "net_weight": float(sum(weights.values())),
+        "realized_pnl": str(state.realized_pnl), "fees": str(state.fees),
+        "net_deposits": str(state.net_deposits),
+        "n_positions": len(rows), "positions": rows,
+        "weights": weights, "sector_weights": by_sector,
+    }
+
+
+def _child_json(r: ChildOrderRow) -> dict[str, Any]:
+    return {"client_order_id": r.client_order_id, "parent_id": r.parent_id,
+            "slice_index": r.slice_index, "symbol": r.symbol, "side": r.side,
+            "qty": str(r.qty), "status": r.status, "filled_qty": str(r.filled_qty),
+            "leaves_qty": str(r.qty - r.filled_qty), "venue_order_id": r.venue_order_id,
+            "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat()}
+
+
+def _parent_json(r: OrderRow) -> dict[str, Any]:
+    return {"client_order_id": r.client_order_id, "symbol": r.symbol, "side": r.side,
+            "qty": str(r.qty), "status": r.status, "filled_qty": str(r.filled_qty),
+            "leaves_qty": str(r.qty - r.filled_qty), "algo": r.algo,
+            "avg_price": _dec(r.avg_fill_price), "arrival_price": _dec(r.arrival_price),
+            "decision_price": _dec(r.decision_price), "strategy": r.strategy,
+            "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat()}
+
+
+def _fill_row_json(r: FillRow) -> dict[str, Any]:
+    return {"exec_id": r.exec_id, "client_order_id": r.client_order_id, "symbol": r.symbol,
+            "side": r.side, "qty": str(r.qty), "price": str(r.price),
+            "commission": str(r.commission), "venue": r.venue,
+            "timestamp": r.timestamp.isoformat()}
+
+
+def orders(store: Store, *, status: OrderStatus | None = None, symbol: str | None = None,
+           side: Side | None = None, since: datetime | None = None, open_only: bool = False,
+           limit: int = 100, parent_id: str | None = None) -> dict[str, Any]:
+    """Parent orders matching the filters, newest first, each with its children and fills.
+
+    Args:
+        status, symbol, side, parent_id: exact filters; ``open_only``: non-terminal only.
+        since: orders created at or after this UTC time.
+        limit: at most this many parents (the newest).
+
+    Three queries whatever the store's size: the page of parents, then only their children
+    and fills.
+    """
+    conds: list[Any] = []
+    if status is not None:
+        conds.append(OrderRow.status == status.value)
+    if symbol is not None:
+        conds.append(OrderRow.symbol == symbol)
+    if side is not None:
+        conds.append(OrderRow.side == side.value)
+    if since is not None:
+        conds.append(OrderRow.created_at >= since)
+    if open_only:
+        conds.append(OrderRow.status.in_([s.value for s in OrderStatus if s.is_open]))
+    if parent_id is not None:
+        conds.append(OrderRow.client_order_id == parent_id)
+    with store.session() as s:
+        total = int(s.scalar(select(func.count()).select_from(OrderRow).where(*conds)) or 0)
+        parents = list(s.scalars(select(OrderRow).where(*conds)
+                                 .order_by(OrderRow.id.desc()).limit(limit)))
+        ids = [p.client_order_id for p in parents]
+        kids: dict[str, list[dict[str, Any]]] = {}
+        fills: dict[str, list[dict[str, Any]]] = {}
+        if ids:
+            for c in s.scalars(select(ChildOrderRow).where(ChildOrderRow.parent_id.in_(ids))
+                               .order_by(ChildOrderRow.id)):
+                kids.setdefault(c.parent_id, []).append(_child_json(c))
+            for f in s.scalars(select(FillRow).where(or_(FillRow.parent_id.in_(ids),
+                                                         FillRow.client_order_id.in_(ids)))
+                               .order_by(FillRow.id)):
+                fills.setdefault(f.parent_id or f.client_order_id, []).append(
+                    _fill_row_json(f))
+        out = []
+        for p in parents:
+            row = _parent_json(p)
+            row["children"] = kids.get(p.client_order_id, [])
+            row["fills"] = fills.get(p.client_order_id, [])
+            out.append(row)
+    return {"total": total, "returned": len(out), "orders": out}
+
+
+def parent_of(store: Store, client_order_id: str) -> str | None:
+    """The parent id of an order id (itself for a parent), or None when unknown."""
+    with store.session() as s:
+        if s.scalar(select(OrderRow.id).where(OrderRow.client_order_id == client_order_id)):
+            return client_order_id
+        return s.scalar(select(ChildOrderRow.parent_id).where(
+            ChildOrderRow.client_order_id == client_order_id))
+
+
+def execution_quality(repo: OrdersRepo) -> dict[str, Any]:
+    """TCA of every parent with fills: per order, per symbol and per algorithm (bps)."""
+    report = TCA(repo).report()
+    per_order = [{k: (v.isoformat() if isinstance(v, datetime) else
+                      _num(v) if isinstance(v, float) else v)
+                  for k, v in asdict(s).items()} for s in report.summaries]
+
+    def table(df: Any) -> list[dict[str, Any]]:
+        if df is None or df.empty:
+            return []
+        return [{"key": str(k), **{c: _num(float(v)) for c, v in row.items()}}
+                for k, row in df.iterrows()]
+
+    fills = repo.fills()
+    return {
+        "n_orders": len(per_order), "n_fills": len(fills),
+        "filled_notional": float(sum(float(f.qty * f.price) for f, _ in fills)),
+        "orders": per_order, "by_symbol": table(report.by_symbol()),
+        "by_algo": table(report.by_algo()),
+        "recommendations": clean([asdict(r) for r in report.recommendations()]),
+    }
+
+
+class ExecutionView:
+    """:func:`execution_quality`, recomputed only when a fill or an order was added.
+
+    The fingerprint (count and last id of fills and of parents) is two cheap aggregate
+    queries; the TCA itself (pandas over every parent) runs once per change, not per poll.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.repo = store, OrdersRepo(store)
+        self._last: tuple[Any, dict[str, Any]] | None = None
+        self._lock = threading.Lock()
+
+    def _fingerprint(self) -> tuple[Any, ...]:
+        with self.store.session() as s:
+            f = s.execute(select(func.count(), func.max(FillRow.id))).one()
+            o = s.execute(select(func.count(), func.max(OrderRow.id))).one()
+        return (*f, *o)
+
+    def get(self) -> dict[str, Any]:
+        key = self._fingerprint()
+        with self._lock:
+            if self._last is None or self._last[0] != key:
+                self._last = (key, clean(execution_quality(self.repo)))
+            return self._last[1]
