@@ -99,3 +99,40 @@ def test_control_file_is_validated(tmp_path):
     with pytest.raises(ConfigError) as e:
         ctl.read()
     assert e.value.field == "control"
+
+
+def test_service_control_records_steer_the_loop(market, tmp_path):
+    """What `keel serve` writes (keel.app.control): engine request, kill switch, rebalance."""
+    from keel.app.control import request_engine, request_rebalance, write_kill_switch
+    from keel.config import EngineKind
+
+    store = Store.from_url(f"sqlite:///{tmp_path / 'keel.db'}")
+    store.upgrade()
+    clock = SimulatedClock(session_start(market))
+    venue = LocalVenue.start(market, clock, protocol="rest", seed=1)
+    try:
+        desk = _desk(market, store, clock, venue)
+        request_engine(store, EngineKind.GREEDY, "test", clock.now())
+        write_kill_switch(store, True, "halt for test", clock.now())
+        seen = []
+
+        def on_cycle(res):
+            seen.append((res.engine.value, res.codes("triggers"), res.traded))
+            n = len(seen)
+            if n == 2:
+                write_kill_switch(store, False, "resume", clock.now())
+            if n == 3:
+                request_rebalance(store, "test", clock.now())
+
+        run_live(desk, market, LiveOptions(interval_s=0, max_bars=5), prices=venue.mids,
+                 step_market=venue.simulator.step, sim_clock=clock, on_cycle=on_cycle,
+                 sleep=lambda s: None)
+        assert all(e == "greedy" for e, _, _ in seen)
+        # engaged: held with KILL_SWITCH, nothing traded
+        assert seen[0][1] == ("KILL_SWITCH",) and not seen[0][2]
+        assert seen[1][1] == ("KILL_SWITCH",) and not seen[1][2]
+        # released at bar 3; the rebalance request then forces bar 4 through the gates
+        assert seen[3][1][0] == "FORCED" and seen[3][2]
+        assert sum(t for _, _, t in seen) == 1 + int(seen[2][2])
+    finally:
+        venue.stop()

@@ -183,11 +183,13 @@ class DecisionCycle:
                  governance: GovernanceChain | None = None,
                  registry: InstrumentRegistry | None = None) -> None:
         from keel.policy.governance import GovernanceChain
-        from keel.policy.triggers import RebalancePolicy
+        from keel.policy.triggers import KillSwitch, RebalancePolicy
 
         self.config = config or CycleConfig()
         self.engine = self.config.engine
-        self.policy = policy or RebalancePolicy.default()
+        #: engaged: every cycle holds with ``KILL_SWITCH`` (default policy only)
+        self.kill_switch = KillSwitch()
+        self.policy = policy or RebalancePolicy.default(self.kill_switch)
         self.governance = governance or GovernanceChain.default()
         self.registry = registry
         self.risk_: FactorCovariance | None = None
@@ -323,7 +325,8 @@ class DecisionCycle:
         decision = self.policy.decide(pctx)
         res.decision = decision
         names: tuple[str, ...] | None = decision.names
-        if force and not decision.trade:
+        killed = any(r.value == "KILL_SWITCH" for r in decision.reasons)
+        if force and not decision.trade and not killed:
             names = None
             why = tuple(r.value for r in decision.reasons)
             res.stages.append(StageReport("triggers", ("FORCED", *why)))

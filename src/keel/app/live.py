@@ -321,6 +321,17 @@ class Desk:
         rows = self.audit.query(action="live.cycle", newest_first=True, limit=1)
         return datetime.fromisoformat(rows[0].payload["now"]) if rows else None
 
+    def switch_engine(self, engine: str) -> bool:
+        """Use ``engine`` from the next cycle (audited as ``live.engine`` when it changes)."""
+        old = self.cycle.engine
+        new = self.cycle.set_engine(engine)
+        if new is old:
+            return False
+        self.stats.engine_switches += 1
+        self.audit.append(ACTOR, "live.engine", "cycle", new.value,
+                          {"from": old.value, "to": new.value}, self.clock.now())
+        return True
+
     # ------------------------------------------------------------------ work
 
     def decide(self, market: MarketData, prices: Mapping[str, Decimal], *,
@@ -438,6 +449,41 @@ class Control:
 # --------------------------------------------------------------------------- the loop
 
 
+class StoreControl:
+    """Control records the service appends to the audit log (``keel.app.control``), applied
+    at the top of every bar: the newest engine request, the kill switch (engaged: the order
+    manager's kill switch cancels everything open and the cycle holds with ``KILL_SWITCH``;
+    released: both lift), and rebalance requests made after this process started."""
+
+    def __init__(self, desk: Desk) -> None:
+        from keel.app.control import read_control
+
+        self.desk = desk
+        state = read_control(desk.store)
+        self._engine_at: datetime | None = None
+        self._rebalance_at = state.rebalance_at  # a request older than this run is stale
+
+    def apply(self) -> bool:
+        """Apply the newest records; True when a rebalance was requested since the last bar."""
+        from keel.app.control import read_control
+
+        d = self.desk
+        state = read_control(d.store)
+        if state.engine is not None and state.engine_at != self._engine_at:
+            self._engine_at = state.engine_at
+            d.switch_engine(state.engine.value)
+        if state.kill_switch and not d.cycle.kill_switch.engaged:
+            d.cycle.kill_switch.engage(state.kill_switch_reason)
+            d.oms.kill_switch(state.kill_switch_reason or "control.kill_switch")
+        elif not state.kill_switch and d.cycle.kill_switch.engaged:
+            d.cycle.kill_switch.release()
+            d.oms.reset_kill_switch()
+        if state.rebalance_at is not None and state.rebalance_at != self._rebalance_at:
+            self._rebalance_at = state.rebalance_at
+            return True
+        return False
+
+
 @dataclass
 class LiveOptions:
     """Settings of :func:`run_live`.
@@ -538,20 +584,17 @@ def run_live(desk: Desk, market: MarketData, options: LiveOptions, *,
     """
     stop = stop or StopFlag()
     control = Control(options.control)
+    records = StoreControl(desk)
     bars = 0
     while not stop.stopped:
         ctl = control.read()
         if ctl.get("engine"):
-            old = desk.cycle.engine
-            new = desk.cycle.set_engine(ctl["engine"])
-            if new is not old:
-                desk.stats.engine_switches += 1
-                desk.audit.append(ACTOR, "live.engine", "cycle", new.value,
-                                  {"from": old.value, "to": new.value}, desk.clock.now())
+            desk.switch_engine(ctl["engine"])
         if ctl.get("stop"):
             break
+        force = records.apply() | bool(ctl.get("force"))
         desk.pump()
-        res = desk.decide(market, prices(), force=bool(ctl.get("force")))
+        res = desk.decide(market, prices(), force=force)
         desk.pump()
         if on_cycle is not None:
             on_cycle(res)
