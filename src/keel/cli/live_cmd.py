@@ -4,10 +4,32 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from keel.cli.common import console, friendly_errors
+
+
+def _embedded_service(cfg: Any, store: Any, desk: Any, market: Any, clock: Any,
+                      control: Path, port: int | None) -> Any:
+    """The service inside the trading process, on the desk's own metrics."""
+    from keel.app.service import BackgroundServer, create_app, default_cost_model
+    from keel.risk.limits import RiskLimits
+
+    limits = RiskLimits(max_position=cfg.optimize.max_weight,
+                        max_sector_weight=cfg.optimize.sector_cap,
+                        var_confidence=cfg.risk.var_confidence,
+                        var_horizon=cfg.risk.horizon_days)
+    app = create_app(store, metrics=desk.metrics, token=cfg.service.api_token,
+                     market=lambda: market, clock=clock, limits=limits,
+                     cost_model=default_cost_model(cfg.costs),
+                     confidence=cfg.risk.var_confidence, horizon_days=cfg.risk.horizon_days,
+                     control_file=control)
+    server = BackgroundServer(app, cfg.service.host,
+                              port if port is not None else cfg.service.port).start()
+    print(f"SERVING {server.url}", flush=True)
+    return server
 
 
 def register(app: typer.Typer) -> None:
@@ -44,6 +66,10 @@ def register(app: typer.Typer) -> None:
                                   "finish them (bounded by --drain-timeout)."),
         drain_timeout: float = typer.Option(5.0, help="Seconds allowed for the drain."),
         nav: float = typer.Option(1_000_000.0, help="Cash deposited into a new ledger."),
+        serve: bool = typer.Option(False, "--serve/--no-serve", help="Also serve the "
+                                   "dashboard, REST API and this process's /metrics."),
+        serve_port: int | None = typer.Option(None, help="Port of --serve (default: config "
+                                              "service.port)."),
     ) -> None:
         """Run the live cycle: every bar refresh data, score, optimize, decide, trade when a
         trigger fires; SIGTERM drains (exit 0); a restart resumes from the store."""
@@ -133,13 +159,18 @@ def register(app: typer.Typer) -> None:
                       f"triggers={trig} orders={len(r.orders)} working={desk.working()} "
                       f"fills={desk.stats.fills}", flush=True)
 
+            control_path = control or out / "control.json"
+            server = _embedded_service(cfg, store, desk, market, clock, control_path,
+                                       serve_port) if serve else None
             opts = LiveOptions(interval_s=interval, bar=bar, max_bars=max_bars,
                                drain_finish=drain == "finish", drain_timeout_s=drain_timeout,
-                               control=control or out / "control.json")
+                               control=control_path)
             try:
                 summary = run_live(desk, market, opts, prices=prices, step_market=step_market,
                                    sim_clock=sim, stop=stop, on_cycle=on_cycle)
             finally:
+                if server is not None:
+                    server.stop()
                 if local is not None:
                     local.stop()  # closes its brokers too
                 else:
