@@ -15,6 +15,7 @@ from keel.clock import SimulatedClock
 from keel.config import DataConfig
 from keel.data.source import load_market
 from keel.errors import ConfigError
+from keel.risk.limits import RiskLimits
 from keel.store.audit import AuditLog
 from keel.store.db import Store
 
@@ -24,9 +25,9 @@ def market():
     return load_market(DataConfig(n_assets=30, n_days=300), seed=3)
 
 
-def _desk(market, store, clock, venue):
+def _desk(market, store, clock, venue, limits=None):
     cycle = DecisionCycle(CycleConfig(slices=3, horizon=timedelta(minutes=15)))
-    desk = Desk(store, clock, venue.broker(), cycle)
+    desk = Desk(store, clock, venue.broker(), cycle, limits=limits)
     desk.recover()
     desk.fund(Decimal(10_000_000))
     return desk
@@ -111,7 +112,8 @@ def test_service_control_records_steer_the_loop(market, tmp_path):
     clock = SimulatedClock(session_start(market))
     venue = LocalVenue.start(market, clock, protocol="rest", seed=1)
     try:
-        desk = _desk(market, store, clock, venue)
+        # a 2% position limit: the 1/k greedy book breaches it once filled
+        desk = _desk(market, store, clock, venue, limits=RiskLimits(max_position=0.02))
         request_engine(store, EngineKind.GREEDY, "test", clock.now())
         write_kill_switch(store, True, "halt for test", clock.now())
         seen = []
@@ -134,5 +136,10 @@ def test_service_control_records_steer_the_loop(market, tmp_path):
         # released at bar 3; the rebalance request then forces bar 4 through the gates
         assert seen[3][1][0] == "FORCED" and seen[3][2]
         assert sum(t for _, _, t in seen) == 1 + int(seen[2][2])
+        # each breach of the book is audited once (what `keel serve` counts), not every bar
+        rows = AuditLog(store).query(action="risk.breach")
+        keys = [(r.payload["code"], r.payload["subject"], r.payload["severity"]) for r in rows]
+        assert keys and len(keys) == len(set(keys))
+        assert {k[0] for k in keys} == {"MAX_POSITION"}
     finally:
         venue.stop()

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from keel.data.market import MarketData
     from keel.execution.oms import OrderManager
     from keel.portfolio.ledger import Ledger
+    from keel.risk.limits import RiskLimits
     from keel.store.db import Store
     from keel.store.orders_repo import OrderRecord
     from keel.venues.base import Broker
@@ -243,11 +244,14 @@ class Desk:
         metrics: Prometheus counters to update (optional).
         venue_name: label of the venue in the metrics.
         max_order_notional: pre-trade cap of the order manager, currency.
+        limits: risk limits checked on the book after every cycle; each new breach is
+            audited (``risk.breach``, what ``keel serve`` counts) and counted in the metrics.
     """
 
     def __init__(self, store: Store, clock: Clock, broker: Broker, cycle: DecisionCycle, *,
                  metrics: KeelMetrics | None = None, venue_name: str = "exchange",
-                 max_order_notional: float = 5_000_000.0) -> None:
+                 max_order_notional: float = 5_000_000.0,
+                 limits: RiskLimits | None = None) -> None:
         from keel.execution.checks import MaxNotional
         from keel.execution.oms import OrderManager
         from keel.portfolio.ledger import Ledger
@@ -267,6 +271,8 @@ class Desk:
         self.stats = DeskStats()
         self._last_rebalance: datetime | None = None
         self._last_rebalance_known = False
+        self.limits = limits
+        self._breaches: set[tuple[str, str, str]] = set()
 
     def _on_fill(self, fill: Fill, parent: OrderRecord) -> None:
         if self.ledger.apply_fill(fill):
@@ -348,6 +354,7 @@ class Desk:
                              force=force)
         if res.traded:
             self._last_rebalance, self._last_rebalance_known = now, True
+        self._check_limits(market, now)
         st = self.stats
         st.cycles += 1
         st.traded_cycles += int(res.traded)
@@ -368,6 +375,32 @@ class Desk:
             m.gross_exposure.set(float(self.ledger.state.gross_exposure
                                        / max(self.ledger.state.equity, Decimal(1))))
         return res
+
+    def _check_limits(self, market: MarketData, now: datetime) -> None:
+        """Audit breaches (not warnings) of the book that were not there at the last check."""
+        from keel.risk.limits import RiskMonitor, Severity
+
+        model = self.cycle.risk_
+        weights = self.ledger.state.weights()
+        if self.limits is None or model is None or not weights:
+            return
+        import pandas as pd
+
+        known = set(model.symbols)
+        breaches = RiskMonitor(self.limits, model, sectors=market.sectors).evaluate(
+            pd.Series({s: w for s, w in weights.items() if s in known}, dtype=float))
+        now_set = set()
+        for b in breaches:
+            if b.severity is Severity.WARNING:
+                continue
+            key = (b.code.value, b.subject, b.severity.value)
+            now_set.add(key)
+            if key in self._breaches:
+                continue
+            self.audit.append("risk", "risk.breach", "limit", b.code.value, b.to_dict(), now)
+            if self.metrics is not None:
+                self.metrics.limit_breaches.labels(b.code.value, b.severity.value).inc()
+        self._breaches = now_set
 
     def pump(self) -> None:
         """Send due children, drain venue events, expire what is late."""

@@ -11,18 +11,23 @@ import typer
 from keel.cli.common import console, friendly_errors
 
 
+def _limits(cfg: Any) -> Any:
+    """The risk limits of the config (what ``keel serve`` watches too)."""
+    from keel.risk.limits import RiskLimits
+
+    return RiskLimits(max_position=cfg.optimize.max_weight,
+                      max_sector_weight=cfg.optimize.sector_cap,
+                      var_confidence=cfg.risk.var_confidence,
+                      var_horizon=cfg.risk.horizon_days)
+
+
 def _embedded_service(cfg: Any, store: Any, desk: Any, market: Any, clock: Any,
                       control: Path, port: int | None) -> Any:
     """The service inside the trading process, on the desk's own metrics."""
     from keel.app.service import BackgroundServer, create_app, default_cost_model
-    from keel.risk.limits import RiskLimits
 
-    limits = RiskLimits(max_position=cfg.optimize.max_weight,
-                        max_sector_weight=cfg.optimize.sector_cap,
-                        var_confidence=cfg.risk.var_confidence,
-                        var_horizon=cfg.risk.horizon_days)
     app = create_app(store, metrics=desk.metrics, token=cfg.service.api_token,
-                     market=lambda: market, clock=clock, limits=limits,
+                     market=lambda: market, clock=clock, limits=_limits(cfg),
                      cost_model=default_cost_model(cfg.costs),
                      confidence=cfg.risk.var_confidence, horizon_days=cfg.risk.horizon_days,
                      control_file=control)
@@ -127,7 +132,8 @@ def register(app: typer.Typer) -> None:
                                        fix_port=fix_port or v.fix_port,
                                        sender=v.sender_comp_id, target=v.target_comp_id)
             desk = Desk(store, clock, broker, cycle, metrics=KeelMetrics(), venue_name=venue,
-                        max_order_notional=cfg.execution.max_order_notional)
+                        max_order_notional=cfg.execution.max_order_notional,
+                        limits=_limits(cfg))
             if sim is not None:
                 last = desk.last_cycle_time()
                 if last is not None:
