@@ -28,27 +28,61 @@ def _need(market: MarketData, rows: int, name: str) -> None:
                         f"{len(market.returns)}", field=name, value=len(market.returns))
 
 
+def _series(values: np.ndarray, market: MarketData, name: str) -> pd.Series:
+    return pd.Series(values, index=market.symbols, name=name)
+
+
+def _momentum(px: np.ndarray, lookback: int, skip: int) -> np.ndarray:
+    # only the two rows used: O(N) per call, whatever the history length
+    return np.log(px[-1 - skip]) - np.log(px[-1 - lookback])
+
+
+def _reversal(px: np.ndarray, window: int) -> np.ndarray:
+    return -(np.log(px[-1]) - np.log(px[-1 - window]))
+
+
+def _low_vol(rets: np.ndarray, window: int) -> np.ndarray:
+    r = rets[-window:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return -np.nanstd(r, axis=0, ddof=1)
+
+
 def momentum_12_1(market: MarketData, *, lookback: int = 252, skip: int = 21) -> pd.Series:
     """Cumulative log return from ``lookback`` to ``skip`` sessions ago (skips the last month).
 
     Returns: (N,) Series of log returns (fraction), higher is stronger momentum.
     """
     _need(market, lookback, "momentum_12_1")
-    logp = np.log(market.prices)
-    return (logp.iloc[-1 - skip] - logp.iloc[-1 - lookback]).rename("momentum_12_1")
+    return _series(_momentum(market.prices.to_numpy(), lookback, skip), market,
+                   "momentum_12_1")
 
 
 def short_term_reversal(market: MarketData, *, window: int = 5) -> pd.Series:
     """Minus the last ``window``-session log return: recent losers score high."""
     _need(market, window, "short_term_reversal")
-    logp = np.log(market.prices)
-    return (-(logp.iloc[-1] - logp.iloc[-1 - window])).rename("short_term_reversal")
+    return _series(_reversal(market.prices.to_numpy(), window), market,
+                   "short_term_reversal")
 
 
 def low_volatility(market: MarketData, *, window: int = 63) -> pd.Series:
     """Minus the trailing daily volatility over ``window`` sessions: calm names score high."""
     _need(market, window, "low_volatility")
-    return (-market.returns.iloc[-window:].std()).rename("low_volatility")
+    return _series(_low_vol(market.returns.to_numpy(), window), market, "low_volatility")
+
+
+def _zscore_array(x: np.ndarray, clip: float, name: str) -> np.ndarray:
+    finite = np.isfinite(x)
+    nf = int(finite.sum())
+    if nf < 3:
+        raise ValidationError("z-score needs at least 3 finite values", field=name, value=nf)
+    xf = x[finite]
+    sd = xf.std(ddof=1)
+    if not sd > 0:
+        raise ValidationError("z-score of a constant cross-section", field=name)
+    z = np.clip((x - xf.mean()) / sd, -clip, clip)
+    # re-standardise after winsorising so the score keeps unit dispersion
+    zf = z[finite]
+    return (z - zf.mean()) / zf.std(ddof=1)
 
 
 def zscore(raw: pd.Series, *, clip: float = 3.0) -> pd.Series:
@@ -57,18 +91,8 @@ def zscore(raw: pd.Series, *, clip: float = 3.0) -> pd.Series:
     Raises:
         ValidationError: fewer than 3 finite values, or no dispersion.
     """
-    x = raw.astype(float)
-    finite = x[np.isfinite(x)]
-    if len(finite) < 3:
-        raise ValidationError("z-score needs at least 3 finite values", field=str(raw.name),
-                              value=len(finite))
-    sd = finite.std()
-    if not sd > 0:
-        raise ValidationError("z-score of a constant cross-section", field=str(raw.name))
-    z = ((x - finite.mean()) / sd).clip(-clip, clip)
-    # re-standardise after winsorising so the score keeps unit dispersion
-    zf = z[np.isfinite(z)]
-    return ((z - zf.mean()) / zf.std()).rename(raw.name)
+    z = _zscore_array(raw.to_numpy(dtype=np.float64), clip, str(raw.name))
+    return pd.Series(z, index=raw.index, name=raw.name)
 
 
 SIGNALS: dict[str, Callable[[MarketData], pd.Series]] = {
@@ -76,6 +100,13 @@ SIGNALS: dict[str, Callable[[MarketData], pd.Series]] = {
     "short_term_reversal": short_term_reversal,
     "low_volatility": low_volatility,
 }
+
+_ARRAY_SIGNALS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "momentum_12_1": lambda px, r: _momentum(px, 252, 21),
+    "short_term_reversal": lambda px, r: _reversal(px, 5),
+    "low_volatility": lambda px, r: _low_vol(r, 63),
+}
+_ROWS = {"momentum_12_1": 252, "short_term_reversal": 5, "low_volatility": 63}
 
 
 def composite_score(market: MarketData,
@@ -90,10 +121,14 @@ def composite_score(market: MarketData,
     unknown = set(weights) - set(SIGNALS)
     if unknown:
         raise ValidationError("unknown signal", field="weights", value=sorted(unknown))
-    total = pd.Series(0.0, index=market.symbols)
+    px = market.prices.to_numpy()
+    rets = market.returns.to_numpy()
+    total = np.zeros(market.n_assets)
     for name, w in weights.items():
-        total = total + w * zscore(SIGNALS[name](market)).reindex(market.symbols).fillna(0.0)
-    return zscore(total.rename("composite"))
+        _need(market, _ROWS[name], name)
+        z = _zscore_array(_ARRAY_SIGNALS[name](px, rets), 3.0, name)
+        total += w * np.nan_to_num(z, nan=0.0)
+    return _series(_zscore_array(total, 3.0, "composite"), market, "composite")
 
 
 def expected_returns(score: pd.Series, volatility: pd.Series, *, ic: float = 0.05,
