@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from keel.app.live import fix_unavailable
+from keel.app.venue import fix_unavailable
 from keel.cli import app
 
 SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "fix" / "spec"

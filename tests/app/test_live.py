@@ -10,7 +10,8 @@ from decimal import Decimal
 import pytest
 
 from keel.app.cycle import CycleConfig, DecisionCycle
-from keel.app.live import Control, Desk, LiveOptions, LocalVenue, StopFlag, run_live, session_start
+from keel.app.live import Control, Desk, LiveOptions, StopFlag, run_live, session_start
+from keel.app.venue import LocalVenue
 from keel.clock import SimulatedClock
 from keel.config import DataConfig
 from keel.data.source import load_market

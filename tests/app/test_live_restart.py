@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from keel.app.live import fix_spec_dir, fix_unavailable
+from keel.app.venue import fix_spec_dir, fix_unavailable
 from keel.clock import WallClock
 from keel.config import DataConfig
 from keel.data.source import load_market

@@ -38,8 +38,9 @@ def step_risk(ctx: DemoContext) -> None:
 
 
 def step_venue(ctx: DemoContext) -> None:
-    from keel.app.live import Desk, LocalVenue, fix_unavailable, session_start
+    from keel.app.live import Desk, session_start
     from keel.app.metrics import KeelMetrics
+    from keel.app.venue import LocalVenue, fix_unavailable
 
     assert ctx.market is not None
     ctx.clock.set(session_start(ctx.market))
@@ -107,7 +108,8 @@ def step_trade(ctx: DemoContext) -> None:
 
 
 def step_book(ctx: DemoContext) -> None:
-    from keel.app.live import ACCOUNT, Desk
+    from keel.app.live import Desk
+    from keel.app.venue import ACCOUNT
 
     desk: Desk = ctx.artifacts["desk"]
     venue = ctx.artifacts["venue"]

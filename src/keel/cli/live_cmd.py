@@ -83,17 +83,9 @@ def register(app: typer.Typer) -> None:
         from decimal import Decimal
 
         from keel.app.cycle import CycleConfig, CycleResult, DecisionCycle
-        from keel.app.live import (
-            Desk,
-            LiveOptions,
-            LocalVenue,
-            StopFlag,
-            fix_unavailable,
-            remote_broker,
-            run_live,
-            session_start,
-        )
+        from keel.app.live import Desk, LiveOptions, StopFlag, run_live, session_start
         from keel.app.metrics import KeelMetrics
+        from keel.app.venue import LocalVenue, fix_unavailable, remote_broker
         from keel.cli.demo_cmd import load_run_config
         from keel.clock import SimulatedClock, WallClock
         from keel.data.source import load_market
