@@ -34,12 +34,16 @@ class DemoContext:
     run_id: str
     market: MarketData | None = None
     results: dict[str, Any] = field(default_factory=dict)
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     audit: AuditLog | None = None
+    progress: Callable[[str, str], None] | None = None
+    artifacts: dict[str, Any] = field(default_factory=dict)
 
     def record(self, step: str, **values: Any) -> None:
         """Add ``values`` to the summary and to the audit log."""
         self.results.update(values)
+        self.sections.setdefault(step, {}).update(values)
         if self.audit is not None:
             self.audit.append("demo", f"demo.{step}", "run", self.run_id, values,
                               self.clock.now())
@@ -63,8 +67,25 @@ def step_market(ctx: DemoContext) -> None:
                median_daily_vol=float(m.latest("volatility").median()))
 
 
+from keel.app.demo_steps import (  # noqa: E402  (the steps need DemoContext above)
+    step_book,
+    step_decide,
+    step_report,
+    step_risk,
+    step_tca,
+    step_trade,
+    step_venue,
+)
+
 DEFAULT_STEPS: list[Step] = [
     ("market", "Load the market (synthetic by default)", step_market),
+    ("risk", "Fit the fundamental risk model", step_risk),
+    ("venue", "Start the simulated exchange on localhost and connect", step_venue),
+    ("decide", "Score, optimize, rebalance triggers, governance, schedules, OMS", step_decide),
+    ("trade", "Work VWAP / IS children through the session", step_trade),
+    ("book", "Mark the ledger, reconcile with the exchange", step_book),
+    ("tca", "Transaction cost analysis of every parent", step_tca),
+    ("report", "Write the HTML report", step_report),
 ]
 
 
@@ -89,7 +110,8 @@ def run_demo(config: KeelConfig, *, steps: list[Step] | None = None,
     clock = SimulatedClock(utc(2000, 1, 1))
     runs = RunRegistry(store)
     run_id = f"demo-{uuid.uuid4().hex[:12]}"
-    ctx = DemoContext(config, out_dir, store, clock, run_id, audit=AuditLog(store))
+    ctx = DemoContext(config, out_dir, store, clock, run_id, audit=AuditLog(store),
+                      progress=progress)
     runs.start(run_id, "demo", config_as_dict(config), clock.now())
     try:
         for name, description, fn in steps or DEFAULT_STEPS:
@@ -99,11 +121,20 @@ def run_demo(config: KeelConfig, *, steps: list[Step] | None = None,
             fn(ctx)
             ctx.timings[name] = time.perf_counter() - t0
     except BaseException as exc:
+        _close(ctx)
         runs.finish(run_id, RunStatus.FAILED, {"error": f"{type(exc).__name__}: {exc}"},
                     clock.now())
         raise
+    _close(ctx)
     runs.finish(run_id, RunStatus.SUCCEEDED, _json_metrics(ctx.results), clock.now())
     return ctx
+
+
+def _close(ctx: DemoContext) -> None:
+    """Log out of the venue and stop the in-process exchange (idempotent)."""
+    venue = ctx.artifacts.pop("venue", None)
+    if venue is not None:
+        venue.stop()
 
 
 def _json_metrics(results: dict[str, Any]) -> dict[str, Any]:

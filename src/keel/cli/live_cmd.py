@@ -1,16 +1,189 @@
-"""`keel` commands of the live layer."""
+"""`keel` commands of the live layer: ``keel run`` (the live decision loop) and ``keel serve``
+(the service: dashboard, REST API, /metrics)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from keel.cli.common import friendly_errors
+from keel.cli.common import console, friendly_errors
+
+
+def _limits(cfg: Any) -> Any:
+    """The risk limits of the config (what ``keel serve`` watches too)."""
+    from keel.risk.limits import RiskLimits
+
+    return RiskLimits(max_position=cfg.optimize.max_weight,
+                      max_sector_weight=cfg.optimize.sector_cap,
+                      var_confidence=cfg.risk.var_confidence,
+                      var_horizon=cfg.risk.horizon_days)
+
+
+def _embedded_service(cfg: Any, store: Any, desk: Any, market: Any, clock: Any,
+                      control: Path, port: int | None) -> Any:
+    """The service inside the trading process, on the desk's own metrics."""
+    from keel.app.service import BackgroundServer, create_app, default_cost_model
+
+    app = create_app(store, metrics=desk.metrics, token=cfg.service.api_token,
+                     market=lambda: market, clock=clock, limits=_limits(cfg),
+                     cost_model=default_cost_model(cfg.costs),
+                     confidence=cfg.risk.var_confidence, horizon_days=cfg.risk.horizon_days,
+                     control_file=control)
+    server = BackgroundServer(app, cfg.service.host,
+                              port if port is not None else cfg.service.port).start()
+    print(f"SERVING {server.url}", flush=True)
+    return server
 
 
 def register(app: typer.Typer) -> None:
     """Add this layer's commands to ``app``."""
+
+    @app.command("run")
+    def run(
+        config: Path | None = typer.Option(None, "--config", "-c",
+                                           help="TOML configuration (default: built-in)."),
+        out_dir: Path | None = typer.Option(None, help="Output folder; the store goes there "
+                                            "too unless KEEL_STORE__URL is set."),
+        assets: int | None = typer.Option(None, help="Synthetic universe size."),
+        days: int | None = typer.Option(None, help="Synthetic history length, sessions."),
+        seed: int | None = typer.Option(None, help="Seed of every random generator."),
+        venue: str = typer.Option("local", help="local (exchange started in this process), "
+                                  "fix (a running `keel exchange`, REST fallback) or rest."),
+        local_protocol: str = typer.Option("auto", help="Front end of the local exchange: "
+                                           "auto (FIX when available), fix or rest."),
+        rest_url: str | None = typer.Option(None, help="REST venue URL (default: config)."),
+        fix_host: str | None = typer.Option(None, help="FIX venue host (default: config)."),
+        fix_port: int | None = typer.Option(None, help="FIX venue port (default: config)."),
+        engine: str | None = typer.Option(None, help="mean_variance or greedy (default: "
+                                          "config optimize.engine)."),
+        interval: float = typer.Option(1.0, help="Wall seconds between bars."),
+        bar_minutes: float = typer.Option(5.0, help="Simulated minutes per bar (--clock sim)."),
+        clock_kind: str = typer.Option("sim", "--clock", help="sim (simulated session time, "
+                                       "resumed after a restart) or wall."),
+        max_bars: int = typer.Option(0, help="Stop after this many bars (0: until stopped)."),
+        horizon_minutes: float | None = typer.Option(None, help="Child schedule horizon, "
+                                                     "minutes (default: to the close)."),
+        control: Path | None = typer.Option(None, help="Control file re-read every bar "
+                                            "(default: <out-dir>/control.json)."),
+        drain: str = typer.Option("cancel", help="On SIGTERM: cancel working orders, or "
+                                  "finish them (bounded by --drain-timeout)."),
+        drain_timeout: float = typer.Option(5.0, help="Seconds allowed for the drain."),
+        nav: float = typer.Option(1_000_000.0, help="Cash deposited into a new ledger."),
+        serve: bool = typer.Option(False, "--serve/--no-serve", help="Also serve the "
+                                   "dashboard, REST API and this process's /metrics."),
+        serve_port: int | None = typer.Option(None, help="Port of --serve (default: config "
+                                              "service.port)."),
+    ) -> None:
+        """Run the live cycle: every bar refresh data, score, optimize, decide, trade when a
+        trigger fires; SIGTERM drains (exit 0); a restart resumes from the store."""
+        from collections import Counter
+        from datetime import timedelta
+        from decimal import Decimal
+
+        from keel.app.cycle import CycleConfig, CycleResult, DecisionCycle
+        from keel.app.live import Desk, LiveOptions, StopFlag, run_live, session_start
+        from keel.app.metrics import KeelMetrics
+        from keel.app.venue import LocalVenue, fix_unavailable, remote_broker
+        from keel.cli.demo_cmd import load_run_config
+        from keel.clock import SimulatedClock, WallClock
+        from keel.data.source import load_market
+        from keel.errors import ConfigError
+        from keel.store.db import Store
+
+        with friendly_errors():
+            stop = StopFlag()
+            stop.install()
+            cfg = load_run_config(config, out_dir, assets, days, seed, engine)
+            out = Path(cfg.general.out_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            if clock_kind not in ("sim", "wall"):
+                raise ConfigError("unknown clock", field="clock", value=clock_kind)
+            if drain not in ("cancel", "finish"):
+                raise ConfigError("unknown drain mode", field="drain", value=drain)
+            store = Store.from_url(cfg.store.url)
+            store.upgrade()
+            market = load_market(cfg.data, seed=cfg.general.seed)
+            bar = timedelta(minutes=bar_minutes)
+            sim = SimulatedClock(session_start(market)) if clock_kind == "sim" else None
+            clock = sim if sim is not None else WallClock()
+            horizon = timedelta(minutes=horizon_minutes) if horizon_minutes else None
+            cycle = DecisionCycle(CycleConfig.from_config(cfg, horizon=horizon))
+            local = None
+            if venue == "local":
+                proto = local_protocol
+                if proto == "auto":
+                    proto = "rest" if fix_unavailable() else "fix"
+                local = LocalVenue.start(market, clock, protocol=proto, seed=cfg.general.seed)
+                broker = local.broker(fallback=True)
+            else:
+                v = cfg.venues
+                broker = remote_broker(venue, rest_url=rest_url or v.rest_url,
+                                       fix_host=fix_host or v.fix_host,
+                                       fix_port=fix_port or v.fix_port,
+                                       sender=v.sender_comp_id, target=v.target_comp_id)
+            desk = Desk(store, clock, broker, cycle, metrics=KeelMetrics(), venue_name=venue,
+                        max_order_notional=cfg.execution.max_order_notional,
+                        limits=_limits(cfg))
+            if sim is not None:
+                last = desk.last_cycle_time()
+                if last is not None:
+                    sim.set(max(last + bar, sim.now()))
+            recovered = desk.recover()
+            desk.fund(Decimal(str(nav)))
+            where = f" ({local.protocol} {local.url})" if local else ""
+            started = clock.now().strftime("%Y-%m-%d %H:%M")
+            print(f"RECOVERED loaded={recovered['loaded']} "
+                  f"resubmitted={recovered['resubmitted']} "
+                  f"ledger_caught_up={recovered['ledger_caught_up']}", flush=True)
+            console.print(f"[green]keel run[/]: venue {venue}{where}, engine "
+                          f"{cycle.engine.value}, clock {clock_kind} at {started}Z, "
+                          f"recovered {recovered}")
+            last_close = {s: Decimal(str(round(float(p), 4)))
+                          for s, p in market.latest("prices").items()}
+
+            def prices() -> dict[str, Decimal]:
+                return local.mids() if local is not None else last_close
+
+            def step_market(now: object, dt: float) -> None:
+                if local is not None:
+                    local.simulator.step(now, dt)
+
+            def on_cycle(r: CycleResult) -> None:
+                trig = ",".join(r.codes("triggers")) or "-"
+                # one plain line per bar (tests and log scrapers read it)
+                print(f"CYCLE {r.now:%Y-%m-%dT%H:%M} engine={r.engine.value} "
+                      f"triggers={trig} orders={len(r.orders)} working={desk.working()} "
+                      f"fills={desk.stats.fills}", flush=True)
+
+            control_path = control or out / "control.json"
+            server = _embedded_service(cfg, store, desk, market, clock, control_path,
+                                       serve_port) if serve else None
+            opts = LiveOptions(interval_s=interval, bar=bar, max_bars=max_bars,
+                               drain_finish=drain == "finish", drain_timeout_s=drain_timeout,
+                               control=control_path)
+            try:
+                summary = run_live(desk, market, opts, prices=prices, step_market=step_market,
+                                   sim_clock=sim, stop=stop, on_cycle=on_cycle)
+            finally:
+                if server is not None:
+                    server.stop()
+                if local is not None:
+                    local.stop()  # closes its brokers too
+                else:
+                    for b in (broker, getattr(broker, "primary", None),
+                              getattr(broker, "fallback", None)):
+                        close = getattr(b, "close", None)
+                        if close is not None:
+                            close()
+            console.print(f"[green]stopped[/]: {summary}")
+            routes = Counter(r for _, r in getattr(broker, "route_log", []))
+            if routes:
+                print("ROUTES " + " ".join(f"{k}={n}" for k, n in sorted(routes.items())),
+                      flush=True)
+            print(f"STOPPED bars={summary['bars']} cancelled={summary['cancelled']} "
+                  f"still_open={summary['still_open']}", flush=True)
 
     @app.command("serve")
     def serve(
