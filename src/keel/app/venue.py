@@ -123,34 +123,22 @@ class LocalVenue:
 
 
 def fix_spec_dir() -> Path | None:
-    """The FIX data dictionaries' folder: as ``keel.venues.fix.dictionary.find_spec_dir``
-    finds it (``$KEEL_FIX_SPEC_DIR``, ``shared/fix/spec`` above the working directory), else
-    ``shared/fix/spec`` above the installed ``keel`` package (a checkout next to the shared
-    folder, whatever the working directory). None when there is none."""
-    import keel
+    """The FIX data dictionaries' folder as :func:`keel.venues.fix.dictionary.find_spec_dir`
+    finds it (keel ships QuickFIX's as the last resort); None only when a configured
+    ``$KEEL_FIX_SPEC_DIR`` holds none."""
     from keel.errors import KeelError
     from keel.venues.fix.dictionary import find_spec_dir
 
     try:
         return find_spec_dir()
     except KeelError:
-        pass
-    for d in Path(keel.__file__).resolve().parents:
-        c = d / "shared" / "fix" / "spec"
-        if (c / "FIX44.xml").is_file():
-            return c
-    return None
+        return None
 
 
 def fix_unavailable() -> str | None:
-    """Why the in-process exchange cannot speak FIX here (None: it can): its FIX front end
-    must be installed and the FIX data dictionaries findable (``KEEL_FIX_SPEC_DIR``)."""
-    import importlib.util
-
-    if importlib.util.find_spec("keel.venues.exchange.fix_front") is None:
-        return "the exchange has no FIX front end in this build"
+    """Why the in-process exchange cannot speak FIX here (None: it can)."""
     if fix_spec_dir() is None:
-        return "FIX data dictionaries not found (set KEEL_FIX_SPEC_DIR)"
+        return "FIX data dictionaries not found in $KEEL_FIX_SPEC_DIR"
     return None
 
 
