@@ -185,6 +185,29 @@ class KeelConfig(BaseSettings):
         return (env_settings, init_settings)
 
 
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file; ``ConfigError`` naming the file if missing, unreadable or bad TOML."""
+    source = str(path)
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("config file not found", file=source) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file: {exc}", file=source) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", file=source) from None
+
+
+def config_error(exc: pydantic.ValidationError, source: str) -> ConfigError:
+    """The ``ConfigError`` for a pydantic validation failure: the dotted key, value and file."""
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return ConfigError("unknown configuration key", field=key, file=source)
+    return ConfigError(f"invalid configuration value: {err['msg']}", field=key,
+                       value=err.get("input"), file=source)
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> KeelConfig:
     """Read ``path`` (TOML) into a :class:`KeelConfig`, with ``KEEL_*`` variables on top.
 
@@ -195,18 +218,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> KeelConfig:
     Raises:
         ConfigError: unreadable file, bad TOML, unknown key or invalid value (names key and file).
     """
-    data: dict[str, Any] = {}
     source = str(path) if path is not None else "<defaults>"
-    if path is not None:
-        p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError("config file not found", file=source) from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file: {exc}", file=source) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"invalid TOML: {exc}", file=source) from None
+    data: dict[str, Any] = read_toml(path) if path is not None else {}
     for section, values in overrides.items():
         merged = dict(data.get(section, {}))
         merged.update(values)
@@ -214,12 +227,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> KeelConfig:
     try:
         return KeelConfig(**data)
     except pydantic.ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            raise ConfigError("unknown configuration key", field=key, file=source) from None
-        raise ConfigError(f"invalid configuration value: {err['msg']}", field=key,
-                          value=err.get("input"), file=source) from None
+        raise config_error(exc, source) from None
 
 
 def config_as_dict(config: KeelConfig) -> dict[str, Any]:

@@ -135,3 +135,13 @@ upper = 0.05
     assert res.exit_code == 0, res.output
     w = pd.read_csv(tmp_path / "o/weights.csv", index_col=0)
     assert w["target"].sum() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_missing_config_file_is_refused_cleanly(tmp_path):
+    from typer.testing import CliRunner
+
+    from keel.cli import app
+
+    result = CliRunner().invoke(app, ["optimize", "--config", str(tmp_path / "nope.toml")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output and "Traceback" not in result.output

@@ -7,7 +7,6 @@ every result (``BacktestResult.config``) and in the store's ``runs`` table.
 
 from __future__ import annotations
 
-import tomllib
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from keel.config import EngineKind as StrategyKind
+from keel.config import config_error, read_toml
 from keel.errors import ConfigError
 from keel.policy.triggers import Frequency
 
@@ -173,12 +173,7 @@ def parse_config(data: dict[str, Any], source: str = "<dict>") -> BacktestConfig
     try:
         cfg = BacktestConfig(**data)
     except pydantic.ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            raise ConfigError("unknown configuration key", field=key, file=source) from None
-        raise ConfigError(f"invalid configuration value: {err['msg']}", field=key,
-                          value=err.get("input"), file=source) from None
+        raise config_error(exc, source) from None
     names = [s.name for s in cfg.strategies]
     if len(set(names)) != len(names):
         raise ConfigError("strategy names must be unique", field="strategies", value=names,
@@ -190,16 +185,7 @@ def parse_config(data: dict[str, Any], source: str = "<dict>") -> BacktestConfig
 
 def load_backtest_config(path: str | Path) -> BacktestConfig:
     """Read a TOML file into a :class:`BacktestConfig` (see :func:`parse_config`)."""
-    source = str(path)
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("config file not found", file=source) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file: {exc}", file=source) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid TOML: {exc}", file=source) from None
-    return parse_config(data, source)
+    return parse_config(read_toml(path), str(path))
 
 
 def with_overrides(cfg: BacktestConfig, overrides: dict[str, Any]) -> BacktestConfig:

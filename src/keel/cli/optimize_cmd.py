@@ -68,17 +68,14 @@ def register(app: typer.Typer) -> None:
 
 def _run(config: Path, out: Path, top: int) -> None:
     import json
-    import tomllib
 
     from rich.table import Table
 
+    from keel.config import read_toml
     from keel.errors import ConfigError
     from keel.optimize.spec import build_constraints, build_optimizer
 
-    try:
-        cfg = tomllib.loads(config.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid TOML: {exc}", file=str(config)) from None
+    cfg = read_toml(config)
     for key in cfg:
         if key not in ("inputs", "risk", "optimizer", "constraints", "costs"):
             raise ConfigError("unknown section", field=key, file=str(config))
