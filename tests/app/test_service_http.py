@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from keel.store.audit import AuditLog
 from keel.store.db import Store
 from keel.store.orders_repo import OrdersRepo
 from keel.types import Side
+from keel.venues.exchange.server import free_port
 
 pytestmark = pytest.mark.service
 
@@ -106,19 +106,13 @@ def test_metrics_scraped_from_a_real_server_follow_the_store(db_url):
         store.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow  # ~10 s: a fresh interpreter imports keel and builds the market
 def test_keel_serve_runs_the_service_over_the_configured_store(tmp_path):
     db = tmp_path / "keel.db"
     cfg = tmp_path / "keel.toml"
     cfg.write_text(f'[store]\nurl = "sqlite:///{db}"\n\n[data]\nn_assets = 20\n'
                    'n_days = 300\n')
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     env.pop("KEEL_STORE__URL", None)
     proc = subprocess.Popen(

@@ -14,8 +14,6 @@ whose JSON body says why (``detail``, and ``field`` / ``symbol`` when known).
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
 from datetime import datetime
 from importlib import resources
@@ -361,58 +359,7 @@ def app_from_config(config: KeelConfig, *, token: str | None = None,
                                     else Path(config.general.out_dir) / "control.json"))
 
 
-class BackgroundServer:
-    """A uvicorn server running ``app`` in a daemon thread (the trading process embeds the
-    service this way; tests use it for a real HTTP server).
+# The service runs on the same uvicorn-in-a-thread runner as the exchange's REST front end.
+from keel.venues.exchange.server import BackgroundServer  # noqa: E402
 
-    >>> with BackgroundServer(create_app(store, metrics=metrics)) as srv:
-    ...     httpx.get(srv.url + "/health")
-
-    Args:
-        app: the ASGI application.
-        host: bind address.
-        port: bind port; 0 picks a free one (read it back from :attr:`port`).
-    """
-
-    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0,
-                 log_level: str = "warning") -> None:
-        import socket
-
-        import uvicorn
-
-        if port == 0:
-            with socket.socket() as s:
-                s.bind((host, 0))
-                port = int(s.getsockname()[1])
-        self.host, self.port = host, port
-        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,
-                                                     log_level=log_level, lifespan="off"))
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self, timeout: float = 20.0) -> BackgroundServer:
-        """Start serving; returns once the socket accepts connections."""
-        self._thread = threading.Thread(target=self._server.run, name="keel-service",
-                                        daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise KeelError("the service did not start", field="port", value=self.port)
-            time.sleep(0.02)
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Ask the server to exit and wait for its thread."""
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def __enter__(self) -> BackgroundServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+__all__ = ["BackgroundServer", "app_from_config", "create_app", "default_cost_model"]

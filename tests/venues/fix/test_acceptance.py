@@ -19,17 +19,13 @@ from pathlib import Path
 import pytest
 from tests.conftest import REPO
 
+from keel.venues.exchange.server import free_port
+
 TIMER_DEFS = ("4a_NoDataSentDuringHeartBtInt.def", "6_SendTestRequest.def")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_server(spec_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "keel", "fix", "acceptance-server", "--port", str(port),

@@ -1,4 +1,4 @@
-"""Run the REST front end of an exchange in a background thread (tests, demo, `keel exchange`)."""
+"""Run an ASGI app (the exchange's REST front end, keel's service) on uvicorn in a thread."""
 
 from __future__ import annotations
 
@@ -20,12 +20,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class BackgroundServer:
-    """A uvicorn server for ``app`` on ``host:port`` in a daemon thread; ``stop()`` ends it."""
+    """A uvicorn server for ``app`` on ``host:port`` in a daemon thread; ``stop()`` ends it.
 
-    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int | None = None) -> None:
+    ``port`` None or 0 picks a free port (read it back from :attr:`port`).
+    """
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int | None = None,
+                 log_level: str = "warning") -> None:
         self.host = host
         self.port = port or free_port(host)
-        config = uvicorn.Config(app, host=host, port=self.port, log_level="warning",
+        config = uvicorn.Config(app, host=host, port=self.port, log_level=log_level,
                                 access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True,
