@@ -39,6 +39,7 @@ from keel.errors import (
     ValidationError,
     VenueError,
 )
+from keel.execution.broker import Broker
 from keel.execution.checks import (
     GateContext,
     GovernanceRule,
@@ -63,7 +64,6 @@ from keel.types import (
     OrderStatus,
     to_decimal,
 )
-from keel.venues.base import Broker
 
 S = OrderStatus
 FillListener = Callable[[Fill, OrderRecord], None]
@@ -91,7 +91,7 @@ class Anomaly:
 
 
 class OrderManager:
-    """Order manager over a :class:`~keel.venues.base.Broker` and an :class:`OrdersRepo`.
+    """Order manager over a :class:`~keel.execution.broker.Broker` and an :class:`OrdersRepo`.
 
     Args:
         broker: the venue.

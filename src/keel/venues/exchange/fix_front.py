@@ -349,6 +349,10 @@ class FixExchangeServer:
         # client's ResendRequest after its next Logon
         return live or [s for s in sessions if s.store.next_sender > 1]
 
+    def _session_now(self) -> float:
+        """Session time (POSIX seconds) from the acceptor transport's own clock."""
+        return self._acceptor.clock() if self._acceptor is not None else time.time()
+
     def _drain(self) -> None:
         touched: dict[Session, None] = {}
         while self._pending:
@@ -360,7 +364,7 @@ class FixExchangeServer:
                     status = view.status if view is not None else None
                 msg = report_for_event(ev, s.config.begin_string, status)
                 if msg is not None:
-                    s.send(msg, now=time.time())
+                    s.send(msg, now=self._session_now())
                     touched[s] = None
         if self._acceptor is not None:
             for s in touched:
