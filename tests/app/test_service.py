@@ -269,38 +269,32 @@ def test_engines_the_live_loop_cannot_run_are_refused(client):
     assert "mean_variance and greedy only" in r.json()["detail"]
 
 
-def test_control_requests_reach_the_keel_run_control_file(booked, tmp_path):
-    import json
+def test_control_requests_are_audit_records_the_loop_reads(booked, tmp_path, monkeypatch):
+    """Controls go through the audit log only (what `keel run` applies every bar): the
+    service writes no control file, so a kill switch never stops a restarted loop for good."""
+    from keel.app.control import read_control
 
     store, clock = booked
-    path = tmp_path / "out" / "control.json"
-    path.parent.mkdir()
-    path.write_text('{"engine": "mean_variance", "note": "kept"}')
-    c = TestClient(create_app(store, token=TOKEN, clock=clock, control_file=path))
+    monkeypatch.chdir(tmp_path)
+    c = TestClient(create_app(store, token=TOKEN, clock=clock))
 
-    def post(url: str, body: dict) -> dict:
+    def post(url: str, body: dict) -> None:
         r = c.post(url, json=body, headers=AUTH)
         assert r.status_code == 200, r.text
-        return json.loads(path.read_text())
 
-    assert post("/api/control/engine", {"engine": "greedy"}) == {
-        "engine": "greedy", "force": False, "note": "kept"}
-    assert post("/api/control/rebalance", {"reason": "new signals"})["force"] is True
-    got = post("/api/control/kill-switch", {"engaged": True, "reason": "halt"})
-    assert got["stop"] is True and got["force"] is False and got["engine"] == "greedy"
-    assert post("/api/control/kill-switch", {"engaged": False})["stop"] is False
-    st = c.get("/api/control").json()
-    assert st["rebalance"]["requested_at"] and st["engine"]["requested"] == "greedy"
-    assert not list(path.parent.glob(".control-*"))  # no temporary file left behind
-    # a broken file is replaced, not a reason to refuse the request
-    path.write_text("{not json")
-    assert post("/api/control/engine", {"engine": "mean_variance"}) == {
-        "engine": "mean_variance", "force": False}
-    # without a token nothing reaches the file
-    before = path.read_text()
+    post("/api/control/engine", {"engine": "greedy", "reason": "test"})
+    post("/api/control/rebalance", {"reason": "new signals"})
+    post("/api/control/kill-switch", {"engaged": True, "reason": "halt"})
+    state = read_control(store)
+    assert state.kill_switch and state.kill_switch_reason == "halt"
+    assert state.engine is not None and state.engine.value == "greedy"
+    assert state.rebalance_at is not None
+    post("/api/control/kill-switch", {"engaged": False, "reason": "resume"})
+    assert not read_control(store).kill_switch
+    assert list(tmp_path.rglob("*.json")) == []  # no control file anywhere
+    # without a token nothing is recorded
     assert c.post("/api/control/kill-switch", json={"engaged": True}).status_code == 401
-    assert path.read_text() == before
-
+    assert not read_control(store).kill_switch
 
 def test_writes_are_refused_without_a_configured_token(booked):
     store, clock = booked

@@ -17,7 +17,6 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -111,8 +110,7 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
                market: Callable[[], MarketData] | None = None, clock: Clock | None = None,
                limits: RiskLimits | None = None, cost_model: CostModel | None = None,
                account: str = "default", confidence: float = 0.95, horizon_days: int = 21,
-               default_spread: float | None = None, poll_seconds: float = 3.0,
-               control_file: str | Path | None = None) -> FastAPI:
+               default_spread: float | None = None, poll_seconds: float = 3.0) -> FastAPI:
     """The service over ``store``.
 
     Args:
@@ -130,8 +128,9 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
         confidence, horizon_days: VaR/CVaR settings.
         default_spread: spread (fraction of mid) used when the market has none.
         poll_seconds: how often the dashboard refreshes.
-        control_file: the JSON control file ``keel run`` re-reads every bar; control
-            requests are merged into it as well as recorded in the audit log.
+
+    Control requests are control records in the audit log (:mod:`keel.app.control`), which
+    ``keel run`` applies every bar; the service never calls into the trading process.
     """
     clk: Clock = clock or WallClock()
     ledger = views.LedgerView(store, clk, account)
@@ -288,8 +287,6 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
               summary="Engage or release the kill switch (token)")
     def kill_switch(req: KillSwitchRequest) -> dict[str, Any]:
         control.write_kill_switch(store, req.engaged, req.reason, clk.now(), actor="api")
-        if control_file is not None:
-            control.update_control_file(control_file, stop=req.engaged)
         log.warning("kill switch %s via API: %s", "ENGAGED" if req.engaged else "released",
                     req.reason)
         return control.read_control(store).to_dict()
@@ -298,16 +295,12 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
               summary="Ask the trading loop to switch engine (token)")
     def switch_engine(req: EngineRequest) -> dict[str, Any]:
         control.request_engine(store, req.engine, req.reason, clk.now(), actor="api")
-        if control_file is not None:
-            control.update_control_file(control_file, engine=req.engine.value)
         return control.read_control(store).to_dict()
 
     @app.post("/api/control/rebalance", dependencies=[write],
               summary="Ask the trading loop to rebalance at its next bar (token)")
     def rebalance(req: RebalanceRequest) -> dict[str, Any]:
         control.request_rebalance(store, req.reason, clk.now(), actor="api")
-        if control_file is not None:
-            control.update_control_file(control_file, force=True)
         return control.read_control(store).to_dict()
 
     # ------------------------------------------------------------------ dashboard
@@ -325,15 +318,13 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
 
 
 def app_from_config(config: KeelConfig, *, token: str | None = None,
-                    metrics: KeelMetrics | None = None,
-                    control_file: str | Path | None = None) -> FastAPI:
+                    metrics: KeelMetrics | None = None) -> FastAPI:
     """The service over the configured store, market, limits and cost model (``keel serve``).
 
     The store is migrated to head first (idempotent), so the service can start before the
     first ``keel run``. The market is built on first use and kept (``[data]``, seed
     ``general.seed``); limits come from ``[optimize] max_weight, sector_cap`` and
-    ``[risk] var_confidence, horizon_days``; costs from ``[costs]``. Control requests go to
-    ``control_file`` (default ``<general.out_dir>/control.json``, where ``keel run`` looks).
+    ``[risk] var_confidence, horizon_days``; costs from ``[costs]``.
     """
     from functools import cache
 
@@ -354,9 +345,7 @@ def app_from_config(config: KeelConfig, *, token: str | None = None,
                       token=token if token is not None else config.service.api_token,
                       market=market, limits=limits, cost_model=default_cost_model(config.costs),
                       confidence=config.risk.var_confidence,
-                      horizon_days=config.risk.horizon_days,
-                      control_file=(control_file if control_file is not None
-                                    else Path(config.general.out_dir) / "control.json"))
+                      horizon_days=config.risk.horizon_days)
 
 
 # The service runs on the same uvicorn-in-a-thread runner as the exchange's REST front end.

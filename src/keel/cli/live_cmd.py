@@ -22,15 +22,14 @@ def _limits(cfg: Any) -> Any:
 
 
 def _embedded_service(cfg: Any, store: Any, desk: Any, market: Any, clock: Any,
-                      control: Path, port: int | None) -> Any:
+                      port: int | None) -> Any:
     """The service inside the trading process, on the desk's own metrics."""
     from keel.app.service import BackgroundServer, create_app, default_cost_model
 
     app = create_app(store, metrics=desk.metrics, token=cfg.service.api_token,
                      market=lambda: market, clock=clock, limits=_limits(cfg),
                      cost_model=default_cost_model(cfg.costs),
-                     confidence=cfg.risk.var_confidence, horizon_days=cfg.risk.horizon_days,
-                     control_file=control)
+                     confidence=cfg.risk.var_confidence, horizon_days=cfg.risk.horizon_days)
     server = BackgroundServer(app, cfg.service.host,
                               port if port is not None else cfg.service.port).start()
     print(f"SERVING {server.url}", flush=True)
@@ -158,7 +157,7 @@ def register(app: typer.Typer) -> None:
                       f"fills={desk.stats.fills}", flush=True)
 
             control_path = control or out / "control.json"
-            server = _embedded_service(cfg, store, desk, market, clock, control_path,
+            server = _embedded_service(cfg, store, desk, market, clock,
                                        serve_port) if serve else None
             opts = LiveOptions(interval_s=interval, bar=bar, max_bars=max_bars,
                                drain_finish=drain == "finish", drain_timeout_s=drain_timeout,
@@ -194,9 +193,6 @@ def register(app: typer.Typer) -> None:
         token: str | None = typer.Option(
             None, help="Bearer token for write endpoints (default: config "
                        "service.api_token or KEEL_SERVICE__API_TOKEN; none disables writes)."),
-        control: Path | None = typer.Option(
-            None, help="Control file of `keel run` that control requests are merged into "
-                       "(default: <out_dir>/control.json)."),
         log_level: str = typer.Option("info", help="uvicorn log level."),
     ) -> None:
         """Serve the dashboard, REST API and /metrics over the configured store."""
@@ -207,6 +203,6 @@ def register(app: typer.Typer) -> None:
 
         with friendly_errors():
             cfg = load_config(config)
-            app = app_from_config(cfg, token=token, control_file=control)
+            app = app_from_config(cfg, token=token)
             uvicorn.run(app, host=host or cfg.service.host, port=port or cfg.service.port,
                         log_level=log_level)
