@@ -12,6 +12,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("KEEL_SHARED", REPO.parent / "shared"))
 DATA = SHARED / "data"
+# FIX data dictionaries: the shared reference copy when present, else the one keel ships
+# (so FIX tests run, and can fail, on a checkout without ../shared).
+_SHARED_FIX_SPEC = SHARED / "fix" / "spec"
+FIX_SPEC = (_SHARED_FIX_SPEC if (_SHARED_FIX_SPEC / "FIX42.xml").is_file()
+            else Path(__import__("keel.venues.fix.dictionary", fromlist=["x"]).PACKAGED_SPEC_DIR))
 PG_URL = os.environ.get("KEEL_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("KEEL_REQUIRE_POSTGRES", "") in ("1", "true", "yes")
 

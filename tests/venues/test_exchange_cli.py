@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import REPO, SHARED
+from tests.conftest import FIX_SPEC, REPO
 from typer.testing import CliRunner
 
 from keel.cli import app
@@ -24,7 +24,7 @@ from keel.venues.exchange.server import free_port
 from keel.venues.fix.broker import FixBroker
 from keel.venues.fix.session import SessionConfig
 
-SPEC = SHARED / "fix" / "spec"
+SPEC = FIX_SPEC
 T0 = utc(2024, 1, 2, 15)
 
 
@@ -79,8 +79,6 @@ def trade(port: int, order: Order, timeout: float = 10) -> list[OrderEvent]:
 
 
 def test_exchange_cli_synthetic_fix_and_rest() -> None:
-    if not (SPEC / "FIX42.xml").is_file():
-        pytest.skip("FIX spec not found")
     port, rest_port = free_port(), free_port()
     proc, lines = start("--port", str(port), "--rest-port", str(rest_port), "--spec-dir",
                         str(SPEC), "--symbols", "AAPL", "--step-seconds", "0.2")

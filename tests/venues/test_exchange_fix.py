@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from tests.conftest import SHARED
+from tests.conftest import FIX_SPEC
 
 from keel.errors import ConfigError
 from keel.types import EventKind, Order, OrderEvent, OrderType, Side, TimeInForce, utc
@@ -21,13 +21,11 @@ from keel.venues.fix.session import SessionConfig
 from keel.venues.fix.store import FileStore
 
 T0 = utc(2024, 1, 2, 15)
-SPEC = SHARED / "fix" / "spec"
+SPEC = FIX_SPEC
 
 
 @pytest.fixture(scope="module")
 def spec_dir() -> Path:
-    if not (SPEC / "FIX42.xml").is_file():
-        pytest.skip(f"FIX spec not found under {SPEC}")
     return SPEC
 
 

@@ -10,8 +10,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-from tests.conftest import SHARED
+from tests.conftest import FIX_SPEC
 
 from keel.clock import SimulatedClock
 from keel.types import EventKind, Order, OrderEvent, OrderType, Side, utc
@@ -26,7 +25,7 @@ from keel.venues.rest import RestBroker
 from keel.venues.routing import RoutingBroker
 
 T0 = utc(2024, 1, 2, 15)
-SPEC = SHARED / "fix" / "spec"
+SPEC = FIX_SPEC
 
 
 def until(pred: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -42,8 +41,6 @@ def buy(cid: str, px: str = "101", qty: int = 10) -> Order:
 
 
 def test_fix_primary_rest_fallback_kill_and_return(tmp_path: Path) -> None:
-    if not (SPEC / "FIX42.xml").is_file():
-        pytest.skip("FIX spec not found")
     ex = SimulatedExchange(["AAPL"])
     lp = LiquidityProvider(ex, half_spread_bps=5, size=10_000)
     lp.quote("AAPL", 100.0, T0)

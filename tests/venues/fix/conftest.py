@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.conftest import SHARED
+from tests.conftest import FIX_SPEC, SHARED
 
 from keel.venues.fix.dictionary import DataDictionary, load_dictionary
 
@@ -17,14 +17,15 @@ SOH = "\x01"
 
 @pytest.fixture(scope="session")
 def fix_dir() -> Path:
-    if not (FIX_DIR / "spec" / "FIX42.xml").is_file():
-        pytest.skip(f"FIX spec not found under {FIX_DIR}")
+    """QuickFIX's acceptance suite (only in ../shared)."""
+    if not (FIX_DIR / "acceptance").is_dir():
+        pytest.skip(f"QuickFIX acceptance suite not found under {FIX_DIR}")
     return FIX_DIR
 
 
 @pytest.fixture(scope="session")
-def spec_dir(fix_dir: Path) -> Path:
-    return fix_dir / "spec"
+def spec_dir() -> Path:
+    return FIX_SPEC
 
 
 @pytest.fixture(scope="session")

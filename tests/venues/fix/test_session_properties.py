@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.venues.fix.conftest import FIX_DIR
+from tests.conftest import FIX_SPEC
 
 from keel.venues.fix.application import Application
 from keel.venues.fix.codec import FrameSplitter, Message
@@ -43,7 +43,7 @@ OPS = st.lists(st.sampled_from(["ini", "acc", "drop", "lose", "tick"]), max_size
 @settings(max_examples=60, deadline=None)
 @given(ops=OPS)
 def test_exactly_once_in_order_whatever_is_lost(ops: list[str]) -> None:
-    dd = load_dictionary("FIX.4.2", FIX_DIR / "spec")
+    dd = load_dictionary("FIX.4.2", FIX_SPEC)
     ini = Session(SessionConfig("FIX.4.2", "A", "B", initiator=True, check_latency=False), dd,
                   application=Recorder())
     acc = Session(SessionConfig("FIX.4.2", "B", "A", check_latency=False), dd,
