@@ -180,10 +180,3 @@ class LedgerRepository:
                                        field="version", value=snap.version,
                                        account=self.account) from None
             raise
-
-    def record_audit(self, audit: AuditRecord) -> None:
-        """Append one audit row on its own (decisions that book nothing)."""
-        with self.store.session() as s:
-            s.add(AuditRow(timestamp=audit.timestamp, actor=audit.actor, action=audit.action,
-                           entity=audit.entity, entity_id=audit.entity_id,
-                           payload=audit.payload))

@@ -136,11 +136,6 @@ class OrdersRepo:
             raise
         return True
 
-    def add_children(self, children: Iterable[ChildOrder], now: datetime) -> None:
-        """Insert NEW children linked to their parent (one transaction)."""
-        with self.store.session() as s:
-            self._add_children(s, children, now)
-
     @staticmethod
     def _add_children(s: Session, children: Iterable[ChildOrder], now: datetime) -> None:
         for c in children:

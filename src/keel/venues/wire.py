@@ -12,10 +12,6 @@ from typing import Any
 from keel.types import EventKind, Fill, OrderEvent, Side
 
 
-def _dec(x: Any) -> str | None:
-    return None if x is None else str(x)
-
-
 def fill_to_json(f: Fill) -> dict[str, Any]:
     return {"exec_id": f.exec_id, "client_order_id": f.client_order_id, "symbol": f.symbol,
             "side": f.side.value, "qty": str(f.qty), "price": str(f.price),

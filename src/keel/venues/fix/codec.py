@@ -12,7 +12,6 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from zlib import adler32
 
@@ -501,16 +500,3 @@ def _parse_seconds(text: str) -> float | None:
     if not (1 <= mo <= 12 and 1 <= dd <= 31 and h < 24 and mi < 60 and s <= 60):
         return None
     return float(calendar.timegm((y, mo, dd, h, mi, s, 0, 0, 0)))
-
-
-def to_fix_str(value: object) -> str:
-    """A Python value as a FIX string (bools as Y/N)."""
-    if isinstance(value, bool):
-        return "Y" if value else "N"
-    return str(value)
-
-
-def message_from_pairs(pairs: Iterable[tuple[int, object]], dd: DataDictionary | None = None
-                       ) -> Message:
-    """Build a message from ``(tag, value)`` pairs in wire order (tests, tools)."""
-    return build([(t, to_fix_str(v)) for t, v in pairs], dd)

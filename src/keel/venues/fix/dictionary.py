@@ -95,12 +95,6 @@ class DataDictionary:
     def tag(self, name: str) -> int:
         return self.by_name[name]
 
-    def is_header(self, tag: int) -> bool:
-        return tag in self.header_tags
-
-    def is_trailer(self, tag: int) -> bool:
-        return tag in self.trailer_tags
-
     def __repr__(self) -> str:
         return f"DataDictionary({self.begin_string}, {len(self.messages)} messages, {self.path})"
 
