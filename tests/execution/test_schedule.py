@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from keel.clock import SimulatedClock
 from keel.costs.almgren_chriss import ac_trajectory
+from keel.data.calendar import get_calendar
 from keel.errors import CalendarError, ValidationError
-from keel.execution.hours import get_calendar
 from keel.execution.profile import VolumeProfile
 from keel.execution.schedule import (
     POV,

@@ -22,7 +22,8 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "keel.data.calendar": ("ExchangeCalendar", "get_calendar", "stamp_at_close"),
+    "keel.data.calendar": ("ExchangeCalendar", "get_calendar", "calendar_covering",
+                           "stamp_at_close"),
     "keel.data.market": ("MarketData", "MissingReport", "UNKNOWN_SECTOR"),
     "keel.data.orderbook": ("BookSnapshots",),
     "keel.data.prices": ("load_prices_long", "read_ohlcv_long", "OHLCV", "LoadReport",

@@ -244,10 +244,31 @@ class ExchangeCalendar:
 
 def get_calendar(calendar: ExchangeCalendar | str | None = None, start: Any = DEFAULT_START,
                  end: Any = DEFAULT_END) -> ExchangeCalendar:
-    """An :class:`ExchangeCalendar` from a name (or pass one through unchanged)."""
+    """An :class:`ExchangeCalendar` from a name (or pass one through unchanged).
+
+    Calendars by name are built once per (name, start, end) and shared: callers need no
+    cache of their own.
+    """
     if isinstance(calendar, ExchangeCalendar):
         return calendar
-    return ExchangeCalendar(calendar or DEFAULT_CALENDAR, start, end)
+    return _named_calendar(calendar or DEFAULT_CALENDAR, str(start), str(end))
+
+
+def calendar_covering(calendar: ExchangeCalendar | str | None, first: Any, last: Any
+                      ) -> ExchangeCalendar:
+    """A calendar covering ``first``..``last``: a given one unchanged; a name gets the shared
+    default range, widened only when the dates fall outside it (so it is built once)."""
+    if isinstance(calendar, ExchangeCalendar):
+        return calendar
+    lo, hi = _day(first, "first"), _day(last, "last")
+    if lo >= _day(DEFAULT_START) and hi <= _day(DEFAULT_END):
+        return get_calendar(calendar)
+    return get_calendar(calendar, min(_day(DEFAULT_START), lo), max(_day(DEFAULT_END), hi))
+
+
+@lru_cache(maxsize=32)
+def _named_calendar(name: str, start: str, end: str) -> ExchangeCalendar:
+    return ExchangeCalendar(name, start, end)
 
 
 def stamp_at_close(dates: Any, calendar: ExchangeCalendar | str | None = None
@@ -265,11 +286,6 @@ def stamp_at_close(dates: Any, calendar: ExchangeCalendar | str | None = None
         CalendarError: a date that is not a session of the calendar (named in the error).
     """
     idx = pd.DatetimeIndex(dates)
-    if not isinstance(calendar, ExchangeCalendar) and len(idx):
-        # A name covers at least the default range, widened to the dates given.
-        lo = min(_day(DEFAULT_START), _day(idx.min()))
-        hi = max(_day(DEFAULT_END), _day(idx.max()))
-        cal = get_calendar(calendar, lo, hi)
-    else:
-        cal = get_calendar(calendar)
+    cal = (calendar_covering(calendar, idx.min(), idx.max()) if len(idx)
+           else get_calendar(calendar))
     return pd.DatetimeIndex(cal._closes[cal._positions(idx, "date")], name="timestamp")

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from keel.data.calendar import ExchangeCalendar, get_calendar
+from keel.data.calendar import ExchangeCalendar, calendar_covering
 from keel.data.orderbook import BookSnapshots
 from keel.errors import ValidationError
 
@@ -57,8 +57,7 @@ def intraday_spread_curve(n_bins: int = 390, *, open_spread: float = 2.0,
 def _session_grid(session: Any, calendar: ExchangeCalendar | str | None
                   ) -> pd.DatetimeIndex:
     s = pd.Timestamp(session)
-    cal = (calendar if isinstance(calendar, ExchangeCalendar)
-           else get_calendar(calendar, s - pd.Timedelta(days=7), s + pd.Timedelta(days=7)))
+    cal = calendar_covering(calendar, s - pd.Timedelta(days=7), s + pd.Timedelta(days=7))
     return cal.session_minutes(s)
 
 
@@ -123,8 +122,7 @@ def synthetic_minute_history(start: Any = "2024-01-02", n_days: int = 20, *,
     opens at the previous close), for fitting volume profiles; same columns and index."""
     rng = _rng(seed)
     s = pd.Timestamp(start)
-    cal = (calendar if isinstance(calendar, ExchangeCalendar)
-           else get_calendar(calendar, s, s + pd.Timedelta(days=int(n_days * 7 / 4.5) + 30)))
+    cal = calendar_covering(calendar, s, s + pd.Timedelta(days=int(n_days * 7 / 4.5) + 30))
     sessions = cal.sessions(s)[:n_days]
     frames = []
     for day in sessions:  # a handful of days; each day is vectorised
@@ -146,9 +144,8 @@ def minute_of_session(times: Any, calendar: ExchangeCalendar | str | None = "XNY
     idx = idx.tz_convert("UTC")
     if len(idx) == 0:
         return np.zeros(0, dtype=np.int64)
-    cal = (calendar if isinstance(calendar, ExchangeCalendar)
-           else get_calendar(calendar, idx.min().tz_localize(None) - pd.Timedelta(days=7),
-                             idx.max().tz_localize(None) + pd.Timedelta(days=7)))
+    cal = calendar_covering(calendar, idx.min().tz_localize(None) - pd.Timedelta(days=7),
+                            idx.max().tz_localize(None) + pd.Timedelta(days=7))
     sched = cal.schedule()
     opens = pd.DatetimeIndex(sched["open"])
     closes = pd.DatetimeIndex(sched["close"])

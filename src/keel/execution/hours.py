@@ -9,20 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
-from keel.data.calendar import ExchangeCalendar
-from keel.data.calendar import get_calendar as _data_calendar
+from keel.data.calendar import get_calendar
 from keel.errors import CalendarError
-
-
-@lru_cache(maxsize=8)
-def get_calendar(name: str = "XNYS") -> ExchangeCalendar:
-    """The exchange calendar ``name`` (cached)."""
-    return _data_calendar(name)
 
 
 @dataclass(frozen=True)

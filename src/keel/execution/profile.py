@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from keel.data.calendar import get_calendar
 from keel.errors import DataError, ValidationError
-from keel.execution.hours import Window, get_calendar
+from keel.execution.hours import Window
 
 GRID = 390  # bins of the stored curve (one per minute of a full NYSE day)
 

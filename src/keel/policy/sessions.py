@@ -15,9 +15,8 @@ from keel.data.calendar import ExchangeCalendar, get_calendar
 from keel.types import ensure_utc
 
 
-@lru_cache(maxsize=8)
 def calendar(name: str = "XNYS") -> ExchangeCalendar:
-    """The exchange calendar ``name`` (built once per process: ~1 s)."""
+    """The exchange calendar ``name`` (shared: ``get_calendar`` builds each one once)."""
     return get_calendar(name)
 
 
