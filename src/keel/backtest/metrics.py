@@ -14,25 +14,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from keel.risk.measures import drawdowns, max_drawdown
+
 if TYPE_CHECKING:
     from keel.backtest.engine import BacktestResult, BookResult
 
 TRADING_DAYS = 252
 
 
-def max_drawdown(nav: np.ndarray) -> float:
-    """Largest peak-to-trough fall of ``nav`` as a fraction (>= 0)."""
-    x = np.asarray(nav, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if len(x) == 0:
-        return float("nan")
-    peak = np.maximum.accumulate(x)
-    return float(np.max(1.0 - x / peak))
-
-
 def drawdown(nav: pd.Series) -> pd.Series:
-    """Drawdown path (fraction below the running peak, >= 0)."""
-    return 1.0 - nav / nav.cummax()
+    """Drawdown path of a NAV series (fraction below the running peak, >= 0), indexed like
+    ``nav``: :func:`keel.risk.measures.drawdowns` of its returns, 0 on the first date."""
+    nav = nav.dropna()
+    dd = drawdowns(nav.pct_change().iloc[1:].to_numpy())
+    return pd.Series(np.concatenate([[0.0], dd]), index=nav.index, name="drawdown")
 
 
 def book_metrics(book: BookResult, benchmark: pd.Series, *, cash_rate: float = 0.0
@@ -62,7 +57,7 @@ def book_metrics(book: BookResult, benchmark: pd.Series, *, cash_rate: float = 0
     traded = float(book.traded.iloc[:n].sum())
     out.update({
         "total_return": total, "cagr": cagr, "ann_return": float(np.mean(rv) * TRADING_DAYS),
-        "ann_vol": vol, "sharpe": sharpe, "max_drawdown": max_drawdown(nav.to_numpy()),
+        "ann_vol": vol, "sharpe": sharpe, "max_drawdown": float(max_drawdown(rv)),
         "turnover_ann": float(book.turnover.iloc[:n].sum() / years),
         "tracking_error": float(np.std(active, ddof=1) * np.sqrt(TRADING_DAYS)),
         "active_return": float(np.mean(active) * TRADING_DAYS),
