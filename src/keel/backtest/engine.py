@@ -183,16 +183,6 @@ class Backtester:
         rets = view.returns.iloc[-r.window:]
         return StatisticalFactorModel(n_factors=r.n_factors).fit(rets).factored()
 
-    def _context(self, view: MarketData) -> TradeContext:
-        spread_default = self.config.data.default_spread_bps * 1e-4
-        n = view.n_assets
-        spreads = (np.full(n, spread_default) if view.spreads is None
-                   else np.nan_to_num(view.spreads.iloc[-1].to_numpy(), nan=spread_default))
-        vol = np.nan_to_num(view.volatility.iloc[-1].to_numpy(), nan=0.0)
-        adv = np.nan_to_num(view.adv_notional.iloc[-1].to_numpy(), nan=0.0)
-        return TradeContext(view.symbols, prices=view.prices.iloc[-1].to_numpy(),
-                            adv_notional=adv, volatility=vol, spreads=spreads)
-
     # ------------------------------------------------------------------ run
 
     def run(self, market: MarketData, *, progress: Callable[[int, int], None] | None = None,
@@ -272,7 +262,8 @@ class Backtester:
                 risk = self._fit_risk(view).reindex(symbols)
                 timings["risk_s"] += time.perf_counter() - t
             assert risk is not None
-            ctx = self._context(view)
+            ctx = TradeContext.from_market(
+                view, default_spread=self.config.data.default_spread_bps * 1e-4)
             step_alpha: tuple[np.ndarray, np.ndarray] | None = None
             nxt = rets[i]  # session i -> i+1, realised after the decision
             for b in books:

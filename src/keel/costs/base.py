@@ -73,20 +73,24 @@ class TradeContext:
                     default_spread: float | None = None, **kwargs: Any) -> TradeContext:
         """Latest values of ``market`` (use ``market.as_of(t)`` first for a past date).
 
-        ``default_spread`` is used only when the market carries no spreads; without it a
-        market with no spreads is an error rather than a silent guess.
+        ``default_spread`` stands in where the market has no spread for a name (no spreads
+        at all, or NaN for that name); without it such a name is an error rather than a silent
+        guess. A name without enough history for a volatility or ADV gets 0 (no estimate).
         """
         if market.spreads is not None:
             spreads = market.latest("spreads").to_numpy()
-        elif default_spread is not None:
-            spreads = np.full(market.n_assets, float(default_spread))
         else:
-            raise ValidationError("market has no spreads; pass default_spread",
-                                  field="spreads")
+            spreads = np.full(market.n_assets, np.nan)
+        if default_spread is not None:
+            spreads = np.where(np.isfinite(spreads), spreads, float(default_spread))
+        elif not np.all(np.isfinite(spreads)):
+            i = int(np.argmax(~np.isfinite(spreads)))
+            raise ValidationError("market has no spread for this name; pass default_spread",
+                                  field="spreads", symbol=str(market.symbols[i]))
         vol = market.latest("volatility").fillna(0.0).to_numpy()
+        adv = market.latest("adv_notional").fillna(0.0).to_numpy()
         return cls(symbols=market.symbols, prices=market.latest("prices").to_numpy(),
-                   adv_notional=market.latest("adv_notional").to_numpy(), volatility=vol,
-                   spreads=spreads, nav=nav, **kwargs)
+                   adv_notional=adv, volatility=vol, spreads=spreads, nav=nav, **kwargs)
 
     def subset(self, idx: np.ndarray) -> TradeContext:
         """The context restricted to positions ``idx`` (integer index array)."""
