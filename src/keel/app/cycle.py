@@ -196,6 +196,10 @@ class DecisionCycle:
         self.risk_groups_: pd.Series | None = None
         self._risk_asof: pd.Timestamp | None = None
         self._held_age: dict[str, int] = {}
+        # Compiled once and re-solved every bar (the optimizer keeps its problem per instance).
+        self._mv: Any = None
+        # Scores and alpha change only when a new daily row arrives: keyed on the view's stamp.
+        self._scores: tuple[pd.Timestamp, pd.Series, pd.Series] | None = None
 
     def set_engine(self, engine: EngineKind | str) -> EngineKind:
         """Switch the construction engine for the next cycles; returns the new engine."""
@@ -250,15 +254,17 @@ class DecisionCycle:
         from keel.optimize.inputs import PortfolioInputs
 
         c = self.config
-        cons: list[Any] = [Budget(), LongOnly(), WeightBounds(upper=c.max_weight)]
-        if c.sector_cap is not None:
-            cons.append(SectorCaps(long=c.sector_cap))
         ctx = TradeContext.from_market(view, max(nav, 1.0), default_spread=1e-3)
         inputs = PortfolioInputs.build(alpha, current.reindex(alpha.index).fillna(0.0),
                                        risk=self.risk_, trade_context=ctx,
                                        sectors=view.sectors, nav=max(nav, 1.0))
-        res = MeanVariance(constraints=cons, risk_aversion=c.risk_aversion,
-                           costs=[SpreadCost()]).solve(inputs)
+        if self._mv is None:
+            cons: list[Any] = [Budget(), LongOnly(), WeightBounds(upper=c.max_weight)]
+            if c.sector_cap is not None:
+                cons.append(SectorCaps(long=c.sector_cap))
+            self._mv = MeanVariance(constraints=cons, risk_aversion=c.risk_aversion,
+                                    costs=[SpreadCost()])
+        res = self._mv.solve(inputs)
         weights = res.weights[res.weights > 1e-6]
         binding = [b if isinstance(b, str) else str(getattr(b, "name", b))
                    for b in (res.binding or [])]
@@ -302,8 +308,11 @@ class DecisionCycle:
                                       {"n_assets": int(view.n_assets),
                                        "asof": str(view.now)}))
         # scores
-        scores = composite_score(view)
-        alpha = expected_returns(scores, view.latest("volatility"), ic=self.config.ic)
+        if self._scores is None or self._scores[0] != view.now:
+            sc = composite_score(view)
+            self._scores = (view.now, sc,
+                            expected_returns(sc, view.latest("volatility"), ic=self.config.ic))
+        _, scores, alpha = self._scores
         res.stages.append(StageReport("scores", ("SCORED",),
                                       {"top": str(scores.idxmax()),
                                        "mean_alpha_bps": float(alpha.mean() * 1e4)}))
