@@ -252,3 +252,23 @@ def test_rollback_of_a_restore_is_exact(clock: SimulatedClock) -> None:
         raise RuntimeError
     assert lg.state.to_json() == before.to_json()
     assert lg.apply_fill(fill(2, "AAA", "BUY", "1", "11")) is False
+
+
+def test_bad_audit_rows_are_refused_and_nothing_is_booked(sqlite_url: str,
+                                                          clock: SimulatedClock) -> None:
+    store = Store.from_url(sqlite_url)
+    store.upgrade()
+    ledger = Ledger.open(store, clock=clock)
+    ledger.deposit(Decimal(1000))
+    version = ledger.version
+    with pytest.raises(ValidationError) as exc, ledger.transaction():
+        ledger.deposit(Decimal(5))
+        ledger.note("x" * 80, {"why": "too long an action"})
+    assert exc.value.field == "action"
+    with pytest.raises(ValidationError) as exc:
+        ledger.note("ok", {"px": float("nan")})
+    assert exc.value.field is not None and "payload" in exc.value.field
+    reopened = Ledger.open(store, clock=clock)
+    assert reopened.version == version == ledger.version
+    assert reopened.cash == Decimal(1000)
+    store.dispose()

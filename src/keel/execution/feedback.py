@@ -29,8 +29,8 @@ import pandas as pd
 
 from keel.costs.base import CostModel, TradeContext
 from keel.errors import ValidationError
+from keel.store.audit import AuditLog
 from keel.store.orders_repo import OrderRecord, OrdersRepo
-from keel.store.tables import AuditRow
 from keel.types import Fill
 
 
@@ -280,11 +280,11 @@ class TCA:
 
     def persist(self, report: TCAReport, now: datetime, actor: str = "tca") -> int:
         """Write each order's metrics to the audit log (action ``tca.order``)."""
+        log = AuditLog(self.repo.store)
         with self.repo.store.session() as s:
             for summ in report.summaries:
-                payload = {k: (v.isoformat() if isinstance(v, datetime) else
-                               (None if isinstance(v, float) and not np.isfinite(v) else v))
+                payload = {k: None if isinstance(v, float) and not np.isfinite(v) else v
                            for k, v in asdict(summ).items()}
-                s.add(AuditRow(timestamp=now, actor=actor, action="tca.order",
-                               entity="order", entity_id=summ.parent_id, payload=payload))
+                log.append(actor, "tca.order", "order", summ.parent_id, payload, now,
+                           session=s)
         return len(report.summaries)

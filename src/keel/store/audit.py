@@ -44,6 +44,26 @@ class AuditRecord:
                    entity=row.entity, entity_id=row.entity_id, payload=dict(row.payload))
 
 
+def audit_row(actor: str, action: str, entity: str, entity_id: str,
+              payload: dict[str, Any] | None, timestamp: datetime) -> AuditRow:
+    """A validated, not yet added audit row (lengths, UTC time, JSON payload checked).
+
+    :meth:`AuditLog.append` uses it, and so do repositories that write audit rows inside a
+    transaction of their own (the ledger), so every audit row passes the same checks.
+
+    Raises:
+        ValidationError: a bad argument (names the field).
+    """
+    return AuditRow(
+        timestamp=ensure_utc(timestamp, "timestamp"),
+        actor=text_field(actor, "actor", 64),
+        action=text_field(action, "action", 64),
+        entity=text_field(entity, "entity", 64, allow_empty=True),
+        entity_id=text_field(entity_id, "entity_id", 128, allow_empty=True),
+        payload=json_object(payload, "payload"),
+    )
+
+
 class AuditLog:
     """The ``audit_log`` table, append and query.
 
@@ -81,14 +101,7 @@ class AuditLog:
             ValidationError: a bad argument (names the field).
             StoreError: the database refused or failed.
         """
-        row = AuditRow(
-            timestamp=ensure_utc(timestamp, "timestamp"),
-            actor=text_field(actor, "actor", 64),
-            action=text_field(action, "action", 64),
-            entity=text_field(entity, "entity", 64, allow_empty=True),
-            entity_id=text_field(entity_id, "entity_id", 128, allow_empty=True),
-            payload=json_object(payload, "payload"),
-        )
+        row = audit_row(actor, action, entity, entity_id, payload, timestamp)
         with self._unit(session) as s:
             s.add(row)
             s.flush()

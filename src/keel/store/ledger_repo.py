@@ -19,6 +19,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from keel.errors import ConcurrencyError, StoreError
+from keel.store.audit import audit_row
 from keel.store.db import Store
 from keel.store.tables import AuditRow, LedgerEntryRow, PortfolioSnapshotRow
 
@@ -134,6 +135,7 @@ class LedgerRepository:
             if e.version != expected_version + i:
                 raise StoreError("ledger entries must carry consecutive versions",
                                  field="version", value=e.version)
+        audit_rows = [_row(a) for a in audits]  # validated before anything is written
         try:
             with self.store.session(immediate=True) as s:
                 # Write first, check after: the insert takes the write lock at once (SQLite
@@ -143,11 +145,7 @@ class LedgerRepository:
                     s.execute(insert(LedgerEntryRow), [
                         {"account": self.account, "version": e.version, "kind": e.kind,
                          "payload": e.payload, "timestamp": e.timestamp} for e in entries])
-                if audits:
-                    s.execute(insert(AuditRow), [
-                        {"timestamp": a.timestamp, "actor": a.actor, "action": a.action,
-                         "entity": a.entity, "entity_id": a.entity_id, "payload": a.payload}
-                        for a in audits])
+                s.add_all(audit_rows)
                 head = self._head(s)
                 if head != expected_version + len(entries):
                     raise ConcurrencyError(
@@ -164,19 +162,22 @@ class LedgerRepository:
 
     def save_snapshot(self, snap: SnapshotRecord, audit: AuditRecord | None = None) -> None:
         """Store a snapshot (one per version; saving the same version twice is refused)."""
+        row = _row(audit) if audit is not None else None
         try:
             with self.store.session(immediate=True) as s:
                 s.add(PortfolioSnapshotRow(
                     account=self.account, version=snap.version, timestamp=snap.timestamp,
                     cash=snap.cash, equity=snap.equity, positions=snap.state,
                     label=snap.label))
-                if audit is not None:
-                    s.add(AuditRow(timestamp=audit.timestamp, actor=audit.actor,
-                                   action=audit.action, entity=audit.entity,
-                                   entity_id=audit.entity_id, payload=audit.payload))
+                if row is not None:
+                    s.add(row)
         except StoreError as exc:
             if isinstance(exc.__cause__, IntegrityError):
                 raise ConcurrencyError("a snapshot already exists at this version",
                                        field="version", value=snap.version,
                                        account=self.account) from None
             raise
+
+
+def _row(a: AuditRecord) -> AuditRow:
+    return audit_row(a.actor, a.action, a.entity, a.entity_id, a.payload, a.timestamp)
