@@ -23,7 +23,7 @@ from keel.policy.verdicts import (
     RuleOutcome,
     split_order,
 )
-from keel.types import ZERO, Order
+from keel.types import ZERO, Order, to_decimal
 
 
 def _approve(rule: str, qty: Decimal, code: str = "OK") -> RuleOutcome:
@@ -104,7 +104,7 @@ class PositionLimit:
 
     def review(self, order: Order, qty: Decimal, book: Projection,
                ctx: GovernanceContext) -> RuleOutcome:
-        cap = ctx.nav * Decimal(repr(self.max_weight))
+        cap = ctx.nav * to_decimal(self.max_weight, "max_weight")
         room = cap - abs(book.value(order.symbol))
         reduce, _ = split_order(order, qty, book.qty.get(order.symbol, ZERO))
         if reduce:  # crossing zero: the new side starts from nothing
@@ -126,7 +126,7 @@ class SectorConcentration:
         sector = ctx.sector(order.symbol)
         if sector in self.exempt:
             return _approve(self.name, qty)
-        room = ctx.nav * Decimal(repr(self.cap)) - book.group_gross("sector", ctx.sector,
+        room = ctx.nav * to_decimal(self.cap, "cap") - book.group_gross("sector", ctx.sector,
                                                                     sector)
         return _cap_increase(self.name, order, qty, book, ctx, room, "SECTOR_CAP",
                              f"sector {sector} would exceed {self.cap:.0%} of NAV")
@@ -187,7 +187,7 @@ class CorrelationCluster:
             return labels.get(sym, sym)  # no data: a cluster of its own
 
         k = cluster_of(order.symbol)
-        room = ctx.nav * Decimal(repr(self.cap)) - book.group_gross(
+        room = ctx.nav * to_decimal(self.cap, "cap") - book.group_gross(
             f"cluster{self.threshold}", cluster_of, k)
         return _cap_increase(self.name, order, qty, book, ctx, room, "CLUSTER_CAP",
                              f"correlation cluster {k} (with {order.symbol}) would exceed "
@@ -206,7 +206,7 @@ class LiquidityParticipation:
         adv = None if ctx.adv_shares is None else ctx.adv_shares.get(order.symbol)
         if adv is None or not np.isfinite(adv) or adv <= 0:
             return _reject(self.name, "NO_ADV", "no average daily volume for the symbol")
-        cap = Decimal(repr(float(adv) * self.max_participation))
+        cap = to_decimal(float(adv) * self.max_participation, "adv", symbol=order.symbol)
         if qty <= cap:
             return _approve(self.name, qty)
         return _resized(self.name, order, qty, cap, ctx, "LIQUIDITY",
@@ -234,7 +234,7 @@ class Drawdown:
             return _reject(self.name, "DRAWDOWN_HARD",
                            f"drawdown {dd:.1%} at or past the {self.hard:.0%} hard limit")
         scale = (self.hard - dd) / (self.hard - self.soft)
-        allowed = ctx.nav * Decimal(repr(self.max_gross * scale))
+        allowed = ctx.nav * to_decimal(self.max_gross * scale, "max_gross")
         return _cap_increase(self.name, order, qty, book, ctx, allowed - book.gross(),
                              "DRAWDOWN_CUT",
                              f"drawdown {dd:.1%}: gross capped at {self.max_gross * scale:.0%}")
@@ -258,7 +258,7 @@ class VolatilityRegime:
         if v >= self.halt_vol:
             return _reject(self.name, "VOL_HALT",
                            f"market vol {v:.0%} at or above {self.halt_vol:.0%}")
-        f = Decimal(repr(self.target_vol / v))
+        f = to_decimal(self.target_vol / v, "volatility", symbol=order.symbol)
         return _resized(self.name, order, qty, reduce + inc * f, ctx, "VOL_SCALE",
                         f"market vol {v:.0%} above target {self.target_vol:.0%}")
 
@@ -293,7 +293,8 @@ class RegimeSizing:
         m = self.multipliers[reading.regime]
         if m == 1.0:
             return _approve(self.name, qty, f"REGIME_{reading.regime.name}")
-        new = ctx.round_qty(order.symbol, reduce + inc * Decimal(repr(m)))
+        mult = to_decimal(m, "multiplier", symbol=order.symbol)
+        new = ctx.round_qty(order.symbol, reduce + inc * mult)
         code = f"REGIME_{reading.regime.name}"
         reason = (f"{reading.regime.value} regime (trend {reading.trend_strength:.2f}, vol "
                   f"ratio {reading.vol_ratio:.2f}): size x{m}")
