@@ -177,7 +177,7 @@ def register(app: typer.Typer) -> None:
                         if close is not None:
                             close()
             console.print(f"[green]stopped[/]: {summary}")
-            routes = Counter(r for _, r in getattr(broker, "route_log", []))
+            routes = getattr(broker, "route_counts", Counter())
             if routes:
                 print("ROUTES " + " ".join(f"{k}={n}" for k, n in sorted(routes.items())),
                       flush=True)

@@ -13,7 +13,7 @@ Typical wiring: FIX primary, REST fallback, both reaching the same exchange acco
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Protocol
@@ -51,7 +51,9 @@ class RoutingBroker:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._window = dedup_window
         self._primary_failed = False
-        self.route_log: list[tuple[str, str]] = []  # (client_order_id, route) for audit
+        # recent (client_order_id, route) pairs, bounded; totals per route in route_counts
+        self.route_log: deque[tuple[str, str]] = deque(maxlen=10_000)
+        self.route_counts: Counter[str] = Counter()
 
     @property
     def active(self) -> Broker:
@@ -65,15 +67,19 @@ class RoutingBroker:
         if route is self.primary:
             try:
                 self.primary.submit(order)
-                self.route_log.append((order.client_order_id, "primary"))
+                self._routed(order.client_order_id, "primary")
                 return
             except TransientVenueError:
                 self._primary_failed = True
         if self.fallback.lookup(order.client_order_id) is not None:
-            self.route_log.append((order.client_order_id, "already-at-venue"))
+            self._routed(order.client_order_id, "already-at-venue")
             return
         self.fallback.submit(order)
-        self.route_log.append((order.client_order_id, "fallback"))
+        self._routed(order.client_order_id, "fallback")
+
+    def _routed(self, client_order_id: str, route: str) -> None:
+        self.route_log.append((client_order_id, route))
+        self.route_counts[route] += 1
 
     def _either(self, op: Callable[[Broker], Any]) -> Any:
         route = self.active

@@ -8,7 +8,6 @@ Authentication: the ``APCA-API-KEY-ID`` header names an account key (401 otherwi
 """
 
 # No `from __future__ import annotations`: FastAPI must see the local dependency aliases.
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
@@ -16,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from keel.clock import Clock
 from keel.errors import ValidationError
-from keel.types import Order, OrderStatus, OrderType, Side, TimeInForce
+from keel.types import Order, OrderStatus, OrderType, Side, TimeInForce, to_decimal
 from keel.venues.exchange.core import OrderView, SimulatedExchange
 from keel.venues.wire import event_to_json
 
@@ -58,16 +57,6 @@ def order_json(v: OrderView) -> dict[str, Any]:
             "status": _STATUS[v.status]}
 
 
-def _decimal(value: Any, name: str) -> Decimal:
-    try:
-        d = Decimal(str(value))
-    except InvalidOperation:
-        raise HTTPException(422, f"{name} is not a number: {value!r}") from None
-    if not d.is_finite() or d <= 0:
-        raise HTTPException(422, f"{name} must be a positive number: {value!r}")
-    return d
-
-
 def create_rest_app(exchange: SimulatedExchange, clock: Clock,
                     api_keys: dict[str, str]) -> FastAPI:
     """The REST app. ``api_keys`` maps an ``APCA-API-KEY-ID`` value to an account name."""
@@ -94,13 +83,13 @@ def create_rest_app(exchange: SimulatedExchange, clock: Clock,
     def submit(body: OrderRequest, acct: Acct) -> dict[str, Any]:
         if exchange.order(acct, body.client_order_id) is not None:
             raise HTTPException(422, "client_order_id must be unique")
-        try:
+        try:  # to_decimal and Order validate qty and price (finite, > 0), naming the field
             order = Order(
                 client_order_id=body.client_order_id, symbol=body.symbol,
-                side=Side(body.side.upper()), qty=_decimal(body.qty, "qty"),
+                side=Side(body.side.upper()), qty=to_decimal(body.qty, "qty"),
                 created_at=clock.now(), order_type=OrderType(body.type.upper()),
                 limit_price=(None if body.limit_price is None
-                             else _decimal(body.limit_price, "limit_price")),
+                             else to_decimal(body.limit_price, "limit_price")),
                 tif=TimeInForce(body.time_in_force.upper()))
         except ValidationError as exc:
             raise HTTPException(422, str(exc)) from None
@@ -139,10 +128,10 @@ def create_rest_app(exchange: SimulatedExchange, clock: Clock,
     @app.patch("/v2/orders/{order_id}")
     def replace(order_id: str, body: ReplaceRequest, acct: Acct) -> dict[str, Any]:
         view = find(acct, order_id)
-        qty = view.qty if body.qty is None else _decimal(body.qty, "qty")
-        px = (view.limit_price if body.limit_price is None
-              else _decimal(body.limit_price, "limit_price"))
-        try:
+        try:  # to_decimal and Order validate qty and price (finite, > 0), naming the field
+            qty = view.qty if body.qty is None else to_decimal(body.qty, "qty")
+            px = (view.limit_price if body.limit_price is None
+                  else to_decimal(body.limit_price, "limit_price"))
             new = Order(body.client_order_id, view.symbol, view.side, qty, clock.now(),
                         order_type=view.order_type, limit_price=px, tif=view.tif)
         except ValidationError as exc:
