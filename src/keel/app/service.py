@@ -317,6 +317,15 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
     return app
 
 
+def limits_from_config(config: KeelConfig) -> RiskLimits:
+    """The risk limits a configuration implies (``keel serve`` and ``keel run`` watch these):
+    ``[optimize] max_weight, sector_cap`` and ``[risk] var_confidence, horizon_days``."""
+    return RiskLimits(max_position=config.optimize.max_weight,
+                      max_sector_weight=config.optimize.sector_cap,
+                      var_confidence=config.risk.var_confidence,
+                      var_horizon=config.risk.horizon_days)
+
+
 def app_from_config(config: KeelConfig, *, token: str | None = None,
                     metrics: KeelMetrics | None = None) -> FastAPI:
     """The service over the configured store, market, limits and cost model (``keel serve``).
@@ -337,10 +346,7 @@ def app_from_config(config: KeelConfig, *, token: str | None = None,
     def market() -> MarketData:
         return load_market(config.data, seed=config.general.seed)
 
-    limits = RiskLimits(max_position=config.optimize.max_weight,
-                        max_sector_weight=config.optimize.sector_cap,
-                        var_confidence=config.risk.var_confidence,
-                        var_horizon=config.risk.horizon_days)
+    limits = limits_from_config(config)
     return create_app(store, metrics=metrics,
                       token=token if token is not None else config.service.api_token,
                       market=market, limits=limits, cost_model=default_cost_model(config.costs),
@@ -351,4 +357,5 @@ def app_from_config(config: KeelConfig, *, token: str | None = None,
 # The service runs on the same uvicorn-in-a-thread runner as the exchange's REST front end.
 from keel.venues.exchange.server import BackgroundServer  # noqa: E402
 
-__all__ = ["BackgroundServer", "app_from_config", "create_app", "default_cost_model"]
+__all__ = ["BackgroundServer", "app_from_config", "create_app", "default_cost_model",
+           "limits_from_config"]

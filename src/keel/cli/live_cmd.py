@@ -11,23 +11,18 @@ import typer
 from keel.cli.common import console, friendly_errors
 
 
-def _limits(cfg: Any) -> Any:
-    """The risk limits of the config (what ``keel serve`` watches too)."""
-    from keel.risk.limits import RiskLimits
-
-    return RiskLimits(max_position=cfg.optimize.max_weight,
-                      max_sector_weight=cfg.optimize.sector_cap,
-                      var_confidence=cfg.risk.var_confidence,
-                      var_horizon=cfg.risk.horizon_days)
-
-
 def _embedded_service(cfg: Any, store: Any, desk: Any, market: Any, clock: Any,
                       port: int | None) -> Any:
     """The service inside the trading process, on the desk's own metrics."""
-    from keel.app.service import BackgroundServer, create_app, default_cost_model
+    from keel.app.service import (
+        BackgroundServer,
+        create_app,
+        default_cost_model,
+        limits_from_config,
+    )
 
     app = create_app(store, metrics=desk.metrics, token=cfg.service.api_token,
-                     market=lambda: market, clock=clock, limits=_limits(cfg),
+                     market=lambda: market, clock=clock, limits=limits_from_config(cfg),
                      cost_model=default_cost_model(cfg.costs),
                      confidence=cfg.risk.var_confidence, horizon_days=cfg.risk.horizon_days)
     server = BackgroundServer(app, cfg.service.host,
@@ -84,6 +79,7 @@ def register(app: typer.Typer) -> None:
         from keel.app.cycle import CycleConfig, CycleResult, DecisionCycle
         from keel.app.live import Desk, LiveOptions, StopFlag, run_live, session_start
         from keel.app.metrics import KeelMetrics
+        from keel.app.service import limits_from_config
         from keel.app.venue import LocalVenue, fix_unavailable, remote_broker
         from keel.cli.demo_cmd import load_run_config
         from keel.clock import SimulatedClock, WallClock
@@ -124,7 +120,7 @@ def register(app: typer.Typer) -> None:
                                        sender=v.sender_comp_id, target=v.target_comp_id)
             desk = Desk(store, clock, broker, cycle, metrics=KeelMetrics(), venue_name=venue,
                         max_order_notional=cfg.execution.max_order_notional,
-                        limits=_limits(cfg))
+                        limits=limits_from_config(cfg))
             if sim is not None:
                 last = desk.last_cycle_time()
                 if last is not None:
