@@ -443,9 +443,9 @@ class PDASDirect:
         lb, ub = s.lb, s.ub
 
         def hmul(v: np.ndarray) -> np.ndarray:
-            return g2 * (d * v + b @ (f @ (b.T @ v)))
+            return g2 * fc.matvec(v)
 
-        c = float(np.mean(g2 * (d + np.einsum("ij,jk,ik->i", b, f, b))))
+        c = float(np.mean(g2 * fc.diag()))
         n = s.n
         w = self._w if self._w is not None and self._w.size == n else np.clip(
             np.full(n, 0.0 if target is None else target / n), lb, ub)

@@ -32,9 +32,7 @@ def _dense(risk: np.ndarray | pd.DataFrame) -> np.ndarray:
 def cov_matvec(risk: RiskModel, x: np.ndarray) -> np.ndarray:
     """``Sigma @ x`` (x (N,) or (N, M)); O(NK) for a factor model."""
     if isinstance(risk, FactorCovariance):
-        b = risk.exposures
-        d = risk.specific_variance if x.ndim == 1 else risk.specific_variance[:, None]
-        return b @ (risk.factor_covariance @ (b.T @ x)) + d * x
+        return risk.matvec(x)
     return _dense(risk) @ x
 
 
@@ -55,8 +53,7 @@ def cov_solve(risk: RiskModel, y: np.ndarray) -> np.ndarray:
 def cov_diag(risk: RiskModel) -> np.ndarray:
     """Variances (N,)."""
     if isinstance(risk, FactorCovariance):
-        b = risk.exposures
-        return np.einsum("ij,jk,ik->i", b, risk.factor_covariance, b) + risk.specific_variance
+        return risk.diag()
     return np.diag(_dense(risk)).copy()
 
 

@@ -24,8 +24,7 @@ GROUP_ORDER = ("market", "sector", "style", "statistical")
 
 def _sigma_w(model: FactorCovariance | np.ndarray, w: np.ndarray) -> np.ndarray:
     if isinstance(model, FactorCovariance):
-        return model.exposures @ (model.factor_covariance @ (model.exposures.T @ w)) \
-            + model.specific_variance * w
+        return model.matvec(w)
     cov = np.asarray(model, dtype=np.float64)
     if cov.shape != (len(w), len(w)):
         raise ValidationError("covariance and weights disagree in size", field="weights",

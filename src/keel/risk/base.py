@@ -70,6 +70,17 @@ class FactorCovariance:
             vals, vecs = np.linalg.eigh(self.factor_covariance)
             return vecs * np.sqrt(np.clip(vals, 0.0, None))
 
+    def matvec(self, x: np.ndarray) -> np.ndarray:
+        """``Cov @ x`` for x (N,) or (N, M), in O(NK) per column (never N x N)."""
+        b = self.exposures
+        d = self.specific_variance if x.ndim == 1 else self.specific_variance[:, None]
+        return b @ (self.factor_covariance @ (b.T @ x)) + d * x
+
+    def diag(self) -> np.ndarray:
+        """(N,) variances: the diagonal of ``B F B' + D`` in O(NK^2)."""
+        b = self.exposures
+        return np.einsum("ij,jk,ik->i", b, self.factor_covariance, b) + self.specific_variance
+
     def portfolio_variance(self, weights: np.ndarray) -> float:
         """``w' (B F B' + D) w`` in O(NK + K^2)."""
         w = np.asarray(weights, dtype=np.float64)
