@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from keel.errors import ConfigError
@@ -47,6 +47,14 @@ class GeneralConfig(_Section):
     seed: int = Field(7, description="Seed of every random generator in a run.")
     out_dir: Path = Field(Path("keel-out"), description="Where runs write their outputs.")
     log_level: str = Field("INFO", description="Python logging level.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"):
+            raise ValueError("must be CRITICAL, ERROR, WARNING, INFO or DEBUG")
+        return level
 
 
 class DataConfig(_Section):

@@ -235,3 +235,21 @@ def test_cycle_sees_only_the_past(market, cycle):
     cut = market.as_of(past)
     b = DecisionCycle().run(cut, now=past, state=ledger.state, prices=prices, clock=clock)
     pd.testing.assert_series_equal(a.targets, b.targets)
+
+
+@pytest.mark.parametrize("kind", ["pca", "lw", "fundamental"])
+def test_risk_section_of_the_config_chooses_the_model(kind):
+    market = load_market(DataConfig(n_assets=30, n_days=400), seed=4)
+    cfg = KeelConfig(risk={"model": kind, "lookback_days": 200, "n_pca_factors": 4})
+    cycle = DecisionCycle(CycleConfig.from_config(cfg))
+    assert cycle.fit_risk(market) == ("RISK_FITTED", f"RISK_{cfg.risk.model.name}")
+    fc = cycle.risk_
+    assert fc is not None and fc.n_assets == 30
+    if kind in ("pca", "lw"):
+        assert fc.n_factors == 4
+        # fitted on the last 200 sessions only: the PCA/LW variances match that window
+        var = market.returns.iloc[-200:].var(ddof=1).to_numpy()
+        assert abs(fc.diag().mean() / var.mean() - 1) < 0.1
+    assert cycle.fit_risk(market) == ("RISK_CACHED",)
+    with pytest.raises(ValidationError):
+        CycleConfig(risk_lookback=5)

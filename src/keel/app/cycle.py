@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from keel.config import EngineKind, ExecutionAlgo, KeelConfig
+from keel.config import EngineKind, ExecutionAlgo, KeelConfig, RiskModelKind
 from keel.errors import OrderRejected, ValidationError
 from keel.types import Order
 
@@ -56,6 +56,8 @@ class CycleConfig:
         cash_buffer: fraction of NAV kept in cash by the rebalance.
         ic: information coefficient turning scores into expected returns.
         refit_risk: refit the risk model when the market view's last session changes.
+        risk_model / risk_lookback / n_pca_factors: the ``[risk]`` model, its history in
+            sessions and the PCA factor count (dense estimators are used in factored form).
     """
 
     engine: EngineKind = EngineKind.MEAN_VARIANCE
@@ -70,9 +72,16 @@ class CycleConfig:
     cash_buffer: float = 0.02
     ic: float = 0.05
     refit_risk: bool = True
+    risk_model: RiskModelKind = RiskModelKind.FUNDAMENTAL
+    risk_lookback: int = 504
+    n_pca_factors: int = 10
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "engine", _engine(self.engine))
+        object.__setattr__(self, "risk_model", RiskModelKind(self.risk_model))
+        if self.risk_lookback < 21:
+            raise ValidationError("risk_lookback must be >= 21 sessions",
+                                  field="risk_lookback", value=self.risk_lookback)
         if self.engine not in (EngineKind.MEAN_VARIANCE, EngineKind.GREEDY):
             raise ValidationError("the live cycle runs mean_variance or greedy",
                                   field="engine", value=self.engine.value)
@@ -85,11 +94,13 @@ class CycleConfig:
 
     @classmethod
     def from_config(cls, config: KeelConfig, **overrides: Any) -> CycleConfig:
-        """Settings from the application config (``[optimize]``, ``[execution]``)."""
-        o, e = config.optimize, config.execution
+        """Settings from the application config (``[optimize]``, ``[execution]``, ``[risk]``)."""
+        o, e, r = config.optimize, config.execution, config.risk
         values: dict[str, Any] = dict(engine=o.engine, risk_aversion=o.risk_aversion,
                                       max_weight=o.max_weight, sector_cap=o.sector_cap,
-                                      algo=e.algo, slices=e.slices)
+                                      algo=e.algo, slices=e.slices, risk_model=r.model,
+                                      risk_lookback=r.lookback_days,
+                                      n_pca_factors=r.n_pca_factors)
         values.update(overrides)
         return cls(**values)
 
@@ -213,17 +224,29 @@ class DecisionCycle:
     # ------------------------------------------------------------------ stages
 
     def fit_risk(self, view: MarketData) -> tuple[str, ...]:
-        """Fit the fundamental factor model on ``view`` (once per session)."""
+        """Fit the configured risk model on the last ``risk_lookback`` sessions of ``view``
+        (once per session)."""
+        from keel.risk import covariance as cov
+        from keel.risk.factor_model import StatisticalFactorModel
         from keel.risk.fundamental import FundamentalFactorModel
 
         if self.risk_ is not None and (not self.config.refit_risk
                                        or self._risk_asof == view.now):
             return ("RISK_CACHED",)
-        model = FundamentalFactorModel().fit(view)
-        self.risk_ = model.factored()
-        self.risk_groups_ = model.factor_groups_
+        c = self.config
+        rets = view.returns.iloc[-c.risk_lookback:]
+        self.risk_groups_ = None
+        if c.risk_model is RiskModelKind.FUNDAMENTAL:
+            model = FundamentalFactorModel(window=c.risk_lookback).fit(view)
+            self.risk_, self.risk_groups_ = model.factored(), model.factor_groups_
+        elif c.risk_model is RiskModelKind.PCA:
+            self.risk_ = StatisticalFactorModel(n_factors=c.n_pca_factors).fit(rets).factored()
+        else:
+            est = {RiskModelKind.LEDOIT_WOLF: cov.LedoitWolf, RiskModelKind.SAMPLE:
+                   cov.SampleCovariance, RiskModelKind.EWMA: cov.EWMACovariance}[c.risk_model]
+            self.risk_ = est().fit(rets).factored(rank=c.n_pca_factors)
         self._risk_asof = view.now
-        return ("RISK_FITTED",)
+        return ("RISK_FITTED", f"RISK_{c.risk_model.name}")
 
     def optimize(self, view: MarketData, scores: pd.Series, alpha: pd.Series,
                  current: pd.Series, nav: float) -> tuple[pd.Series, StageReport]:

@@ -34,3 +34,13 @@ def run_friendly(fn: Callable[[], T]) -> T:
     with friendly_errors():
         return fn()
     raise AssertionError("unreachable")
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr: keel's own loggers at ``level`` (``[general] log_level``), third-party
+    libraries (alembic, uvicorn, ...) at WARNING so their chatter stays out of the way."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("keel").setLevel(level)

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from keel.cli.common import console, friendly_errors
+from keel.cli.common import configure_logging, console, friendly_errors
 
 
 def load_run_config(config: Path | None, out_dir: Path | None, assets: int | None,
@@ -34,7 +34,9 @@ def load_run_config(config: Path | None, out_dir: Path | None, assets: int | Non
         overrides["optimize"] = {"engine": engine}
     if out_dir is not None and "KEEL_STORE__URL" not in os.environ:
         overrides["store"] = {"url": f"sqlite:///{out_dir / 'keel.db'}"}
-    return load_config(config, **overrides)
+    cfg = load_config(config, **overrides)
+    configure_logging(cfg.general.log_level)
+    return cfg
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from keel.cli.common import console, friendly_errors
+from keel.cli.common import configure_logging, console, friendly_errors
 
 
 def _embedded_service(cfg: Any, store: Any, desk: Any, market: Any, clock: Any,
@@ -199,6 +199,7 @@ def register(app: typer.Typer) -> None:
 
         with friendly_errors():
             cfg = load_config(config)
+            configure_logging(cfg.general.log_level)
             app = app_from_config(cfg, token=token)
             uvicorn.run(app, host=host or cfg.service.host, port=port or cfg.service.port,
                         log_level=log_level)
