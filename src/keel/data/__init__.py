@@ -18,8 +18,7 @@ Public API (imported lazily, so ``import keel.data`` stays cheap):
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from keel._lazy import lazy_exports
 
 _EXPORTS = {
     "keel.data.calendar": ("ExchangeCalendar", "get_calendar", "calendar_covering",
@@ -40,14 +39,4 @@ _EXPORTS = {
                            "synthetic_minute_bars", "synthetic_order_book"),
     "keel.data.source": ("load_market",),
 }
-_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    mod = _WHERE.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'keel.data' has no attribute {name!r}")
-    value = getattr(import_module(mod), name)
-    globals()[name] = value
-    return value
+__getattr__, __all__ = lazy_exports("keel.data", globals(), _EXPORTS)

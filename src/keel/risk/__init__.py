@@ -14,8 +14,7 @@ Public API (imported lazily, so ``import keel.risk.base`` stays cheap; see docs/
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from keel._lazy import lazy_exports
 
 _EXPORTS = {
     "keel.risk.base": ("FactorCovariance", "FactorRiskModel", "CovarianceEstimator"),
@@ -30,14 +29,4 @@ _EXPORTS = {
     "keel.risk.evaluation": ("bias_statistic", "BiasResult"),
     "keel.risk.report": ("risk_report", "RiskModelKind"),
 }
-_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    mod = _WHERE.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'keel.risk' has no attribute {name!r}")
-    value = getattr(import_module(mod), name)
-    globals()[name] = value
-    return value
+__getattr__, __all__ = lazy_exports("keel.risk", globals(), _EXPORTS)
