@@ -259,3 +259,8 @@ class OrdersRepo:
                 q = q.where(OrderEventRow.client_order_id == client_order_id)
             return [(r.client_order_id, r.from_status, r.to_status, r.reason, r.timestamp)
                     for r in s.scalars(q)]
+
+    def has_exec_id(self, exec_id: str) -> bool:
+        """True when a fill with ``exec_id`` is booked."""
+        with self.store.session() as s:
+            return s.scalar(select(FillRow.id).where(FillRow.exec_id == exec_id)) is not None
