@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import FIX_SPEC
 
 from keel.clock import SimulatedClock
 from keel.execution.oms import OrderManager
@@ -31,7 +32,6 @@ from keel.venues.exchange.fix_front import FixExchangeServer
 from keel.venues.exchange.rest_api import create_rest_app
 from keel.venues.exchange.server import BackgroundServer, free_port
 from keel.venues.fix.broker import FixBroker
-from tests.conftest import FIX_SPEC
 from keel.venues.fix.session import SessionConfig
 from keel.venues.fix.store import FileStore
 from keel.venues.rest import RestBroker
