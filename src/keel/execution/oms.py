@@ -218,10 +218,8 @@ class OrderManager(RecoveryMixin):
         self._validate_schedule(order, kids)
         arrival = arrival_price if arrival_price is not None else self.prices.get(order.symbol)
         rec = OrderRecord(order, S.NEW, algo=algo or (kids[0].strategy if kids else None),
-                          arrival_price=None if arrival is None else to_decimal(
-                              arrival, "arrival_price", symbol=order.symbol),
-                          decision_price=None if decision_price is None else to_decimal(
-                              decision_price, "decision_price", symbol=order.symbol))
+                          arrival_price=_px(arrival, "arrival_price", order.symbol),
+                          decision_price=_px(decision_price, "decision_price", order.symbol))
         try:
             self._gate(order, self.checks)
         except OrderRejected as exc:
@@ -622,3 +620,9 @@ def _avg(rec: OrderRecord, fill: Fill) -> Decimal:
         return fill.price
     avg = (rec.avg_price * rec.filled_qty + fill.price * fill.qty) / (rec.filled_qty + fill.qty)
     return avg.quantize(_AVG_QUANTUM)
+
+
+def _px(value: Decimal | float | None, name: str, symbol: str) -> Decimal | None:
+    """A reference price to 1e-8 (a float mid has more places than the store keeps)."""
+    return None if value is None else to_decimal(value, name, symbol=symbol).quantize(
+        _AVG_QUANTUM)

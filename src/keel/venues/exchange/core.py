@@ -77,7 +77,7 @@ class SimulatedExchange:
 
     def __init__(self, symbols: Sequence[str] | None = None,
                  starting_cash: Decimal | int = 10_000_000, *, epoch: str | None = None,
-                 lot_size: Decimal | str = "0.00000001", max_events: int = 200_000) -> None:
+                 lot_size: Decimal | str = "0.00000001", max_events: int = 20_000) -> None:
         self.engine = MatchingEngine(symbols, epoch=epoch, lot_size=lot_size,
                                      transient_owners=(LIQUIDITY_ACCOUNT,))
         self.epoch = self.engine.epoch

@@ -188,8 +188,8 @@ class MatchingEngine:
 
     def __init__(self, symbols: Iterable[str] | None = None, venue: str = "KEELX", *,
                  epoch: str | None = None, lot_size: Decimal | str = "0.00000001",
-                 max_finished: int = 100_000, max_resting: int = 50_000,
-                 max_trades: int = 100_000,
+                 max_finished: int = 10_000, max_resting: int = 50_000,
+                 max_trades: int = 10_000,
                  transient_owners: Iterable[str] = ("__liquidity__",)) -> None:
         self.venue = venue
         self.epoch = epoch if epoch is not None else uuid.uuid4().hex[:8]
