@@ -184,18 +184,20 @@ class MatchingEngine:
         venue: name written on fills.
         epoch: id prefix of this incarnation (default: 8 random hex digits).
         lot_size: smallest quantity increment; an order whose qty is not a multiple is refused.
+        max_qty: largest quantity of one order.
     """
 
     def __init__(self, symbols: Iterable[str] | None = None, venue: str = "KEELX", *,
                  epoch: str | None = None, lot_size: Decimal | str = "0.00000001",
                  max_finished: int = 10_000, max_resting: int = 50_000,
-                 max_trades: int = 10_000,
+                 max_trades: int = 10_000, max_qty: Decimal | str = "1e12",
                  transient_owners: Iterable[str] = ("__liquidity__",)) -> None:
         self.venue = venue
         self.epoch = epoch if epoch is not None else uuid.uuid4().hex[:8]
         self.lot_size = Decimal(lot_size)
         if not self.lot_size.is_finite() or self.lot_size <= 0:
             raise ValidationError("lot_size must be > 0", field="lot_size", value=lot_size)
+        self.max_qty = Decimal(max_qty)
         self._allowed = None if symbols is None else set(symbols)
         self._books: dict[str, Book] = {}
         self._orders: dict[tuple[str, str], RestingOrder] = {}  # (owner, clordid) -> order
@@ -216,6 +218,17 @@ class MatchingEngine:
         if b is None:
             b = self._books[symbol] = Book(symbol)
         return b
+
+    def qty_problem(self, qty: Decimal) -> str | None:
+        """Why ``qty`` cannot be traded here (None when it can): not positive, above
+        :attr:`max_qty`, or not a multiple of :attr:`lot_size`."""
+        if not qty.is_finite() or qty <= 0:
+            return f"qty {qty} must be a positive number"
+        if qty > self.max_qty:
+            return f"qty {qty} is above the maximum {self.max_qty}"
+        if qty % self.lot_size != 0:
+            return f"qty {qty} is not a multiple of the lot {self.lot_size}"
+        return None
 
     def order(self, owner: str, client_order_id: str) -> RestingOrder | None:
         key = (owner, client_order_id)
@@ -309,9 +322,8 @@ class MatchingEngine:
             return self._reject(order, owner, ts, f"unknown symbol {order.symbol}")
         if order.order_type not in (OrderType.LIMIT, OrderType.MARKET):
             return self._reject(order, owner, ts, f"unsupported order type {order.order_type}")
-        if order.qty % self.lot_size != 0:
-            return self._reject(order, owner, ts,
-                                f"qty {order.qty} is not a multiple of the lot {self.lot_size}")
+        if (why := self.qty_problem(order.qty)) is not None:
+            return self._reject(order, owner, ts, why)
         book = self.book(order.symbol)
         o = RestingOrder(self._next_order_id(), order.client_order_id, owner, order.symbol,
                          order.side, order.qty, order.limit_price, order.order_type, order.tif)
@@ -405,8 +417,8 @@ class MatchingEngine:
             reject_reason = "new quantity not above filled quantity"
         elif self.order(owner, new.client_order_id) is not None:
             reject_reason = "duplicate client order id"
-        elif new.qty % self.lot_size != 0:
-            reject_reason = f"qty {new.qty} is not a multiple of the lot {self.lot_size}"
+        elif self.qty_problem(new.qty) is not None:
+            reject_reason = self.qty_problem(new.qty)
         if reject_reason is not None or o is None:
             return self._cancel_reject(owner, orig_client_order_id, new.client_order_id, ts,
                                        reject_reason or "unknown order", "replace")

@@ -14,6 +14,7 @@ exchange's incarnation in the ``X-Keel-Venue-Epoch`` header, so a client polling
 """
 
 # No `from __future__ import annotations`: FastAPI must see the local dependency aliases.
+from decimal import ROUND_DOWN, Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
@@ -32,6 +33,9 @@ from keel.types import (
 )
 from keel.venues.exchange.core import OrderView, SimulatedExchange
 from keel.venues.wire import event_to_json
+
+MAX_PRICE = Decimal("1e9")
+PRICE_QUANTUM = Decimal("1e-8")
 
 _STATUS = {OrderStatus.ACKNOWLEDGED: "new", OrderStatus.PARTIALLY_FILLED: "partially_filled",
            OrderStatus.FILLED: "filled", OrderStatus.CANCELLED: "canceled",
@@ -96,13 +100,24 @@ def create_rest_app(exchange: SimulatedExchange, clock: Clock,
         return v
 
     def quantity(value: str | int | float, name: str) -> Any:
+        if isinstance(value, str) and "_" in value:  # Decimal("1_90") would read 190
+            raise ValidationError("not a number", field=name, value=value[:32])
         q = to_decimal(value, name)
-        if q <= 0:
-            raise ValidationError(f"{name} must be > 0", field=name, value=value)
-        if q % exchange.engine.lot_size != 0:
-            raise ValidationError(f"{name} is not a multiple of the lot "
-                                  f"{exchange.engine.lot_size}", field=name, value=value)
+        why = exchange.engine.qty_problem(q)
+        if why is not None:
+            raise ValidationError(why[:120], field=name, value=str(value)[:32])
         return q
+
+    def price(value: str | int | float | None, name: str) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str) and "_" in value:
+            raise ValidationError("not a number", field=name, value=value[:32])
+        p = to_decimal(value, name)
+        if not 0 < p <= MAX_PRICE or p != p.quantize(PRICE_QUANTUM, rounding=ROUND_DOWN):
+            raise ValidationError(f"{name} must be in (0, {MAX_PRICE}] with at most 8 "
+                                  "decimal places", field=name, value=str(value)[:32])
+        return p
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -118,8 +133,7 @@ def create_rest_app(exchange: SimulatedExchange, clock: Clock,
                 client_order_id=body.client_order_id, symbol=body.symbol,
                 side=Side(body.side.upper()), qty=quantity(body.qty, "qty"),
                 created_at=clock.now(), order_type=OrderType(body.type.upper()),
-                limit_price=(None if body.limit_price is None
-                             else to_decimal(body.limit_price, "limit_price")),
+                limit_price=price(body.limit_price, "limit_price"),
                 tif=TimeInForce(body.time_in_force.upper()))
         except ValidationError as exc:
             raise HTTPException(422, str(exc)) from None
@@ -161,7 +175,7 @@ def create_rest_app(exchange: SimulatedExchange, clock: Clock,
         try:  # to_decimal and Order validate qty and price (finite, > 0), naming the field
             qty = view.qty if body.qty is None else quantity(body.qty, "qty")
             px = (view.limit_price if body.limit_price is None
-                  else to_decimal(body.limit_price, "limit_price"))
+                  else price(body.limit_price, "limit_price"))
             new = Order(body.client_order_id, view.symbol, view.side, qty, clock.now(),
                         order_type=view.order_type, limit_price=px, tif=view.tif)
         except ValidationError as exc:
