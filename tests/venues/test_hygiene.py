@@ -94,7 +94,8 @@ _json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats()
                      max_leaves=6)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(qty=_json, symbol=_json, coid=_json, price=_json)
 def test_rest_api_fuzz_never_500_and_only_books_valid_orders(client: TestClient, qty, symbol,
                                                              coid, price) -> None:
