@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from keel.app import control, views
 from keel.app.auth import require_token
+from keel.app.guard import Guard, GuardSettings
 from keel.app.metrics import KeelMetrics
 from keel.app.riskview import RiskView
 from keel.app.scrape import StoreCollector
@@ -110,7 +111,8 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
                market: Callable[[], MarketData] | None = None, clock: Clock | None = None,
                limits: RiskLimits | None = None, cost_model: CostModel | None = None,
                account: str = "default", confidence: float = 0.95, horizon_days: int = 21,
-               default_spread: float | None = None, poll_seconds: float = 3.0) -> FastAPI:
+               default_spread: float | None = None, poll_seconds: float = 3.0,
+               guard: GuardSettings | None = None) -> FastAPI:
     """The service over ``store``.
 
     Args:
@@ -128,6 +130,8 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
         confidence, horizon_days: VaR/CVaR settings.
         default_spread: spread (fraction of mid) used when the market has none.
         poll_seconds: how often the dashboard refreshes.
+        guard: host check, body limit and authentication applied before any route parses
+            a request (:mod:`keel.app.guard`); ``keel serve`` always sets it.
 
     Control requests are control records in the audit log (:mod:`keel.app.control`), which
     ``keel run`` applies every bar; the service never calls into the trading process.
@@ -314,6 +318,8 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
     def dashboard_js() -> Response:
         return Response(_static("dashboard.js"), media_type="text/javascript")
 
+    if guard is not None:  # hardening lives in keel.app.guard; this is its one hook
+        app.add_middleware(Guard, settings=guard)
     return app
 
 
