@@ -88,7 +88,7 @@ def test_oversized_body_is_413_before_auth_and_unread(served):
 
 
 def test_auth_comes_before_parsing(served):
-    url, _, store = served
+    url, _, _ = served
     r = httpx.post(url + "/api/control/kill-switch", content=b"{not json", headers={
         "Content-Type": "application/json"})
     assert r.status_code == 401  # not 422: the body was never parsed
