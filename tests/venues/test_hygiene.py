@@ -77,6 +77,14 @@ def test_rest_refuses_bad_quantities(client: TestClient, qty: object) -> None:
     assert client.get("/v2/orders", params={"status": "all"}).json() == []  # nothing written
 
 
+@pytest.mark.parametrize("raw", ['NaN', 'Infinity', '-Infinity', '1e400', 'true'])
+def test_rest_refuses_non_finite_json_numbers(client: TestClient, raw: str) -> None:
+    body = ('{"symbol": "AAPL", "side": "buy", "client_order_id": "nf1", "qty": ' + raw + '}')
+    r = client.post("/v2/orders", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert client.get("/v2/orders", params={"status": "all"}).json() == []
+
+
 @pytest.mark.parametrize(("field", "value"), [("client_order_id", "inj\x011=victim"),
                                               ("symbol", "AAPL\x0144=1"),
                                               ("symbol", "AAPL\U0001f4a5")])
@@ -87,7 +95,8 @@ def test_rest_refuses_injected_text(client: TestClient, field: str, value: str) 
     assert client.get("/v2/orders", params={"status": "all"}).json() == []
 
 
-_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats()
+_json = st.recursive(st.none() | st.booleans() | st.integers()
+                     | st.floats(allow_nan=False, allow_infinity=False)
                      | st.text(max_size=20),
                      lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5),
                                                                          c, max_size=3),

@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 
@@ -143,6 +144,8 @@ class OrderManager(RecoveryMixin):
         self._cancel_parents: set[str] = set()
         self._listeners: list[FillListener] = []
         self._epoch: int | None = getattr(broker, "connection_epoch", None)
+        self._batch: list[tuple[list[StateChange], Fill | None, str | None]] | None = None
+        self._after_commit: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ queries
 
@@ -206,9 +209,58 @@ class OrderManager(RecoveryMixin):
         re-checked or re-sent). Raises ``OrderRejected`` (the refusal is persisted as
         REJECTED) or ``ValidationError`` for a schedule that does not belong to the parent.
         """
-        known = self.get(order.client_order_id)
-        if known is not None:
-            return known
+        out = self.submit_many([(order, children)], algo=algo, arrival_price=arrival_price,
+                               decision_price=decision_price, raise_rejected=True)
+        return out[0]
+
+    def submit_many(self, items: Sequence[tuple[Order, Sequence[ChildOrder] | None]], *,
+                    algo: str | None = None, arrival_price: Decimal | float | None = None,
+                    decision_price: Decimal | float | None = None,
+                    raise_rejected: bool = False) -> list[OrderRecord]:
+        """:meth:`submit` for many parents, persisted in one transaction (group commit).
+
+        Each ``(order, children)`` goes through the same gate; a refused one is stored
+        REJECTED and returned with that status (or, with ``raise_rejected``, its
+        ``OrderRejected`` is raised after the commit). Known ids return their stored record.
+        Every returned record is durable when this returns.
+        """
+        out: list[OrderRecord] = []
+        writes: list[tuple[int, OrderRecord, str, list[ChildOrder]]] = []
+        first_reject: OrderRejected | None = None
+        batch_index: dict[str, int] = {}
+        for order, children in items:
+            coid = order.client_order_id
+            known = out[batch_index[coid]] if coid in batch_index else self.get(coid)
+            if known is not None:
+                out.append(known)
+                continue
+            try:
+                rec, kids = self._admit(order, children, algo, arrival_price, decision_price)
+            except OrderRejected as exc:
+                first_reject = first_reject or exc
+                rec = exc.record  # type: ignore[attr-defined]
+                writes.append((len(out), rec, f"{exc.reason_code}: {exc.message}", []))
+            else:
+                writes.append((len(out), rec, "accepted", kids))
+            batch_index[coid] = len(out)
+            out.append(rec)
+        if writes:
+            done = self.repo.add_parents([(r, why, k) for _, r, why, k in writes],
+                                         self.clock.now())
+            for (i, rec, _, kids), ok in zip(writes, done, strict=True):
+                if not ok:  # lost a race: return the winner
+                    out[i] = self.get(rec.client_order_id) or rec
+                elif rec.status is S.NEW:
+                    self._track(rec, [OrderRecord(k, S.NEW) for k in kids])
+        if raise_rejected and first_reject is not None:
+            raise first_reject
+        return out
+
+    def _admit(self, order: Order, children: Sequence[ChildOrder] | None, algo: str | None,
+               arrival_price: Decimal | float | None, decision_price: Decimal | float | None
+               ) -> tuple[OrderRecord, list[ChildOrder]]:
+        """The parent's record and schedule if the gate admits it; else ``OrderRejected``
+        carrying the REJECTED record to store (``exc.record``)."""
         now = self.clock.now()
         kids = list(children) if children is not None else [ChildOrder(
             client_order_id=f"{order.client_order_id}-000", parent_id=order.client_order_id,
@@ -223,13 +275,9 @@ class OrderManager(RecoveryMixin):
         try:
             self._gate(order, self.checks)
         except OrderRejected as exc:
-            self.repo.add_parent(rec.with_changes(status=S.REJECTED), now,
-                                 reason=f"{exc.reason_code}: {exc.message}")
+            exc.record = rec.with_changes(status=S.REJECTED)  # type: ignore[attr-defined]
             raise
-        if not self.repo.add_parent(rec, now, reason="accepted", children=kids):
-            return self.get(order.client_order_id) or rec  # lost a race: return the winner
-        self._track(rec, [OrderRecord(k, S.NEW) for k in kids])
-        return rec
+        return rec, kids
 
     def _track(self, parent: OrderRecord, kids: Sequence[OrderRecord]) -> None:
         pid = parent.client_order_id
@@ -293,35 +341,53 @@ class OrderManager(RecoveryMixin):
         self._check_reconnect()
         self.process_events()
         now = self.clock.now()
-        for coid in [c for p in self._open for c in self._kids.get(p, ())]:
-            rec = self._recs.get(coid)
-            if rec is None or not rec.status.is_open:
-                continue
-            kid = rec.order
-            assert isinstance(kid, ChildOrder)
-            if kid.expire_at is not None and now >= kid.expire_at:
-                self._expire(rec)
-            elif rec.status is S.NEW and (kid.not_before is None or kid.not_before <= now):
-                self._send(rec)
+        due: list[str] = []
+        with self.group_commit():  # every due child PENDING (or refused) in one commit
+            for coid in [c for p in self._open for c in self._kids.get(p, ())]:
+                rec = self._recs.get(coid)
+                if rec is None or not rec.status.is_open:
+                    continue
+                kid = rec.order
+                assert isinstance(kid, ChildOrder)
+                if kid.expire_at is not None and now >= kid.expire_at:
+                    if rec.status is S.NEW:
+                        self._set(rec, S.EXPIRED, "expired before it was sent")
+                    else:
+                        due.append(coid)  # a cancel to send, after the commit
+                elif rec.status is S.NEW and (kid.not_before is None or kid.not_before <= now
+                                              ) and self._mark_pending(rec):
+                    due.append(coid)
+        with self.group_commit():  # the venue's refusals of this batch, one commit
+            for coid in due:
+                rec = self._recs.get(coid)
+                if rec is None or not rec.status.is_open:
+                    continue
+                if rec.status is S.PENDING and rec.client_order_id not in self._cancel_sent \
+                        and not self._expired(rec, now):
+                    self._resend(rec)
+                elif rec.client_order_id not in self._cancel_sent:
+                    self._cancel_at_venue(coid)
         self.process_events()
         self._retire_finished()
 
-    def _expire(self, rec: OrderRecord) -> None:
-        if rec.status is S.NEW:
-            self._set(rec, S.EXPIRED, "expired before it was sent")
-        elif rec.client_order_id not in self._cancel_sent:
-            self._cancel_at_venue(rec.client_order_id)
+    @staticmethod
+    def _expired(rec: OrderRecord, now: datetime) -> bool:
+        kid = rec.order
+        assert isinstance(kid, ChildOrder)
+        return kid.expire_at is not None and now >= kid.expire_at
 
-    def _send(self, rec: OrderRecord) -> None:
+    def _mark_pending(self, rec: OrderRecord) -> bool:
+        """Gate a due child and mark it PENDING (write-ahead: committed before the venue
+        sees it); False when the gate refuses it (REJECTED)."""
         kid = rec.order
         assert isinstance(kid, ChildOrder)
         try:
             self._gate(kid, self.child_checks)
         except OrderRejected as exc:
             self._set(rec, S.REJECTED, f"{exc.reason_code}: {exc.message}")
-            return
-        self._set(rec, S.PENDING, "sent")  # write-ahead: persisted before the venue sees it
-        self._resend(self._recs[rec.client_order_id])
+            return False
+        self._set(rec, S.PENDING, "sent")
+        return True
 
     def _resend(self, rec: OrderRecord) -> None:
         """Submit a PENDING child to the venue (retrying transient failures)."""
@@ -374,12 +440,50 @@ class OrderManager(RecoveryMixin):
             self._anomaly("*", "POLL_FAILED", describe(exc))
             return 0
         n = 0
-        for ev in events:
-            try:
-                n += self.apply_event(ev)
-            except (IllegalTransitionError, OrderRejected, ValidationError) as exc:
-                self._anomaly(ev.client_order_id, type(exc).__name__, str(exc)[:500])
+        with self.group_commit():
+            for ev in events:
+                try:
+                    n += self.apply_event(ev)
+                except (IllegalTransitionError, OrderRejected, ValidationError) as exc:
+                    self._anomaly(ev.client_order_id, type(exc).__name__, str(exc)[:500])
         return n
+
+    # ------------------------------------------------------------------ group commit
+
+    @contextmanager
+    def group_commit(self) -> Iterator[None]:
+        """Write every state change and fill made inside as one transaction (one fsync),
+        committed when the block ends; fill listeners (the ledger) run after the commit.
+
+        The order manager uses it where no venue call depends on the writes: draining a
+        batch of venue events, and marking the due children PENDING *before* any is sent
+        (so the write-ahead rule holds: a child is durable before the venue sees it).
+        Nested blocks join the outer one.
+        """
+        if self._batch is not None:
+            yield
+            return
+        self._batch, self._after_commit = [], []
+        try:
+            yield
+        finally:
+            ops, calls = self._batch, self._after_commit
+            self._batch, self._after_commit = None, []
+            if ops:
+                booked = self.repo.apply_batch(ops, self.clock.now())
+                for (_, fill, _), ok in zip(ops, booked, strict=True):
+                    if not ok and fill is not None:
+                        self._anomaly(fill.client_order_id, "FILL_ALREADY_BOOKED",
+                                      fill.exec_id)
+            for call in calls:
+                call()
+
+    def _write(self, changes: list[StateChange], fill: Fill | None = None,
+               parent_id: str | None = None) -> bool:
+        if self._batch is not None:
+            self._batch.append((changes, fill, parent_id))
+            return True
+        return self.repo.apply(changes, self.clock.now(), fill=fill, parent_id=parent_id)
 
     def apply_event(self, ev: OrderEvent) -> bool:
         """Apply one venue event; False when it changes nothing (duplicate, late ack).
@@ -442,8 +546,7 @@ class OrderManager(RecoveryMixin):
                                       avg_price=_avg(parent, fill))
         changes = [StateChange(kid_new, rec.status, f"fill {fill.exec_id}"),
                    StateChange(par_new, parent.status, f"fill {fill.exec_id}")]
-        booked = self.repo.apply(changes, self.clock.now(), fill=fill,
-                                 parent_id=parent.client_order_id)
+        booked = self._write(changes, fill, parent.client_order_id)
         self._seen.add(fill.exec_id)
         self._exec_of.setdefault(parent.client_order_id, []).append(fill.exec_id)
         if not booked:
@@ -455,7 +558,10 @@ class OrderManager(RecoveryMixin):
         sym = fill.symbol
         self.positions[sym] = self.positions.get(sym, ZERO) + fill.signed_qty
         for fn in self._listeners:
-            fn(fill, par_new)
+            if self._batch is not None:  # after the group commit: the store books first
+                self._after_commit.append(lambda fn=fn: fn(fill, par_new))  # type: ignore[misc]
+            else:
+                fn(fill, par_new)
         return True
 
     # ------------------------------------------------------------------ state changes
@@ -474,7 +580,7 @@ class OrderManager(RecoveryMixin):
         if parent_new is not None:
             old_parent = self._recs[parent_new.client_order_id]
             changes.append(StateChange(parent_new, old_parent.status, f"child {status.value}"))
-        self.repo.apply(changes, self.clock.now())
+        self._write(changes)
         self._recs[new.client_order_id] = new
         if carried is not None:
             self._recs[carried.record.client_order_id] = carried.record

@@ -8,7 +8,7 @@ reported as ``False``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -111,29 +111,41 @@ class OrdersRepo:
                    children: Iterable[ChildOrder] = ()) -> bool:
         """Insert a parent and its NEW children in one transaction (False, nothing written,
         when the parent id already exists)."""
-        o = rec.order
-        assert isinstance(o, Order)
         try:
             with self.store.session() as s:
-                if s.scalar(select(OrderRow.id).where(
-                        OrderRow.client_order_id == o.client_order_id)) is not None:
-                    return False
-                s.add(OrderRow(
-                    client_order_id=o.client_order_id, symbol=o.symbol, side=o.side.value,
-                    qty=o.qty, order_type=o.order_type.value, tif=o.tif.value,
-                    limit_price=o.limit_price, stop_price=o.stop_price,
-                    status=rec.status.value, filled_qty=rec.filled_qty,
-                    avg_fill_price=rec.avg_price, strategy=o.strategy, algo=rec.algo,
-                    arrival_price=rec.arrival_price, decision_price=rec.decision_price,
-                    created_at=o.created_at, updated_at=now))
-                s.add(OrderEventRow(client_order_id=o.client_order_id, from_status=None,
-                                    to_status=rec.status.value, reason=reason, timestamp=now))
-                s.flush()
-                self._add_children(s, children, now)
+                return self._insert_parent(s, rec, now, reason, children)
         except StoreError as exc:
             if isinstance(exc.__cause__, IntegrityError):
                 return False
             raise
+
+    def add_parents(self, items: Sequence[tuple[OrderRecord, str, Sequence[ChildOrder]]],
+                    now: datetime) -> list[bool]:
+        """Group commit of :meth:`add_parent`: every ``(record, reason, children)`` in one
+        transaction (one fsync); False for a parent id that already exists (not written)."""
+        with self.store.session() as s:
+            return [self._insert_parent(s, rec, now, reason, kids)
+                    for rec, reason, kids in items]
+
+    def _insert_parent(self, s: Session, rec: OrderRecord, now: datetime, reason: str,
+                       children: Iterable[ChildOrder]) -> bool:
+        o = rec.order
+        assert isinstance(o, Order)
+        if s.scalar(select(OrderRow.id).where(
+                OrderRow.client_order_id == o.client_order_id)) is not None:
+            return False
+        s.add(OrderRow(
+            client_order_id=o.client_order_id, symbol=o.symbol, side=o.side.value,
+            qty=o.qty, order_type=o.order_type.value, tif=o.tif.value,
+            limit_price=o.limit_price, stop_price=o.stop_price,
+            status=rec.status.value, filled_qty=rec.filled_qty,
+            avg_fill_price=rec.avg_price, strategy=o.strategy, algo=rec.algo,
+            arrival_price=rec.arrival_price, decision_price=rec.decision_price,
+            created_at=o.created_at, updated_at=now))
+        s.add(OrderEventRow(client_order_id=o.client_order_id, from_status=None,
+                            to_status=rec.status.value, reason=reason, timestamp=now))
+        s.flush()
+        self._add_children(s, children, now)
         return True
 
     @staticmethod
@@ -172,6 +184,29 @@ class OrdersRepo:
                 return False
             raise
         return True
+
+    def apply_batch(self, ops: Sequence[tuple[Sequence[StateChange], Fill | None, str | None]],
+                    now: datetime) -> list[bool]:
+        """Group commit of :meth:`apply`: every ``(changes, fill, parent_id)`` in one
+        transaction (one fsync). An op whose fill is already booked is skipped (False)."""
+        out: list[bool] = []
+        with self.store.session() as s:
+            conn = s.connection()
+            for changes, fill, parent_id in ops:
+                if fill is not None:
+                    if conn.execute(select(FillRow.id).where(
+                            FillRow.exec_id == fill.exec_id)).first() is not None:
+                        out.append(False)
+                        continue
+                    conn.execute(insert(FillRow).values(
+                        exec_id=fill.exec_id, client_order_id=fill.client_order_id,
+                        parent_id=parent_id, symbol=fill.symbol, side=fill.side.value,
+                        qty=fill.qty, price=fill.price, commission=fill.commission,
+                        venue=fill.venue, timestamp=fill.timestamp))
+                for ch in changes:
+                    self._write_state(s, ch, now)
+                out.append(True)
+        return out
 
     @staticmethod
     def _write_state(s: Session, ch: StateChange, now: datetime) -> None:
