@@ -228,9 +228,12 @@ class OrderManager(RecoveryMixin):
         writes: list[tuple[int, OrderRecord, str, list[ChildOrder]]] = []
         first_reject: OrderRejected | None = None
         batch_index: dict[str, int] = {}
+        stored = self.repo.known_ids([o.client_order_id for o, _ in items
+                                      if o.client_order_id not in self._recs])
         for order, children in items:
             coid = order.client_order_id
-            known = out[batch_index[coid]] if coid in batch_index else self.get(coid)
+            known = (out[batch_index[coid]] if coid in batch_index
+                     else self.get(coid) if coid in self._recs or coid in stored else None)
             if known is not None:
                 out.append(known)
                 continue
