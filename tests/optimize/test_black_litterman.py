@@ -113,7 +113,7 @@ def test_market_risk_aversion_closed_form() -> None:
 
 def test_bad_input_is_named() -> None:
     fc = _factor_model()
-    with pytest.raises(ValidationError, match="views.0.assets"):
+    with pytest.raises(ValidationError, match=r"views\.0\.assets"):
         BlackLitterman().fit(fc, [View({"NOPE": 1.0}, 0.01)], market_weights=_mkt(fc))
     with pytest.raises(ValidationError, match="confidence"):
         View({"S0": 1.0}, 0.01, confidence=0.0)
