@@ -77,11 +77,21 @@ def inspect(
         table.add_row("median price", f"{float(np.nanmedian(md.prices.iloc[-1])):.2f}")
         table.add_row("median ADV (notional)",
                       f"{float(np.nanmedian(md.adv_notional.iloc[-1])):,.0f}")
+        caveat = ""
         if md.spreads is not None:
-            table.add_row("median est. spread (bps)",
-                          f"{1e4 * float(np.nanmedian(md.spreads.iloc[-1])):.1f}")
+            if layout == "long":  # estimated from high/low/close, never quoted
+                from keel.data.spreads import ESTIMATE_CAVEAT
+
+                table.add_row("median spread (bps), ESTIMATE*",
+                              f"{1e4 * float(np.nanmedian(md.spreads.iloc[-1])):.1f}")
+                caveat = f"* {ESTIMATE_CAVEAT}."
+            else:
+                table.add_row("median spread (bps), from the spreads file",
+                              f"{1e4 * float(np.nanmedian(md.spreads.iloc[-1])):.1f}")
         table.add_row("load time (s)", f"{elapsed:.2f}")
         console.print(table)
+        if caveat:
+            console.print(caveat)
         if raw_close is not None:
             holes = raw_close.isna().sum()
             holes = holes[holes > 0].sort_values(ascending=False)
