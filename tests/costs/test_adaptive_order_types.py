@@ -96,9 +96,10 @@ def test_order_type_estimates_closed_forms() -> None:
     p = 2 * norm.cdf(-0.0002 / (0.02 * np.sqrt(0.1)))
     # capacity 0.1 * 5e6 * 0.1 = 50,000 shares > the order: all of it rests
     assert est.loc["limit", "fill_probability"] == pytest.approx(p)
-    # A = s/2 (zero-profit market maker): E = p Q P A + (1 - p) market
+    # A = s/2 (zero-profit market maker) and the fills' own impact 2/3 I(Q, H):
+    # E = p Q P (A + 2/3 I) + (1 - p) market
     assert est.loc["limit", "expected_cost"] == pytest.approx(
-        p * notional * 0.0002 + (1 - p) * (mkt - fee) + fee)
+        p * notional * (0.0002 + 2 / 3 * peak) + (1 - p) * (mkt - fee) + fee)
     assert est.loc["market", "cost_bps"] == pytest.approx(1e4 * mkt / notional)
     assert est.warnings == ()
     assert limit_fill_probability(0.0, 0.02, 10) == 1.0
@@ -134,13 +135,14 @@ def test_limit_over_market_ratio_is_not_a_constant() -> None:
         ratios.append(est.loc["limit", "expected_cost"] / est.loc["market", "expected_cost"])
     assert np.ptp(ratios) > 0.1
     assert all(0 < r < 1 for r in ratios)
-    # no adverse selection: the martingale lower bound (1 - p) x market for a small order
+    # no adverse selection: only the fills' own impact is added to (1 - p) x market
     o = OrderInputs(shares=1_000, price=50.0, spread=5e-4, daily_vol=0.02, adv_shares=5e6,
                     adverse_selection_bps=0.0)
     est = estimate_order_types(o)
     p = est.loc["limit", "fill_probability"]
+    own = p * 1_000 * 50 * 2 / 3 * 0.02 * np.sqrt(1_000 / 5e6)
     assert est.loc["limit", "expected_cost"] == pytest.approx(
-        (1 - p) * est.loc["market", "expected_cost"])
+        own + (1 - p) * est.loc["market", "expected_cost"])
     # more adverse selection, dearer limit order
     worse = estimate_order_types(OrderInputs(shares=1_000, price=50.0, spread=5e-4,
                                              daily_vol=0.02, adv_shares=5e6,
@@ -159,8 +161,9 @@ def test_limit_order_rests_only_its_share_of_the_volume() -> None:
     def cross(x: float) -> float:
         return x * 50 * (2.5e-4 + 0.02 * np.sqrt(x / 5e6))
 
+    own = 2 / 3 * 0.02 * np.sqrt(q_f / 5e6)  # square-root law at beta = 1/2
     assert est.loc["limit", "expected_cost"] == pytest.approx(
-        p * q_f * 50 * 2.5e-4 + p * cross(150_000) + (1 - p) * cross(200_000))
+        p * q_f * 50 * (2.5e-4 + own) + p * cross(150_000) + (1 - p) * cross(200_000))
 
 
 def test_order_types_with_a_measured_curve() -> None:
