@@ -24,6 +24,10 @@ def test_impact_fit_and_allocate(shared_data: Path, tmp_path: Path) -> None:
                             "--intervals", "10", "--cap", "0.2"])
     assert r.exit_code == 0, r.output
     assert "improvement" in r.output and (tmp_path / "aapl_split.png").exists()
+    assert "extrapolated" not in r.output  # 500-1,000 shares an interval: inside the fit
+    r = runner.invoke(app, ["impact", "allocate", "--model", str(out), "--shares", "50000",
+                            "--intervals", "10"])
+    assert r.exit_code == 0 and "extrapolated" in " ".join(r.output.split())
     lo, hi = model["size_range"]
     assert 1 <= lo < hi <= 2_000
     # the fitted curve used at 10x its largest size: a warning in the CLI output

@@ -147,6 +147,7 @@ def impact_allocate(
         from keel.costs._session import SESSION_MINUTES
         from keel.costs.allocation import optimal_split
         from keel.costs.impact_fit import ImpactModel
+        from keel.costs.order_types import curve_range_warnings
         from keel.costs.plots import split_figure
         from keel.errors import ValidationError
 
@@ -166,6 +167,9 @@ def impact_allocate(
         console.print(f"  improvement   {res.improvement_pct:.2f} %")
         for t in res.trail:
             console.print(f"  fallback: {t}")
+        for w in curve_range_warnings({"the largest interval order": float(res.shares.max())},
+                                      m.size_range):
+            console.print(f"[bold yellow]warning:[/] {w}")
         minutes = (np.arange(intervals) + 0.5) * SESSION_MINUTES / intervals
         _save(split_figure(res, minutes), png or model.with_name(model.stem + "_split.png"))
 
