@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import norm
 
 from keel.costs.adaptive import AdaptiveCost
@@ -198,3 +200,22 @@ def test_a_curve_used_beyond_its_fitted_sizes_warns() -> None:
     big = estimate_order_types(OrderInputs(shares=1e6, price=20.0, spread=0.001,
                                            daily_vol=0.02, adv_shares=2e6))
     assert any("50% of ADV" in w for w in big.warnings)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shares=st.floats(1, 5e6), spread_bps=st.floats(0, 50), vol=st.floats(1e-3, 0.1),
+       adv=st.floats(1e4, 1e8), horizon=st.floats(1, 390), a_frac=st.floats(0, 1))
+def test_order_type_invariants(shares: float, spread_bps: float, vol: float, adv: float,
+                               horizon: float, a_frac: float) -> None:
+    """Square-root law (beta 1/2): TWAP pays 2/3 of the market order's impact; with adverse
+    selection at most the half spread, a limit order never costs more than crossing."""
+    o = OrderInputs(shares=shares, price=20.0, spread=spread_bps * 1e-4, daily_vol=vol,
+                    adv_shares=adv, horizon_minutes=horizon,
+                    adverse_selection_bps=a_frac * spread_bps / 2)
+    t = estimate_order_types(o).table
+    law = 1e4 * vol * np.sqrt(shares / adv)
+    assert t.loc["market", "impact_bps"] == pytest.approx(law)
+    assert t.loc["twap", "impact_bps"] == pytest.approx(2 / 3 * law)
+    assert 0 <= t.loc["limit", "fill_probability"] <= 1
+    assert 0 <= t.loc["limit", "expected_cost"] <= t.loc["market", "expected_cost"] * (1 + 1e-9)
+    assert t["expected_cost"].min() >= 0
