@@ -48,7 +48,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 TOKEN_ENV = ("KEEL_SERVICE_TOKEN", "KEEL_SERVICE__API_TOKEN")
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 #: paths anyone may read, whatever the read-token setting
-PUBLIC_PATHS = frozenset({"/health"})
+PUBLIC_PATHS = frozenset({"/health", "/ready"})  # probes (orchestrators carry no token)
 #: POST endpoints that only compute an answer (read access suffices)
 READ_POSTS = frozenset({"/api/cost-estimate"})
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
