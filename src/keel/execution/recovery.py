@@ -81,6 +81,8 @@ class RecoveryMixin:
         _kids: dict[str, list[str]]
         _seen: set[str]
         _epoch: int | None
+        _cancel_sent: set[str]
+        killed: str | None
         _set: Callable[..., None]
         _resend: Callable[[OrderRecord], None]
         _track: Callable[[OrderRecord, Any], None]
@@ -120,6 +122,9 @@ class RecoveryMixin:
         unknown = "unknown" in ev.reason.lower()
         view = self._venue_view(rec.client_order_id)
         if view is _NO_VIEW:
+            # "unknown order" for an order the venue had acknowledged: it lost it (a venue
+            # restart). A PENDING one may still be in flight (a resend after a reconnect can
+            # overtake the cancel): it stays open, an anomaly, until the venue reports it.
             if unknown and rec.status is not S.PENDING:
                 self._set(rec, S.EXPIRED, "venue does not know the order: " + ev.reason[:200])
                 return True
@@ -143,8 +148,9 @@ class RecoveryMixin:
         when the venue filled more than keel booked, the fills are still on their way)."""
         coid = rec.client_order_id
         if view is None:  # the venue does not know it
-            if rec.status is S.PENDING:
-                self._resend(rec)
+            if rec.status is S.PENDING and self.killed is None \
+                    and coid not in self._cancel_sent:
+                self._resend(rec)  # never arrived: send it again (same id, no double)
                 return False
             self._set(rec, S.EXPIRED, "reconciled: the venue does not know the order")
             return True
