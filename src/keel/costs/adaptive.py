@@ -79,7 +79,7 @@ class AdaptiveCost(CostModel):
 
     def __init__(self, base: CostModel, *, forgetting: float = 0.998,
                  bounds: tuple[float, float] = (0.2, 5.0), huber_c: float = 1.345,
-                 prior_strength: float = 1.0) -> None:
+                 prior_strength: float = 0.1) -> None:
         self.base = base
         self.parts: tuple[CostModel, ...] = (base.models if isinstance(base, CompositeCost)
                                              else (base,))
