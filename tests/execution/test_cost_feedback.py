@@ -140,3 +140,20 @@ def test_tca_feed_reads_parents_once(repo: OrdersRepo, monkeypatch) -> None:
     monkeypatch.setattr(repo, "get", lambda *_: pytest.fail("feed re-read a parent"))
     model = AdaptiveCost(SpreadCost())
     assert tca.feed(model, rep) == 2 and model.n_obs_ == 2
+
+
+def test_trades_without_orders_feed_and_persist(repo: OrdersRepo) -> None:
+    """The backtest's path: per-name simulated costs, no order records."""
+    fb = CostFeedback.open(SpreadCost(), repo.store, prior_strength=0.0)
+    ctx = _ctx()
+    trades = np.array([1e5, 0.0, -2e4])
+    realised = 2.0 * 0.5 * ctx.spreads * np.abs(trades)  # paid twice the half spread
+    res = fb.observe_trades(trades, ctx, realised, T0)
+    assert res.version == 1 and fb.model.n_obs_ == 2
+    assert res.multipliers["spread"] == pytest.approx(2.0, rel=1e-9)
+    back = CostFeedback.open(SpreadCost(), repo.store)
+    assert back.multipliers == res.multipliers and back.version == 1
+    ctx0 = TradeContext(symbols=ctx.symbols, prices=ctx.prices, adv_notional=ctx.adv_notional,
+                        volatility=np.array([0.0, 0.02, 0.03]), spreads=ctx.spreads)
+    _book(repo, "P1", "AAA", Side.BUY, 1000, 100.06, T0)
+    assert back.observe_store(repo, ctx0, T0).skipped == {"P1": "NO_VOL_OR_ADV"}

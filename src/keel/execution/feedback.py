@@ -326,6 +326,7 @@ SKIP_SEEN = "ALREADY_OBSERVED"    # fed in an earlier cycle (or before a restart
 SKIP_NO_FILLS = "NO_FILLS"
 SKIP_NO_ARRIVAL = "NO_ARRIVAL_PRICE"
 SKIP_NO_CONTEXT = "NOT_IN_CONTEXT"  # its symbol is not in the cycle's TradeContext
+SKIP_NO_ESTIMATE = "NO_VOL_OR_ADV"  # the context has no volatility / ADV estimate for it
 
 
 @dataclass(frozen=True)
@@ -358,7 +359,8 @@ class CostFeedback:
 
     Each parent is fed once, when it is no longer open: the ids fed are kept with the
     model's state (a watermark on the parents' last update plus the ids at it), so neither a
-    second call nor a restart feeds an order twice.
+    second call nor a restart feeds an order twice. A finished parent last updated before the
+    watermark counts as fed: pass every finished parent each time (``observe_store`` does).
 
     Args:
         model: the adaptive cost model the desk prices with (shared, updated in place).
@@ -457,6 +459,8 @@ class CostFeedback:
                 i = int(ctx.symbols.get_indexer([p.order.symbol])[0])
                 if i < 0:
                     skipped[pid] = SKIP_NO_CONTEXT
+                elif not (ctx.volatility[i] > 0 and ctx.adv_notional[i] > 0):
+                    skipped[pid] = SKIP_NO_ESTIMATE
                 else:
                     chosen.append((p, fl, i))
         summaries: list[ExecutionSummary] = []
@@ -486,6 +490,32 @@ class CostFeedback:
         """:meth:`observe_cycle` over every parent in the order store (one read of the parents,
         one of the fills): what the live loop calls after each cycle."""
         return self.observe_cycle(orders.parents(), orders.fills(), ctx, now, bars=bars)
+
+    def observe_trades(self, trades: np.ndarray, ctx: TradeContext,
+                       realised_cost: np.ndarray, now: datetime) -> FeedbackResult:
+        """Feed realised costs that come without order records (the backtest's simulated
+        fills) and persist, like :meth:`observe_cycle`.
+
+        Args:
+            trades: (N,) signed traded notional (currency) aligned to ``ctx.symbols``; 0 for
+                names not traded.
+            ctx: the context the trades were priced in.
+            realised_cost: (N,) realised cost in currency vs the arrival (decision) price.
+            now: the time of the step.
+        """
+        now = ensure_utc(now, "now")
+        before = self.multipliers
+        n0 = self.model.n_obs_
+        self.model.observe(np.asarray(trades, dtype=np.float64), ctx,
+                           np.asarray(realised_cost, dtype=np.float64))
+        fed = self.model.n_obs_ - n0
+        version = None
+        if fed and self.repo is not None:
+            self.version = version = self.repo.put(self.name, self._payload(), now,
+                                                   observed=fed).version
+        return FeedbackResult(at=now, observed=(), skipped={}, multipliers_before=before,
+                              multipliers=self.multipliers, n_obs=self.model.n_obs_,
+                              version=version, report=TCAReport([]))
 
     def _advance(self, fed: Sequence[OrderRecord]) -> None:
         stamps = [p.updated_at for p in fed if p.updated_at is not None]
