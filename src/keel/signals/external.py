@@ -29,6 +29,7 @@ non-numeric values, unparseable dates, naive (time-zone-less) timestamps.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -255,6 +256,30 @@ class SignalTable:
         out["available_at"] = pd.to_datetime(self.available_ns, utc=True)
         return out
 
+    @cached_property
+    def _codes(self) -> np.ndarray:
+        """(n,) integer code of each row's symbol."""
+        return np.asarray(pd.factorize(self.symbols)[0])
+
+    @cached_property
+    def _cummax_date(self) -> np.ndarray:
+        """Newest date among the first i+1 rows (rows sorted by availability)."""
+        return np.maximum.accumulate(self.dates_ns)
+
+    @cached_property
+    def _by_date(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Row positions sorted by (date, availability), with their dates and availabilities."""
+        order = np.lexsort((self.available_ns, self.dates_ns))
+        return order, self.dates_ns[order], self.available_ns[order]
+
+    def _rows_of_date(self, date_ns: int, t_ns: int) -> np.ndarray:
+        """Positions of the rows dated ``date_ns`` available at ``t_ns`` (O(log n))."""
+        order, dates, avail = self._by_date
+        i = int(np.searchsorted(dates, date_ns, side="left"))
+        j = int(np.searchsorted(dates, date_ns, side="right"))
+        k = i + int(np.searchsorted(avail[i:j], t_ns, side="right"))
+        return np.sort(order[i:k])
+
     def known_at(self, t: Any, *, max_age: pd.Timedelta | None = None) -> pd.DataFrame:
         """The cross-section knowable at ``t``: one row per symbol, indexed by symbol.
 
@@ -276,20 +301,21 @@ class SignalTable:
         if max_age is not None:
             lo = int(np.searchsorted(self.available_ns,
                                      t_ns - pd.Timedelta(max_age).value, side="left"))
-        idx = np.arange(lo, n)
         if max_age is None and n:
-            newest = self.dates_ns[:n].max()
-            idx = idx[self.dates_ns[idx] == newest]
-        # latest date per symbol (the table is unique per (date, symbol))
-        sub = pd.DataFrame({"symbol": self.symbols[idx], "d": self.dates_ns[idx],
-                            "pos": idx})
-        sub = sub.sort_values(["symbol", "d"], kind="stable").drop_duplicates(
-            "symbol", keep="last")
-        pos = sub["pos"].to_numpy()
-        out = pd.DataFrame({k: v[pos] for k, v in self.values.items()},
-                           index=pd.Index(self.symbols[pos], name="symbol"))
-        out["date"] = pd.to_datetime(self.dates_ns[pos])
-        out["available_at"] = pd.to_datetime(self.available_ns[pos], utc=True)
+            idx = self._rows_of_date(int(self._cummax_date[n - 1]), t_ns)
+        else:
+            idx = np.arange(lo, n)
+        if max_age is not None and len(idx):
+            # latest date per symbol (the table is unique per (date, symbol))
+            codes = self._codes[idx]
+            o = np.lexsort((self.dates_ns[idx], codes))
+            last = np.r_[codes[o][1:] != codes[o][:-1], True]
+            idx = np.sort(idx[o][last])
+        out = pd.DataFrame({k: v[idx] for k, v in self.values.items()},
+                           index=pd.Index(self.symbols[idx], name="symbol"))
+        out["date"] = self.dates_ns[idx].astype("datetime64[ns]")
+        out["available_at"] = pd.DatetimeIndex(
+            self.available_ns[idx].astype("datetime64[ns]")).tz_localize("UTC")
         return out
 
 
