@@ -22,6 +22,7 @@ from keel.store.tables import (
     FillRow,
     FixMessageRow,
     FixSessionRow,
+    LeaseRow,
     LedgerEntryRow,
     OrderEventRow,
     OrderRow,
@@ -86,6 +87,7 @@ def _all_rows() -> list[Base]:
                                  "scale": None, "n_obs": 12}),
         CostModelHistoryRow(name="default", version=1, multipliers={"impact": 0.1 + 0.2},
                             n_obs=12, observed=3, recorded_at=T0),
+        LeaseRow(name="keel-run", holder="host:123:abcdef01", acquired_at=T0, expires_at=T0),
     ]
 
 
