@@ -87,7 +87,7 @@ def main() -> None:
         t0 = time.perf_counter()
         ours = mpo.solve(plan(alpha)).first.weights
         k_first = time.perf_counter() - t0
-        k_re = min(_timed(lambda: mpo.solve(plan(alpha2))) for _ in range(args.repeat))
+        k_re = min(_timed(mpo.solve, plan(alpha2)) for _ in range(args.repeat))
         ours = mpo.solve(plan(alpha)).first.weights
         if cvx is None:
             print(f"| {horizon} | {k_first * 1e3:.0f} | {k_re * 1e3:.0f} | - | - | - |")
@@ -105,7 +105,7 @@ def main() -> None:
         t0 = time.perf_counter()
         u, _, _ = pol.execute(h, None, t=pd.Timestamp("2018-02-07"))
         c_first = time.perf_counter() - t0
-        c_re = min(_timed(lambda: pol.execute(h, None, t=pd.Timestamp("2018-02-08")))
+        c_re = min(_timed(pol.execute, h, None, t=pd.Timestamp("2018-02-08"))
                    for _ in range(args.repeat))
         theirs = ((h + u) / 1e6).iloc[:-1]
         diff = float(np.max(np.abs(theirs.to_numpy() - ours.reindex(theirs.index).to_numpy())))
@@ -113,9 +113,9 @@ def main() -> None:
               f"{c_re * 1e3:.0f} | {diff:.1e} |")
 
 
-def _timed(fn) -> float:  # type: ignore[no-untyped-def]
+def _timed(fn, *args, **kwargs) -> float:  # type: ignore[no-untyped-def]
     t0 = time.perf_counter()
-    fn()
+    fn(*args, **kwargs)
     return time.perf_counter() - t0
 
 
