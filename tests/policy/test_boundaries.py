@@ -21,6 +21,7 @@ from keel.policy.governance import (
     Drawdown,
     GovernanceChain,
     GovernanceContext,
+    LiquidityParticipation,
     MarketHours,
     PriceFreshness,
     VolatilityRegime,
@@ -247,3 +248,13 @@ def test_unknown_volatility_is_not_calm_and_halts_at_the_limit() -> None:
     dd = Drawdown(0.10, 0.20)
     assert verdict(dd, now, drawdown=0.1 + 0.1)[1] == "DRAWDOWN_HARD"  # 0.2
     assert verdict(dd, now, drawdown=0.3 - 0.1)[1] == "DRAWDOWN_HARD"  # 0.19999999999999998
+
+
+def test_participation_cap_is_exact_at_the_boundary() -> None:
+    now = utc(2024, 5, 1, 15)
+    assert 100 * 0.29 < 29  # the float product falls short
+    rule = LiquidityParticipation(0.29)
+    c = GovernanceContext(now=now, adv_shares={"A": 100.0}, **GCTX)  # type: ignore[arg-type]
+    for qty, expected in ((29, Action.APPROVE), (30, Action.RESIZE)):
+        v = GovernanceChain([rule]).evaluate_one(Order("o", "A", Side.BUY, D(qty), now), c)
+        assert (v.action, v.qty) == (expected, D(29))

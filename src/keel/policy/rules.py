@@ -233,8 +233,10 @@ class LiquidityParticipation:
         adv = None if ctx.adv_shares is None else ctx.adv_shares.get(order.symbol)
         if adv is None or not np.isfinite(adv) or adv <= 0:
             return _reject(self.name, "NO_ADV", "no average daily volume for the symbol")
-        cap = to_qty(float(adv) * self.max_participation, symbol=order.symbol,
-                     field_name="adv_shares")
+        # in Decimal: 100 x 0.29 is 29, where the float product is 28.999999999999996
+        cap = to_qty(to_decimal(adv, "adv_shares", symbol=order.symbol)
+                     * to_decimal(self.max_participation, "max_participation"),
+                     symbol=order.symbol, field_name="adv_shares")
         if qty <= cap:
             return _approve(self.name, qty)
         return _resized(self.name, order, qty, cap, ctx, "LIQUIDITY",
