@@ -317,11 +317,11 @@ class DecisionCycle:
                 that is still executing.
             force: trade whatever the triggers say (``FORCED``).
         """
-        from keel.backtest.signals import composite_score, expected_returns
         from keel.policy.governance import GovernanceContext
         from keel.policy.triggers import PolicyContext
         from keel.portfolio.instruments import InstrumentRegistry
         from keel.portfolio.rebalance import RebalanceConfig, rebalance
+        from keel.signals import composite_score, expected_returns
 
         res = CycleResult(now=now, engine=self.engine)
         view = market.as_of(now)

@@ -31,7 +31,6 @@ import pandas as pd
 
 from keel.backtest.config import BacktestConfig, LedgerMode, RiskKind
 from keel.backtest.execution import ExecutionSimulator, slice_shape
-from keel.backtest.signals import composite_score, expected_returns
 from keel.backtest.strategies import Step, Strategy, build_strategy
 from keel.clock import SimulatedClock
 from keel.costs.base import CostModel, TradeContext
@@ -53,6 +52,7 @@ from keel.policy.verdicts import GovernanceContext
 from keel.portfolio.ledger import Ledger
 from keel.risk.attribution import decompose
 from keel.risk.base import FactorCovariance
+from keel.signals import composite_score, expected_returns
 from keel.types import Fill, Order, Rounding, Side, to_money, to_price, to_qty
 
 TRADING_DAYS = 252
