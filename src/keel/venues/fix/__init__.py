@@ -14,7 +14,14 @@ from keel.venues.fix.application import (
     BusinessRejectReason,
     UnsupportedMessageType,
 )
-from keel.venues.fix.codec import FieldMap, FrameSplitter, InvalidMessage, Message, decode
+from keel.venues.fix.codec import (
+    FieldMap,
+    FieldValueError,
+    FrameSplitter,
+    InvalidMessage,
+    Message,
+    decode,
+)
 from keel.venues.fix.dictionary import DataDictionary, find_spec_dir, load_dictionary
 from keel.venues.fix.session import Session, SessionConfig
 from keel.venues.fix.store import FileStore, MemoryStore, MessageStore, SqlStore
@@ -26,6 +33,7 @@ __all__ = [
     "BusinessRejectReason",
     "DataDictionary",
     "FieldMap",
+    "FieldValueError",
     "FileStore",
     "FrameSplitter",
     "InvalidMessage",

@@ -27,7 +27,7 @@ from keel.errors import OrderRejected, TransientVenueError, VenueError
 from keel.types import ZERO, EventKind, Order, OrderEvent, OrderStatus
 from keel.venues.base import Account, OpenOrder
 from keel.venues.fix.application import Application, UnsupportedMessageType
-from keel.venues.fix.codec import Message
+from keel.venues.fix.codec import FieldValueError, Message
 from keel.venues.fix.dictionary import DataDictionary, load_dictionary
 from keel.venues.fix.messages import (
     FIX_TO_STATUS,
@@ -66,6 +66,16 @@ class _BrokerApplication(Application):
             self.broker._rejected_seq(msg.get(45), msg.get(58) or "business reject")
         else:
             raise UnsupportedMessageType(mt)
+
+
+def _refuse_bad_values(msg: Message, order: Order) -> None:
+    """Check every value on the caller's thread, before anything is registered or handed to
+    the loop: a value the encoder would refuse there would lose the order silently."""
+    try:
+        msg.check_values()
+    except FieldValueError as exc:
+        raise OrderRejected(exc.message, reason_code="INVALID_FIELD", field=exc.field,
+                            value=exc.value, symbol=order.symbol) from None
 
 
 class FixBroker:
@@ -176,8 +186,10 @@ class FixBroker:
     # ------------------------------------------------------------------ Broker protocol
 
     def submit(self, order: Order) -> None:
-        """Send a NewOrderSingle; ``OrderRejected`` (DUPLICATE) for a reused id."""
+        """Send a NewOrderSingle; ``OrderRejected`` (DUPLICATE) for a reused id, and
+        (INVALID_FIELD, the field named) for a value the wire cannot carry."""
         msg = new_order_single(order, self.session.config.begin_string)
+        _refuse_bad_values(msg, order)
         if self.session.config.reset_on_logon and not self.is_logged_on:
             # the store is wiped at the next Logon, so a stored order would be lost
             raise TransientVenueError("FIX session is down and resets at logon",
@@ -202,13 +214,16 @@ class FixBroker:
         with self._lock:
             self._cancel_n += 1
             request_id = f"{client_order_id}.x{self._cancel_n}"
-        self._call(order_cancel_request(original, request_id, self._utcnow()), None)
+        msg = order_cancel_request(original, request_id, self._utcnow())
+        _refuse_bad_values(msg, original)
+        self._call(msg, None)
 
     def replace(self, client_order_id: str, new_order: Order) -> None:
         """Send an OrderCancelReplaceRequest replacing ``client_order_id`` by ``new_order``."""
         original = self._known(client_order_id)
         msg = order_cancel_replace_request(original, new_order,
                                            self.session.config.begin_string)
+        _refuse_bad_values(msg, new_order)
         with self._lock:
             self._orders[new_order.client_order_id] = new_order
             self._status[new_order.client_order_id] = OrderStatus.PENDING

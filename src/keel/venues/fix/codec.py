@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING
 from zlib import adler32
 
-from keel.errors import ProtocolError
+from keel.errors import ProtocolError, ValidationError
 
 if TYPE_CHECKING:
     from keel.venues.fix.dictionary import DataDictionary, GroupDef
@@ -31,6 +31,56 @@ POSS_DUP, POSS_RESEND, ORIG_SENDING_TIME = 43, 97, 122
 
 class InvalidMessage(ProtocolError):
     """A frame that cannot be a FIX message (garbled, bad BodyLength/CheckSum): ignored."""
+
+
+class FieldValueError(ValidationError):
+    """An outbound value that cannot go on the wire as one field: it holds SOH (it would
+    inject a tag), another control character, or a character the wire encoding (Latin-1)
+    cannot carry. ``field`` names the tag (``"11 (ClOrdID)"``), ``value`` the value."""
+
+
+WIRE_ENCODING = "latin-1"
+# DATA-type fields (with a length field before them) may carry any byte, SOH included.
+DATA_TAGS = frozenset({89, 91, 96, 213, 349, 351, 353, 355, 357, 359, 361, 363, 365, 446, 619,
+                       622})
+# C0 controls except SOH (the separator, counted separately), DEL and C1 controls.
+_CONTROL_RE = re.compile("[\x00\x02-\x1f\x7f-\x9f]")
+_TAG_NAMES = {1: "Account", 11: "ClOrdID", 17: "ExecID", 37: "OrderID", 41: "OrigClOrdID",
+              49: "SenderCompID", 50: "SenderSubID", 55: "Symbol", 56: "TargetCompID",
+              57: "TargetSubID", 58: "Text", 100: "ExDestination", 109: "ClientID",
+              112: "TestReqID", 262: "MDReqID", 448: "PartyID"}
+
+
+def _field_name(tag: int) -> str:
+    name = _TAG_NAMES.get(tag)
+    return f"{tag} ({name})" if name else str(tag)
+
+
+def check_value(tag: int, value: str) -> None:
+    """Raise :class:`FieldValueError` unless ``value`` can be sent as field ``tag``."""
+    if not isinstance(value, str):
+        raise FieldValueError("FIX field value is not a string", field=_field_name(tag),
+                              value=value)
+    if tag not in DATA_TAGS:
+        if "\x01" in value:
+            raise FieldValueError("FIX field value contains SOH (it would inject a tag)",
+                                  field=_field_name(tag), value=value)
+        if _CONTROL_RE.search(value) is not None:
+            raise FieldValueError("FIX field value contains a control character",
+                                  field=_field_name(tag), value=value)
+    try:
+        value.encode(WIRE_ENCODING)
+    except UnicodeEncodeError:
+        raise FieldValueError(f"FIX field value is not encodable in {WIRE_ENCODING}",
+                              field=_field_name(tag), value=value) from None
+
+
+def _check_map(fm: FieldMap) -> None:
+    for tag, value in fm.fields.items():
+        check_value(tag, value)
+    for entries in fm.groups.values():
+        for entry in entries:
+            _check_map(entry)
 
 
 class FieldMap:
@@ -151,7 +201,24 @@ class Message:
         for tag, value in self.trailer.fields.items():
             if tag != CHECKSUM:
                 parts.append(f"{tag}={value}\x01")
-        return frame(h.get(BEGIN_STRING, ""), "".join(parts).encode("latin-1"))
+        text = "".join(parts)
+        # One pass in C over the whole body: exactly one SOH per field, no other control
+        # character, every character in Latin-1. Only a failure walks the fields to name one.
+        if text.count("\x01") != len(parts) or _CONTROL_RE.search(text) is not None:
+            self.check_values()
+        try:
+            body = text.encode(WIRE_ENCODING)
+        except UnicodeEncodeError:
+            self.check_values()
+            raise
+        return frame(h.get(BEGIN_STRING, ""), body)
+
+    def check_values(self) -> None:
+        """Raise :class:`FieldValueError` naming the first field that cannot go on the wire
+        (SOH, a control character, not Latin-1); DATA fields may hold any Latin-1 byte."""
+        _check_map(self.header)
+        _check_map(self.body)
+        _check_map(self.trailer)
 
     def __repr__(self) -> str:
         return f"Message({self.encode().decode('latin-1').replace(SOH, '|')})"
