@@ -43,7 +43,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -182,13 +181,12 @@ def run_asyncio_echo(port: int, uvloop: bool) -> None:
 
     class Echo(asyncio.Protocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            assert isinstance(transport, asyncio.Transport)
-            self.t = transport
+            self.t = transport  # type: ignore[assignment]
             sock = transport.get_extra_info("socket")
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def data_received(self, data: bytes) -> None:
-            self.t.write(data)
+            self.t.write(data)  # type: ignore[attr-defined]
 
     async def main() -> None:
         srv = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", port)

@@ -8,6 +8,7 @@ the broker refuses it up front, before anything is registered or sent.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -156,7 +157,7 @@ def test_fuzz_encode_decode_round_trip_under_any_fragmentation(body: dict[int, s
     sp = FrameSplitter()
     frames: list[bytes] = []
     prev = 0
-    for c in sorted(min(c, len(data)) for c in cuts) + [len(data)]:
+    for c in [*sorted(min(c, len(data)) for c in cuts), len(data)]:
         frames += sp.feed(data[prev:c])
         prev = c
     assert len(frames) == 2 and frames[0] == frames[1] == data[:len(data) // 2]
@@ -170,10 +171,8 @@ def test_fuzz_garbage_is_skipped_or_invalid_never_a_crash(junk: bytes, keep: int
     sp = FrameSplitter()
     frames = sp.feed(junk + good[:keep]) + sp.feed(good[keep:] + good)
     for f in frames:
-        try:
+        with contextlib.suppress(InvalidMessage):
             decode(f)
-        except InvalidMessage:
-            pass
     assert good in frames  # the last good frame always comes through intact
 
 

@@ -337,6 +337,11 @@ def decode(data: bytes, dd: DataDictionary | None = None, *, check: bool = True)
     right; otherwise ``InvalidMessage`` (QuickFIX ignores such frames once logged on).
     """
     raw = data.decode("latin-1")
+    n_soh = raw.count(SOH)
+    if raw.count("=") == n_soh and raw[-1:] == SOH:
+        msg = _decode_fast(data, raw, dd, check)
+        if msg is not None:
+            return msg
     fields = parse_fields(raw, dd)
     if check:
         if len(fields) < 3 or fields[0][0] != 8 or fields[1][0] != 9 or fields[2][0] != 35:
@@ -350,6 +355,60 @@ def decode(data: bytes, dd: DataDictionary | None = None, *, check: bool = True)
         if fields[-1][1] != f"{checksum(data[:end]):03d}":
             raise InvalidMessage("wrong CheckSum", value=fields[-1][1])
     msg = build(fields, dd)
+    msg.raw = data
+    return msg
+
+
+def _decode_fast(data: bytes, raw: str, dd: DataDictionary | None,
+                 check: bool) -> Message | None:
+    """The common case in a few C-level passes: one ``=`` per field (no ``=`` inside a
+    value), no DATA field, header tags first, trailer last, no repeated tag, no repeating
+    group. Returns None when any of that does not hold (the general path decides)."""
+    parts = raw.replace("=", SOH).split(SOH)
+    values = parts[1::2]
+    try:
+        tags = list(map(_TAG_CACHE.__getitem__, parts[0:-1:2]))
+    except KeyError:
+        return None
+    n = len(tags)
+    if dd is not None:
+        if dd.data_length_tag and not dd.data_length_tag.keys().isdisjoint(tags):
+            return None
+        header_tags, trailer_tags = dd.header_tags, dd.trailer_tags
+    else:
+        header_tags, trailer_tags = _DEFAULT_HEADER, _DEFAULT_TRAILER
+    if check:
+        if n < 4 or tags[0] != 8 or tags[1] != 9 or tags[2] != 35 or tags[-1] != CHECKSUM:
+            return None  # the general path raises the precise error
+        start = raw.find("\x0135=") + 1
+        end = raw.rfind("\x0110=") + 1
+        if _int_or(values[1], -1) != end - start:
+            raise InvalidMessage("wrong BodyLength", value=values[1])
+        if values[-1] != f"{checksum(data[:end]):03d}":
+            raise InvalidMessage("wrong CheckSum", value=values[-1])
+    nh = 0
+    for t in tags:
+        if t not in header_tags:
+            break
+        nh += 1
+    nt = n
+    while nt > nh and tags[nt - 1] in trailer_tags:
+        nt -= 1
+    body_tags = tags[nh:nt]
+    if (len(set(tags)) != n or not header_tags.isdisjoint(body_tags)
+            or not trailer_tags.isdisjoint(body_tags)):
+        return None
+    msg_type = values[2] if n > 2 and tags[2] == MSG_TYPE else None
+    if dd is not None:
+        if dd.header.groups and not dd.header.groups.keys().isdisjoint(tags[:nh]):
+            return None
+        md = dd.messages.get(msg_type or "")
+        if md is not None and md.groups and not md.groups.keys().isdisjoint(body_tags):
+            return None
+    msg = Message()
+    msg.header.fields = dict(zip(tags[:nh], values[:nh], strict=False))
+    msg.body.fields = dict(zip(body_tags, values[nh:nt], strict=False))
+    msg.trailer.fields = dict(zip(tags[nt:], values[nt:], strict=False))
     msg.raw = data
     return msg
 
