@@ -196,3 +196,42 @@ def test_new_order_single_from_a_bad_order_is_refused_at_encode() -> None:
     msg = new_order_single(Order("x\x01", "AAPL", Side.BUY, Decimal(1), T))
     with pytest.raises(FieldValueError):
         msg.check_values()
+
+
+# ------------------------------------------------------------- fast paths vs general paths
+
+_tag_values = st.dictionaries(st.sampled_from([1, 6, 11, 14, 17, 31, 32, 37, 38, 39, 44, 54,
+                                               55, 58, 60, 150, 151, 5001, 9999]),
+                              _safe, min_size=0, max_size=10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=_tag_values, mt=st.sampled_from(["8", "D", "0", "j"]),
+       extra_header=st.dictionaries(st.sampled_from([43, 97, 115, 128]), _safe, max_size=2))
+def test_fast_encode_and_decode_equal_the_general_paths(body: dict[int, str], mt: str,
+                                                        extra_header: dict[int, str]) -> None:
+    from keel.venues.fix.codec import decode_general
+
+    m = Message(mt, body)
+    m.header.fields.update({8: "FIX.4.2", 34: "5", 49: "A", 56: "B",
+                            52: "20251121-08:30:00.000", **extra_header})
+    data = m.encode()
+    assert data == m.encode_general()
+    for dd in (None,):  # the dictionary case: the next test
+        fast, general = decode(data, dd), decode_general(data, dd)
+        assert (fast.header.fields, fast.body.fields, fast.trailer.fields) == (
+            general.header.fields, general.body.fields, general.trailer.fields)
+        assert fast.out_of_order_tag == general.out_of_order_tag == 0
+
+
+def test_fast_decode_with_the_dictionary_equals_the_general_path(dd42, dd44) -> None:
+    from keel.venues.fix.codec import decode_general
+
+    for dd in (dd42, dd44):
+        m = _nos()
+        m.header.fields[8] = dd.begin_string
+        data = m.encode()
+        for _ in range(2):  # first call learns the shape, the second uses it
+            fast, general = decode(data, dd), decode_general(data, dd)
+            assert (fast.header.fields, fast.body.fields, fast.trailer.fields) == (
+                general.header.fields, general.body.fields, general.trailer.fields)

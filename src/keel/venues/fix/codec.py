@@ -12,7 +12,9 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from operator import itemgetter
+from typing import TYPE_CHECKING, cast
 from zlib import adler32
 
 from keel.errors import ProtocolError, ValidationError
@@ -188,6 +190,31 @@ class Message:
     def encode(self) -> bytes:
         """Wire bytes with BodyLength and CheckSum computed (BeginString from the header)."""
         h = self.header.fields
+        if MSG_TYPE in h and not (self.header.groups or self.body.groups
+                                  or self.trailer.fields):
+            b = self.body.fields
+            key = (*h, 0, *b)  # tag 0 does not exist: it separates header from body
+            tpl = _TEMPLATES.get(key)
+            if tpl is None:
+                tpl = _template(h, b)
+                if len(_TEMPLATES) < 1024:
+                    _TEMPLATES[key] = tpl
+            fmt, hget, bget, n_fields = tpl
+            text = fmt.format(*hget(h), *bget(b))
+            if text.count("\x01") != n_fields or _CONTROL_RE.search(text) is not None:
+                self.check_values()
+            try:
+                data = text.encode(WIRE_ENCODING)
+            except UnicodeEncodeError:
+                self.check_values()
+                raise
+            return frame(h.get(BEGIN_STRING, ""), data)
+        return self.encode_general()
+
+    def encode_general(self) -> bytes:
+        """:meth:`encode` without the precompiled templates (groups, trailer fields, a
+        missing MsgType): the reference the fast path is tested against."""
+        h = self.header.fields
         parts = [f"35={h.get(MSG_TYPE, '')}\x01"]
         for tag in sorted(h):
             if tag not in (8, 9, 35):
@@ -222,6 +249,30 @@ class Message:
 
     def __repr__(self) -> str:
         return f"Message({self.encode().decode('latin-1').replace(SOH, '|')})"
+
+
+_Getter = Callable[[dict[int, str]], tuple[str, ...]]
+_TEMPLATES: dict[tuple[int, ...], tuple[str, _Getter, _Getter, int]] = {}
+
+
+def _getter(order: list[int]) -> _Getter:
+    if not order:
+        return lambda d: ()
+    if len(order) == 1:
+        t = order[0]
+        return lambda d: (d[t],)
+    return cast(_Getter, itemgetter(*order))
+
+
+def _template(h: dict[int, str], b: dict[int, str]) -> tuple[str, _Getter, _Getter, int]:
+    """A precompiled layout for messages with these header and body tags: one format string
+    (``35={}\x0134={}\x01...``, QuickFIX's order) and the getters of its values, so an
+    encode is one ``str.format`` call instead of a sort and a loop."""
+    others = sorted(t for t in h if t not in (BEGIN_STRING, BODY_LENGTH, MSG_TYPE))
+    horder = [MSG_TYPE, *others]
+    border = sorted(b)
+    fmt = "".join(f"{t}={{}}\x01" for t in horder + border)
+    return fmt, _getter(horder), _getter(border), len(horder) + len(border)
 
 
 def _copy_map(fm: FieldMap) -> FieldMap:
@@ -337,11 +388,18 @@ def decode(data: bytes, dd: DataDictionary | None = None, *, check: bool = True)
     right; otherwise ``InvalidMessage`` (QuickFIX ignores such frames once logged on).
     """
     raw = data.decode("latin-1")
-    n_soh = raw.count(SOH)
-    if raw.count("=") == n_soh and raw[-1:] == SOH:
+    if raw.count("=") == raw.count(SOH) and raw[-1:] == SOH:
         msg = _decode_fast(data, raw, dd, check)
         if msg is not None:
             return msg
+    return decode_general(data, dd, check=check)
+
+
+def decode_general(data: bytes, dd: DataDictionary | None = None, *,
+                   check: bool = True) -> Message:
+    """:func:`decode` by the general path (any field, DATA fields, groups, repeated tags):
+    the reference the fast path is tested against."""
+    raw = data.decode("latin-1")
     fields = parse_fields(raw, dd)
     if check:
         if len(fields) < 3 or fields[0][0] != 8 or fields[1][0] != 9 or fields[2][0] != 35:
@@ -371,12 +429,6 @@ def _decode_fast(data: bytes, raw: str, dd: DataDictionary | None,
     except KeyError:
         return None
     n = len(tags)
-    if dd is not None:
-        if dd.data_length_tag and not dd.data_length_tag.keys().isdisjoint(tags):
-            return None
-        header_tags, trailer_tags = dd.header_tags, dd.trailer_tags
-    else:
-        header_tags, trailer_tags = _DEFAULT_HEADER, _DEFAULT_TRAILER
     if check:
         if n < 4 or tags[0] != 8 or tags[1] != 9 or tags[2] != 35 or tags[-1] != CHECKSUM:
             return None  # the general path raises the precise error
@@ -386,6 +438,39 @@ def _decode_fast(data: bytes, raw: str, dd: DataDictionary | None,
             raise InvalidMessage("wrong BodyLength", value=values[1])
         if values[-1] != f"{checksum(data[:end]):03d}":
             raise InvalidMessage("wrong CheckSum", value=values[-1])
+    # The layout depends only on the tag sequence (and the dictionary): work it out once per
+    # sequence and message type, e.g. once for all NewOrderSingles of one shape.
+    cache = cast(dict[tuple[object, ...], object], _SHAPES if dd is None else
+                 dd.validation_cache.setdefault("decode_shapes", {}))
+    key = (values[2] if n > 2 else "", *tags)
+    shape = cache.get(key)
+    if shape is None:
+        shape = _shape(tags, values[2] if n > 2 else "", dd)
+        if len(cache) < 4096:
+            cache[key] = shape
+    if shape is False:
+        return None
+    nh, nt = cast(tuple[int, int], shape)
+    msg = Message()
+    msg.header.fields = dict(zip(tags[:nh], values[:nh], strict=False))
+    msg.body.fields = dict(zip(tags[nh:nt], values[nh:nt], strict=False))
+    msg.trailer.fields = dict(zip(tags[nt:], values[nt:], strict=False))
+    msg.raw = data
+    return msg
+
+
+_SHAPES: dict[tuple[object, ...], object] = {}
+
+
+def _shape(tags: list[int], msg_type: str, dd: DataDictionary | None) -> tuple[int, int] | bool:
+    """(end of header, start of trailer) when ``tags`` can take the fast path, else False."""
+    if dd is not None:
+        if dd.data_length_tag and not dd.data_length_tag.keys().isdisjoint(tags):
+            return False
+        header_tags, trailer_tags = dd.header_tags, dd.trailer_tags
+    else:
+        header_tags, trailer_tags = _DEFAULT_HEADER, _DEFAULT_TRAILER
+    n = len(tags)
     nh = 0
     for t in tags:
         if t not in header_tags:
@@ -397,20 +482,14 @@ def _decode_fast(data: bytes, raw: str, dd: DataDictionary | None,
     body_tags = tags[nh:nt]
     if (len(set(tags)) != n or not header_tags.isdisjoint(body_tags)
             or not trailer_tags.isdisjoint(body_tags)):
-        return None
-    msg_type = values[2] if n > 2 and tags[2] == MSG_TYPE else None
+        return False
     if dd is not None:
         if dd.header.groups and not dd.header.groups.keys().isdisjoint(tags[:nh]):
-            return None
-        md = dd.messages.get(msg_type or "")
+            return False
+        md = dd.messages.get(msg_type)
         if md is not None and md.groups and not md.groups.keys().isdisjoint(body_tags):
-            return None
-    msg = Message()
-    msg.header.fields = dict(zip(tags[:nh], values[:nh], strict=False))
-    msg.body.fields = dict(zip(body_tags, values[nh:nt], strict=False))
-    msg.trailer.fields = dict(zip(tags[nt:], values[nt:], strict=False))
-    msg.raw = data
-    return msg
+            return False
+    return nh, nt
 
 
 def build(fields: list[tuple[int, str]], dd: DataDictionary | None) -> Message:
