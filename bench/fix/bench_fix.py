@@ -156,8 +156,9 @@ def run_qf_server(port: int, spec_dir: str, store: str) -> None:
 
     folder = Path(tempfile.mkdtemp())
     settings = fix.SessionSettings(str(_qf_cfg(folder, port, spec_dir, True)))
-    acceptor = fix.SocketAcceptor(Venue(), _qf_store(fix, settings, store), settings,
-                                  fix.ScreenLogFactory(False, False, False))
+    app, st, log = Venue(), _qf_store(fix, settings, store), fix.ScreenLogFactory(False, False,
+                                                                               False)
+    acceptor = fix.SocketAcceptor(app, st, settings, log)  # keep the factories referenced
     print("ready", flush=True)
     acceptor.block()  # the venue's own thread runs the engine: no hand-off
 
@@ -303,11 +304,12 @@ class QuickFixClient:
         folder = Path(tempfile.mkdtemp())
         settings = fix.SessionSettings(str(_qf_cfg(folder, port, spec_dir, False)))
         self._app = App()
-        self.ini = fix.SocketInitiator(self._app, _qf_store(fix, settings, store), settings,
-                                       fix.ScreenLogFactory(False, False, False))
+        self._keep = (settings, _qf_store(fix, settings, store),
+                      fix.ScreenLogFactory(False, False, False))  # must outlive the engine
+        self.ini = fix.SocketInitiator(self._app, self._keep[1], settings, self._keep[2])
         deadline = time.monotonic() + 10
         while state["sid"] is None:
-            self.ini.poll(0.05)  # runs the engine in this thread: no hand-off
+            self.ini.poll()  # runs the engine in this thread: no hand-off
             if time.monotonic() > deadline:
                 raise RuntimeError("QuickFIX client did not log on")
         self.sid = state["sid"]
@@ -333,7 +335,7 @@ class QuickFixClient:
     def wait(self, k: int) -> None:
         state, poll = self.state, self.ini.poll
         while state["reports"] < k:  # type: ignore[operator]
-            poll(1.0)
+            poll()
 
     def close(self) -> None:
         self.ini.stop(True)
