@@ -392,6 +392,7 @@ def measure(client, pid: int, n: int, window: int, warmup: int = 200) -> dict[st
         i += 1
         c.wait(k)
     lat: list[float] = []
+    cpu_c, cpu_s = _self_cpu(), _proc_cpu(pid)
     for _ in range(n):
         k = c.reports + 1
         t0 = time.perf_counter_ns()
@@ -399,7 +400,9 @@ def measure(client, pid: int, n: int, window: int, warmup: int = 200) -> dict[st
         c.wait(k)
         lat.append((time.perf_counter_ns() - t0) / 1000)
         i += 1
-    out: dict[str, object] = {"lat_us": lat}
+    out: dict[str, object] = {"lat_us": lat,
+                              "cpu_lat_client_us": (_self_cpu() - cpu_c) / n * 1e6,
+                              "cpu_lat_venue_us": (_proc_cpu(pid) - cpu_s) / n * 1e6}
 
     def pipelined(batched: bool) -> tuple[float, float, float]:
         nonlocal i
@@ -490,21 +493,23 @@ def main() -> None:
             engines.remove("quickfix")
     procs = {e: _serve(e, a) for e in engines}
     acc: dict[str, dict[str, list]] = {e: {"lat_us": [], "pipelined": [], "batched": [],  # type: ignore[type-arg]
-                                           "cpu_client_us": [], "cpu_venue_us": []}
+                                           "cpu_client_us": [], "cpu_venue_us": [],
+                                           "cpu_lat_client_us": [], "cpu_lat_venue_us": []}
                                        for e in engines}
     load = []
+    conns = {}
     try:
+        # one connection per engine for the whole run (QuickFIX's poll-mode initiator cannot
+        # log on again in the same process after stop())
+        conns = {e: clients[e](procs[e][1], a.spec_dir, a.store) for e in engines}
         for r in range(a.rounds):
             order = engines if r % 2 == 0 else engines[::-1]
             for e in order:
-                proc, port = procs[e]
-                client = clients[e](port, a.spec_dir, a.store)
-                try:
-                    res = measure(client, proc.pid, a.n, a.window)
-                finally:
-                    client.close()
+                proc, _ = procs[e]
+                res = measure(conns[e], proc.pid, a.n, a.window)
                 acc[e]["lat_us"].extend(res["lat_us"])  # type: ignore[arg-type]
-                for k in ("pipelined", "batched", "cpu_client_us", "cpu_venue_us"):
+                for k in ("pipelined", "batched", "cpu_client_us", "cpu_venue_us",
+                          "cpu_lat_client_us", "cpu_lat_venue_us"):
                     acc[e][k].append(res[k])
                 lat = res["lat_us"]
                 print(f"round {r} {e:9s} p50 {statistics.median(lat):6.0f} µs  "  # type: ignore[arg-type]
@@ -513,6 +518,8 @@ def main() -> None:
                       file=sys.stderr, flush=True)
             load.append(os.getloadavg()[0])
     finally:
+        for c in conns.values():
+            c.close()
         for proc, _ in procs.values():
             proc.kill()
             proc.wait()
@@ -523,7 +530,7 @@ def main() -> None:
     print(f"\nstore={a.store} uvloop={a.uvloop} rounds={a.rounds} n={a.n} window={a.window} "
           f"load(1m)={min(load):.1f}-{max(load):.1f}")
     print("| engine | p50 µs | p99 µs | p99.9 µs | pipelined/s (1 write/order) | batched/s |"
-          " CPU µs/rt client | CPU µs/rt venue |")
+          " CPU µs/rt client / venue, one at a time | pipelined |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for e in engines:
         d = acc[e]
@@ -535,13 +542,16 @@ def main() -> None:
                "batched_per_s_best": max(d["batched"]),
                "batched_per_s_median": statistics.median(d["batched"]),
                "cpu_client_us": min(d["cpu_client_us"]), "cpu_venue_us": min(d["cpu_venue_us"]),
+               "cpu_lat_client_us": min(d["cpu_lat_client_us"]),
+               "cpu_lat_venue_us": min(d["cpu_lat_venue_us"]),
                "p50_by_round": [statistics.median(lat[i:i + a.n])
                                 for i in range(0, len(lat), a.n)]}
         summary[e] = row
         print(f"| {e} | {row['p50_us']:.0f} | {row['p99_us']:.0f} | {row['p999_us']:.0f} | "
               f"{row['pipelined_per_s_median']:,.0f} (best {row['pipelined_per_s_best']:,.0f}) | "
               f"{row['batched_per_s_median']:,.0f} (best {row['batched_per_s_best']:,.0f}) | "
-              f"{row['cpu_client_us']:.0f} | {row['cpu_venue_us']:.0f} |")
+              f"{row['cpu_lat_client_us']:.0f} / {row['cpu_lat_venue_us']:.0f} | "
+              f"{row['cpu_client_us']:.0f} / {row['cpu_venue_us']:.0f} |")
     if a.json:
         Path(a.json).write_text(json.dumps(summary, indent=2))
 
