@@ -90,6 +90,15 @@ def test_latin1_text_is_accepted() -> None:
     assert decode(m.encode())[55] == "SOCIÉTÉ"
 
 
+def _unchecked_order(cid: str, symbol: str) -> Order:
+    """An Order carrying ``cid`` / ``symbol`` even where ``Order`` itself refuses them (the
+    encoder and the broker are the last line: they must hold whatever reaches them)."""
+    order = Order("placeholder", "AAPL", Side.BUY, Decimal(10), T)
+    object.__setattr__(order, "client_order_id", cid)
+    object.__setattr__(order, "symbol", symbol)
+    return order
+
+
 def test_broker_refuses_a_bad_order_up_front() -> None:
     """Not started, so a good order is TransientVenueError at the hand-over; a bad one is
     OrderRejected(INVALID_FIELD) before it: the check runs on the caller's thread, first."""
@@ -99,7 +108,7 @@ def test_broker_refuses_a_bad_order_up_front() -> None:
                             ("ok1", "AAPL\U0001f4a5", "55 (Symbol)"),
                             ("ok2", "AAPL\x0144=1", "55 (Symbol)")):
         with pytest.raises(OrderRejected) as info:
-            broker.submit(Order(cid, sym, Side.BUY, Decimal(10), T))
+            broker.submit(_unchecked_order(cid, sym))
         assert info.value.reason_code == "INVALID_FIELD"
         assert info.value.field == field
         assert broker.open_orders() == []
@@ -193,7 +202,7 @@ def test_check_value_agrees_with_the_encoder(value: str) -> None:
 
 
 def test_new_order_single_from_a_bad_order_is_refused_at_encode() -> None:
-    msg = new_order_single(Order("x\x01", "AAPL", Side.BUY, Decimal(1), T))
+    msg = new_order_single(_unchecked_order("x\x01", "AAPL"))
     with pytest.raises(FieldValueError):
         msg.check_values()
 
