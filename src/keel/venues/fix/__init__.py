@@ -5,7 +5,8 @@ dictionaries read at run time), :mod:`.validate` (session-level validation), :mo
 (the session state machine) and :mod:`.application` (the callback interface). At the edge:
 :mod:`.transport` (asyncio acceptor / initiator, TLS), :mod:`.store` (memory, file, SQL).
 On top: :mod:`.messages` (orders <-> FIX), :mod:`.broker` (:class:`FixBroker`),
-:mod:`.sim` (a minimal ack-and-fill venue) and :mod:`.acceptance` (QuickFIX's test server).
+:mod:`.sim` (a minimal ack-and-fill venue), :mod:`.marketdata` (top-of-book MarketDataRequest /
+Snapshot / IncrementalRefresh, both sides) and :mod:`.acceptance` (QuickFIX's test server).
 """
 
 from keel.venues.fix.application import (
