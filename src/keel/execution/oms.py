@@ -80,7 +80,9 @@ from keel.types import (
     Order,
     OrderEvent,
     OrderStatus,
+    average_price,
     to_decimal,
+    to_price,
 )
 
 S = OrderStatus
@@ -727,11 +729,11 @@ def _avg(rec: OrderRecord, fill: Fill) -> Decimal:
     """Volume-weighted average fill price, to 1e-8 (stored exactly on every backend)."""
     if rec.avg_price is None or rec.filled_qty == 0:
         return fill.price
-    avg = (rec.avg_price * rec.filled_qty + fill.price * fill.qty) / (rec.filled_qty + fill.qty)
-    return avg.quantize(_AVG_QUANTUM)
+    return average_price(rec.avg_price * rec.filled_qty + fill.price * fill.qty,
+                         rec.filled_qty + fill.qty, _AVG_QUANTUM)  # pinned Decimal context
 
 
 def _px(value: Decimal | float | None, name: str, symbol: str) -> Decimal | None:
-    """A reference price to 1e-8 (a float mid has more places than the store keeps)."""
-    return None if value is None else to_decimal(value, name, symbol=symbol).quantize(
-        _AVG_QUANTUM)
+    """A reference price on keel's fine grid (a float mid has more places than the store
+    keeps)."""
+    return None if value is None else to_price(value, symbol=symbol, field_name=name)
