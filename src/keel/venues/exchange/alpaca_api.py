@@ -503,7 +503,10 @@ class AlpacaFront:
         @app.get("/v2/orders")
         def list_orders(acct: Acct, status: str = "open", limit: int = Query(50, ge=1, le=500),
                         direction: str = "desc", symbols: str | None = None,
-                        nested: bool | None = None) -> list[dict[str, Any]]:
+                        nested: bool | None = None, after: str | None = None,
+                        until: str | None = None) -> list[dict[str, Any]]:
+            if after is not None or until is not None:
+                raise AlpacaError(422, "after/until are not supported by keel's exchange")
             if status not in ("open", "closed", "all") or direction not in ("asc", "desc"):
                 raise AlpacaError(422, "status must be open|closed|all, direction asc|desc")
             views = front.exchange.orders(acct)
