@@ -111,7 +111,7 @@ class ConvexPortfolioProblem:
         self.direct = list(direct)
         self._compiled: Compiled | None = None
         self._qp: Any = None
-        self._memo: tuple[tuple[int, int], list[np.ndarray]] | None = None
+        self._memo: tuple[np.ndarray, PortfolioInputs, list[np.ndarray]] | None = None
 
     # ------------------------------------------------------------------ build
 
@@ -323,12 +323,16 @@ class ConvexPortfolioProblem:
     # ------------------------------------------------------------------ reporting
 
     def margins(self, w: np.ndarray, inputs: PortfolioInputs) -> list[np.ndarray]:
-        """Every constraint's margins at ``w`` (memoised for the last ``(w, inputs)``)."""
-        key = (id(w), id(inputs))
-        if self._memo is not None and self._memo[0] == key:
-            return self._memo[1]
+        """Every constraint's margins at ``w`` (memoised for the last ``(w, inputs)``).
+
+        The memo holds the inputs object it was computed for (so its identity cannot be
+        recycled) and a copy of ``w`` compared by value."""
+        m = self._memo
+        if m is not None and m[1] is inputs and m[0].shape == np.shape(w) \
+                and np.array_equal(m[0], w):
+            return m[2]
         out = [c.margins(w, inputs) for c in self.constraints]
-        self._memo = (key, out)
+        self._memo = (np.array(w, dtype=np.float64, copy=True), inputs, out)
         return out
 
     def max_violation(self, w: np.ndarray, inputs: PortfolioInputs) -> float:

@@ -83,13 +83,12 @@ def l1_coefficients(model: CostModel, inputs: PortfolioInputs) -> np.ndarray | N
     return base
 
 
-_CONVEX_OK: set[tuple[int, int]] = set()
-
-
 def _check_convex(term: TransactionCost, inputs: PortfolioInputs) -> None:
-    """The cost model's CVXPY expression must be convex even when the QP path skips it."""
-    key = (id(term.model), inputs.n)
-    if key in _CONVEX_OK:
+    """The cost model's CVXPY expression must be convex even when the QP path skips it.
+
+    The check is remembered on the term, holding the model it checked (never an ``id``)."""
+    done = term.__dict__.get("_convex_checked")
+    if done is not None and done[0] is term.model and done[1] == inputs.n:
         return
     import cvxpy as cp
 
@@ -98,7 +97,7 @@ def _check_convex(term: TransactionCost, inputs: PortfolioInputs) -> None:
     if not (e.is_dcp() and e.is_convex()):
         raise NonConvexError("cost model expression is not convex", field="model",
                              value=repr(term.model))
-    _CONVEX_OK.add(key)
+    term.__dict__["_convex_checked"] = (term.model, inputs.n)
 
 
 def _const(m: sp.spmatrix) -> MatFn:
@@ -240,7 +239,6 @@ class QP:
     need_t: bool
     owners: np.ndarray
     matrix_key: str
-    ident: tuple[Any, ...] = ()
     x_mat: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     d: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
@@ -258,16 +256,11 @@ def assemble(s: _Spec, inputs: PortfolioInputs, cached: QP | None) -> QP:
     n = s.n
     nt = n if s.need_t else 0
     shape = [np.array([r.owner, "wyt".index(r.block), len(r.lo)]) for r in s.rows]
-    ident = (id(inputs.risk), id(inputs.betas), id(inputs.sectors), s.gamma, nt,
-             fingerprint(*shape))
-    if cached is not None and cached.ident == ident:
-        # same objects as last time: matrices and risk blocks are reused as they are
-        x_mat, d, key = cached.x_mat, cached.d, cached.matrix_key
-    else:
-        x_mat, d = _risk_blocks(inputs) if s.gamma else (np.zeros((0, n)), np.zeros(n))
-        key = fingerprint(x_mat, d, np.array([s.gamma, nt]), inputs.betas, inputs.sectors,
-                          *shape, inputs.risk.exposures
-                          if isinstance(inputs.risk, FactorCovariance) else None)
+    # content, never identity: a recycled id of a dropped risk model must not reuse its matrices
+    x_mat, d = _risk_blocks(inputs) if s.gamma else (np.zeros((0, n)), np.zeros(n))
+    mats = [sp.csr_matrix(r.matrix()) for r in s.rows]
+    key = fingerprint(x_mat, d, np.array([s.gamma, nt]), *shape,
+                      *[a for m in mats for a in (m.data, m.indices, m.indptr)])
     k = x_mat.shape[0]
     b = np.zeros(n) if s.offset is None else s.offset
     assert s.q_w is not None and s.cost_t is not None
@@ -287,7 +280,7 @@ def assemble(s: _Spec, inputs: PortfolioInputs, cached: QP | None) -> QP:
     lo_v, hi_v = np.concatenate(lo), np.concatenate(hi)
     if cached is not None and cached.matrix_key == key:
         return QP(cached.P, q, cached.A, lo_v, hi_v, n, k, s.need_t, cached.owners, key,
-                  ident, x_mat, d)
+                  x_mat, d)
     p = sp.block_diag([sp.diags(2 * s.gamma * d), 2 * s.gamma * sp.identity(k),
                        sp.csr_matrix((nt, nt))], format="csc")
     eye = sp.identity(n, format="csr")
@@ -296,16 +289,14 @@ def assemble(s: _Spec, inputs: PortfolioInputs, cached: QP | None) -> QP:
                                [sp.csr_matrix(x_mat), -sp.identity(k), z_kt]]
     if s.need_t:
         blocks += [[-eye, z_nk, eye], [eye, z_nk, eye]]
-    for r in s.rows:
-        m = sp.csr_matrix(r.matrix())
+    for r, m in zip(s.rows, mats, strict=True):
         rows = m.shape[0]
         blk = {"w": sp.csr_matrix((rows, n)), "y": sp.csr_matrix((rows, k)),
                "t": sp.csr_matrix((rows, nt))}
         blk[r.block] = m
         blocks.append([blk["w"], blk["y"], blk["t"]])
     a = sp.bmat(blocks, format="csc")
-    return QP(p, q, a, lo_v, hi_v, n, k, s.need_t, np.concatenate(owners), key, ident, x_mat,
-              d)
+    return QP(p, q, a, lo_v, hi_v, n, k, s.need_t, np.concatenate(owners), key, x_mat, d)
 
 
 class OSQPDirect:
