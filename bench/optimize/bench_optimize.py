@@ -39,7 +39,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
-from keel.costs.base import CostModel, TradeContext  # noqa: E402
+from keel.costs.base import CostModel, SeparableForm, TradeContext  # noqa: E402
 from keel.optimize import (  # noqa: E402
     BetaNeutral,
     Budget,
@@ -80,6 +80,9 @@ class L1Cost(CostModel):
         import cvxpy as cp
 
         return self.bps * 1e-4 * cp.norm1(trade_weights)
+
+    def separable_form(self, ctx: TradeContext) -> SeparableForm:
+        return SeparableForm(np.full(len(ctx.symbols), self.bps * 1e-4))
 
 
 # ------------------------------------------------------------------------------ data

@@ -63,7 +63,7 @@ class HighsDirectBackend:
         spec = None
         if len(cvars) == 1 and inputs.scenarios is not None:
             spec = fastqp.translate(others, constraints, inputs)
-        if spec is None or spec.gamma:
+        if spec is None or spec.gamma or spec.power is not None:
             return self.fallback.solve(terms, constraints, inputs)
         out = self._lp(spec, cvars[0], inputs)
         secs = time.perf_counter() - t0
@@ -124,8 +124,6 @@ class HighsDirectBackend:
             hi += [np.full(n, inf), np.full(n, inf)]
         for row in spec.rows:
             m = sp.csr_matrix(row.matrix())
-            if row.block == "y":
-                return None
             rows.append(pad(sp.csr_matrix((m.shape[0], n)), m) if row.block == "t"
                         else pad(m))
             lo.append(np.where(np.isfinite(row.lo), row.lo, -inf))

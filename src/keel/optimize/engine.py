@@ -19,7 +19,7 @@ import pandas as pd
 
 from keel.errors import InfeasibleError, NonConvexError, ValidationError
 from keel.optimize.build import BuildContext, structure_key
-from keel.optimize.constraints import Constraint, Turnover, unique_names
+from keel.optimize.constraints import Constraint, unique_names
 from keel.optimize.inputs import PortfolioInputs
 from keel.optimize.result import (
     BindingConstraint,
@@ -229,6 +229,8 @@ class ConvexPortfolioProblem:
         spec = fastqp.translate(self.terms, self.constraints, inputs)
         if spec is None:
             return None
+        if spec.power is not None:
+            return self._solve_conic(spec, inputs, trail)
         old = self._qp
         qp = fastqp.assemble(spec, inputs, old)
         self._qp = qp
@@ -255,7 +257,8 @@ class ConvexPortfolioProblem:
                 ys = np.zeros(qp.A.shape[0])
                 ys[:inputs.n] = mu
                 ys[qp.owners >= 0] = nu
-                return w_s, solver.name, self._direct_duals(qp, ys, w_s, inputs), obj, build_s
+                duals = self._direct_duals(qp, ys, w_s, inputs, spec.bound_owner)
+                return w_s, solver.name, duals, obj, build_s
             try:
                 status, x, y = solver.solve(qp)
             except (ValueError, ArithmeticError, RuntimeError) as exc:
@@ -272,18 +275,24 @@ class ConvexPortfolioProblem:
                 continue
             trail.append(SolverAttempt(solver.name, "ok", secs, status))
             obj = -float(0.5 * x @ (qp.P @ x) + qp.q @ x)
-            return w, solver.name, self._direct_duals(qp, y, w, inputs), obj, build_s
+            duals = self._direct_duals(qp, y, w, inputs, spec.bound_owner)
+            return w, solver.name, duals, obj, build_s
+        return None
+
+    def _solve_conic(self, spec: Any, inputs: PortfolioInputs, trail: list[SolverAttempt]
+                     ) -> tuple[np.ndarray, str, list[float], float, float] | None:
+        """A separable power cost (impact): the conic direct solvers, else CVXPY."""
         return None
 
     def _direct_duals(self, qp: Any, y: np.ndarray, w: np.ndarray,
-                      inputs: PortfolioInputs) -> list[float]:
+                      inputs: PortfolioInputs, bound_owner: list[int]) -> list[float]:
         out = []
         ay = np.abs(y)
         bound_rows = ay[:inputs.n]
-        for i, c in enumerate(self.constraints):
+        for i in range(len(self.constraints)):
             own = ay[qp.owners == i]
             vals = [float(own.max())] if own.size else []
-            if c.per_name or isinstance(c, Turnover):
+            if i in bound_owner:
                 m = self.margins(w, inputs)[i]
                 if m.size % inputs.n == 0 and m.size:
                     hit = (m.reshape(-1, inputs.n) <= self.binding_tol).any(axis=0)

@@ -24,12 +24,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from keel.costs.base import CostModel
-from keel.errors import NonConvexError
 from keel.optimize import constraints as cm
 from keel.optimize.build import dense_sqrt, factor_loadings
+from keel.optimize.forms import LinearForm
 from keel.optimize.inputs import PortfolioInputs, fingerprint
-from keel.optimize.terms import Alpha, HoldingCost, Risk, Term, TransactionCost
+from keel.optimize.terms import Term
 from keel.risk.base import FactorCovariance
 
 INF = np.inf
@@ -42,7 +41,7 @@ class _Row:
     matrix: MatFn
     lo: np.ndarray
     hi: np.ndarray
-    block: str = "w"  # the variable block the rows act on: w, y or t
+    block: str = "w"  # the variable block the rows act on: w or t (= |w - w0|)
 
 
 @dataclass
@@ -57,172 +56,67 @@ class _Spec:
     cost_t: np.ndarray | None = None
     gamma: float = 0.0
     offset: np.ndarray | None = None
-
-
-def l1_coefficients(model: CostModel, inputs: PortfolioInputs) -> np.ndarray | None:
-    """Per-name ``c`` with ``cost = c'|t|`` (NAV units), or None if the model is not L1.
-
-    Probed at three trade sizes and both signs: a model that is exactly proportional to
-    ``|trade|`` at all of them is treated as linear (spread, proportional commission).
-    """
-    ctx = inputs.trade_context
-    if ctx is None:
-        return None
-    n, nav = inputs.n, ctx.nav
-    base = None
-    for size in (1e-4, 1e-2, 1.0):
-        up = np.asarray(model.cost_array(np.full(n, size * nav), ctx), dtype=np.float64)
-        dn = np.asarray(model.cost_array(np.full(n, -size * nav), ctx), dtype=np.float64)
-        c = up / (size * nav)
-        if not np.allclose(up, dn, rtol=1e-9, atol=0) or np.any(c < 0):
-            return None
-        if base is None:
-            base = c
-        elif not np.allclose(c, base, rtol=1e-7, atol=1e-15):
-            return None
-    return base
-
-
-def _check_convex(term: TransactionCost, inputs: PortfolioInputs) -> None:
-    """The cost model's CVXPY expression must be convex even when the QP path skips it.
-
-    The check is remembered on the term, holding the model it checked (never an ``id``)."""
-    done = term.__dict__.get("_convex_checked")
-    if done is not None and done[0] is term.model and done[1] == inputs.n:
-        return
-    import cvxpy as cp
-
-    assert inputs.trade_context is not None
-    e = term.model.expr(cp.Variable(inputs.n), inputs.trade_context)
-    if not (e.is_dcp() and e.is_convex()):
-        raise NonConvexError("cost model expression is not convex", field="model",
-                             value=repr(term.model))
-    term.__dict__["_convex_checked"] = (term.model, inputs.n)
+    #: separable power cost ``sum power_i |w_i - w0_i| ** exponent`` (None: none)
+    power: np.ndarray | None = None
+    exponent: float = 1.0
 
 
 def _const(m: sp.spmatrix) -> MatFn:
     return lambda: m
 
 
-def _ones(n: int) -> MatFn:
-    return lambda: sp.csr_matrix(np.ones((1, n)))
-
-
 def translate(terms: Sequence[Term], constraints: Sequence[cm.Constraint],
               inputs: PortfolioInputs) -> _Spec | None:
-    """The QP pieces for these terms/constraints, or None when not expressible."""
+    """The solver-form pieces, assembled from each term's and constraint's own
+    ``solver_form``; None when one of them has none (the CVXPY engine then solves)."""
     n = inputs.n
     s = _Spec(n=n, lb=np.full(n, -INF), ub=np.full(n, INF), q_w=np.zeros(n),
               cost_t=np.zeros(n))
+    forms: list[LinearForm | None] = [c.solver_form(inputs, False) for c in constraints]
+    lb = np.full(n, -INF)
+    for f in forms:
+        if f is not None and f.lower is not None:
+            lb = np.maximum(lb, f.lower)
+    nonneg = bool(np.all(lb >= 0))
+    if nonneg:  # a gross or long cap is linear once w >= 0 is known
+        forms = [c.solver_form(inputs, True) if f is None else f
+                 for c, f in zip(constraints, forms, strict=True)]
+    for i, f in enumerate(forms):
+        if f is None:
+            return None
+        if f.lower is not None or f.upper is not None:
+            if f.lower is not None:
+                s.lb = np.maximum(s.lb, f.lower)
+            if f.upper is not None:
+                s.ub = np.minimum(s.ub, f.upper)
+            s.bound_owner.append(i)
+        for r in f.rows:
+            block = "t" if r.on == "abs_trade" else "w"
+            s.need_t |= block == "t"
+            s.rows.append(_Row(i, _const(r.matrix), np.asarray(r.lo, dtype=np.float64),
+                               np.asarray(r.hi, dtype=np.float64), block))
     assert s.q_w is not None and s.cost_t is not None
-    long_only = any(isinstance(c, cm.LongOnly) for c in constraints)
     for t in terms:
-        if isinstance(t, Alpha):
-            s.q_w -= t.scale * inputs.alpha
-        elif isinstance(t, Risk):
+        tf = t.solver_form(inputs, nonneg)
+        if tf is None:
+            return None
+        if tf.linear is not None:
+            s.q_w += tf.linear
+        if tf.abs_trade is not None and np.any(tf.abs_trade):
+            s.cost_t += tf.abs_trade
+            s.need_t = True
+        if tf.power is not None:
+            if s.power is not None and tf.exponent != s.exponent:
+                return None
+            s.power = tf.power if s.power is None else s.power + tf.power
+            s.exponent = tf.exponent
+        if tf.risk_aversion:
             if s.gamma or inputs.risk is None:
                 return None
-            s.gamma = t.risk_aversion
-            if t.benchmark_relative:
-                if inputs.benchmark is None:
-                    return None
+            s.gamma = tf.risk_aversion
+            if tf.benchmark_relative:
                 s.offset = inputs.benchmark
-        elif isinstance(t, TransactionCost):
-            c = l1_coefficients(t.model, inputs)
-            if c is None:
-                return None
-            _check_convex(t, inputs)
-            s.cost_t += t.scale * c
-            s.need_t = True
-        elif isinstance(t, HoldingCost):
-            fee = t._fee(inputs)
-            if t.margin_rate != t.cash_rate or (np.any(fee > 0) and not long_only):
-                return None
-            s.q_w += t.cash_rate
-        else:
-            return None
-    for i, con in enumerate(constraints):
-        if not _add(s, i, con, inputs, long_only):
-            return None
     return s
-
-
-def _bound(s: _Spec, owner: int, lb: np.ndarray | float | None,
-           ub: np.ndarray | float | None) -> None:
-    if lb is not None:
-        s.lb = np.maximum(s.lb, lb)
-    if ub is not None:
-        s.ub = np.minimum(s.ub, ub)
-    s.bound_owner.append(owner)
-
-
-def _add(s: _Spec, i: int, c: cm.Constraint, x: PortfolioInputs, long_only: bool) -> bool:
-    n = s.n
-    if isinstance(c, cm.Budget):
-        s.rows.append(_Row(i, _ones(n), np.array([c.target]), np.array([c.target])))
-    elif isinstance(c, cm.LongOnly):
-        _bound(s, i, 0.0, None)
-    elif isinstance(c, cm.WeightBounds):
-        _bound(s, i, None if c.lower is None else c._bound("lower", x),
-               None if c.upper is None else c._bound("upper", x))
-    elif isinstance(c, cm.GrossExposure):
-        if not long_only:
-            return False
-        s.rows.append(_Row(i, _ones(n), np.array([-INF]), np.array([c.max_gross])))
-    elif isinstance(c, cm.NetExposure):
-        s.rows.append(_Row(i, _ones(n), np.array([c.lower]), np.array([c.upper])))
-    elif isinstance(c, cm.MinCash):
-        s.rows.append(_Row(i, _ones(n), np.array([-INF]), np.array([1.0 - c.min_cash])))
-    elif isinstance(c, cm.Turnover):
-        if c.max_total is not None:
-            s.need_t = True
-            s.rows.append(_Row(i, _ones(n), np.array([-INF]), np.array([c.max_total]),
-                               block="t"))
-        if c.max_per_name is not None:
-            cap = c._per_name(x)
-            _bound(s, i, x.current - cap, x.current + cap)
-    elif isinstance(c, cm.Liquidity):
-        if x.adv_weight is None:
-            return False
-        if c.max_trade_adv is not None:
-            cap = c.max_trade_adv * x.adv_weight
-            _bound(s, i, x.current - cap, x.current + cap)
-        if c.max_position_adv is not None:
-            cap = c.max_position_adv * x.adv_weight
-            _bound(s, i, -cap, cap)
-    elif isinstance(c, cm.BetaNeutral):
-        if x.betas is None:
-            return False
-        beta = x.betas
-        s.rows.append(_Row(i, lambda: sp.csr_matrix(beta[None, :]),
-                           np.array([c.target - c.tolerance]),  # type: ignore[operator]
-                           np.array([c.target + c.tolerance])))  # type: ignore[operator]
-    elif isinstance(c, cm.SectorCaps):
-        if x.sectors is None or ((c.long is not None or c.short is not None) and not long_only):
-            return False
-        labels, m = c._membership(x)
-        for name, caps in c._parts(labels):
-            rows = np.flatnonzero(np.isfinite(caps))
-            if name == "short" or not len(rows):
-                continue  # long only: shorts are zero
-            sub = m[rows]
-            lo = -caps[rows] if name == "net" else np.full(len(rows), -INF)
-            s.rows.append(_Row(i, _const(sub), lo, caps[rows]))
-    elif isinstance(c, cm.FactorExposureBounds):
-        if not isinstance(x.risk, FactorCovariance):
-            return False
-        lo, hi = c._bounds(x)
-        fsqrt = x.risk.factor_sqrt()
-        if s.gamma and s.offset is None and np.linalg.matrix_rank(fsqrt) == x.risk.n_factors:
-            # B'w = L'^-1 y: K x K rows on y instead of K dense rows of length N
-            linv_t = np.linalg.inv(fsqrt.T)
-            s.rows.append(_Row(i, lambda: sp.csr_matrix(linv_t), lo, hi, block="y"))
-        else:
-            bt = x.risk.exposures.T
-            s.rows.append(_Row(i, lambda: sp.csr_matrix(bt), lo, hi))
-    else:
-        return False
-    return True
 
 
 @dataclass
@@ -255,7 +149,7 @@ def assemble(s: _Spec, inputs: PortfolioInputs, cached: QP | None) -> QP:
     """Vectors always; matrices only when their inputs changed (else reuse ``cached``)."""
     n = s.n
     nt = n if s.need_t else 0
-    shape = [np.array([r.owner, "wyt".index(r.block), len(r.lo)]) for r in s.rows]
+    shape = [np.array([r.owner, "wt".index(r.block), len(r.lo)]) for r in s.rows]
     # content, never identity: a recycled id of a dropped risk model must not reuse its matrices
     x_mat, d = _risk_blocks(inputs) if s.gamma else (np.zeros((0, n)), np.zeros(n))
     mats = [sp.csr_matrix(r.matrix()) for r in s.rows]
