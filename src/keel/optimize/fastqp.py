@@ -36,6 +36,16 @@ MatFn = Callable[[], sp.spmatrix]
 
 
 @dataclass
+class Answer:
+    """A structured solver's answer: weights, |dual| per name (bounds) and per row owner."""
+
+    status: str
+    w: np.ndarray | None
+    name_duals: np.ndarray
+    row_duals: dict[int, float]
+
+
+@dataclass
 class _Row:
     owner: int
     matrix: MatFn
@@ -59,6 +69,18 @@ class _Spec:
     #: separable power cost ``sum power_i |w_i - w0_i| ** exponent`` (None: none)
     power: np.ndarray | None = None
     exponent: float = 1.0
+
+
+def spec_value(s: _Spec, w: np.ndarray, inputs: PortfolioInputs) -> float:
+    """The minimised objective at ``w`` (NumPy): ``q'w + c'|t| + power'|t|^e + gamma var``."""
+    assert s.q_w is not None and s.cost_t is not None
+    t = np.abs(w - inputs.current)
+    val = float(s.q_w @ w) + float(s.cost_t @ t)
+    if s.power is not None:
+        val += float(s.power @ t ** s.exponent)
+    if s.gamma:
+        val += s.gamma * inputs.variance(w if s.offset is None else w - s.offset)
+    return val
 
 
 def _const(m: sp.spmatrix) -> MatFn:
@@ -135,6 +157,9 @@ class QP:
     matrix_key: str
     x_mat: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     d: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: > 0: the last n variables ``p`` are epigraphs ``p_i >= t_i ** power_exponent`` of a
+    #: power cost, which only a conic solver (ClarabelDirect) can take
+    power_exponent: float = 0.0
 
 
 def _risk_blocks(inputs: PortfolioInputs) -> tuple[np.ndarray, np.ndarray]:
@@ -148,22 +173,25 @@ def _risk_blocks(inputs: PortfolioInputs) -> tuple[np.ndarray, np.ndarray]:
 def assemble(s: _Spec, inputs: PortfolioInputs, cached: QP | None) -> QP:
     """Vectors always; matrices only when their inputs changed (else reuse ``cached``)."""
     n = s.n
-    nt = n if s.need_t else 0
+    need_t = s.need_t or s.power is not None
+    nt = n if need_t else 0
+    npw = n if s.power is not None else 0  # epigraph p >= |t|^e of a power cost (cones)
     shape = [np.array([r.owner, "wt".index(r.block), len(r.lo)]) for r in s.rows]
     # content, never identity: a recycled id of a dropped risk model must not reuse its matrices
     x_mat, d = _risk_blocks(inputs) if s.gamma else (np.zeros((0, n)), np.zeros(n))
     mats = [sp.csr_matrix(r.matrix()) for r in s.rows]
-    key = fingerprint(x_mat, d, np.array([s.gamma, nt]), *shape,
+    key = fingerprint(x_mat, d, np.array([s.gamma, nt, npw, s.exponent]), *shape,
                       *[a for m in mats for a in (m.data, m.indices, m.indptr)])
     k = x_mat.shape[0]
     b = np.zeros(n) if s.offset is None else s.offset
     assert s.q_w is not None and s.cost_t is not None
     q = np.concatenate([s.q_w - 2 * s.gamma * d * b, np.zeros(k),
-                        s.cost_t if s.need_t else np.zeros(0)])
+                        s.cost_t if need_t else np.zeros(0),
+                        s.power if s.power is not None else np.zeros(0)])
     lo = [s.lb, x_mat @ b]
     hi = [s.ub, x_mat @ b]
     owners = [np.full(n, -2), np.full(k, -1)]
-    if s.need_t:
+    if need_t:
         lo += [-inputs.current, inputs.current]
         hi += [np.full(n, INF), np.full(n, INF)]
         owners += [np.full(2 * n, -1)]
@@ -173,24 +201,29 @@ def assemble(s: _Spec, inputs: PortfolioInputs, cached: QP | None) -> QP:
         owners.append(np.full(len(r.lo), r.owner))
     lo_v, hi_v = np.concatenate(lo), np.concatenate(hi)
     if cached is not None and cached.matrix_key == key:
-        return QP(cached.P, q, cached.A, lo_v, hi_v, n, k, s.need_t, cached.owners, key,
-                  x_mat, d)
+        return QP(cached.P, q, cached.A, lo_v, hi_v, n, k, need_t, cached.owners, key,
+                  x_mat, d, s.exponent if npw else 0.0)
     p = sp.block_diag([sp.diags(2 * s.gamma * d), 2 * s.gamma * sp.identity(k),
-                       sp.csr_matrix((nt, nt))], format="csc")
+                       sp.csr_matrix((nt + npw, nt + npw))], format="csc")
     eye = sp.identity(n, format="csr")
     z_nk, z_kt = sp.csr_matrix((n, k)), sp.csr_matrix((k, nt))
-    blocks: list[list[Any]] = [[eye, z_nk, sp.csr_matrix((n, nt))],
-                               [sp.csr_matrix(x_mat), -sp.identity(k), z_kt]]
-    if s.need_t:
-        blocks += [[-eye, z_nk, eye], [eye, z_nk, eye]]
+
+    def zp(rows: int) -> sp.csr_matrix:
+        return sp.csr_matrix((rows, npw))
+
+    blocks: list[list[Any]] = [[eye, z_nk, sp.csr_matrix((n, nt)), zp(n)],
+                               [sp.csr_matrix(x_mat), -sp.identity(k), z_kt, zp(k)]]
+    if need_t:
+        blocks += [[-eye, z_nk, eye, zp(n)], [eye, z_nk, eye, zp(n)]]
     for r, m in zip(s.rows, mats, strict=True):
         rows = m.shape[0]
         blk = {"w": sp.csr_matrix((rows, n)), "y": sp.csr_matrix((rows, k)),
                "t": sp.csr_matrix((rows, nt))}
         blk[r.block] = m
-        blocks.append([blk["w"], blk["y"], blk["t"]])
+        blocks.append([blk["w"], blk["y"], blk["t"], zp(rows)])
     a = sp.bmat(blocks, format="csc")
-    return QP(p, q, a, lo_v, hi_v, n, k, s.need_t, np.concatenate(owners), key, x_mat, d)
+    return QP(p, q, a, lo_v, hi_v, n, k, need_t, np.concatenate(owners), key, x_mat, d,
+              s.exponent if npw else 0.0)
 
 
 class OSQPDirect:
@@ -209,6 +242,9 @@ class OSQPDirect:
 
     def solve(self, qp: QP) -> tuple[str, np.ndarray | None, np.ndarray | None]:
         import osqp
+
+        if qp.power_exponent:
+            return "not_applicable: power cost", None, None
 
         lo = np.maximum(qp.lo, -1e30)
         hi = np.minimum(qp.hi, 1e30)
@@ -236,6 +272,8 @@ class ClarabelDirect:
     factorisation) is kept and only ``q`` and ``b`` are updated when the matrices are."""
 
     name = "CLARABEL-direct"
+    #: takes the power cones of an impact cost (see ``QP.power_exponent``)
+    cones = True
 
     def __init__(self, **settings: Any) -> None:
         self.settings = {"verbose": False, "tol_gap_abs": 1e-12, "tol_gap_rel": 1e-10,
@@ -251,18 +289,32 @@ class ClarabelDirect:
         eq = np.isfinite(qp.lo) & np.isfinite(qp.hi) & (qp.lo == qp.hi)
         up = np.isfinite(qp.hi) & ~eq
         dn = np.isfinite(qp.lo) & ~eq
-        b_all = np.concatenate([qp.hi[eq], qp.hi[up], -qp.lo[dn]])
+        nv = qp.P.shape[0]
+        npw = qp.n if qp.power_exponent else 0
+        # power cones (p_i, 1, t_i): p_i^(1/e) >= |t_i|, i.e. p_i >= |t_i|^e
+        b_cone = np.tile([0.0, 1.0, 0.0], npw)
+        b_all = np.concatenate([qp.hi[eq], qp.hi[up], -qp.lo[dn], b_cone])
         key = (qp.matrix_key, np.packbits(np.concatenate([eq, up, dn])).tobytes())
         if self._solver is not None and key == self._key:
             self._solver.update(q=qp.q, b=b_all)
         else:
             a = qp.A.tocsr()
-            a_all = sp.vstack([a[eq], a[up], -a[dn]], format="csc")
+            parts = [a[eq], a[up], -a[dn]]
+            if npw:
+                t0, p0 = nv - 2 * npw, nv - npw
+                i = np.arange(npw)
+                rows = np.concatenate([3 * i, 3 * i + 2])
+                cols = np.concatenate([p0 + i, t0 + i])
+                parts.append(sp.csr_matrix((-np.ones(2 * npw), (rows, cols)),
+                                           shape=(3 * npw, nv)))
+            a_all = sp.vstack(parts, format="csc")
             cones = []
             if eq.any():
                 cones.append(clarabel.ZeroConeT(int(eq.sum())))
             if up.any() or dn.any():
                 cones.append(clarabel.NonnegativeConeT(int(up.sum() + dn.sum())))
+            if npw:
+                cones += [clarabel.PowerConeT(1.0 / qp.power_exponent)] * npw
             st = clarabel.DefaultSettings()
             for k, v in self.settings.items():
                 setattr(st, k, v)
@@ -273,7 +325,7 @@ class ClarabelDirect:
         status = str(sol.status)
         if status not in ("Solved", "AlmostSolved") or not np.all(np.isfinite(sol.x)):
             return status.lower(), None, None
-        z = np.asarray(sol.z)
+        z = np.asarray(sol.z)[:len(sol.z) - 3 * npw]
         y = np.zeros(qp.A.shape[0])
         ne, nu = int(eq.sum()), int(up.sum())
         y[eq] = z[:ne]
@@ -305,11 +357,22 @@ class PDASDirect:
     def solve(self, qp: QP) -> tuple[str, np.ndarray | None, np.ndarray | None]:
         return "not_applicable", None, None
 
-    def solve_structured(self, s: _Spec, inputs: PortfolioInputs
-                         ) -> tuple[str, np.ndarray | None, np.ndarray, float] | None:
+    def solve_structured(self, s: _Spec, inputs: PortfolioInputs) -> Answer | None:
+        """An :class:`Answer`, or None when not applicable."""
+        got = self._solve(s, inputs)
+        if got is None:
+            return None
+        status, w, mu, nu = got
+        budget = [r.owner for r in s.rows]
+        rows = {budget[0]: abs(nu)} if budget and w is not None else {}
+        return Answer(status, w, np.abs(mu) if w is not None else np.zeros(s.n), rows)
+
+    def _solve(self, s: _Spec, inputs: PortfolioInputs
+               ) -> tuple[str, np.ndarray | None, np.ndarray, float] | None:
         """(status, w, mu per name, nu of the budget row) or None when not applicable."""
         fc = inputs.risk
         if (not isinstance(fc, FactorCovariance) or s.need_t or not s.gamma
+                or s.power is not None
                 or s.offset is not None or np.any(fc.specific_variance <= 0)):
             return None
         budget = [r for r in s.rows if r.block == "w"]
