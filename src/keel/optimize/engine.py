@@ -255,7 +255,7 @@ class ConvexPortfolioProblem:
                     continue
                 trail.append(SolverAttempt(solver.name, "ok", secs, ans.status))
                 obj = -fastqp.spec_value(spec, ans.w, inputs)
-                duals = self._answer_duals(ans.name_duals, ans.row_duals, ans.w, inputs,
+                duals = self.answer_duals(ans.name_duals, ans.row_duals, ans.w, inputs,
                                            spec.bound_owner)
                 return ans.w, solver.name, duals, obj, build_s
             if spec.power is not None and not getattr(solver, "cones", False):
@@ -285,11 +285,11 @@ class ConvexPortfolioProblem:
             ay = np.abs(y)
             rows = {int(o): float(ay[qp.owners == o].max()) for o in np.unique(qp.owners)
                     if o >= 0}
-            duals = self._answer_duals(ay[:inputs.n], rows, w, inputs, spec.bound_owner)
+            duals = self.answer_duals(ay[:inputs.n], rows, w, inputs, spec.bound_owner)
             return w, solver.name, duals, obj, build_s
         return None
 
-    def _answer_duals(self, name_duals: np.ndarray, row_duals: dict[int, float],
+    def answer_duals(self, name_duals: np.ndarray, row_duals: dict[int, float],
                       w: np.ndarray, inputs: PortfolioInputs, bound_owner: list[int]
                       ) -> list[float]:
         """Largest |dual| per constraint: its rows', and for a per-name bound owner the
