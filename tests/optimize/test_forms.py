@@ -9,6 +9,7 @@ import inspect
 import numpy as np
 import pytest
 
+from keel.costs.adaptive import AdaptiveCost
 from keel.costs.almgren_chriss import ACParams, AlmgrenChriss
 from keel.costs.models import Commission, SpreadCost, SquareRootImpact
 from keel.optimize import fastqp
@@ -33,9 +34,12 @@ from keel.optimize.constraints import (
     SquareRootImpact(1.0, beta=0.6), AlmgrenChriss(ACParams(eta=1e-7, gamma=1e-8,
                                                             epsilon=0.01)),
     SpreadCost() + Commission(bps=2.0), SpreadCost() + SquareRootImpact(),
+    AdaptiveCost(SpreadCost() + SquareRootImpact()),
 ])
 def test_declared_form_equals_cost_array(h, model) -> None:
     ctx = h.make_inputs(25, 2).trade_context
+    if isinstance(model, AdaptiveCost):
+        model.multipliers_ = np.array([1.3, 0.7])  # as if calibrated from fills
     f = model.separable_form(ctx)
     assert f is not None
     rng = np.random.default_rng(1)

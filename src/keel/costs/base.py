@@ -215,6 +215,11 @@ class SeparableForm:
     power: np.ndarray | None = None
     exponent: float = 1.0
 
+    def scaled(self, k: float) -> SeparableForm:
+        """The form of ``k`` times the cost (``k >= 0``)."""
+        return SeparableForm(k * self.linear, None if self.power is None else k * self.power,
+                             self.exponent)
+
     def __add__(self, other: SeparableForm) -> SeparableForm | None:
         if self.power is None:
             return SeparableForm(self.linear + other.linear, other.power, other.exponent)
