@@ -9,6 +9,7 @@ import pytest
 from keel.optimize.constraints import Budget, Liquidity, LongOnly, Turnover, WeightBounds
 from keel.optimize.fastqp import ClarabelDirect, OSQPDirect, PDASDirect
 from keel.optimize.mean_variance import MeanVariance
+from keel.optimize.piqp_direct import PIQPDirect
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -43,13 +44,13 @@ def test_pdas_steps_aside_when_not_applicable(h) -> None:
     mv = MeanVariance(constraints=[Budget(), LongOnly(), Turnover(max_total=0.3)],
                       risk_aversion=5.0)
     res = mv.solve(inp)
-    assert res.solver == "PIQP-direct"
-    assert [a.solver for a in res.fallback_trail] == ["PIQP-direct"]
+    assert res.solver == "CLARABEL-direct"
+    assert [a.solver for a in res.fallback_trail] == ["CLARABEL-direct"]
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_piqp_matches_cvxpy_on_the_full_problem(h, seed: int) -> None:
-    """The default direct solver on budget + long-only + cap + L1 cost + turnover + sector
+    """The PIQP direct solver on budget + long-only + cap + L1 cost + turnover + sector
     caps + beta band + liquidity + factor bounds: the CVXPY reference's utility to 1e-7, and
     the binding constraints' duals are numbers (not nan), as CVXPY's are."""
     from keel.optimize.constraints import (
@@ -67,7 +68,7 @@ def test_piqp_matches_cvxpy_on_the_full_problem(h, seed: int) -> None:
             Liquidity(max_trade_adv=0.1), FactorExposureBounds(lower=-1.0, upper=1.5)]
     kw = dict(constraints=cons, risk_aversion=float(rng.uniform(1, 20)),
               costs=[h.LinearCost(5.0)])
-    fast, ref = MeanVariance(**kw), MeanVariance(**kw, direct=[])
+    fast, ref = MeanVariance(**kw, direct=[PIQPDirect()]), MeanVariance(**kw, direct=[])
     for _ in range(3):
         a, b = fast.solve(inp), ref.solve(inp)
         assert a.solver == "PIQP-direct"

@@ -170,20 +170,49 @@ def _risk_blocks(inputs: PortfolioInputs) -> tuple[np.ndarray, np.ndarray]:
     return dense_sqrt(risk).T, np.zeros(inputs.n)
 
 
+def _on_factor_rows(rows: list[_Row], x_mat: np.ndarray, b: np.ndarray
+                    ) -> tuple[list[_Row], list[sp.csr_matrix]]:
+    """Dense row blocks on ``w`` that lie in the row space of ``X`` (factor exposure bounds:
+    ``B' = L'^-1 X``) are rewritten as K-wide rows on ``y = X (w - b)``: ``M w = T y + T X b``
+    with ``T = M X^+``. Decided by content (the residual of ``T X = M``), not by class; a
+    (K, N) dense block becomes (K, K), which an interior-point KKT system feels."""
+    k, n = x_mat.shape
+    out_rows, out_mats = [], []
+    gram = x_mat @ x_mat.T if k else None
+    for r in rows:
+        m = sp.csr_matrix(r.matrix())
+        if k and r.block == "w" and m.nnz >= 0.5 * m.shape[0] * n and gram is not None:
+            dense = m.toarray()
+            try:
+                t = np.linalg.solve(gram, x_mat @ dense.T).T
+            except np.linalg.LinAlgError:
+                t = None
+            if t is not None and np.abs(t @ x_mat - dense).max() <= 1e-10 * max(
+                    1.0, float(np.abs(dense).max())):
+                shift = t @ (x_mat @ b)
+                out_rows.append(_Row(r.owner, _const(sp.csr_matrix(t)), r.lo - shift,
+                                     r.hi - shift, "y"))
+                out_mats.append(sp.csr_matrix(t))
+                continue
+        out_rows.append(r)
+        out_mats.append(m)
+    return out_rows, out_mats
+
+
 def assemble(s: _Spec, inputs: PortfolioInputs, cached: QP | None) -> QP:
     """Vectors always; matrices only when their inputs changed (else reuse ``cached``)."""
     n = s.n
     need_t = s.need_t or s.power is not None
     nt = n if need_t else 0
     npw = n if s.power is not None else 0  # epigraph p >= |t|^e of a power cost (cones)
-    shape = [np.array([r.owner, "wt".index(r.block), len(r.lo)]) for r in s.rows]
     # content, never identity: a recycled id of a dropped risk model must not reuse its matrices
     x_mat, d = _risk_blocks(inputs) if s.gamma else (np.zeros((0, n)), np.zeros(n))
-    mats = [sp.csr_matrix(r.matrix()) for r in s.rows]
+    b = np.zeros(n) if s.offset is None else s.offset
+    rows, mats = _on_factor_rows(s.rows, x_mat, b)
+    shape = [np.array([r.owner, "wyt".index(r.block), len(r.lo)]) for r in rows]
     key = fingerprint(x_mat, d, np.array([s.gamma, nt, npw, s.exponent]), *shape,
                       *[a for m in mats for a in (m.data, m.indices, m.indptr)])
     k = x_mat.shape[0]
-    b = np.zeros(n) if s.offset is None else s.offset
     assert s.q_w is not None and s.cost_t is not None
     q = np.concatenate([s.q_w - 2 * s.gamma * d * b, np.zeros(k),
                         s.cost_t if need_t else np.zeros(0),
@@ -195,7 +224,7 @@ def assemble(s: _Spec, inputs: PortfolioInputs, cached: QP | None) -> QP:
         lo += [-inputs.current, inputs.current]
         hi += [np.full(n, INF), np.full(n, INF)]
         owners += [np.full(2 * n, -1)]
-    for r in s.rows:
+    for r in rows:
         lo.append(np.asarray(r.lo, dtype=np.float64))
         hi.append(np.asarray(r.hi, dtype=np.float64))
         owners.append(np.full(len(r.lo), r.owner))
@@ -215,12 +244,12 @@ def assemble(s: _Spec, inputs: PortfolioInputs, cached: QP | None) -> QP:
                                [sp.csr_matrix(x_mat), -sp.identity(k), z_kt, zp(k)]]
     if need_t:
         blocks += [[-eye, z_nk, eye, zp(n)], [eye, z_nk, eye, zp(n)]]
-    for r, m in zip(s.rows, mats, strict=True):
-        rows = m.shape[0]
-        blk = {"w": sp.csr_matrix((rows, n)), "y": sp.csr_matrix((rows, k)),
-               "t": sp.csr_matrix((rows, nt))}
+    for r, m in zip(rows, mats, strict=True):
+        mr = m.shape[0]
+        blk = {"w": sp.csr_matrix((mr, n)), "y": sp.csr_matrix((mr, k)),
+               "t": sp.csr_matrix((mr, nt))}
         blk[r.block] = m
-        blocks.append([blk["w"], blk["y"], blk["t"], zp(rows)])
+        blocks.append([blk["w"], blk["y"], blk["t"], zp(mr)])
     a = sp.bmat(blocks, format="csc")
     return QP(p, q, a, lo_v, hi_v, n, k, need_t, np.concatenate(owners), key, x_mat, d,
               s.exponent if npw else 0.0)

@@ -48,7 +48,7 @@ class MeanVariance(ConvexPortfolioProblem):
         if terms is None:
             terms = [Alpha(), Risk(risk_aversion), *[TransactionCost(c) for c in costs]]
         if direct is None:
-            direct = [PDASDirect(), PIQPDirect(), ClarabelDirect()]
+            direct = [PDASDirect(), ClarabelDirect(), PIQPDirect()]
         super().__init__(terms, constraints, solvers=solvers, solver_options=solver_options,
                          feasibility_tol=feasibility_tol, binding_tol=binding_tol,
                          diagnose=diagnose, direct=direct)
