@@ -1,11 +1,13 @@
-"""PIQP on the direct QP: the default interior-point solver of the fast path.
+"""PIQP on the direct QP: the second direct solver of the fast path (after Clarabel).
 
 PIQP (proximal interior point, BSD-2, `pip install piqp`) takes the QP of
 :func:`keel.optimize.fastqp.assemble` with the weight bounds as variable bounds, the equality
 rows (budget, the factor rows ``X w - y = X b``) as ``A x = b`` and the rest as
-``h_l <= G x <= h_u``. Measured on the full desk problem (docs/benchmarks.md) it needs the
-same 18-26 iterations as Clarabel at a lower cost each; its Ruiz preconditioner is switched
-off because on portfolio data (entries 1e-4 to 1) it multiplied the iteration count by six.
+``h_l <= G x <= h_u``. Measured on the full desk problem it needs the same 18-26 iterations as
+Clarabel; it was cheaper per iteration while factor bounds were dense rows and is slightly
+dearer now that they sit on ``y`` (docs/optimize.md), so it is the fallback, a different
+algorithm before CVXPY. Its Ruiz preconditioner is switched off because on portfolio data
+(entries 1e-4 to 1) it multiplied the iteration count by six.
 The solver, with its symbolic factorisation, is kept while the matrices are unchanged (the
 QP's content key): a re-solve updates vectors only. A buy/sell-split form (bounds instead of
 the ``t >= |w - w0|`` rows) was tried and dropped: its dense rows act on twice the columns and
