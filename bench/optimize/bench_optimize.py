@@ -203,8 +203,9 @@ def run_method(name: str, first: Callable[[], tuple[Any, np.ndarray]],
     except Exception as exc:  # a peer failing is a result, not a crash of the benchmark
         row["error"] = f"{type(exc).__name__}: {str(exc)[:120]}"
     rows.append(row)
-    print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v)
-                      for k, v in row.items() if k != "resolve_utility"}), flush=True)
+    print(json.dumps({k: (v if k == "utility" else round(v, 3) if isinstance(v, float)
+                          else v) for k, v in row.items() if k != "resolve_utility"}),
+          flush=True)
 
 
 # ------------------------------------------------------------------------------ methods
@@ -489,7 +490,11 @@ def main() -> None:
                     run_method(name, first, again, c, full, rows, label)
                 if full:  # impact-aware: the same problem plus square-root impact
                     ilabel = f"full+impact N={fc.n_assets} ({size})"
-                    for name, kw in (("keel", {}), ("keel (CVXPY path)", {"direct": False})):
+                    impact_methods: list[tuple[str, dict[str, Any]]] = [("keel", {})]
+                    if fc.n_assets <= args.slow_peer_max:  # CVXPY's power-cone compile
+                        # took ~2.6 s CPU at N=500 and was killed (memory) at N=2,000
+                        impact_methods.append(("keel (CVXPY path)", {"direct": False}))
+                    for name, kw in impact_methods:
                         first, again = keel_mv(c, True, impact=True, **kw)  # type: ignore[arg-type]
                         run_method(name, first, again, c, True, rows, ilabel,
                                    score=lambda i, hold, w, c=c: impact_utility(c, i, hold, w))
