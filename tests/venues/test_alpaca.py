@@ -227,3 +227,43 @@ def test_dropped_stream_reconnects_without_losing_a_fill(venue, broker) -> None:
     street_sell(ex, "st-d4", "MSFT", 1, "40")
     until(lambda: c.filled("drop-2") == 1)
     assert c.filled("drop-1") == 10  # nothing reported twice
+
+
+def test_order_manager_over_alpaca_books_every_fill_once_across_a_drop(venue, broker,
+                                                                       db_url) -> None:
+    from keel.execution.oms import OrderManager
+    from keel.store.db import Store
+    from keel.store.orders_repo import OrdersRepo
+
+    ex, server = venue
+    run = db_url.split(":")[0]  # unique ids per database run on the shared exchange
+    pid = f"P-{run}"
+    store = Store.from_url(db_url)
+    store.create_all()
+    repo = OrdersRepo(store)
+    oms = OrderManager(broker, repo, SimulatedClock(T0), sleep=lambda s: None)
+    booked: list[Decimal] = []
+    oms.add_fill_listener(lambda f, parent: booked.append(f.qty))
+    px = "30" if run == "sqlite" else "31"  # the other run's order must not be hit
+    oms.on_price("MSFT", px)
+    oms.submit(Order(pid, "MSFT", Side.BUY, Decimal(10), T0, order_type=OrderType.LIMIT,
+                     limit_price=Decimal(px), tif=TimeInForce.GTC))
+
+    def step_until(pred) -> None:  # type: ignore[no-untyped-def]
+        def done() -> bool:
+            oms.step()
+            return bool(pred())
+        until(done)
+
+    step_until(lambda: [v for v in ex.orders(ACCT, open_only=True) if v.symbol == "MSFT"
+                        and v.limit_price == Decimal(px)])
+    street_sell(ex, f"st-o1-{run}", "MSFT", 4, px)
+    step_until(lambda: sum(booked) == 4)
+    connects = broker.stream_connects
+    front_of(server).drop_streams()
+    street_sell(ex, f"st-o2-{run}", "MSFT", 6, px)  # while the stream is down
+    until(lambda: broker.stream_connects > connects)
+    step_until(lambda: repo.get(pid).status is OrderStatus.FILLED)
+    p = repo.get(pid)
+    assert p.filled_qty == 10 and p.avg_price == Decimal(px) and booked == [4, 6]
+    assert len(repo.fills(parent_id=pid)) == 2
