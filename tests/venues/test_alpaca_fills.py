@@ -71,3 +71,15 @@ def test_submit_refuses_without_network_as_transient() -> None:
         assert "unreachable" in str(exc)
     else:
         raise AssertionError("no TransientVenueError")
+
+
+def test_finished_orders_are_forgotten_beyond_max_tracked() -> None:
+    b = AlpacaBroker("k", "s", "http://127.0.0.1:9", stream=False, max_tracked=3)
+    for i in range(6):
+        cid = f"o{i}"
+        b._orders[cid] = _Tracked("AAPL", Side.BUY, Decimal(1))
+        o = SimpleNamespace(client_order_id=cid, id=f"id{i}", qty="1", filled_qty="1",
+                            filled_avg_price="10", status="filled")
+        b._apply("fill", o, T0, f"x{i}", "10", "1")
+    assert sorted(b._orders) == ["o3", "o4", "o5"]
+    assert len([e for e in b.poll_events() if e.fill is not None]) == 6

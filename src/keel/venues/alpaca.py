@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -117,13 +118,15 @@ class AlpacaBroker:
         timeout_s: per-request timeout, seconds.
         reconnect_s: smallest wait before the stream reconnects, seconds (the SDK backs off
             from there).
+        max_tracked: orders remembered; beyond it the oldest finished ones are forgotten
+            (a late update of a forgotten order is ignored, it was reported in full).
     """
 
     name = "alpaca"
 
     def __init__(self, api_key: str, secret_key: str, base_url: str = PAPER_URL, *,
                  stream_url: str | None = None, stream: bool = True, timeout_s: float = 10.0,
-                 reconnect_s: float = 1.0) -> None:
+                 reconnect_s: float = 1.0, max_tracked: int = 100_000) -> None:
         if TradingClient is None:
             raise VenueError("AlpacaBroker needs alpaca-py: pip install 'keel[alpaca]'",
                              venue="alpaca")
@@ -145,6 +148,8 @@ class AlpacaBroker:
         self._by_id: dict[str, str] = {}  # Alpaca order id -> client order id
         self._replacing: dict[str, str] = {}  # original client order id -> new one
         self._events: list[OrderEvent] = []
+        self._done: deque[str] = deque()  # finished orders, oldest first
+        self._max_tracked = max_tracked
         self._connects = 0
         self._reconcile_due = False
         #: bumped at every reconnect of the stream (the order manager then reconciles)
@@ -415,6 +420,11 @@ class AlpacaBroker:
         if status == "filled" or kind in (EventKind.CANCELLED, EventKind.EXPIRED,
                                           EventKind.REJECTED):
             t.done = True
+            self._done.append(cid)
+            while len(self._orders) > self._max_tracked and self._done:
+                gone = self._orders.pop(self._done.popleft(), None)
+                if gone is not None:
+                    self._by_id.pop(gone.order_id, None)
         if kind is not None:
             extra = {"exec_id": f"{o.id}:{event}:{status}:{cum}"}
             if kind is EventKind.CANCEL_REJECTED:
