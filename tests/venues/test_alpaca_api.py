@@ -113,3 +113,18 @@ def test_generated_client_order_id_buying_power_and_account(api) -> None:
     r = c.delete(f"/v2/orders/{o['id']}", headers=AUTH)
     assert r.status_code == 422 and "canceled" in r.json()["message"]
     assert len(ex.orders("A", open_only=True)) == 0
+
+
+def test_alpaca_broker_queries_refused_are_venue_errors(api) -> None:
+    pytest.importorskip("alpaca", reason="alpaca-py not installed (keel[alpaca])")
+    from keel.errors import VenueError
+    from keel.venues.alpaca import AlpacaBroker
+
+    _, c = api
+    b = AlpacaBroker("k", "wrong", str(c.base_url).removesuffix("/"), stream=False)
+    try:
+        for query in (b.account, b.positions, b.open_orders):
+            with pytest.raises(VenueError, match="not authorized"):
+                query()
+    finally:
+        b.close()

@@ -217,6 +217,14 @@ class AlpacaBroker:
             raise VenueError(f"unreadable Alpaca answer to {what}: {exc}"[:200],
                              venue=self.name) from None
 
+    def _query(self, what: str, fn: Any, *args: Any) -> Any:
+        """A query: a refusal (4xx) is a ``VenueError`` naming Alpaca's message."""
+        try:
+            return self._call(what, fn, *args)
+        except APIError as exc:
+            raise VenueError(f"Alpaca refused {what}: {self._message(exc)}",
+                             venue=self.name, status=exc.status_code) from None
+
     @staticmethod
     def _message(exc: APIError) -> str:
         try:
@@ -351,15 +359,15 @@ class AlpacaBroker:
 
     def open_orders(self) -> list[OpenOrder]:
         req = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500)
-        return [self._open_order(o) for o in self._call("list orders",
-                                                         self._client.get_orders, req)]
+        return [self._open_order(o) for o in self._query("list orders",
+                                                          self._client.get_orders, req)]
 
     def positions(self) -> dict[str, Decimal]:
         return {p.symbol: _dec(p.qty, "qty")
-                for p in self._call("positions", self._client.get_all_positions)}
+                for p in self._query("positions", self._client.get_all_positions)}
 
     def account(self) -> Account:
-        a = self._call("account", self._client.get_account)
+        a = self._query("account", self._client.get_account)
         return Account(cash=_dec(a.cash, "cash"), equity=_dec(a.equity, "equity"),
                        buying_power=_dec(a.buying_power, "buying_power"))
 
@@ -444,8 +452,8 @@ class AlpacaBroker:
         if not live:
             return 0
         req = GetOrdersRequest(status=QueryOrderStatus.ALL, limit=500)
-        listed = {o.client_order_id: o for o in self._call("list orders",
-                                                            self._client.get_orders, req)}
+        listed = {o.client_order_id: o for o in self._query("list orders",
+                                                             self._client.get_orders, req)}
         now = datetime.now(UTC)
         for cid in live:
             o = listed.get(cid) or self._order_raw(cid)  # beyond the listing's 500
