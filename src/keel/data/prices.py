@@ -124,7 +124,7 @@ class OHLCV:
         return abdi_ranaldo_spread(self.high, self.low, self.close, window=window,
                                    min_spread=min_spread)
 
-    def to_market(self, sectors: pd.Series | None = None, *,
+    def to_market(self, sectors: pd.Series | pd.DataFrame | None = None, *,
                   on_missing: MissingPolicy | str = MissingPolicy.RAISE,
                   spreads: bool = True, spread_window: int = 21, **kwargs: Any) -> MarketData:
         """Build ``MarketData`` (close prices, volumes, sectors, optional estimated spreads).
@@ -240,7 +240,8 @@ def read_ohlcv_long(path: str | Path, *, date_col: str = "date", symbol_col: str
     return OHLCV(report=report, **panels)
 
 
-def load_prices_long(path: str | Path, *, sectors: pd.Series | str | Path | None = None,
+def load_prices_long(path: str | Path, *,
+                     sectors: pd.Series | pd.DataFrame | str | Path | None = None,
                      on_missing: MissingPolicy | str = MissingPolicy.RAISE,
                      calendar: ExchangeCalendar | str | None = "XNYS", spreads: bool = True,
                      date_col: str = "date", symbol_col: str = "Name",
@@ -255,7 +256,7 @@ def load_prices_long(path: str | Path, *, sectors: pd.Series | str | Path | None
     """
     ohlcv = read_ohlcv_long(path, date_col=date_col, symbol_col=symbol_col, columns=columns,
                             calendar=calendar, on_missing=on_missing)
-    if sectors is not None and not isinstance(sectors, pd.Series):
+    if sectors is not None and not isinstance(sectors, pd.Series | pd.DataFrame):
         sectors = load_sectors(sectors)
     return ohlcv.to_market(sectors, on_missing=on_missing, spreads=spreads, **market_kwargs)
 
@@ -296,7 +297,7 @@ def read_wide(path: str | Path, *, name: str = "prices", positive: bool = True,
 
 
 def load_prices_wide(prices: str | Path, volumes: str | Path, *,
-                     sectors: pd.Series | str | Path | None = None,
+                     sectors: pd.Series | pd.DataFrame | str | Path | None = None,
                      spreads: str | Path | None = None,
                      on_missing: MissingPolicy | str = MissingPolicy.RAISE,
                      calendar: ExchangeCalendar | str | None = "XNYS",
@@ -305,7 +306,7 @@ def load_prices_wide(prices: str | Path, volumes: str | Path, *,
     px = read_wide(prices, name="prices", calendar=calendar)
     vol = read_wide(volumes, name="volumes", positive=False, calendar=calendar)
     spr = None if spreads is None else read_wide(spreads, name="spreads", calendar=calendar)
-    if sectors is not None and not isinstance(sectors, pd.Series):
+    if sectors is not None and not isinstance(sectors, pd.Series | pd.DataFrame):
         sectors = load_sectors(sectors)
     return MarketData(prices=px, volumes=vol, sectors=sectors, spreads=spr,
                       on_missing=MissingPolicy(on_missing), source=str(prices),
