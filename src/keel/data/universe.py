@@ -11,8 +11,9 @@ and its volume are known on each of the last ``min_history`` rows up to and incl
 * a missing open/high/low never matters (only close and volume are read).
 
 The rule reads rows ``<= t`` only (causal), so the mask of a prefix is the prefix of the mask;
-and a tradable name has complete prices over its last ``min_history`` rows, so an estimator
-with a lookback ``<= min_history`` sees no hole for it.
+and a tradable name has complete prices over its last ``min_history`` rows (complete returns
+over its last ``min_history - 1``), so an estimator with a return lookback ``< min_history``
+sees no hole for it.
 """
 
 from __future__ import annotations
