@@ -167,9 +167,11 @@ def _check(raw: pd.DataFrame, tmp: Path, loader: Callable[..., MarketData], poli
 # Cut sessions: a half day (2015-11-27 closed at 13:00 New York) and an ordinary day; the
 # views are taken before the cut session's close (its value is not known yet).
 CASES = [
-    ("2015-11-27", [pd.Timestamp("2015-11-27 12:59", tz=NY), pd.Timestamp("2015-11-27 09:30", tz=NY),
+    ("2015-11-27", [pd.Timestamp("2015-11-27 12:59", tz=NY),
+                    pd.Timestamp("2015-11-27 09:30", tz=NY),
                     pd.Timestamp("2015-11-26 23:00", tz="UTC")]),
-    ("2015-12-01", [pd.Timestamp("2015-12-01 10:00", tz=NY), pd.Timestamp("2015-12-01 00:00", tz="UTC"),
+    ("2015-12-01", [pd.Timestamp("2015-12-01 10:00", tz=NY),
+                    pd.Timestamp("2015-12-01 00:00", tz="UTC"),
                     pd.Timestamp("2015-11-30 16:00", tz=NY)]),
 ]
 
