@@ -128,3 +128,39 @@ def test_alpaca_broker_queries_refused_are_venue_errors(api) -> None:
                 query()
     finally:
         b.close()
+
+
+def test_stream_protocol_auth_listen_and_trade_updates(api) -> None:
+    pytest.importorskip("websockets", reason="websockets not installed (keel[alpaca])")
+    import json
+
+    from websockets.sync.client import connect
+
+    _, c = api
+    url = "ws" + str(c.base_url).removesuffix("/")[4:] + "/stream"
+    with connect(url) as ws:  # wrong secret: refused and closed
+        ws.send(json.dumps({"action": "auth", "key": "k", "secret": "x"}))
+        assert json.loads(ws.recv(timeout=5)) == {
+            "stream": "authorization", "data": {"action": "authenticate",
+                                                "status": "unauthorized"}}
+    with connect(url) as ws:
+        ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
+        assert json.loads(ws.recv(timeout=5))["stream"] == "error"  # authenticate first
+        ws.send(json.dumps({"action": "authenticate",  # a binary frame, as Alpaca allows
+                            "data": {"key_id": "k", "secret_key": "s"}}).encode())
+        assert json.loads(ws.recv(timeout=5))["data"]["status"] == "authorized"
+        ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
+        assert json.loads(ws.recv(timeout=5)) == {"stream": "listening",
+                                                  "data": {"streams": ["trade_updates"]}}
+        r = c.post("/v2/orders", json={"symbol": "AAPL", "qty": "3", "side": "buy",
+                                       "type": "market", "client_order_id": "ws-1"},
+                   headers=AUTH)
+        assert r.status_code == 200
+        updates = [json.loads(ws.recv(timeout=5)) for _ in range(2)]
+    assert [u["stream"] for u in updates] == ["trade_updates"] * 2
+    new, fill = (u["data"] for u in updates)
+    assert (new["event"], new["order"]["status"], new["order"]["client_order_id"]) == (
+        "new", "new", "ws-1")
+    assert (fill["event"], fill["order"]["status"], fill["qty"], fill["order"]["filled_qty"]) == (
+        "fill", "filled", "3", "3")
+    assert uuid.UUID(fill["execution_id"]) and fill["price"] == fill["order"]["filled_avg_price"]

@@ -121,16 +121,20 @@ class AlpacaFront:
             keys only (the simulated exchange's default, like keel's own REST front end).
         max_ids: how many order ids the UUID -> order index keeps (older ones are found by a
             scan of the account's orders).
+        max_queue: trade updates queued per stream connection before that (slow) client is
+            disconnected.
     """
 
     def __init__(self, exchange: SimulatedExchange, clock: Clock, api_keys: dict[str, str],
-                 api_secrets: dict[str, str] | None = None, max_ids: int = 100_000) -> None:
+                 api_secrets: dict[str, str] | None = None, max_ids: int = 100_000,
+                 max_queue: int = 10_000) -> None:
         self.exchange = exchange
         self.clock = clock
         self.api_keys = dict(api_keys)
         self.api_secrets = None if api_secrets is None else dict(api_secrets)
         self._ids: OrderedDict[str, tuple[str, str, datetime]] = OrderedDict()
         self._max_ids = max_ids
+        self.max_queue = max_queue
         self._lock = threading.Lock()
         # stream connections: (account, loop, queue); messages are JSON text, None closes
         self._streams: list[tuple[str, asyncio.AbstractEventLoop, asyncio.Queue[str | None]]] = []
@@ -354,7 +358,7 @@ class AlpacaFront:
         text = json.dumps(msg)
         for lp, q in targets:
             try:
-                lp.call_soon_threadsafe(q.put_nowait, text)
+                lp.call_soon_threadsafe(self._offer, q, text)
             except RuntimeError:  # that connection's loop is gone
                 continue
 
@@ -387,6 +391,14 @@ class AlpacaFront:
         data.update(event=event, order=order)
         return {"stream": "trade_updates", "data": data}
 
+    def _offer(self, q: asyncio.Queue[str | None], text: str) -> None:
+        """Queue ``text`` for one connection (on its loop); a client ``max_queue`` messages
+        behind is disconnected instead (it reconciles by listing orders, as on Alpaca)."""
+        if q.qsize() < self.max_queue:
+            q.put_nowait(text)
+        elif q.qsize() == self.max_queue:
+            q.put_nowait(None)
+
     def drop_streams(self) -> int:
         """Close every stream connection (an outage drill); returns how many were closed."""
         with self._lock:
@@ -413,14 +425,20 @@ class AlpacaFront:
         task: asyncio.Task[None] | None = None
         try:
             while True:
+                frame = await ws.receive()
+                if frame["type"] == "websocket.disconnect":
+                    break
+                raw = frame.get("text") or (frame.get("bytes") or b"").decode("utf-8", "replace")
                 try:
-                    msg = json.loads(await ws.receive_text())
+                    msg = json.loads(raw)
+                    if not isinstance(msg, dict):
+                        raise ValueError("not an object")
                 except ValueError:
                     await ws.send_text(json.dumps({"stream": "error",
                                                    "data": {"error_message": "invalid json"}}))
                     continue
-                action = msg.get("action") if isinstance(msg, dict) else None
-                data = msg.get("data") if isinstance(msg.get("data"), dict) else {}
+                action = msg.get("action")
+                data: dict[str, Any] = msg["data"] if isinstance(msg.get("data"), dict) else {}
                 if action in ("authenticate", "auth"):
                     key = msg.get("key") or data.get("key_id")
                     secret = msg.get("secret") or data.get("secret_key")
