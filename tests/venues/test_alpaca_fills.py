@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.venues.alpaca_support import require_alpaca
@@ -83,3 +84,12 @@ def test_finished_orders_are_forgotten_beyond_max_tracked() -> None:
         b._apply("fill", o, T0, f"x{i}", "10", "1")
     assert sorted(b._orders) == ["o3", "o4", "o5"]
     assert len([e for e in b.poll_events() if e.fill is not None]) == 6
+
+
+def test_quantities_a_float_would_change_are_refused_before_sending() -> None:
+    from keel.errors import OrderRejected
+
+    b = AlpacaBroker("k", "s", "http://127.0.0.1:9", stream=False)
+    with pytest.raises(OrderRejected) as exc:  # 17 significant digits: not a float
+        b.submit(Order("o1", "AAPL", Side.BUY, Decimal("12345678.123456789"), T0))
+    assert exc.value.reason_code == "INVALID_FIELD" and "o1" not in b._orders

@@ -235,6 +235,12 @@ class AlpacaBroker:
     # ------------------------------------------------------------------ orders
 
     def submit(self, order: Order) -> None:
+        for name, value in (("qty", order.qty), ("limit_price", order.limit_price)):
+            # the SDK sends numbers as floats: refuse what a float would change
+            if value is not None and Decimal(repr(float(value))) != value:
+                raise OrderRejected(f"{name} {value} does not survive the SDK's float",
+                                    reason_code="INVALID_FIELD", field=name,
+                                    symbol=order.symbol, order=order.client_order_id)
         common: dict[str, Any] = {
             "symbol": order.symbol, "qty": float(order.qty),
             "side": OrderSide.BUY if order.side is Side.BUY else OrderSide.SELL,
