@@ -17,6 +17,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from decimal import Decimal
 from importlib import resources
 from typing import Annotated, Any
 
@@ -39,6 +40,7 @@ from keel.config import CostsConfig, EngineKind, KeelConfig
 from keel.costs.base import CostModel, TradeContext
 from keel.data.market import MarketData
 from keel.errors import KeelError, StoreError, ValidationError
+from keel.fmt import money_json, tick_of, time_json
 from keel.risk.limits import RiskLimits
 from keel.store.db import Store
 from keel.types import OrderStatus, Side, ensure_utc
@@ -113,7 +115,8 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
                limits: RiskLimits | None = None, cost_model: CostModel | None = None,
                account: str = "default", confidence: float = 0.95, horizon_days: int = 21,
                default_spread: float | None = None, poll_seconds: float = 3.0,
-               readiness: Mapping[str, Check] | None = None) -> FastAPI:
+               readiness: Mapping[str, Check] | None = None,
+               ticks: Mapping[str, Decimal] | None = None) -> FastAPI:
     """The service over ``store``.
 
     Args:
@@ -133,13 +136,15 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
         poll_seconds: how often the dashboard refreshes.
         readiness: further named checks of ``/ready`` after the store's (``keel run`` adds
             "venue logged on"); each returns None when fine, else the reason.
+        ticks: symbol -> price tick of its instrument (JSON prices are quantized to it);
+            symbols not in it use a cent, an equity's tick.
 
     Control requests are control records in the audit log (:mod:`keel.app.control`), which
     ``keel run`` applies every bar; the service never calls into the trading process.
     """
     clk: Clock = clock or WallClock()
     ledger = views.LedgerView(store, clk, account)
-    execution = views.ExecutionView(store)
+    execution = views.ExecutionView(store, ticks)
     risk = RiskView(market, limits, confidence=confidence,
                     horizon_days=horizon_days) if market is not None else None
     costs = cost_model or default_cost_model()
@@ -150,10 +155,15 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
         eq = float(st.equity)
         return eq, (float(st.gross_exposure) / eq if eq else 0.0), st.weights()
 
+    # One meaning in both modes: every store-derived family comes from the same collector;
+    # embedded, the trading process's registry adds only what it alone observes.
+    collector = StoreCollector(store, book, risk.evaluate if risk else None)
     registry: CollectorRegistry | None = None
     if metrics is None:
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(StoreCollector(store, book, risk.evaluate if risk else None))
+        registry.register(collector)
+    else:
+        metrics.attach(collector)
 
     app = FastAPI(title="keel", version="0.1.0",
                   description="Portfolio, risk, orders, execution quality and controls of a "
@@ -243,7 +253,7 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
     @app.get("/api/portfolio", summary="Positions, weights, cash and equity")
     def get_portfolio() -> dict[str, Any]:
         mkt = market() if market is not None else None
-        return views.clean(views.portfolio(ledger.state(), mkt))
+        return views.clean(views.portfolio(ledger.state(), mkt, ticks))
 
     @app.get("/api/risk", summary="Risk decomposition, VaR/CVaR and limit breaches")
     def get_risk() -> dict[str, Any]:
@@ -259,12 +269,13 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
         if since is not None:
             since = ensure_utc(since, "since")
         return views.orders(store, status=status, symbol=symbol, side=side, since=since,
-                            open_only=open_only, limit=limit)
+                            open_only=open_only, limit=limit, ticks=ticks)
 
     @app.get("/api/orders/{client_order_id}", summary="One order with its children and fills")
     def get_order(client_order_id: str) -> dict[str, Any]:
         pid = views.parent_of(store, client_order_id)
-        found = views.orders(store, parent_id=pid, limit=1) if pid is not None else None
+        found = (views.orders(store, parent_id=pid, limit=1, ticks=ticks)
+                 if pid is not None else None)
         if not found or not found["orders"]:
             raise HTTPException(404, f"unknown order {client_order_id!r}")
         return found["orders"][0]
@@ -275,7 +286,7 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
 
     @app.get("/api/control", summary="Kill switch and engine requests in force")
     def get_control() -> dict[str, Any]:
-        return control.read_control(store).to_dict()
+        return views.clean(control.read_control(store).to_dict())
 
     @app.post("/api/cost-estimate", summary="Expected cost of a proposed trade")
     def cost_estimate(req: CostRequest) -> dict[str, Any]:
@@ -290,11 +301,14 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
         notional = req.qty * price
         est = costs.cost(np.array([req.side.sign * notional]), ctx)
         comps = {k: float(v.iloc[0]) for k, v in est.components.items()}
+        step = tick_of(req.symbol, ticks)
         return views.clean({
-            "symbol": req.symbol, "side": req.side.value, "qty": req.qty, "price": price,
-            "notional": notional, "horizon_days": req.horizon_days, "as_of": str(mkt.now),
-            "cost": float(est.currency.iloc[0]), "cost_bps": float(est.bps.iloc[0]),
-            "components": comps,
+            "symbol": req.symbol, "side": req.side.name, "qty": req.qty,
+            "price": money_json(price, step), "notional": money_json(notional),
+            "horizon_days": req.horizon_days, "as_of": time_json(mkt.now),
+            "cost": money_json(float(est.currency.iloc[0])),
+            "cost_bps": float(est.bps.iloc[0]),
+            "components": {k: money_json(v) for k, v in comps.items()},
             "components_bps": {k: 1e4 * v / notional for k, v in comps.items()},
             "inputs": {"spread": float(ctx.spreads[0]),
                        "daily_volatility": float(ctx.volatility[0]),
