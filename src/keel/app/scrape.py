@@ -39,7 +39,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import Float, and_, case, exists, func, select, type_coerce
 
 from keel.app.metrics import LATENCY_BUCKETS, venue_label
 from keel.errors import KeelError
@@ -140,13 +140,14 @@ class StoreCollector(Collector):
             sent = s.execute(select(venue, C.side, func.count()).where(was_sent)
                              .group_by(venue, C.side)).all()
             fills = s.execute(select(F.venue, F.side, func.count(),
-                                     func.sum(F.qty * F.price)).group_by(F.venue, F.side)).all()
-            rejects = s.execute(
-                select(E.reason, func.count(), func.max(case((C.id.is_not(None), 1), else_=0)))
-                .outerjoin(C, C.client_order_id == E.client_order_id)
-                .where(E.to_status == OrderStatus.REJECTED.value,
-                       ~E.client_order_id.in_(child_rejected))
-                .group_by(E.reason, C.id.is_not(None))).all()
+                                     func.sum(type_coerce(F.qty, Float) * type_coerce(F.price, Float)))
+                             .group_by(F.venue, F.side)).all()
+            rq = (select(E.reason.label("reason"), C.id.is_not(None).label("is_child"))
+                  .outerjoin(C, C.client_order_id == E.client_order_id)
+                  .where(E.to_status == OrderStatus.REJECTED.value,
+                         ~E.client_order_id.in_(child_rejected)).subquery())
+            rejects = s.execute(select(rq.c.reason, func.count(), rq.c.is_child)
+                                .group_by(rq.c.reason, rq.c.is_child)).all()
             rt = (select(E.client_order_id.label("coid"), sent_at.label("sent"),
                          answered_at.label("answered"))
                   .where(E.to_status.in_([OrderStatus.PENDING.value, *_ANSWERS]))
@@ -158,14 +159,17 @@ class StoreCollector(Collector):
                                           .where(P.status.in_(_OPEN))) or 0)
             n_open_kids = int(s.scalar(select(func.count()).select_from(C)
                                        .where(C.status.in_(_OPEN))) or 0)
-            breaches = s.execute(select(A.payload["code"].as_string(),
-                                        A.payload["severity"].as_string(), func.count())
-                                 .where(A.action == BREACH_ACTION)
-                                 .group_by(A.payload["code"].as_string(),
-                                           A.payload["severity"].as_string())).all()
-            cycles = s.execute(select(A.action, A.payload["traded"].as_boolean(), func.count())
-                               .where(A.action.in_([CYCLE_ACTION, CYCLE_FAILED_ACTION]))
-                               .group_by(A.action, A.payload["traded"].as_boolean())).all()
+            # JSON fields through a subquery: PostgreSQL must see the same GROUP BY columns
+            bq = (select(A.payload["code"].as_string().label("code"),
+                         A.payload["severity"].as_string().label("sev"))
+                  .where(A.action == BREACH_ACTION).subquery())
+            breaches = s.execute(select(bq.c.code, bq.c.sev, func.count())
+                                 .group_by(bq.c.code, bq.c.sev)).all()
+            cq = (select(A.action.label("action"),
+                         A.payload["traded"].as_boolean().label("traded"))
+                  .where(A.action.in_([CYCLE_ACTION, CYCLE_FAILED_ACTION])).subquery())
+            cycles = s.execute(select(cq.c.action, cq.c.traded, func.count())
+                               .group_by(cq.c.action, cq.c.traded)).all()
 
         def counter(name: str, labels: list[str],
                     tally: Tally[tuple[str, ...]] | dict[tuple[str, ...], float]
