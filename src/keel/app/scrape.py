@@ -139,8 +139,8 @@ class StoreCollector(Collector):
             parents = s.execute(select(P.side, func.count()).group_by(P.side)).all()
             sent = s.execute(select(venue, C.side, func.count()).where(was_sent)
                              .group_by(venue, C.side)).all()
-            fills = s.execute(select(F.venue, F.side, func.count(),
-                                     func.sum(type_coerce(F.qty, Float) * type_coerce(F.price, Float)))
+            traded = type_coerce(F.qty, Float) * type_coerce(F.price, Float)
+            fills = s.execute(select(F.venue, F.side, func.count(), func.sum(traded))
                              .group_by(F.venue, F.side)).all()
             rq = (select(E.reason.label("reason"), C.id.is_not(None).label("is_child"))
                   .outerjoin(C, C.client_order_id == E.client_order_id)

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from importlib import resources
 from typing import Annotated, Any
 
@@ -29,7 +30,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from keel.app import control, views
+from keel.app import control, timeseries, views
 from keel.app.auth import require_token
 from keel.app.metrics import KeelMetrics
 from keel.app.readiness import Check, evaluate, store_checks
@@ -104,6 +105,12 @@ def _static(name: str) -> str:
     return resources.files("keel.app").joinpath("static", name).read_text(encoding="utf-8")
 
 
+@cache
+def _plotly_js() -> bytes:
+    """plotly.js as the plotly Python package bundles it: the dashboard works offline."""
+    return resources.files("plotly").joinpath("package_data", "plotly.min.js").read_bytes()
+
+
 def _error_body(exc: KeelError) -> dict[str, Any]:
     body = exc.to_dict()
     body["detail"] = str(exc)
@@ -148,6 +155,22 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
     risk = RiskView(market, limits, confidence=confidence,
                     horizon_days=horizon_days) if market is not None else None
     costs = cost_model or default_cost_model()
+    equity_series = timeseries.EquitySeries(store, account)
+
+    def predict(by_symbol: dict[str, float]) -> dict[str, float]:
+        """Predicted cost (currency) of signed notionals per symbol at the current market."""
+        mkt = market() if market is not None else None
+        if mkt is None:
+            return {}
+        syms = [s for s in by_symbol if s in mkt.symbols]
+        missing = [s for s in by_symbol if s not in mkt.symbols]
+        if missing:
+            raise ValidationError("symbol not in the market", field="symbol",
+                                  symbol=missing[0])
+        ctx = TradeContext.from_market(mkt.select(syms), nav=1.0,
+                                       default_spread=default_spread)
+        est = costs.cost(np.array([by_symbol[s] for s in syms]), ctx)
+        return {s: float(v) for s, v in zip(syms, est.currency.to_numpy(), strict=True)}
     write = Depends(require_token(token))
 
     def book() -> tuple[float, float, dict[str, float]]:
@@ -317,6 +340,24 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
                                                     * req.horizon_days)},
         })
 
+    # ------------------------------------------------------------------ over time
+
+    @app.get("/api/timeseries/equity",
+             summary="Equity, cash, exposure, P&L and drawdown after every ledger entry")
+    def get_equity_series(max_points: Annotated[int, Query(ge=2, le=20000)] = 2000
+                          ) -> dict[str, Any]:
+        return views.clean(equity_series.get(max_points))
+
+    @app.get("/api/timeseries/trading",
+             summary="Per day: notional, turnover, commissions, realised vs predicted cost")
+    def get_trading_series() -> dict[str, Any]:
+        return views.clean(timeseries.trading_by_day(
+            store, equity_series.get(), predict if market is not None else None))
+
+    @app.get("/api/timeseries/breaches", summary="Risk-limit breaches per day and limit")
+    def get_breach_series() -> dict[str, Any]:
+        return views.clean(timeseries.breaches_by_day(store))
+
     # ------------------------------------------------------------------ writes (token)
 
     @app.post("/api/control/kill-switch", dependencies=[write],
@@ -349,6 +390,11 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
     @app.get("/static/dashboard.js", include_in_schema=False)
     def dashboard_js() -> Response:
         return Response(_static("dashboard.js"), media_type="text/javascript")
+
+    @app.get("/static/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> Response:
+        return Response(_plotly_js(), media_type="text/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})
 
     return app
 
