@@ -23,6 +23,8 @@ from typing import Any
 CENT = Decimal("0.01")
 #: the dash shown for a missing or undefined number
 MISSING = "–"
+#: fixed decimals per kind of number, shared with the dashboard (``window.KEEL_FMT``)
+DECIMALS = {"money": 2, "price": 2, "bps": 1, "pct": 2, "qty_max": 6}
 
 # ------------------------------------------------------------------ human text
 
@@ -57,7 +59,7 @@ def number(x: Any, decimals: int = 0, *, sign: bool = False) -> str:
     return ("+" + s) if sign and v > 0 and s.strip("0.,") else s
 
 
-def money(x: Any, decimals: int = 2, *, sign: bool = False) -> str:
+def money(x: Any, decimals: int = DECIMALS["money"], *, sign: bool = False) -> str:
     """Currency amount with thousands separators: ``10000000`` -> ``"10,000,000.00"``.
 
     The currency goes in the column header (``"equity (USD)"``), not in the cell.
@@ -71,22 +73,37 @@ def qty(x: Any) -> str:
     if isinstance(x, Decimal) and x.is_finite():
         d = x.normalize()
         places = max(0, -int(d.as_tuple().exponent))  # type: ignore[arg-type]
-        return number(x, min(places, 6))
+        return number(x, min(places, DECIMALS["qty_max"]))
     v = _finite(x)
     if v is None:
         return MISSING
-    return number(v, 0) if float(v).is_integer() else number(v, 6).rstrip("0").rstrip(".")
+    if float(v).is_integer():
+        return number(v, 0)
+    return number(v, DECIMALS["qty_max"]).rstrip("0").rstrip(".")
 
 
-def bps(x: Any, decimals: int = 1, *, sign: bool = False) -> str:
+def bps(x: Any, decimals: int = DECIMALS["bps"], *, sign: bool = False) -> str:
     """A value already in basis points: ``3.456`` -> ``"3.5"`` (header says ``(bps)``)."""
     return number(x, decimals, sign=sign)
 
 
-def pct(fraction: Any, decimals: int = 2, *, sign: bool = False) -> str:
+def pct(fraction: Any, decimals: int = DECIMALS["pct"], *, sign: bool = False) -> str:
     """A fraction shown as a percentage: ``0.0123`` -> ``"1.23%"``."""
     v = _finite(fraction)
     return MISSING if v is None else number(100.0 * v, decimals, sign=sign) + "%"
+
+
+def price(x: Any, decimals: int = DECIMALS["price"]) -> str:
+    """A price per share: ``48.75`` -> ``"48.75"``, ``1234.5`` -> ``"1,234.50"``."""
+    return number(x, decimals)
+
+
+def js_config() -> str:
+    """The decimals and the missing-value mark as a JSON object for the dashboard's script,
+    so the page formats exactly as :func:`money`, :func:`pct`, :func:`bps`, :func:`qty`."""
+    import json
+
+    return json.dumps({**DECIMALS, "missing": MISSING})
 
 
 def header(name: str, unit: str | None = None) -> str:

@@ -41,7 +41,7 @@ from keel.config import CostsConfig, EngineKind, KeelConfig
 from keel.costs.base import CostModel, TradeContext
 from keel.data.market import MarketData
 from keel.errors import KeelError, StoreError, ValidationError
-from keel.fmt import money_json, tick_of, time_json
+from keel.fmt import js_config, money_json, tick_of, time_json
 from keel.risk.limits import RiskLimits
 from keel.store.db import Store
 from keel.types import OrderStatus, Side, ensure_utc
@@ -384,7 +384,8 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> HTMLResponse:
-        html = _static("dashboard.html").replace("{{POLL_MS}}", str(int(poll_seconds * 1000)))
+        html = (_static("dashboard.html").replace("{{POLL_MS}}", str(int(poll_seconds * 1000)))
+                .replace("{{FMT}}", js_config()))
         return HTMLResponse(html)
 
     @app.get("/static/dashboard.js", include_in_schema=False)
