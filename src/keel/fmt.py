@@ -130,7 +130,10 @@ def money_json(x: Decimal | float | int | str | None,
     d = x if isinstance(x, Decimal) else Decimal(repr(x) if isinstance(x, float) else str(x))
     if not d.is_finite():
         return None
-    return str(d.quantize(step, rounding=ROUND_HALF_EVEN))
+    # a multiple of the step (a tick of 0.05 is not just two decimals), written with the
+    # step's decimals
+    n = (d / step).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+    return str((n * step).quantize(step))
 
 
 def qty_json(x: Decimal | float | int | str | None) -> str | None:

@@ -13,7 +13,8 @@ family is a handful of SQL aggregates (GROUP BY), not a Python pass over the tab
   the code before the first ``:`` of the event's reason text.
 * ``keel_venue_roundtrip_seconds{venue}``: per sent slice, from its ``PENDING`` event to the
   first venue answer (acknowledged, filled or rejected), from the event timestamps.
-* ``keel_limit_breaches_total{limit,severity}``: audit rows ``risk.breach``.
+* ``keel_limit_breaches_total{limit,severity}``: audit rows ``risk.breach`` (limit codes
+  upper case, severities lower case, as in ``keel.risk.limits``).
 * ``keel_cycles_total{outcome}``: decision cycles (``traded``, ``held``, ``failed``) from the
   audit rows ``live.cycle`` / ``live.cycle_failed``.
 * gauges: ``keel_open_orders{level}``, ``keel_equity``, ``keel_gross_exposure``,
@@ -207,9 +208,10 @@ class StoreCollector(Collector):
             buckets, total = histogram_buckets(np.array(values))
             rtf.add_metric([v], buckets, total)
         out.append(rtf)
-        out.append(counter("keel_limit_breaches", ["limit", "severity"],
-                           Tally({(str(c or "unknown"), str(sv or "unknown")): n
-                                  for c, sv, n in breaches})))
+        t = Tally()
+        for c, sv, n in breaches:
+            t[(str(c or "unknown").upper(), str(sv or "unknown").lower())] += n
+        out.append(counter("keel_limit_breaches", ["limit", "severity"], t))
         t = Tally()
         for action, traded, n in cycles:
             t[("failed" if action == CYCLE_FAILED_ACTION
@@ -256,7 +258,7 @@ class StoreCollector(Collector):
         active = GaugeMetricFamily("keel_limit_breaches_active",
                                    "Limits breached by the current book.",
                                    labels=["limit", "severity"])
-        for (code, sev), n in sorted(Tally((b["code"], b["severity"])
+        for (code, sev), n in sorted(Tally((str(b["code"]).upper(), str(b["severity"]).lower())
                                            for b in r.get("breaches", [])).items()):
             active.add_metric([code, sev], n)
         yield active

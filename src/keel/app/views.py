@@ -220,7 +220,9 @@ def execution_quality(repo: OrdersRepo, ticks: Ticks | None = None) -> dict[str,
     def table(df: Any) -> list[dict[str, Any]]:
         if df is None or df.empty:
             return []
-        return [{"key": str(k), **{c: _num(float(v)) for c, v in row.items()}}
+        money_cols = {"notional", "commission", "filled_notional"}
+        return [{"key": str(k), **{c: (money_json(_num(float(v))) if c in money_cols
+                                       else _num(float(v))) for c, v in row.items()}}
                 for k, row in df.iterrows()]
 
     fills = repo.fills()

@@ -117,8 +117,8 @@ function renderRisk(r) {
     `VaR / CVaR ${Math.round(100 * r.confidence)}%, ${r.horizon_days} days, fraction of NAV: ` +
     `normal ${pct(nv.var)} / ${pct(nv.cvar)} · historical ${pct(hv.var)} / ${pct(hv.cvar)}`;
   rows("#breaches tbody", r.breaches, (b) =>
-    `<tr class="breach"><td>${esc(b.code)}</td><td class="l sev-${esc(b.severity)}">` +
-    `${esc(b.severity)}</td><td class="l">${esc(b.subject)}</td><td>${num(b.value, 4)}</td>` +
+    `<tr class="breach"><td>${esc(b.code)}</td>` +
+    `<td class="l sev-${esc(b.severity.toLowerCase())}">${esc(b.severity.toLowerCase())}</td><td class="l">${esc(b.subject)}</td><td>${num(b.value, 4)}</td>` +
     `<td>${num(b.limit, 4)}</td></tr>`, "no limit breached", 5);
 }
 
