@@ -128,8 +128,9 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
 
     Args:
         store: the database the trading process writes (orders, fills, ledger, audit).
-        metrics: the trading process's metrics when embedded; ``None`` (standalone) recounts
-            them from the store at every scrape.
+        metrics: the trading process's registry when embedded (the store's families are
+            attached to it, plus its own OMS step latency); ``None`` (standalone) serves the
+            store's families alone. Both count from the store at every scrape.
         token: bearer token for write endpoints; ``None`` disables writes (403).
         market: returns the current market (risk, sectors, cost estimates); ``None`` turns
             those endpoints into 503 with a reason.
