@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import numpy as np
@@ -52,7 +52,7 @@ def test_decimal_money_is_exact_half_even(x):
 
 
 def test_json_values():
-    t = datetime(2026, 1, 2, 15, 30, tzinfo=timezone.utc)
+    t = datetime(2026, 1, 2, 15, 30, tzinfo=UTC)
     assert fmt.to_json({"side": Side.BUY, "status": OrderStatus.PARTIALLY_FILLED, "t": t,
                         "naive": datetime(2026, 1, 2), "x": float("nan"),
                         "px": Decimal("1.50"), "n": np.int64(3), "xs": (1.5, None)}) == {
