@@ -24,7 +24,7 @@ import pandas as pd
 
 from keel.config import EngineKind, ExecutionAlgo, KeelConfig, RiskModelKind
 from keel.errors import OrderRejected, ValidationError
-from keel.types import Order
+from keel.types import Order, to_price
 
 if TYPE_CHECKING:
     from keel.clock import Clock
@@ -317,11 +317,11 @@ class DecisionCycle:
                 that is still executing.
             force: trade whatever the triggers say (``FORCED``).
         """
-        from keel.backtest.signals import composite_score, expected_returns
         from keel.policy.governance import GovernanceContext
         from keel.policy.triggers import PolicyContext
         from keel.portfolio.instruments import InstrumentRegistry
         from keel.portfolio.rebalance import RebalanceConfig, rebalance
+        from keel.signals import composite_score, expected_returns
 
         res = CycleResult(now=now, engine=self.engine)
         view = market.as_of(now)
@@ -370,7 +370,7 @@ class DecisionCycle:
         # weights -> orders
         registry = self.registry or InstrumentRegistry.equities(
             view.symbols, sectors=None if view.sectors is None else dict(view.sectors))
-        dprices = {s: Decimal(str(round(float(px[s]), 4))) for s in view.symbols}
+        dprices = {s: to_price(prices[s] if s in prices else px[s], symbol=s) for s in view.symbols}
         plan = rebalance(targets.to_dict(), dprices, state, registry, now=now,
                          config=RebalanceConfig(
                              cash_buffer=Decimal(str(self.config.cash_buffer)),
@@ -385,7 +385,9 @@ class DecisionCycle:
         positions = {s: p.qty for s, p in state.positions.items()}
         gctx = GovernanceContext.from_market(now=now, nav=state.equity, prices=dprices,
                                              positions=positions, market=view,
-                                             registry=registry)
+                                             registry=registry, price_times={
+                                                 s: now if s in prices else view.now
+                                                 for s in dprices})  # stale: refused
         verdicts = self.governance.evaluate(list(plan.orders), gctx)
         approved: list[Order] = []
         gcodes: list[str] = []

@@ -15,6 +15,29 @@ def _bars_dir(bars: Path, symbol: str) -> Path:
     return sub if sub.is_dir() else bars
 
 
+def _multipliers_text(store: object, name: str, history: int) -> str:
+    """The learned cost multipliers of ``name`` (current and the last ``history`` versions)."""
+    from keel.store.cost_state_repo import CostStateRepo
+    from keel.store.db import Store
+
+    assert isinstance(store, Store)
+    repo = CostStateRepo(store)
+    rec = repo.get(name)
+    if rec is None:
+        return (f"\ncost multipliers ({name}): none learned yet (the fixed model is in force, "
+                "every multiplier 1)")
+    mult = ", ".join(f"{k} {v:.3f}" for k, v in rec.multipliers.items())
+    when = f"{rec.updated_at:%Y-%m-%d %H:%M}"
+    lines = ["", f"cost multipliers ({name}, version {rec.version}, "
+             f"{rec.state.get('n_obs', 0)} orders observed, updated {when} UTC): {mult}"]
+    if history > 0:
+        for h in repo.history(name, limit=history):
+            ks = ", ".join(f"{k} {v:.3f}" for k, v in h.multipliers.items())
+            lines.append(f"  v{h.version} {h.recorded_at:%Y-%m-%d %H:%M}: {ks} "
+                         f"(+{h.observed} orders)")
+    return "\n".join(lines)
+
+
 def register(app: typer.Typer) -> None:
     """Add this layer's commands to ``app``."""
 
@@ -61,7 +84,7 @@ def register(app: typer.Typer) -> None:
                 make_scheduler,
                 session_volatility,
             )
-            from keel.types import Order, Side
+            from keel.types import Order, Rounding, Side, to_qty
 
             data = load_minute_bars(_bars_dir(bars, symbol))
             days = sessions(data)
@@ -81,7 +104,8 @@ def register(app: typer.Typer) -> None:
                                    daily_volatility=vol,
                                    spread_bps=max(spread, 0.0), profile=profile)
             cfg = ScheduleConfig(
-                n_slices=slices, lot_size=lot, min_child_qty=Decimal(repr(min_child)),
+                n_slices=slices, lot_size=lot,
+                min_child_qty=to_qty(min_child, rounding=Rounding.HALF_EVEN),
                 horizon=timedelta(minutes=horizon_min) if horizon_min > 0 else None,
                 limit_offset_bps=None if math.isnan(limit_offset_bps) else limit_offset_bps)
             sched = make_scheduler(algo, cfg, profile=profile,
@@ -90,7 +114,7 @@ def register(app: typer.Typer) -> None:
                                    participation=participation,
                                    urgency=None if math.isnan(urgency) else urgency)
             clock = SimulatedClock(t0.to_pydatetime())
-            q = Decimal(repr(qty))
+            q = to_qty(qty, rounding=Rounding.HALF_EVEN)
             parent = Order(f"{symbol}-{algo}", symbol, Side(side.upper()),
                            q.quantize(Decimal(1)) if q == q.to_integral_value() else q,
                            clock.now())
@@ -123,8 +147,13 @@ def register(app: typer.Typer) -> None:
                                "store, sqlite:///keel-out/keel.db)."),
         bars: Path | None = typer.Option(None, help="Lean minute-bar root (lean_minute/) for "
                                          "interval VWAP, participation and spread capture."),
+        model: str = typer.Option("default", help="Name of the learned cost model whose "
+                                  "multipliers are shown."),
+        history: int = typer.Option(5, help="How many past versions of the multipliers to "
+                                    "show (0: none)."),
     ) -> None:
-        """Print the execution-quality (TCA) report of the orders in the store."""
+        """Print the execution-quality (TCA) report of the orders in the store, and the
+        cost multipliers learned from them (execution feedback)."""
         with friendly_errors():
             from keel.config import load_config
             from keel.execution.bars import load_minute_bars
@@ -144,3 +173,4 @@ def register(app: typer.Typer) -> None:
                     if folder.is_dir() and any(folder.glob("*_minute_trade.csv")):
                         bar_map[sym] = load_minute_bars(folder)
             console.print(TCA(repo, bar_map).report().to_text())
+            console.print(_multipliers_text(store, model, history))

@@ -62,6 +62,7 @@ from keel.types import (
     Order,
     OrderEvent,
     OrderStatus,
+    average_price,
     to_decimal,
 )
 
@@ -568,5 +569,5 @@ def _avg(rec: OrderRecord, fill: Fill) -> Decimal:
     """Volume-weighted average fill price, to 1e-8 (stored exactly on every backend)."""
     if rec.avg_price is None or rec.filled_qty == 0:
         return fill.price
-    avg = (rec.avg_price * rec.filled_qty + fill.price * fill.qty) / (rec.filled_qty + fill.qty)
-    return avg.quantize(_AVG_QUANTUM)
+    return average_price(rec.avg_price * rec.filled_qty + fill.price * fill.qty,
+                         rec.filled_qty + fill.qty, _AVG_QUANTUM)  # pinned Decimal context

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from keel.types import (
     Side,
     TimeInForce,
     to_decimal,
+    to_price,
 )
 from keel.venues.base import Account, OpenOrder
 from keel.venues.exchange.matching import MatchingEngine, RestingOrder, Routed
@@ -228,8 +229,7 @@ class LiquidityProvider:
         self._n = 0
 
     def _round(self, px: float) -> Decimal:
-        ticks = (Decimal(repr(float(px))) / self.tick).quantize(Decimal(1), ROUND_HALF_EVEN)
-        return ticks * self.tick
+        return to_price(px, self.tick, "ROUND_HALF_EVEN")
 
     def quote(self, symbol: str, reference: float, ts: datetime) -> None:
         """Cancel this provider's quotes in ``symbol`` and post a fresh ladder."""

@@ -43,6 +43,7 @@ from keel.venues.fix.application import (
 )
 from keel.venues.fix.codec import Message
 from keel.venues.fix.dictionary import load_dictionary
+from keel.venues.fix.marketdata import MarketDataPublisher, exchange_book_reader
 from keel.venues.fix.messages import (
     ExecutionReportData,
     execution_report,
@@ -137,6 +138,9 @@ class _ExchangeApplication(Application):
     def on_logon(self, session: Session) -> None:
         log.info("%s logged on", session.session_id)
 
+    def on_logout(self, session: Session) -> None:
+        self.server.market_data.drop(session)
+
     def from_app(self, msg: Message, session: Session) -> None:
         try:
             self._handle(msg, session)
@@ -185,6 +189,8 @@ class _ExchangeApplication(Application):
                 srv.duplicates += 1
                 return
             ex.replace(account, orig, new, ts)
+        elif mt == "V":
+            srv.market_data.on_request(msg, session)
         else:
             raise UnsupportedMessageType(mt)
 
@@ -232,6 +238,10 @@ class FixExchangeServer:
         self._pending: deque[tuple[str, OrderEvent]] = deque()
         self._wake_lock = threading.Lock()
         self._wake_scheduled = False
+        #: top-of-book market data (35=V/W/X/Y), published on book changes and every
+        #: ``md_interval`` s (liquidity quotes change the book without an account event)
+        self.market_data = MarketDataPublisher(exchange_book_reader(exchange))
+        self.md_interval = 0.05
         app = _ExchangeApplication(self)
         self.sessions: list[Session] = []
         self._account: dict[Session, str] = {}
@@ -276,7 +286,15 @@ class FixExchangeServer:
             raise VenueError(f"FIX front end cannot listen: {exc}", field="port",
                              value=self.port) from None
         self.exchange.subscribe(self._on_event)
+        loop.call_soon_threadsafe(self._md_tick)
         return self
+
+    def _md_tick(self) -> None:
+        if self._loop is None:
+            return
+        if self.market_data.subscriptions:
+            self._drain()
+        self._loop.call_later(self.md_interval, self._md_tick)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop listening, drop every connection, close the stores (abrupt, like a crash of
@@ -366,6 +384,9 @@ class FixExchangeServer:
                 if msg is not None:
                     s.send(msg, now=self._session_now())
                     touched[s] = None
+        if self.market_data.subscriptions:
+            for s in self.market_data.publish(self._session_now()):
+                touched[s] = None
         if self._acceptor is not None:
             for s in touched:
                 self._acceptor.flush(s)

@@ -28,6 +28,7 @@ from keel.types import (
     OrderType,
     Side,
     TimeInForce,
+    money_context,
 )
 
 
@@ -53,7 +54,10 @@ class RestingOrder:
 
     @property
     def avg_price(self) -> Decimal:
-        return self.notional / self.cum_qty if self.cum_qty else ZERO
+        if not self.cum_qty:
+            return ZERO
+        with money_context():  # the pinned context, not the thread's ambient one
+            return self.notional / self.cum_qty
 
 
 @dataclass(frozen=True)
