@@ -343,17 +343,19 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
 
     # ------------------------------------------------------------------ over time
 
+    trading_view = timeseries.TradingView(store, equity_series,
+                                          predict if market is not None else None)
+
     @app.get("/api/timeseries/equity",
              summary="Equity, cash, exposure, P&L and drawdown after every ledger entry")
     def get_equity_series(max_points: Annotated[int, Query(ge=2, le=20000)] = 2000
                           ) -> dict[str, Any]:
-        return views.clean(equity_series.get(max_points))
+        return equity_series.get(max_points)  # JSON-ready (strings, finite floats), cached
 
     @app.get("/api/timeseries/trading",
              summary="Per day: notional, turnover, commissions, realised vs predicted cost")
     def get_trading_series() -> dict[str, Any]:
-        return views.clean(timeseries.trading_by_day(
-            store, equity_series.get(), predict if market is not None else None))
+        return views.clean(trading_view.get())
 
     @app.get("/api/timeseries/breaches", summary="Risk-limit breaches per day and limit")
     def get_breach_series() -> dict[str, Any]:

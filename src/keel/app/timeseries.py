@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from keel.errors import KeelError
 from keel.fmt import money_json, time_json
@@ -54,6 +54,12 @@ class EquitySeries:
         self._book = Book()
         self._rows: list[tuple[datetime, Decimal, Decimal, Decimal, Decimal, Decimal]] = []
         self._lock = threading.Lock()
+        self._last: tuple[tuple[int, int], dict[str, Any]] | None = None
+
+    @property
+    def version(self) -> int:
+        """The ledger version the series has reached."""
+        return self._book.version
 
     def _catch_up(self) -> None:
         for e in self.repo.entries_after(self._book.version):
@@ -72,7 +78,18 @@ class EquitySeries:
         """The series, thinned to at most ``max_points`` (evenly, always keeping the last)."""
         with self._lock:
             self._catch_up()
+            key = (self._book.version, max_points)
+            if self._last is not None and self._last[0] == key:
+                return self._last[1]  # the dashboard polls: unchanged ledger, same answer
             rows = list(self._rows)
+        out = self._series(rows, max_points)
+        with self._lock:
+            self._last = (key, out)
+        return out
+
+    @staticmethod
+    def _series(rows: list[tuple[datetime, Decimal, Decimal, Decimal, Decimal, Decimal]],
+                max_points: int) -> dict[str, Any]:
         if len(rows) > max_points:
             idx = np.unique(np.linspace(0, len(rows) - 1, max_points).round().astype(int))
             rows = [rows[i] for i in idx]
@@ -94,6 +111,26 @@ class EquitySeries:
             "drawdown": [float(x) for x in dd],
             "max_drawdown": float(dd.min()) if dd.size else 0.0,
         }
+
+
+class TradingView:
+    """:func:`trading_by_day`, recomputed only when a fill was added or the ledger moved."""
+
+    def __init__(self, store: Store, equity: EquitySeries,
+                 predict: Callable[[dict[str, float]], dict[str, float]] | None) -> None:
+        self.store, self.equity, self.predict = store, equity, predict
+        self._last: tuple[Any, dict[str, Any]] | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> dict[str, Any]:
+        eq = self.equity.get()
+        with self.store.session() as s:
+            key = (*s.execute(select(func.count(), func.max(FillRow.id))).one(),
+                   self.equity.version)
+        with self._lock:
+            if self._last is None or self._last[0] != key:
+                self._last = (key, trading_by_day(self.store, eq, self.predict))
+            return self._last[1]
 
 
 def _day(t: datetime) -> date:
