@@ -193,3 +193,19 @@ def test_embedded_and_standalone_give_the_same_numbers(traded):
     # no label carries a symbol or an order id
     syms = {str(s) for s in market.symbols}
     assert not any(v in syms for _, ls in a for _, v in ls)
+
+
+def test_a_process_registry_serves_one_store_view(tmp_path):
+    """Attaching the store's collector again (a second app in the same process) replaces the
+    first: no duplicated series, no registration error."""
+    store = Store.from_url(f"sqlite:///{tmp_path / 'k.db'}")
+    store.create_all()
+    m = KeelMetrics()
+    try:
+        create_app(store, metrics=m)
+        TestClient(create_app(store, metrics=m)).get("/metrics")
+        text = m.render().decode()
+        assert text.count("# TYPE keel_parent_orders_total counter") == 1
+        assert text.count("# TYPE keel_oms_step_seconds histogram") == 1
+    finally:
+        store.dispose()

@@ -76,6 +76,10 @@ _HELP = {
 }
 
 
+_COUNTERS = {"keel_parent_orders", "keel_child_orders_sent", "keel_fills",
+             "keel_filled_notional", "keel_rejects", "keel_limit_breaches", "keel_cycles"}
+
+
 def reason_code(reason: str) -> str:
     """``"MAX_NOTIONAL: order notional 6e6 > 5e6"`` -> ``"MAX_NOTIONAL"``."""
     code = reason.split(":", 1)[0].strip()
@@ -107,8 +111,13 @@ class StoreCollector(Collector):
 
     def describe(self) -> Iterator[Metric]:
         """The family names (no store access), so a registry can check for duplicates."""
-        for name in _HELP:
-            yield GaugeMetricFamily(name, _HELP[name])
+        for name, text in _HELP.items():
+            if name in _COUNTERS:
+                yield CounterMetricFamily(name, text)
+            elif name == "keel_venue_roundtrip_seconds":
+                yield HistogramMetricFamily(name, text)
+            else:
+                yield GaugeMetricFamily(name, text)
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("keel_store_up", _HELP["keel_store_up"])
