@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from keel.app import control, timeseries, views
 from keel.app.auth import require_token
+from keel.app.guard import Guard, GuardSettings
 from keel.app.metrics import KeelMetrics
 from keel.app.readiness import Check, evaluate, store_checks
 from keel.app.riskview import RiskView
@@ -55,7 +56,8 @@ class CostRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     symbol: str = Field(min_length=1, max_length=32)
-    qty: float = Field(gt=0, allow_inf_nan=False, description="Shares, > 0.")
+    qty: float = Field(gt=0, le=1e12, allow_inf_nan=False,
+                       description="Shares, > 0, at most 1e12 (more than any issuer has).")
     side: Side
     horizon_days: float = Field(1.0, gt=0, le=60, allow_inf_nan=False,
                                 description="Execution horizon, trading days.")
@@ -123,6 +125,7 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
                account: str = "default", confidence: float = 0.95, horizon_days: int = 21,
                default_spread: float | None = None, poll_seconds: float = 3.0,
                readiness: Mapping[str, Check] | None = None,
+               guard: GuardSettings | None = None,
                ticks: Mapping[str, Decimal] | None = None) -> FastAPI:
     """The service over ``store``.
 
@@ -144,6 +147,8 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
         poll_seconds: how often the dashboard refreshes.
         readiness: further named checks of ``/ready`` after the store's (``keel run`` adds
             "venue logged on"); each returns None when fine, else the reason.
+        guard: host check, body limit and authentication applied before any route parses
+            a request (:mod:`keel.app.guard`); ``keel serve`` should always set it.
         ticks: symbol -> price tick of its instrument (JSON prices are quantized to it);
             symbols not in it use a cent, an equity's tick.
 
@@ -400,6 +405,8 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
         return Response(_plotly_js(), media_type="text/javascript",
                         headers={"Cache-Control": "public, max-age=86400"})
 
+    if guard is not None:  # hardening lives in keel.app.guard; this is its one hook
+        app.add_middleware(Guard, settings=guard)
     return app
 
 
