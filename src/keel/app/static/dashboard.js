@@ -172,9 +172,10 @@ function renderEquity(e) {
      line: {color: "#2f7d4f"}},
     {x: e.t, y: e.drawdown.map((v) => (v === null ? null : 100 * v)), name: "drawdown (%)",
      type: "scatter", mode: "lines", fill: "tozeroy", yaxis: "y2",
-     line: {color: "#b23b3b"}}],
+     fillcolor: "rgba(178,59,59,0.15)", line: {color: "#b23b3b", width: 1}}],
     {yaxis: {title: {text: "USD"}, tickformat: ",.0f"},
-     yaxis2: {title: {text: "%"}, overlaying: "y", side: "right", rangemode: "tozero"}});
+     yaxis2: {title: {text: "%"}, overlaying: "y", side: "right", rangemode: "tozero",
+              tickformat: ".3~f"}});
 }
 
 function renderTrading(t) {
