@@ -58,6 +58,9 @@ def register(app: typer.Typer) -> None:
                                              "(default: $KEEL_FIX_SPEC_DIR or shared/fix/spec)."),
         api_key: str = typer.Option("keel", help="APCA-API-KEY-ID of the REST API (account "
                                     "'default')."),
+        api_secret: str | None = typer.Option(None, envvar="KEEL_EXCHANGE_API_SECRET",
+                                              help="APCA-API-SECRET-KEY the REST API checks "
+                                              "(default: keys only)."),
         step_seconds: float = typer.Option(1.0, help="Wall seconds between price steps."),
         seed: int = typer.Option(7, help="Random seed of the synthetic price process."),
         duration: float = typer.Option(0.0, help="Stop after this many seconds (0: run until "
@@ -87,6 +90,8 @@ def register(app: typer.Typer) -> None:
             number(duration, "duration", lo=0)
             check_text(sender_comp_id, "sender_comp_id")
             check_text(api_key, "api_key")
+            if api_secret is not None:
+                check_text(api_secret, "api_secret")
             clients = _clients(client)
             clock = WallClock()
             step = _liquidity(lobster, symbols, price, daily_vol, seed, speed, clock)
@@ -97,7 +102,9 @@ def register(app: typer.Typer) -> None:
                                     clock=clock).start()
             rest = None
             if rest_port >= 0:
-                rest = BackgroundServer(create_rest_app(ex, clock, {api_key: "default"}),
+                secrets = None if api_secret is None else {api_key: api_secret}
+                rest = BackgroundServer(create_rest_app(ex, clock, {api_key: "default"},
+                                                        secrets),
                                         host, rest_port or None).start()
             console.print(f"keel exchange: FIX on {host}:{fix.port} as {sender_comp_id} "
                           f"({', '.join(begin_string)}; clients {', '.join(client)})",
@@ -105,6 +112,9 @@ def register(app: typer.Typer) -> None:
             if rest is not None:
                 console.print(f"keel exchange: REST on {rest.url} (key {api_key[:2]}***)",
                               soft_wrap=True, highlight=False)
+                console.print(f"keel exchange: Alpaca API on {rest.url}/alpaca (stream "
+                              f"ws{rest.url[4:]}/alpaca/stream)", soft_wrap=True,
+                              highlight=False)
             console.print(f"keel exchange: ready, liquidity {step.describe()}",
                           soft_wrap=True, highlight=False)
             started = time.monotonic()

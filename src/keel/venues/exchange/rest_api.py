@@ -31,6 +31,7 @@ from keel.types import (
     check_text,
     to_decimal,
 )
+from keel.venues.exchange.alpaca_api import create_alpaca_app
 from keel.venues.exchange.core import OrderView, SimulatedExchange
 from keel.venues.wire import event_to_json
 
@@ -76,8 +77,13 @@ def order_json(v: OrderView) -> dict[str, Any]:
 
 
 def create_rest_app(exchange: SimulatedExchange, clock: Clock,
-                    api_keys: dict[str, str]) -> FastAPI:
-    """The REST app. ``api_keys`` maps an ``APCA-API-KEY-ID`` value to an account name."""
+                    api_keys: dict[str, str], api_secrets: dict[str, str] | None = None
+                    ) -> FastAPI:
+    """The REST app. ``api_keys`` maps an ``APCA-API-KEY-ID`` value to an account name.
+
+    Alpaca's own shapes (for the ``alpaca-py`` SDK) are mounted at ``/alpaca``, see
+    :mod:`keel.venues.exchange.alpaca_api` (``api_secrets``: key -> secret it checks).
+    """
     app = FastAPI(title="keel simulated exchange", version="1")
 
     @app.middleware("http")
@@ -201,4 +207,5 @@ def create_rest_app(exchange: SimulatedExchange, clock: Clock,
     def events(acct: Acct, after: int = Query(0, ge=0)) -> list[dict[str, Any]]:
         return [event_to_json(ev, seq) for seq, ev in exchange.events_since(acct, after)]
 
+    app.mount("/alpaca", create_alpaca_app(exchange, clock, api_keys, api_secrets))
     return app
