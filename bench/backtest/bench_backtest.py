@@ -16,8 +16,8 @@ import platform
 import time
 from pathlib import Path
 
-from keel.config import parse_config
 from keel.backtest.engine import Backtester
+from keel.config import parse_config
 from keel.data.synthetic import synthetic_market
 
 N_ASSETS, YEARS_DAYS, WARMUP = 500, 1260, 260

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from keel.backtest.config import parse_config
+
 from keel.backtest.engine import Backtester
 from keel.data.synthetic import synthetic_market
 

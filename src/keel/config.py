@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from keel.errors import ConfigError
+from keel.policy.triggers import Frequency
 
 
 class _Section(BaseModel):
@@ -85,13 +86,6 @@ class SpreadSource(StrEnum):
     QUOTES = "quotes"
     ESTIMATE = "estimate"
     FIXED = "fixed"
-
-
-class Frequency(StrEnum):
-    DAILY = "daily"
-    WEEKLY = "weekly"
-    MONTHLY = "monthly"
-    QUARTERLY = "quarterly"
 
 
 class ExecutionAlgo(StrEnum):
@@ -282,8 +276,10 @@ class PolicyConfig(_Section):
                                    "rebalance.")
     cooldown_minutes: float = Field(0.0, ge=0, description="Minutes to wait after a "
                                     "rebalance (intraday).")
-    windows: list[str] = Field(default_factory=list, description="Local HH:MM times (exchange "
-                               "time) when live trading may start; empty: any time.")
+    windows: list[str] = Field(default_factory=lambda: ["09:35", "10:30", "12:00", "14:30",
+                                                        "15:50"],
+                               description="Local HH:MM times (New York) when live trading "
+                               "may start; empty: any time (the backtest decides at closes).")
     window_minutes: int = Field(5, gt=0, description="Minutes each window stays open.")
     vol_spike_ratio: float | None = Field(None, gt=1, description="Override: trade now when "
                                           "market vol / its usual level >= ratio.")
@@ -536,8 +532,8 @@ RENAMED_VALUES: dict[tuple[str, str], str] = {
 
 
 def _legacy_key(data: dict[str, Any]) -> tuple[str, str] | None:
-    """The first (old key, new key) found in ``data``, else None."""
-    for key, new in RENAMED.items():
+    """The most specific (old key, new key) found in ``data``, else None."""
+    for key, new in sorted(RENAMED.items(), key=lambda kv: -kv[0].count(".")):
         node: Any = data
         for part in key.split("."):
             if not isinstance(node, dict) or part not in node:

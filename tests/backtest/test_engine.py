@@ -4,11 +4,11 @@ import pytest
 
 from keel.backtest.engine import Backtester
 from keel.backtest.execution import ExecutionSimulator, slice_shape
+from keel.config import load_config, parse_config, with_overrides
 from keel.costs.base import TradeContext
 from keel.costs.models import Commission, SpreadCost, SquareRootImpact
 from keel.data.market import MarketData
 from keel.data.synthetic import synthetic_market
-from keel.config import load_config, parse_config, with_overrides
 from keel.errors import ConfigError
 
 BOOKS = [{"name": "mv"}, {"name": "ew", "optimize": {"engine": "equal_weight"}},

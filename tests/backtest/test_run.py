@@ -4,9 +4,9 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from keel.config import parse_config
 from keel.backtest.run import run_backtest
 from keel.backtest.sweep import grid_points, run_sweep
+from keel.config import parse_config
 
 BOOKS = [{"name": "mv", "optimize": {"max_weight": 0.2}},
          {"name": "ew", "optimize": {"engine": "equal_weight"}}]
