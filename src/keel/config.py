@@ -216,7 +216,7 @@ class OptimizeConfig(_Section):
                                           "(sum |trade| / NAV over 252 sessions), enforced "
                                           "across rebalances.")
     turnover_funding: TurnoverFunding = Field(
-        TurnoverFunding.EXEMPT, description="exempt: buying with idle cash is not capped; "
+        TurnoverFunding.SPREAD, description="exempt: buying with idle cash is not capped; "
         "spread: every trade counts (a book from cash is funded over several rebalances).")
     sector_cap: float | None = Field(0.30, gt=0, le=1, description="Per-sector long weight "
                                      "cap.")

@@ -101,8 +101,9 @@ def test_full_cycle_every_stage_explains_itself(market, cycle, tmp_path):
     assert res.codes("scores") == ("SCORED",)
     assert res.codes("risk")[0] in ("RISK_FITTED", "RISK_CACHED")
     assert res.codes("optimize")[0] == "MV_OPTIMAL"
-    # an empty book against a full target drifts: L1 drift fires (and the monthly calendar)
-    assert "DRIFT_L1" in res.codes("triggers")
+    # a first decision: the monthly calendar fires (drift bands sit around the standing
+    # target, which an empty book does not have yet)
+    assert res.codes("triggers") == ("CALENDAR",)
     assert res.codes("rebalance")[0] == "ORDERS"
     assert all(":" in c for c in res.codes("governance"))
     assert res.codes("oms") == (f"SUBMITTED:{len(res.orders)}",)

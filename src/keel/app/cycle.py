@@ -148,6 +148,8 @@ class DecisionCycle:
         self.risk_used_: str | None = None
         self._risk_asof: pd.Timestamp | None = None
         self._engines: dict[EngineKind, Any] = {}
+        #: target weights of the last rebalance (the drift bands' centre)
+        self.standing_target: pd.Series | None = None
         #: equity after each cycle (the drawdown rule's history)
         self.equity_history: list[float] = []
         # Scores and alpha change only when a new daily row arrives: keyed on the view's stamp.
@@ -250,9 +252,12 @@ class DecisionCycle:
             res.stages.append(StageReport("triggers", ("WORKING_ORDERS",),
                                           {"working": working}))
             return res
-        pctx = PolicyContext.from_market(now, current.reindex(view.symbols).fillna(0.0),
-                                         targets.reindex(view.symbols).fillna(0.0), view,
-                                         last_rebalance)
+        # drift bands sit around the standing target (set by the last rebalance), as in the
+        # backtest; before any rebalance the book is its own target
+        w_now = current.reindex(view.symbols).fillna(0.0)
+        standing = (w_now if self.standing_target is None
+                    else self.standing_target.reindex(view.symbols).fillna(0.0))
+        pctx = PolicyContext.from_market(now, w_now, standing, view, last_rebalance)
         decision = self.policy.decide(pctx)
         res.decision = decision
         names: tuple[str, ...] | None = decision.names
@@ -277,6 +282,7 @@ class DecisionCycle:
                              min_order_value=Decimal(repr(self.config.execution.min_order_value)),
                              strategy=f"live-{self.engine}"),
                          names=names)
+        self.standing_target = targets
         res.stages.append(StageReport(
             "rebalance", ("ORDERS", *_count_codes(plan.skipped.values())),
             {"orders": len(plan.orders), "buy_notional": float(plan.buy_notional)}))

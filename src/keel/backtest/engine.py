@@ -270,7 +270,8 @@ class Backtester:
                     b.decisions.append({
                         "date": now.isoformat(), "engine": list(b.engine.codes),
                         "triggers": [r.value for r in decision.reasons],
-                        "turnover": list(tcodes), "risk_model": fit.used.value})
+                        "turnover": list(tcodes), "risk_model": fit.used.value,
+                        "target": [float(x) for x in target]})
                 t = time.perf_counter()
                 ex = b.sim.costs(u, ctx, nxt)
                 h_plus = b.h + u
