@@ -372,8 +372,8 @@ class DecisionCycle:
                                     spread_bps=float(spread_bps[order.symbol]))
             part = float(order.qty) / float(adv.get(order.symbol, np.nan) or np.nan)
             algo = pipe.algo_for(part)
-            sched = make_scheduler(algo.value, cfg,
-                                   urgency=self.config.execution.is_urgency)
+            sched = make_scheduler(algo.value, cfg, urgency=self.config.execution.is_urgency,
+                                   participation=self.config.execution.max_participation)
             kids = sched.schedule(order, ectx, clock)
             limit = pipe.limit_price(order.side.sign, float(px[order.symbol]))
             if limit is not None:
