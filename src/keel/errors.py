@@ -154,3 +154,7 @@ class ProtocolError(SessionError):
 
 class StoreError(KeelError):
     """The persistent store failed (connection, migration, integrity)."""
+
+
+class LeaseHeldError(StoreError):
+    """Another process holds the store's single-writer lease (``holder``, ``expires_at``)."""

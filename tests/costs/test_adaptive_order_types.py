@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import norm
 
 from keel.costs.adaptive import AdaptiveCost
-from keel.costs.almgren_chriss import ac_expected_cost
 from keel.costs.models import SpreadCost, SquareRootImpact
 from keel.costs.order_types import OrderInputs, estimate_order_types, limit_fill_probability
 from keel.errors import DataError, ValidationError
@@ -87,23 +88,84 @@ def test_order_type_estimates_closed_forms() -> None:
     o = OrderInputs(shares=20_000, price=50.0, spread=0.0004, daily_vol=0.02,
                     adv_shares=5e6, horizon_minutes=39.0, n_slices=10, commission_bps=0.5)
     est = estimate_order_types(o)
-    spread_ccy = 0.0004 * 50
-    eta, gamma, eps = spread_ccy / 5e4, spread_ccy / 5e5, spread_ccy / 2
-    fee = 0.5e-4 * 20_000 * 50
-    tau = 39 / 390 / 10
-    twap = (0.5 * gamma * 20_000**2 + eps * 20_000
-            + (eta - gamma * tau / 2) / tau * 10 * 2000**2 + fee)
-    assert est.loc["twap", "expected_cost"] == pytest.approx(twap)
-    p = 2 * norm.cdf(-0.0002 / (0.02 * np.sqrt(0.1)))
-    assert est.loc["limit", "fill_probability"] == pytest.approx(p)
-    mkt = ac_expected_cost(np.array([20_000.0]), 1 / 390, eta, gamma, eps) + fee
+    notional = 20_000 * 50.0
+    fee = 0.5e-4 * notional
+    peak = 0.02 * np.sqrt(20_000 / 5e6)  # square-root law, horizon-free at beta = 1/2
+    mkt = notional * (0.0002 + peak) + fee
     assert est.loc["market", "expected_cost"] == pytest.approx(mkt)
-    assert est.loc["limit", "expected_cost"] == pytest.approx((1 - p) * (mkt - fee) + fee)
-    assert est.loc["market", "cost_bps"] == pytest.approx(1e4 * mkt / 1e6)
+    assert est.loc["twap", "expected_cost"] == pytest.approx(
+        notional * (0.0002 + 2 / 3 * peak) + fee)
+    p = 2 * norm.cdf(-0.0002 / (0.02 * np.sqrt(0.1)))
+    # capacity 0.1 * 5e6 * 0.1 = 50,000 shares > the order: all of it rests
+    assert est.loc["limit", "fill_probability"] == pytest.approx(p)
+    # A = s/2 (zero-profit market maker) and the fills' own impact 2/3 I(Q, H):
+    # E = p Q P (A + 2/3 I) + (1 - p) market
+    assert est.loc["limit", "expected_cost"] == pytest.approx(
+        p * notional * (0.0002 + 2 / 3 * peak) + (1 - p) * (mkt - fee) + fee)
+    assert est.loc["market", "cost_bps"] == pytest.approx(1e4 * mkt / notional)
+    assert est.warnings == ()
     assert limit_fill_probability(0.0, 0.02, 10) == 1.0
     with pytest.raises(ValidationError) as e:
         OrderInputs(shares=-5, price=50, spread=1e-3, daily_vol=0.02, adv_shares=1e6)
     assert e.value.field == "shares"
+    with pytest.raises(ValidationError) as e:
+        OrderInputs(shares=5, price=50, spread=1e-3, daily_vol=0.0, adv_shares=1e6)
+    assert e.value.field == "daily_vol"
+
+
+def test_market_order_within_3x_of_square_root_law() -> None:
+    """The issue's example: 4 % of ADV, 1-minute market order (it was 7,802 bps)."""
+    o = OrderInputs(shares=200_000, price=50.0, spread=5e-4, daily_vol=0.02, adv_shares=5e6)
+    bps = estimate_order_types(o).loc["market", "cost_bps"]
+    law = 1e4 * 0.02 * np.sqrt(0.04)  # 40 bps
+    assert law / 3 <= bps <= 3 * law
+    # a fitted power beta > 1/2 makes the 1-minute order dearer, but still concave in size
+    o6 = OrderInputs(shares=200_000, price=50.0, spread=5e-4, daily_vol=0.02, adv_shares=5e6,
+                     impact_beta=0.6)
+    e6 = estimate_order_types(o6)
+    assert law / 3 <= e6.loc["market", "cost_bps"] <= 3 * law
+    assert e6.loc["twap", "impact_bps"] < 2 / 3 * e6.loc["market", "impact_bps"]
+
+
+def test_limit_over_market_ratio_is_not_a_constant() -> None:
+    ratios = []
+    for shares, vol, horizon in [(2_000, 0.02, 30), (200_000, 0.02, 30), (2_000, 0.01, 30),
+                                 (20_000, 0.02, 120)]:
+        est = estimate_order_types(OrderInputs(shares=shares, price=50.0, spread=5e-4,
+                                               daily_vol=vol, adv_shares=5e6,
+                                               horizon_minutes=horizon))
+        ratios.append(est.loc["limit", "expected_cost"] / est.loc["market", "expected_cost"])
+    assert np.ptp(ratios) > 0.1
+    assert all(0 < r < 1 for r in ratios)
+    # no adverse selection: only the fills' own impact is added to (1 - p) x market
+    o = OrderInputs(shares=1_000, price=50.0, spread=5e-4, daily_vol=0.02, adv_shares=5e6,
+                    adverse_selection_bps=0.0)
+    est = estimate_order_types(o)
+    p = est.loc["limit", "fill_probability"]
+    own = p * 1_000 * 50 * 2 / 3 * 0.02 * np.sqrt(1_000 / 5e6)
+    assert est.loc["limit", "expected_cost"] == pytest.approx(
+        own + (1 - p) * est.loc["market", "expected_cost"])
+    # more adverse selection, dearer limit order
+    worse = estimate_order_types(OrderInputs(shares=1_000, price=50.0, spread=5e-4,
+                                             daily_vol=0.02, adv_shares=5e6,
+                                             adverse_selection_bps=5.0))
+    assert worse.loc["limit", "expected_cost"] > est.loc["limit", "expected_cost"]
+
+
+def test_limit_order_rests_only_its_share_of_the_volume() -> None:
+    o = OrderInputs(shares=200_000, price=50.0, spread=5e-4, daily_vol=0.02, adv_shares=5e6,
+                    horizon_minutes=39.0)
+    est = estimate_order_types(o)
+    p = limit_fill_probability(2.5e-4, 0.02, 39.0)
+    q_f = 0.1 * 5e6 * 0.1  # 50,000 shares can rest
+    assert est.loc["limit", "fill_probability"] == pytest.approx(p * q_f / 200_000)
+
+    def cross(x: float) -> float:
+        return x * 50 * (2.5e-4 + 0.02 * np.sqrt(x / 5e6))
+
+    own = 2 / 3 * 0.02 * np.sqrt(q_f / 5e6)  # square-root law at beta = 1/2
+    assert est.loc["limit", "expected_cost"] == pytest.approx(
+        p * q_f * 50 * (2.5e-4 + own) + p * cross(150_000) + (1 - p) * cross(200_000))
 
 
 def test_order_types_with_a_measured_curve() -> None:
@@ -112,15 +174,48 @@ def test_order_types_with_a_measured_curve() -> None:
     o = OrderInputs(shares=10_000, price=20.0, spread=0.001, daily_vol=0.02, adv_shares=2e6,
                     n_slices=5, commission_bps=1.0)
     curve = QuadraticCurves([2e-6], [0.01])
-    est = estimate_order_types(o, market_curve=curve)
+    est = estimate_order_types(o, market_curve=curve, curve_range=(1.0, 20_000.0))
     fee = 1e-4 * 200_000
-    gamma = 0.001 * 20 / (0.1 * 2e6)
     mkt = 2e-6 * 1e8 + 0.01 * 1e4 + fee
+    assert est.impact_source == "fitted curve"
     assert est.loc["market", "expected_cost"] == pytest.approx(mkt)
+    peak = 0.02 * np.sqrt(10_000 / 2e6)
     assert est.loc["twap", "expected_cost"] == pytest.approx(
-        5 * (2e-6 * 2000**2 + 0.01 * 2000) + 0.5 * gamma * 1e8 + fee)
-    p = est.loc["limit", "fill_probability"]
-    assert est.loc["limit", "expected_cost"] == pytest.approx((1 - p) * (mkt - fee) + fee)
+        5 * (2e-6 * 2000**2 + 0.01 * 2000) + 2 / 3 * peak * 200_000 + fee)
+    assert est.warnings == ()
     with pytest.raises(ValidationError) as e:
         estimate_order_types(o, market_curve=PowerCurves([1.0, 1.0], [1.5, 1.5]))
     assert e.value.field == "market_curve"
+
+
+def test_a_curve_used_beyond_its_fitted_sizes_warns() -> None:
+    from keel.costs.curves import QuadraticCurves
+
+    o = OrderInputs(shares=20_000, price=20.0, spread=0.001, daily_vol=0.02, adv_shares=2e6)
+    curve = QuadraticCurves([2e-6], [0.01])
+    est = estimate_order_types(o, market_curve=curve, curve_range=(1.0, 2_300.0))
+    assert any("market order of 20,000 shares" in w and "8.7x" in w for w in est.warnings)
+    unknown = estimate_order_types(o, market_curve=curve)
+    assert any("no fitted size range" in w for w in unknown.warnings)
+    big = estimate_order_types(OrderInputs(shares=1e6, price=20.0, spread=0.001,
+                                           daily_vol=0.02, adv_shares=2e6))
+    assert any("50% of ADV" in w for w in big.warnings)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shares=st.floats(1, 5e6), spread_bps=st.floats(0, 50), vol=st.floats(1e-3, 0.1),
+       adv=st.floats(1e4, 1e8), horizon=st.floats(1, 390), a_frac=st.floats(0, 1))
+def test_order_type_invariants(shares: float, spread_bps: float, vol: float, adv: float,
+                               horizon: float, a_frac: float) -> None:
+    """Square-root law (beta 1/2): TWAP pays 2/3 of the market order's impact; with adverse
+    selection at most the half spread, a limit order never costs more than crossing."""
+    o = OrderInputs(shares=shares, price=20.0, spread=spread_bps * 1e-4, daily_vol=vol,
+                    adv_shares=adv, horizon_minutes=horizon,
+                    adverse_selection_bps=a_frac * spread_bps / 2)
+    t = estimate_order_types(o).table
+    law = 1e4 * vol * np.sqrt(shares / adv)
+    assert t.loc["market", "impact_bps"] == pytest.approx(law)
+    assert t.loc["twap", "impact_bps"] == pytest.approx(2 / 3 * law)
+    assert 0 <= t.loc["limit", "fill_probability"] <= 1
+    assert 0 <= t.loc["limit", "expected_cost"] <= t.loc["market", "expected_cost"] * (1 + 1e-9)
+    assert t["expected_cost"].min() >= 0

@@ -24,6 +24,19 @@ def test_impact_fit_and_allocate(shared_data: Path, tmp_path: Path) -> None:
                             "--intervals", "10", "--cap", "0.2"])
     assert r.exit_code == 0, r.output
     assert "improvement" in r.output and (tmp_path / "aapl_split.png").exists()
+    assert "extrapolated" not in r.output  # 500-1,000 shares an interval: inside the fit
+    r = runner.invoke(app, ["impact", "allocate", "--model", str(out), "--shares", "50000",
+                            "--intervals", "10"])
+    assert r.exit_code == 0 and "extrapolated" in " ".join(r.output.split())
+    lo, hi = model["size_range"]
+    assert 1 <= lo < hi <= 2_000
+    # the fitted curve used at 10x its largest size: a warning in the CLI output
+    r = runner.invoke(app, ["costs", "estimate", "--shares", str(10 * hi), "--price", "50",
+                            "--spread-bps", "5", "--vol", "0.02", "--adv", "5000000",
+                            "--model", str(out)])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())  # any terminal width
+    assert "warning" in text and "extrapolated" in text and "fitted curve" in text
     r = runner.invoke(app, ["impact", "allocate", "--model", str(out), "--shares", "5000",
                             "--intervals", "10", "--participation", "0.1"])
     assert r.exit_code == 2 and "field=participation" in r.output  # a book has no volume
@@ -51,6 +64,10 @@ def test_costs_estimate_and_trajectory() -> None:
                             "--spread-bps", "5", "--vol", "0.02", "--adv", "5000000"])
     assert r.exit_code == 0, r.output
     assert all(k in r.output for k in ("market", "limit", "twap"))
+    r = runner.invoke(app, ["costs", "estimate", "--shares", "2000000", "--price", "50",
+                            "--spread-bps", "5", "--vol", "0.02", "--adv", "5000000"])
+    assert r.exit_code == 0, r.output
+    assert "40% of ADV" in " ".join(r.output.split())  # beyond where the law is measured
     r = runner.invoke(app, ["costs", "trajectory", "--shares", "1000000", "--intervals", "5",
                             "--sigma", "0.95", "--eta", "2.5e-6", "--gamma", "2.5e-7",
                             "--epsilon", "0.0625", "--risk-aversion", "1e-6"])

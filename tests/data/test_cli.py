@@ -26,6 +26,8 @@ def test_inspect_reports_and_fails_cleanly(tmp_path):
     ok = runner.invoke(app, ["data", "inspect", "--prices", str(p), "--on-missing", "ffill"])
     assert ok.exit_code == 0, ok.output
     assert "symbols" in ok.output and "BBB" in ok.output  # BBB misses the first session
+    text = " ".join(ok.output.split())
+    assert "ESTIMATE" in text and "Abdi-Ranaldo estimate from daily high/low/close" in text
     bad = runner.invoke(app, ["data", "inspect", "--prices", str(p)])
     assert bad.exit_code == 2
     assert "DataError" in bad.output and "symbol=BBB" in bad.output

@@ -20,6 +20,7 @@ from keel.store.tables import (
     FillRow,
     FixMessageRow,
     FixSessionRow,
+    LeaseRow,
     LedgerEntryRow,
     OrderEventRow,
     OrderRow,
@@ -78,6 +79,7 @@ def _all_rows() -> list[Base]:
                       next_target_seq=7, creation_time=T0, updated_at=T0),
         RunRow(run_id="r-1", kind="demo", started_at=T0, finished_at=None, status="running",
                config={"seed": 7, "store": {"url": "sqlite://"}}, metrics={}),
+        LeaseRow(name="keel-run", holder="host:123:abcdef01", acquired_at=T0, expires_at=T0),
     ]
 
 

@@ -14,7 +14,8 @@ whose JSON body says why (``detail``, and ``field`` / ``symbol`` when known).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from importlib import resources
 from typing import Annotated, Any
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from keel.app import control, views
 from keel.app.auth import require_token
 from keel.app.metrics import KeelMetrics
+from keel.app.readiness import Check, evaluate, store_checks
 from keel.app.riskview import RiskView
 from keel.app.scrape import StoreCollector
 from keel.clock import Clock, WallClock
@@ -108,7 +110,8 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
                market: Callable[[], MarketData] | None = None, clock: Clock | None = None,
                limits: RiskLimits | None = None, cost_model: CostModel | None = None,
                account: str = "default", confidence: float = 0.95, horizon_days: int = 21,
-               default_spread: float | None = None, poll_seconds: float = 3.0) -> FastAPI:
+               default_spread: float | None = None, poll_seconds: float = 3.0,
+               readiness: Mapping[str, Check] | None = None) -> FastAPI:
     """The service over ``store``.
 
     Args:
@@ -126,6 +129,8 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
         confidence, horizon_days: VaR/CVaR settings.
         default_spread: spread (fraction of mid) used when the market has none.
         poll_seconds: how often the dashboard refreshes.
+        readiness: further named checks of ``/ready`` after the store's (``keel run`` adds
+            "venue logged on"); each returns None when fine, else the reason.
 
     Control requests are control records in the audit log (:mod:`keel.app.control`), which
     ``keel run`` applies every bar; the service never calls into the trading process.
@@ -158,6 +163,15 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
         code = (422 if isinstance(exc, ValidationError)
                 else 503 if isinstance(exc, StoreError) else 400)
         return JSONResponse(_error_body(exc), status_code=code)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # The detail goes to the log under an id; the caller gets the id only.
+        error_id = uuid.uuid4().hex[:12]
+        log.error("internal error %s on %s %s", error_id, request.method, request.url.path,
+                  exc_info=exc)
+        return JSONResponse({"detail": "internal error", "error_id": error_id},
+                            status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -204,6 +218,14 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
                 "metrics": "embedded" if metrics is not None else "store",
                 "market": market is not None, "time": clk.now().isoformat()}
         return JSONResponse(body, status_code=200 if ok else 503)
+
+    ready_checks = {**store_checks(store), **(readiness or {})}
+
+    @app.get("/ready", summary="Readiness: store reachable, schema at head, process checks")
+    def ready() -> JSONResponse:
+        ok, checks = evaluate(ready_checks)
+        return JSONResponse({"ready": ok, "checks": checks, "time": clk.now().isoformat()},
+                            status_code=200 if ok else 503)
 
     @app.get("/metrics", summary="Prometheus text exposition")
     def prometheus() -> Response:

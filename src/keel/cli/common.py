@@ -37,10 +37,8 @@ def run_friendly(fn: Callable[[], T]) -> T:
 
 
 def configure_logging(level: str) -> None:
-    """Log to stderr: keel's own loggers at ``level`` (``[general] log_level``), third-party
-    libraries (alembic, uvicorn, ...) at WARNING so their chatter stays out of the way."""
-    import logging
+    """Log to stderr: keel's loggers at ``level`` (``[general] log_level``), third-party libraries
+    at WARNING; JSON lines when stderr is not a terminal (see :mod:`keel.logs`)."""
+    from keel.logs import configure_logging as configure
 
-    logging.basicConfig(level=logging.WARNING, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("keel").setLevel(level)
+    configure(level)

@@ -10,6 +10,15 @@ import typer
 from keel.cli.common import console, friendly_errors
 
 
+def _print_wide(renderable: object) -> None:
+    """Print at least 100 columns wide: a narrow terminal soft-wraps the lines rather than
+    rich eliding cells (dates, order types), so the output reads the same at any width."""
+    from rich.console import Console
+
+    Console(width=max(console.width, 100), file=console.file,
+            force_terminal=console.is_terminal).print(renderable)
+
+
 class ImpactMethod(StrEnum):
     AUTO = "auto"
     TRADES = "trades"
@@ -112,7 +121,7 @@ def impact_fit(
             table.add_row(k, params, f"{f.r2_in:.3f}", f"{f.r2_out:.3f}",
                           f"{f.r2_slippage_in:.3f}", f"{f.r2_slippage_out:.3f}",
                           f"{f.rmse_out:.4g}", f"{f.mae_out:.4g}")
-        console.print(table)
+        _print_wide(table)
         console.print(f"wrote {out}")
         _save(impact_fit_figure(model, samples), png or out.with_suffix(".png"))
 
@@ -138,6 +147,7 @@ def impact_allocate(
         from keel.costs._session import SESSION_MINUTES
         from keel.costs.allocation import optimal_split
         from keel.costs.impact_fit import ImpactModel
+        from keel.costs.order_types import curve_range_warnings
         from keel.costs.plots import split_figure
         from keel.errors import ValidationError
 
@@ -157,6 +167,9 @@ def impact_allocate(
         console.print(f"  improvement   {res.improvement_pct:.2f} %")
         for t in res.trail:
             console.print(f"  fallback: {t}")
+        for w in curve_range_warnings({"the largest interval order": float(res.shares.max())},
+                                      m.size_range):
+            console.print(f"[bold yellow]warning:[/] {w}")
         minutes = (np.arange(intervals) + 0.5) * SESSION_MINUTES / intervals
         _save(split_figure(res, minutes), png or model.with_name(model.stem + "_split.png"))
 
@@ -170,32 +183,58 @@ def costs_estimate(
     adv: float = typer.Option(..., help="Average daily volume, shares."),
     horizon_min: float = typer.Option(30.0, help="Minutes for the limit order and the TWAP."),
     slices: int = typer.Option(10, help="TWAP slices."),
+    market_min: float = typer.Option(1.0, help="Minutes a market order takes (its horizon)."),
     commission_bps: float = typer.Option(0.0, help="Broker fee, bps of notional."),
+    impact_y: float = typer.Option(1.0, help="Y of the square-root law Y sigma sqrt(h) "
+                                   "rho^beta."),
+    impact_beta: float = typer.Option(0.5, help="Participation exponent beta (0.5 = square "
+                                      "root)."),
+    adverse_bps: float = typer.Option(float("nan"), help="Adverse selection of a passive fill, "
+                                      "bps (default: half the spread)."),
+    passive_participation: float = typer.Option(
+        0.1, help="Largest share of the horizon's volume a resting limit order can capture."),
     model: Path | None = typer.Option(
         None, "--model", exists=True, dir_okay=False,
-        help="Impact model JSON from `keel impact fit`: its all-day curve g(x) prices the "
-        "market order and each TWAP slice instead of the paper's linear temporary impact."),
+        help="Impact model JSON from `keel impact fit`: its all-day curve g(x) prices crossing "
+        "the book (market order, TWAP children) instead of the square-root law; sizes beyond "
+        "the fitted ones are flagged."),
 ) -> None:
-    """Expected cost of one order as a market order, a limit order and a TWAP."""
+    """Expected cost of one order as a market order, a limit order and a TWAP.
+
+    Market: half spread + square-root impact on its own horizon. TWAP: half spread + 2/3 of
+    the peak impact. Limit: fill probability x adverse selection + the unfilled rest crossed
+    (see docs/costs.md)."""
     with friendly_errors():
+        import math
+
         from rich.table import Table
 
         from keel.costs.impact_fit import ImpactModel
         from keel.costs.order_types import OrderInputs, estimate_order_types
 
-        curve = None if model is None else ImpactModel.load(model).curve
+        m = None if model is None else ImpactModel.load(model)
         est = estimate_order_types(OrderInputs(
             shares=shares, price=price, spread=spread_bps * 1e-4, daily_vol=vol,
             adv_shares=adv, horizon_minutes=horizon_min, n_slices=slices,
-            commission_bps=commission_bps), market_curve=curve)
-        table = Table(title=f"{shares:,.0f} shares at {price:,.2f} "
-                            f"(notional {shares * price:,.0f})")
-        for col in ("order type", "expected cost", "bps", "risk (std)", "fill prob."):
+            market_minutes=market_min, commission_bps=commission_bps, impact_y=impact_y,
+            impact_beta=impact_beta,
+            adverse_selection_bps=None if math.isnan(adverse_bps) else adverse_bps,
+            max_passive_participation=passive_participation),
+            market_curve=None if m is None else m.curve,
+            curve_range=None if m is None else m.size_range)
+        table = Table(title=f"{shares:,.0f} shares at {price:,.2f} (notional "
+                            f"{shares * price:,.0f}, {shares / adv:.2%} of ADV; impact: "
+                            f"{est.impact_source})")
+        for col in ("order type", "expected cost", "bps", "impact bps", "risk (std)",
+                    "fill"):
             table.add_column(col)
-        for name, row in est.iterrows():
+        for name, row in est.table.iterrows():
             table.add_row(str(name), f"{row.expected_cost:,.2f}", f"{row.cost_bps:.2f}",
-                          f"{row.risk_std:,.2f}", f"{row.fill_probability:.3f}")
-        console.print(table)
+                          f"{row.impact_bps:.2f}", f"{row.risk_std:,.2f}",
+                          f"{row.fill_probability:.3f}")
+        _print_wide(table)
+        for w in est.warnings:
+            console.print(f"[bold yellow]warning:[/] {w}")
 
 
 @costs_app.command("trajectory")

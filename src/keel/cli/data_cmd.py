@@ -8,6 +8,15 @@ import typer
 
 from keel.cli.common import console, friendly_errors
 
+
+def _print_wide(renderable: object) -> None:
+    """Print at least 100 columns wide: a narrow terminal soft-wraps the lines rather than
+    rich eliding cells (dates, order types), so the output reads the same at any width."""
+    from rich.console import Console
+
+    Console(width=max(console.width, 100), file=console.file,
+            force_terminal=console.is_terminal).print(renderable)
+
 data_app = typer.Typer(help="Market data: validate files, generate synthetic data, calendars.",
                        no_args_is_help=True)
 
@@ -77,11 +86,21 @@ def inspect(
         table.add_row("median price", f"{float(np.nanmedian(md.prices.iloc[-1])):.2f}")
         table.add_row("median ADV (notional)",
                       f"{float(np.nanmedian(md.adv_notional.iloc[-1])):,.0f}")
+        caveat = ""
         if md.spreads is not None:
-            table.add_row("median est. spread (bps)",
-                          f"{1e4 * float(np.nanmedian(md.spreads.iloc[-1])):.1f}")
+            if layout == "long":  # estimated from high/low/close, never quoted
+                from keel.data.spreads import ESTIMATE_CAVEAT
+
+                table.add_row("median spread (bps), ESTIMATE*",
+                              f"{1e4 * float(np.nanmedian(md.spreads.iloc[-1])):.1f}")
+                caveat = f"* {ESTIMATE_CAVEAT}."
+            else:
+                table.add_row("median spread (bps), from the spreads file",
+                              f"{1e4 * float(np.nanmedian(md.spreads.iloc[-1])):.1f}")
         table.add_row("load time (s)", f"{elapsed:.2f}")
-        console.print(table)
+        _print_wide(table)
+        if caveat:
+            console.print(caveat)
         if raw_close is not None:
             holes = raw_close.isna().sum()
             holes = holes[holes > 0].sort_values(ascending=False)
@@ -95,7 +114,7 @@ def inspect(
                                  str(raw_close[sym].first_valid_index()))
                 if len(holes) > 15:
                     miss.add_row(f"... {len(holes) - 15} more", "", "")
-                console.print(miss)
+                _print_wide(miss)
 
 
 @data_app.command("synth")
@@ -162,7 +181,7 @@ def calendar_cmd(
         for day, row in sched.iterrows():
             table.add_row(str(day.date()), str(row["open"].time()), str(row["close"].time()),
                           "early close" if day in early else "")
-        console.print(table)
+        _print_wide(table)
 
 
 @data_app.command("lobster")
@@ -192,7 +211,7 @@ def lobster(
         table.add_row("median touch depth bid / ask (shares)",
                       f"{float(np.median(b.bid_sz[:, 0])):,.0f} / "
                       f"{float(np.median(b.ask_sz[:, 0])):,.0f}")
-        console.print(table)
+        _print_wide(table)
 
 
 @data_app.command("bars")
@@ -221,7 +240,7 @@ def bars(
             share = (v.iloc[:30].sum() / v.sum(), v.iloc[-30:].sum() / v.sum())
             table.add_row(str(d), str(len(g)), str(g["bar_start"].iloc[0]), f"{v.sum():,.0f}",
                           f"{share[0]:.1%} / {share[1]:.1%}")
-        console.print(table)
+        _print_wide(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -32,9 +32,13 @@ def register(app: typer.Typer) -> None:
         min_child: float = typer.Option(1.0, help="Smallest child order in shares."),
         start: str = typer.Option("", help="UTC start time, ISO (default: the next session "
                                   "open after the last bar)."),
-        risk_aversion: float = typer.Option(1e-6, help="IS risk aversion (1/currency)."),
-        urgency: float = typer.Option(float("nan"), help="IS urgency kappa*T (0 = TWAP; "
-                                      "overrides --risk-aversion)."),
+        risk_aversion: float = typer.Option(float("nan"), help="IS risk aversion "
+                                            "(1/currency; default: use --urgency)."),
+        urgency: float = typer.Option(float("nan"), help="IS urgency kappa*T: 0 = TWAP, 1 = "
+                                      "mild (default), 2 = 68% done at half time, 5 = urgent; "
+                                      "overrides --risk-aversion."),
+        vol_sessions: int = typer.Option(1, help="Sessions of intraday returns for the "
+                                         "volatility (the most recent ones)."),
         participation: float = typer.Option(0.1, help="POV target participation."),
         limit_offset_bps: float = typer.Option(float("nan"), help="Limit offset in bps "
                                                "(default: market children)."),
@@ -51,7 +55,12 @@ def register(app: typer.Typer) -> None:
             from keel.execution.bars import load_minute_bars, sessions
             from keel.execution.hours import next_trading_time
             from keel.execution.profile import VolumeProfile
-            from keel.execution.schedule import ExecutionContext, ScheduleConfig, make_scheduler
+            from keel.execution.schedule import (
+                ExecutionContext,
+                ScheduleConfig,
+                make_scheduler,
+                session_volatility,
+            )
             from keel.types import Order, Side
 
             data = load_minute_bars(_bars_dir(bars, symbol))
@@ -64,19 +73,20 @@ def register(app: typer.Typer) -> None:
             if t0.tzinfo is None:
                 t0 = t0.tz_localize("UTC")
             adv = float(sum(d["volume"].sum() for d in days.values()) / len(days))
-            daily_close = pd.Series({d: g["close"].iloc[-1] for d, g in days.items()})
-            vol = float(daily_close.pct_change().std()) if len(days) > 2 else 0.01
+            vol = session_volatility(data, vol_sessions)  # recent sessions only
             last = data.iloc[-1]
             spread = (float((last["ask"] - last["bid"]) / last["close"] * 1e4)
                       if pd.notna(last["ask"]) else 1.0)
             ctx = ExecutionContext(price=float(last["close"]), adv_shares=adv,
-                                   daily_volatility=vol if math.isfinite(vol) else 0.01,
+                                   daily_volatility=vol,
                                    spread_bps=max(spread, 0.0), profile=profile)
             cfg = ScheduleConfig(
                 n_slices=slices, lot_size=lot, min_child_qty=Decimal(repr(min_child)),
                 horizon=timedelta(minutes=horizon_min) if horizon_min > 0 else None,
                 limit_offset_bps=None if math.isnan(limit_offset_bps) else limit_offset_bps)
-            sched = make_scheduler(algo, cfg, profile=profile, risk_aversion=risk_aversion,
+            sched = make_scheduler(algo, cfg, profile=profile,
+                                   risk_aversion=None if math.isnan(risk_aversion)
+                                   else risk_aversion,
                                    participation=participation,
                                    urgency=None if math.isnan(urgency) else urgency)
             clock = SimulatedClock(t0.to_pydatetime())
@@ -90,7 +100,8 @@ def register(app: typer.Typer) -> None:
             day = pd.Timestamp(kids[0].not_before).tz_convert("America/New_York")
             table = Table(title=f"{algo.upper()} {side} {parent.qty} {symbol} on "
                           f"{day:%Y-%m-%d} (profile: {profile.n_sessions} sessions, "
-                          f"ADV {adv:,.0f})")
+                          f"ADV {adv:,.0f}, daily vol {vol:.2%} from the last "
+                          f"{min(vol_sessions, len(days))} session(s))")
             for col in ("#", "child id", "start", "end", "qty", "% of parent", "limit"):
                 table.add_column(col, justify="right" if col in ("qty", "% of parent")
                                  else "left")

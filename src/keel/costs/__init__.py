@@ -16,11 +16,12 @@ from keel.costs.almgren_chriss import (
 )
 from keel.costs.base import CompositeCost, CostEstimate, CostModel, TradeContext
 from keel.costs.models import Commission, SpreadCost, SpreadCurve, SquareRootImpact
-from keel.costs.order_types import OrderInputs, estimate_order_types
+from keel.costs.order_types import OrderInputs, OrderTypeEstimate, estimate_order_types
 
 __all__ = [
     "ACParams", "AdaptiveCost", "AlmgrenChriss", "Commission", "CompositeCost", "CostEstimate",
-    "CostModel", "OrderInputs", "SpreadCost", "SpreadCurve", "SquareRootImpact", "TradeContext",
+    "CostModel", "OrderInputs", "OrderTypeEstimate", "SpreadCost", "SpreadCurve",
+    "SquareRootImpact", "TradeContext",
     "ac_expected_cost", "ac_trajectory", "ac_variance", "efficient_frontier",
     "estimate_order_types",
 ]

@@ -198,6 +198,8 @@ class AlmgrenChriss(CostModel):
         eta = check_array(p.eta, "eta", n, positive=True, symbols=ctx.symbols)
         gamma = check_array(p.gamma, "gamma", n, symbols=ctx.symbols)
         eps = check_array(p.epsilon, "epsilon", n, symbols=ctx.symbols)
+        if p.sigma is None:
+            ctx.require_inputs("Almgren-Chriss (sigma from the context)")
         sigma = (ctx.volatility * ctx.prices if p.sigma is None
                  else check_array(p.sigma, "sigma", n, symbols=ctx.symbols))
         et = _eta_tilde(eta, gamma, self.interval)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from keel.errors import ValidationError
+from keel.errors import DataError, ValidationError
 
 if TYPE_CHECKING:
     import cvxpy as cp
@@ -70,12 +70,17 @@ class TradeContext:
 
     @classmethod
     def from_market(cls, market: MarketData, nav: float = 1.0, *,
-                    default_spread: float | None = None, **kwargs: Any) -> TradeContext:
+                    default_spread: float | None = None, on_missing: str = "raise",
+                    **kwargs: Any) -> TradeContext:
         """Latest values of ``market`` (use ``market.as_of(t)`` first for a past date).
 
         ``default_spread`` stands in where the market has no spread for a name (no spreads
         at all, or NaN for that name); without it such a name is an error rather than a silent
-        guess. A name without enough history for a volatility or ADV gets 0 (no estimate).
+        guess. A name without a volatility or an ADV (too little history) is never given 0:
+        ``on_missing="raise"`` (default) refuses it with a ``DataError`` naming the field and
+        the symbol; ``"flag"`` keeps it out of reach of the cost models instead: its value is
+        0 and ``extra["missing_inputs"]`` is 1.0 there, so any model that needs it refuses to
+        price a trade in it (``missing_symbols`` lists them for the caller to exclude).
         """
         if market.spreads is not None:
             spreads = market.latest("spreads").to_numpy()
@@ -87,10 +92,45 @@ class TradeContext:
             i = int(np.argmax(~np.isfinite(spreads)))
             raise ValidationError("market has no spread for this name; pass default_spread",
                                   field="spreads", symbol=str(market.symbols[i]))
-        vol = market.latest("volatility").fillna(0.0).to_numpy()
-        adv = market.latest("adv_notional").fillna(0.0).to_numpy()
+        if on_missing not in ("raise", "flag"):
+            raise ValidationError("on_missing must be 'raise' or 'flag'", field="on_missing",
+                                  value=on_missing)
+        vol = market.latest("volatility").to_numpy(dtype=np.float64)
+        adv = market.latest("adv_notional").to_numpy(dtype=np.float64)
+        missing = ~np.isfinite(vol) | ~np.isfinite(adv)
+        if missing.any() and on_missing == "raise":
+            i = int(np.argmax(missing))
+            name = "volatility" if not np.isfinite(vol[i]) else "adv_notional"
+            raise DataError(f"no {name} for this name (too little history?); "
+                            f"{int(missing.sum())} name(s) affected; pass on_missing='flag' "
+                            "to price the others", field=name, symbol=str(market.symbols[i]))
+        extra = dict(kwargs.pop("extra", {}))
+        if missing.any():
+            extra["missing_inputs"] = missing.astype(np.float64)
         return cls(symbols=market.symbols, prices=market.latest("prices").to_numpy(),
-                   adv_notional=adv, volatility=vol, spreads=spreads, nav=nav, **kwargs)
+                   adv_notional=np.where(missing, 0.0, adv),
+                   volatility=np.where(missing, 0.0, vol), spreads=spreads, nav=nav,
+                   extra=extra, **kwargs)
+
+    @property
+    def missing_symbols(self) -> list[str]:
+        """Names flagged by ``from_market(on_missing="flag")`` (no volatility or ADV)."""
+        m = self.extra.get("missing_inputs")
+        return [] if m is None else [str(s) for s in self.symbols[np.asarray(m) > 0]]
+
+    def require_inputs(self, model: str, traded: np.ndarray | None = None) -> None:
+        """Refuse when a flagged name (no volatility/ADV) is traded (``traded`` (N,) bool, or
+        None: any flagged name at all, as an optimizer expression covers every name)."""
+        m = self.extra.get("missing_inputs")
+        if m is None:
+            return
+        bad = np.asarray(m) > 0
+        if traded is not None:
+            bad = bad & traded
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DataError(f"{model} needs the volatility and ADV this name lacks",
+                            field="volatility", symbol=str(self.symbols[i]))
 
     def subset(self, idx: np.ndarray) -> TradeContext:
         """The context restricted to positions ``idx`` (integer index array)."""

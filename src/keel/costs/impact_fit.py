@@ -185,6 +185,9 @@ class ImpactModel:
     tod_edges_min: np.ndarray
     tod_curves: IntervalCosts
     volume_by_bucket: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: (smallest, largest) order size in shares among the samples fitted; None when unknown
+    #: (a model saved before ranges were recorded). Beyond it a curve is extrapolation.
+    size_range: tuple[float, float] | None = None
 
     @property
     def curve(self) -> IntervalCosts:
@@ -212,7 +215,8 @@ class ImpactModel:
                 "kind": self.kind, "fits": {k: f.to_dict() for k, f in self.fits.items()},
                 "time_of_day": {"edges_min": self.tod_edges_min.tolist(),
                                 "curves": self.tod_curves.to_dict(),
-                                "volume": self.volume_by_bucket.tolist()}}
+                                "volume": self.volume_by_bucket.tolist()},
+                "size_range": None if self.size_range is None else list(self.size_range)}
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2))
@@ -228,7 +232,9 @@ class ImpactModel:
             return cls(symbol=d["symbol"], source=d["source"], method=d["method"],
                        kind=d["kind"], fits=fits, tod_edges_min=np.asarray(tod["edges_min"]),
                        tod_curves=curves_from_dict(tod["curves"]),
-                       volume_by_bucket=np.asarray(tod.get("volume", []), dtype=np.float64))
+                       volume_by_bucket=np.asarray(tod.get("volume", []), dtype=np.float64),
+                       size_range=None if d.get("size_range") is None
+                       else (float(d["size_range"][0]), float(d["size_range"][1])))
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
             raise DataError(f"cannot read impact model: {exc}", field="model",
                             file=str(p)) from None
@@ -255,5 +261,8 @@ def fit_impact_model(samples: pd.DataFrame, *, symbol: str = "", source: str = "
     if method == "trades":
         volume = np.bincount(bucket, weights=samples["size"].to_numpy(np.float64)[inside],
                              minlength=n_buckets).astype(np.float64)
+    sizes = samples["size"].to_numpy(np.float64)
+    sizes = sizes[sizes > 0]
     return ImpactModel(symbol=symbol, source=source, method=method, kind=kind, fits=fits,
-                       tod_edges_min=edges, tod_curves=tod, volume_by_bucket=volume)
+                       tod_edges_min=edges, tod_curves=tod, volume_by_bucket=volume,
+                       size_range=(float(sizes.min()), float(sizes.max())))

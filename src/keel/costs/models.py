@@ -243,6 +243,7 @@ class SquareRootImpact(CostModel):
     def _coef(self, ctx: TradeContext, traded: np.ndarray | None) -> np.ndarray:
         adv = ctx.adv_notional
         need = np.ones(len(adv), dtype=bool) if traded is None else traded > 0
+        ctx.require_inputs("square-root impact", need)
         bad = need & (adv <= 0)
         if bad.any():
             i = int(np.argmax(bad))

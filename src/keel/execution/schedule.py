@@ -27,7 +27,7 @@ import pandas as pd
 
 from keel.clock import Clock
 from keel.costs.almgren_chriss import ac_trajectory
-from keel.errors import ValidationError
+from keel.errors import DataError, ValidationError
 from keel.execution.hours import (
     Window,
     next_trading_time,
@@ -59,7 +59,8 @@ class ExecutionContext:
     Attributes:
         price: reference (arrival) price, currency/share.
         adv_shares: average daily volume, shares/day (POV forecast, IS impact scale).
-        daily_volatility: daily volatility of returns (fraction).
+        daily_volatility: daily volatility of returns (fraction); NaN = not known (only IS
+            with an explicit risk aversion needs it, and refuses NaN naming the symbol).
         spread_bps: quoted spread in bps of the mid.
         profile: intraday volume profile (VWAP, POV); None means flat.
     """
@@ -75,7 +76,11 @@ class ExecutionContext:
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
                 raise ValidationError(f"{name} must be > 0", field=name, value=v)
-        for name in ("daily_volatility", "spread_bps"):
+        if not (np.isnan(self.daily_volatility) or (np.isfinite(self.daily_volatility)
+                                                     and self.daily_volatility >= 0)):
+            raise ValidationError("daily_volatility must be >= 0 (or NaN: unknown)",
+                                  field="daily_volatility", value=self.daily_volatility)
+        for name in ("spread_bps",):
             v = getattr(self, name)
             if not (np.isfinite(v) and v >= 0):
                 raise ValidationError(f"{name} must be >= 0", field=name, value=v)
@@ -85,16 +90,23 @@ class ExecutionContext:
                     profile: VolumeProfile | None = None,
                     default_spread_bps: float = 1.0) -> ExecutionContext:
         """Latest price, ADV (shares), volatility and spread of ``symbol`` in ``market``
-        (use ``market.as_of(t)`` first for a past date)."""
+        (use ``market.as_of(t)`` first for a past date).
+
+        A missing volatility stays NaN (unknown, never a made-up 2 %); a missing ADV is
+        refused naming the symbol."""
         if symbol not in market.symbols:
             raise ValidationError("symbol not in the market", field="symbol", symbol=symbol)
         vol = float(market.latest("volatility").get(symbol, np.nan))
+        adv = float(market.latest("adv_shares")[symbol])
+        if not (np.isfinite(adv) and adv > 0):
+            raise DataError("no average daily volume for this name (too little history?)",
+                            field="adv_shares", symbol=symbol, value=adv)
         spread = default_spread_bps
         if market.spreads is not None and np.isfinite(market.latest("spreads")[symbol]):
             spread = float(market.latest("spreads")[symbol]) * 1e4
         return cls(price=float(market.latest("prices")[symbol]),
-                   adv_shares=float(market.latest("adv_shares")[symbol]),
-                   daily_volatility=vol if np.isfinite(vol) else 0.02, spread_bps=spread,
+                   adv_shares=adv, daily_volatility=vol if np.isfinite(vol) else np.nan,
+                   spread_bps=spread,
                    profile=profile)
 
 
@@ -278,29 +290,89 @@ class VWAP(Scheduler):
         return f if f.sum() > 0 else np.ones(len(f))
 
 
+#: default urgency ``kappa * T`` of the IS scheduler (about 56 % of the order done at half time)
+DEFAULT_URGENCY = 1.0
+
+
+def urgency_kappa_tilde2(urgency: float, total_days: float, n: int) -> float:
+    """``kappa_tilde^2 = lambda sigma^2 / eta_tilde`` (1/day^2) that makes the discrete
+    Almgren-Chriss trajectory over ``n`` intervals of ``total_days / n`` have ``kappa T`` equal
+    to ``urgency`` exactly (inverse of ``kappa = arccosh(1 + kappa_tilde^2 tau^2 / 2) / tau``)."""
+    tau = total_days / n
+    return 2.0 * (np.cosh(urgency / total_days * tau) - 1.0) / tau**2
+
+
+def urgency_risk_aversion(urgency: float, total_days: float, n: int, sigma: float, eta: float,
+                          gamma: float = 0.0) -> float:
+    """Risk aversion lambda (1/currency) equivalent to ``urgency`` for these coefficients
+    (``sigma`` currency/share/sqrt(day), ``eta``, ``gamma`` as in ``ac_trajectory``)."""
+    tau = total_days / n
+    return urgency_kappa_tilde2(urgency, total_days, n) * (eta - 0.5 * gamma * tau) / sigma**2
+
+
+def session_volatility(bars: pd.DataFrame, n_sessions: int = 1,
+                       tz: str = "America/New_York") -> float:
+    """Daily volatility (fraction) from the intraday returns of the last ``n_sessions``.
+
+    ``bars``: minute bars with a tz-aware (UTC) bar-start index and a ``close`` column. Only the
+    regular session (09:30-16:00 local) counts; the realised variance of each session is the
+    sum of its squared log returns between consecutive bars (no overnight gap, whatever the
+    sampling gaps), and the result is the square root of the mean over the last ``n_sessions``
+    sessions. Closes from sessions years apart never meet in one return.
+
+    Raises:
+        DataError: no session with at least two regular-hours bars (field ``bars``).
+        ValidationError: ``n_sessions < 1``.
+    """
+    if n_sessions < 1:
+        raise ValidationError("n_sessions must be >= 1", field="n_sessions", value=n_sessions)
+    local = pd.DatetimeIndex(bars.index).tz_convert(tz)
+    minute = local.hour * 60 + local.minute
+    regular = (minute >= 570) & (minute < 960)
+    close = np.log(bars["close"].to_numpy(dtype=np.float64)[regular])
+    day = np.asarray(local[regular].normalize().tz_localize(None))
+    ret = pd.Series(np.diff(close), index=day[1:])[day[1:] == day[:-1]]
+    if ret.empty or not np.all(np.isfinite(ret.to_numpy())):
+        raise DataError("no session with two valid regular-hours closes for a volatility",
+                        field="bars", symbol=str(bars.attrs.get("symbol", "")) or None)
+    rv = (ret**2).groupby(level=0).sum().sort_index()
+    return float(np.sqrt(rv.iloc[-n_sessions:].mean()))
+
+
 class ImplementationShortfall(Scheduler):
-    """Almgren-Chriss optimal trajectory: front-loaded as ``risk_aversion`` grows.
+    """Almgren-Chriss optimal trajectory: front-loaded as the urgency grows.
+
+    The knob is the scale-free **urgency** ``u = kappa * T``: the remaining holdings follow
+    ``sinh(u (1 - t/T)) / sinh(u)``, so the trajectory does not depend on the price, the
+    volatility or the impact estimate. The share of the order done by half time is
+    ``1 - 1 / (2 cosh(u/2))``: u = 0 is TWAP (50 %), 1 is mild (56 %, the default), 2 is 68 %,
+    5 is urgent (92 %). The risk aversion lambda it implies is
+    :func:`urgency_risk_aversion` (exact for the discrete trajectory).
 
     Args:
-        risk_aversion: lambda in 1/currency (0 gives TWAP).
+        risk_aversion: lambda in 1/currency; when given (and ``urgency`` is not), the
+            trajectory uses it with the context's volatility and impact (a raw lambda is not
+            scale-free: the same value front-loads a 450-dollar stock far more than a 5-dollar
+            one). None and no urgency: ``DEFAULT_URGENCY``.
         eta: temporary impact, currency/share per share/day (None: one spread per 1% ADV/day).
         gamma: permanent impact, currency/share per share (None: one spread per 10% ADV).
-        urgency: if given, the scale-free ``kappa * T`` (0 = TWAP, 1 = mild, 5 = urgent);
-            lambda is then set per order from the impact and volatility so that the
-            trajectory has that urgency, and ``risk_aversion`` is ignored.
+        urgency: ``kappa * T`` (>= 0); takes precedence over ``risk_aversion``.
     """
 
     algo = Algo.IS
 
-    def __init__(self, risk_aversion: float = 1e-6, config: ScheduleConfig | None = None, *,
-                 eta: float | None = None, gamma: float | None = None,
-                 urgency: float | None = None) -> None:
+    def __init__(self, risk_aversion: float | None = None,
+                 config: ScheduleConfig | None = None, *, eta: float | None = None,
+                 gamma: float | None = None, urgency: float | None = None) -> None:
         super().__init__(config)
-        if not (np.isfinite(risk_aversion) and risk_aversion >= 0):
+        if risk_aversion is not None and not (np.isfinite(risk_aversion)
+                                              and risk_aversion >= 0):
             raise ValidationError("risk_aversion must be >= 0", field="risk_aversion",
                                   value=risk_aversion)
         if urgency is not None and not (np.isfinite(urgency) and urgency >= 0):
             raise ValidationError("urgency must be >= 0", field="urgency", value=urgency)
+        if urgency is None and risk_aversion is None:
+            urgency = DEFAULT_URGENCY
         self.risk_aversion = risk_aversion
         self.eta = eta
         self.gamma = gamma
@@ -310,18 +382,22 @@ class ImplementationShortfall(Scheduler):
                 market: ExecutionContext) -> np.ndarray:
         n = len(bounds) - 1
         total_days = sum(w.minutes for w in windows) / 390.0
+        tau = total_days / n
+        if self.urgency is not None:
+            # the trajectory depends on kappa only: unit coefficients with that kappa
+            kt2 = urgency_kappa_tilde2(self.urgency, total_days, n)
+            traj = ac_trajectory(float(parent.qty), n, tau, 1.0, 1.0, 0.0, 0.0, kt2)
+            return np.maximum(traj, 0.0)
+        if not np.isfinite(market.daily_volatility):
+            raise DataError("IS with a risk aversion needs the daily volatility, which is "
+                            "missing; give it or use urgency", field="daily_volatility",
+                            symbol=parent.symbol)
         spread = market.price * market.spread_bps / 1e4
         eta = self.eta if self.eta is not None else spread / (0.01 * market.adv_shares)
         gamma = self.gamma if self.gamma is not None else spread / (0.1 * market.adv_shares)
         sigma = market.daily_volatility * market.price
-        tau = total_days / n
-        lam = self.risk_aversion
-        if self.urgency is not None:
-            # kappa_tilde^2 = lam sigma^2 / eta_tilde, with kappa_tilde ~ urgency / T
-            lam = (self.urgency / total_days) ** 2 * (eta - 0.5 * gamma * tau) / max(
-                sigma**2, 1e-300)
         traj = ac_trajectory(float(parent.qty), n, tau, sigma, eta, gamma, 0.5 * spread,
-                             lam)
+                             float(self.risk_aversion or 0.0))
         return np.maximum(traj, 0.0)
 
 
@@ -380,7 +456,7 @@ class POV(Scheduler):
 
 
 def make_scheduler(algo: Algo | str, config: ScheduleConfig | None = None, *,
-                   profile: VolumeProfile | None = None, risk_aversion: float = 1e-6,
+                   profile: VolumeProfile | None = None, risk_aversion: float | None = None,
                    participation: float = 0.1, urgency: float | None = None) -> Scheduler:
     """A scheduler by name (``twap``, ``vwap``, ``is``, ``pov``; ``market`` = one slice)."""
     try:

@@ -77,7 +77,7 @@ class BuildContext:
         self.n = inputs.n
         self.w = cp.Variable(self.n, name="w")
         self._params: dict[str, tuple[cp.Parameter, ParamFn]] = {}
-        self.w0 = self.param("current", (self.n,), lambda x: x.current)
+        self.w0: cp.Expression = self.param("current", (self.n,), lambda x: x.current)
         self.trade = self.w - self.w0
 
     def param(self, key: str, shape: tuple[int, ...], fn: ParamFn, *,

@@ -306,6 +306,21 @@ class RunRow(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class LeaseRow(Base):
+    """A named single-writer lease (e.g. ``keel-run``): who holds it and until when.
+
+    A holder renews ``expires_at`` while alive; a lease past ``expires_at`` may be taken over,
+    so a SIGKILLed holder blocks the next writer for at most one time-to-live.
+    """
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    acquired_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
 Index("ix_fills_order_ts", FillRow.client_order_id, FillRow.timestamp)
 
 
