@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from keel.errors import ConfigError
+from keel.data.spreads import SpreadSource
 from keel.policy.triggers import Frequency
 
 
@@ -78,14 +79,6 @@ class TurnoverFunding(StrEnum):
     EXEMPT = "exempt"
     #: every trade counts: a book starting from cash is funded over several rebalances
     SPREAD = "spread"
-
-
-class SpreadSource(StrEnum):
-    """Where the cost model's bid-ask spread comes from."""
-
-    QUOTES = "quotes"
-    ESTIMATE = "estimate"
-    FIXED = "fixed"
 
 
 class ExecutionAlgo(StrEnum):
