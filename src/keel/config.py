@@ -25,8 +25,8 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from keel.errors import ConfigError
 from keel.data.spreads import SpreadSource
+from keel.errors import ConfigError
 from keel.policy.triggers import Frequency
 
 
@@ -252,6 +252,9 @@ class CostsConfig(_Section):
     commission_per_share: float = Field(0.0, ge=0, description="Commission, currency/share.")
     impact_coefficient: float = Field(1.0, ge=0, description="Y in Y*sigma*sqrt(Q/ADV) "
                                       "(0: no impact).")
+    feedback: bool = Field(True, description="Learn the cost model's multipliers from fills "
+                           "(TCA -> AdaptiveCost; persisted in the store, used from the next "
+                           "cycle; the backtest learns from its simulated fills).")
     borrow_bps: float = Field(50.0, ge=0, description="Annual borrow fee on shorts, bps.")
     cash_rate: float = Field(0.02, description="Annual interest on cash (fraction).")
     margin_rate: float = Field(0.04, description="Annual interest paid on negative cash.")

@@ -47,3 +47,20 @@ def test_tca_on_empty_and_filled_store(sqlite_url):
     res = CliRunner().invoke(app, ["tca", "--db", sqlite_url], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "1 parent orders" in res.output and "twap" in res.output
+
+
+def test_tca_shows_the_learned_multipliers(sqlite_url):
+    from keel.costs.adaptive import AdaptiveCost
+    from keel.costs.models import SpreadCost, SquareRootImpact
+    from keel.store.cost_state_repo import CostStateRepo
+
+    res = CliRunner().invoke(app, ["tca", "--db", sqlite_url], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "none learned yet" in res.output
+    model = AdaptiveCost(SpreadCost() + SquareRootImpact())
+    model.multipliers_[:] = [1.25, 2.5]  # as if learned
+    store = Store.from_url(sqlite_url)
+    CostStateRepo(store).put("default", model.state(), utc(2024, 1, 2, 21), observed=7)
+    res = CliRunner().invoke(app, ["tca", "--db", sqlite_url], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "cost multipliers (default, version 1" in res.output
+    assert "spread 1.250, impact 2.500" in res.output and "(+7 orders)" in res.output

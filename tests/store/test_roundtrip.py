@@ -17,6 +17,8 @@ from keel.store.tables import (
     AuditRow,
     Base,
     ChildOrderRow,
+    CostModelHistoryRow,
+    CostModelStateRow,
     FillRow,
     FixMessageRow,
     FixSessionRow,
@@ -80,6 +82,12 @@ def _all_rows() -> list[Base]:
         RunRow(run_id="r-1", kind="demo", started_at=T0, finished_at=None, status="running",
                config={"seed": 7, "store": {"url": "sqlite://"}}, metrics={}),
         LeaseRow(name="keel-run", holder="host:123:abcdef01", acquired_at=T0, expires_at=T0),
+        # learned cost state: floats must come back bit for bit (an identical model)
+        CostModelStateRow(name="default", version=2**33, updated_at=T0,
+                          state={"multipliers": [1 / 3, 2.5e-17, 1.7976931348623157e308],
+                                 "scale": None, "n_obs": 12}),
+        CostModelHistoryRow(name="default", version=1, multipliers={"impact": 0.1 + 0.2},
+                            n_obs=12, observed=3, recorded_at=T0),
     ]
 
 

@@ -91,6 +91,7 @@ class Desk:
         from keel.store.orders_repo import OrdersRepo
 
         self.store, self.clock, self.broker, self.cycle = store, clock, broker, cycle
+        cycle.pipeline.attach_store(store)  # learned cost multipliers survive a restart
         if max_order_notional is None:
             max_order_notional = cycle.config.execution.max_order_notional
         self.metrics, self.venue_name = metrics, venue_name
@@ -193,6 +194,7 @@ class Desk:
             res = self._failed_cycle(now, exc)
         if res.traded:
             self._last_rebalance, self._last_rebalance_known = now, True
+        self._learn_costs(market, now)
         self._check_limits(market, now)
         st = self.stats
         st.cycles += 1
@@ -214,6 +216,25 @@ class Desk:
             m.gross_exposure.set(float(self.ledger.state.gross_exposure
                                        / max(self.ledger.state.equity, Decimal(1))))
         return res
+
+    def _learn_costs(self, market: MarketData, now: datetime) -> None:
+        """Finished parents and their fills -> TCA -> the learned cost multipliers (stored);
+        the next cycle prices with them. A failure here is audited, never fatal."""
+        pipe = self.cycle.pipeline
+        if pipe.feedback is None:
+            return
+        try:
+            ctx = pipe.trade_context(market.as_of(now),
+                                     max(float(self.ledger.state.equity), 1.0))
+            out = pipe.feedback.observe_store(self.repo, ctx, now)
+        except (KeelError, ArithmeticError, ValueError) as exc:
+            self.audit.append(ACTOR, "live.cost_feedback_failed", "costs", "default",
+                              {"reason": f"{type(exc).__name__}: {exc}"[:2000]}, now)
+            return
+        if out.observed:
+            self.audit.append(ACTOR, "live.cost_feedback", "costs", "default",
+                              {"observed": len(out.observed), "multipliers": out.multipliers,
+                               "version": out.version}, now)
 
     def _failed_cycle(self, now: datetime, exc: BaseException) -> CycleResult:
         """A cycle that raised: HOLD with the reason, audited; escalate repeated failures

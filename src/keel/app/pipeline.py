@@ -35,16 +35,18 @@ from keel.config import (
 )
 from keel.costs.base import CostModel, TradeContext
 from keel.costs.models import Commission, SpreadCost, SquareRootImpact
-from keel.errors import ConfigError, DataError, KeelError, ValidationError
+from keel.errors import ConfigError, KeelError, ValidationError
 from keel.optimize import HoldingCost
 from keel.policy.triggers import Check, ReasonCode, Role
 
 if TYPE_CHECKING:
     from keel.data.market import MarketData
+    from keel.execution.feedback import CostFeedback
     from keel.policy.governance import GovernanceChain
     from keel.policy.triggers import KillSwitch, PolicyContext, RebalancePolicy
     from keel.risk.base import FactorCovariance
     from keel.risk.limits import RiskLimits
+    from keel.store.db import Store
 
 TRADING_DAYS = 252
 PERIOD_DAYS = {"daily": 1, "weekly": 5, "monthly": 21, "quarterly": 63}
@@ -120,24 +122,6 @@ class RiskFit:
         return ("RISK_FITTED", f"RISK_{self.used.name}", *fb)
 
 
-def read_signal_file(path: Path) -> pd.DataFrame:
-    """A long score file (date, symbol, score) -> dates x symbols scores (CSV or Parquet)."""
-    try:
-        df = (pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read the signal file: {exc}", file=str(path)) from None
-    cols = {c.lower(): c for c in df.columns}
-    missing = {"date", "symbol", "score"} - set(cols)
-    if missing:
-        raise DataError("the signal file needs date, symbol and score columns",
-                        field=sorted(missing)[0], file=str(path))
-    df = df.rename(columns={cols["date"]: "date", cols["symbol"]: "symbol",
-                            cols["score"]: "score"})
-    dates = pd.to_datetime(df["date"], utc=True)
-    return df.assign(date=dates).pivot_table(index="date", columns="symbol", values="score",
-                                             aggfunc="last").sort_index()
-
-
 # --------------------------------------------------------------------------- the pipeline
 
 
@@ -162,19 +146,36 @@ class Pipeline:
         self.impact = (SquareRootImpact(y=c.impact_coefficient)
                        if c.impact_coefficient > 0 else None)
         self.commission = Commission(per_share=c.commission_per_share, bps=c.commission_bps)
-        #: THE cost model (spread + impact + commission)
-        self.cost_model: CostModel = (self.spread + self.impact + self.commission
-                                      if self.impact is not None
-                                      else self.spread + self.commission)
+        #: the configured model (spread + impact + commission)
+        self.base_cost_model: CostModel = (self.spread + self.impact + self.commission
+                                           if self.impact is not None
+                                           else self.spread + self.commission)
+        #: the closed feedback loop (None: costs.feedback = false)
+        self.feedback: CostFeedback | None = None
+        #: THE cost model: the configured one, with its learned multipliers when
+        #: ``costs.feedback`` (updated in place by every observation)
+        self.cost_model: CostModel = self.base_cost_model
+        if c.feedback:
+            self.attach_store(None)
         self.period_days = PERIOD_DAYS[config.policy.frequency.value]
         self.holding = HoldingCost(
             borrow_fee=c.borrow_bps * 1e-4 / TRADING_DAYS * self.period_days)
         self.kill_switch = kill_switch or KillSwitch()
         self.policy = self.build_policy()
         self.governance = self.build_governance()
-        self._signal_file: pd.DataFrame | None = None
+        self._signal_model: Any = None
 
     # ------------------------------------------------------------------ costs
+
+    def attach_store(self, store: Store | None) -> None:
+        """Restore the learned cost multipliers from ``store`` (and persist them there from
+        now on); call before the first cycle (engines hold the model built here)."""
+        if not self.config.costs.feedback:
+            return
+        from keel.execution.feedback import CostFeedback
+
+        self.feedback = CostFeedback.open(self.base_cost_model, store)
+        self.cost_model = self.feedback.model
 
     @property
     def default_spread(self) -> float:
@@ -195,7 +196,9 @@ class Pipeline:
     def optimizer_costs(self) -> CostModel:
         """What the optimizer's cost term prices: the linear part (spread + commission, the
         same objects) of the one cost model, which keeps the problem on the direct QP path;
-        the square-root impact is charged by execution and shown by TCA."""
+        the square-root impact is charged by execution and shown by TCA. (The learned
+        multipliers reach the greedy round trip, schedules' TCA and the service estimate; the
+        QP's linear term does not take them yet.)"""
         return self.spread + self.commission
 
     def risk_limits(self) -> RiskLimits:
@@ -211,26 +214,28 @@ class Pipeline:
 
     # ------------------------------------------------------------------ signals
 
+    def signal_model(self) -> Any:
+        """The ``[signals]`` model (:mod:`keel.signals`): the built-in blend, or external
+        scores from ``signals.path`` (point in time: usable from the session close of their
+        date on ``data.calendar``)."""
+        if self._signal_model is None:
+            s = self.config.signals
+            if s.source is SignalSource.FILE:
+                from keel.signals import ExternalSignal, read_signal_table
+
+                assert s.path is not None
+                table = read_signal_table(Path(s.path), calendar=self.config.data.calendar)
+                self._signal_model = ExternalSignal(table, ic=s.ic)
+            else:
+                from keel.signals import BlendSignal
+
+                self._signal_model = BlendSignal(weights=dict(s.weights), ic=s.ic)
+        return self._signal_model
+
     def signals(self, view: MarketData) -> tuple[pd.Series, pd.Series]:
-        """(composite z-score, expected return per session) per symbol of ``view``."""
-        s = self.config.signals
-        if s.source is SignalSource.FILE:
-            assert s.path is not None
-            if self._signal_file is None:
-                self._signal_file = read_signal_file(Path(s.path))
-            known = self._signal_file.loc[self._signal_file.index <= view.now]
-            if known.empty:
-                raise DataError("no score dated on or before the decision",
-                                field="signals.path", value=str(view.now))
-            score = known.iloc[-1].reindex(view.symbols).fillna(0.0).rename("composite")
-        else:
-            from keel.backtest.signals import composite_score
-
-            score = composite_score(view, s.weights)
-        from keel.backtest.signals import expected_returns
-
-        alpha = expected_returns(score, view.latest("volatility"), ic=s.ic)
-        return score, alpha
+        """(score, expected return per session) per symbol of ``view``."""
+        snap = self.signal_model().evaluate(view)
+        return snap.score, snap.alpha
 
     # ------------------------------------------------------------------ risk
 
@@ -281,7 +286,9 @@ class Pipeline:
         o = self.config.optimize
         if kind is not None and kind is not o.engine:
             o = o.model_copy(update={"engine": kind})
-        return build_engine(name or o.engine.value, o, costs=self.optimizer_costs(),
+        costs = (self.cost_model if o.engine is EngineKind.GREEDY
+                 else self.optimizer_costs())
+        return build_engine(name or o.engine.value, o, costs=costs,
                             period_days=self.period_days, holding=self.holding)
 
     def turnover_governor(self) -> TurnoverGovernor:

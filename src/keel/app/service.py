@@ -368,6 +368,7 @@ def app_from_config(config: KeelConfig, *, token: str | None = None,
     from keel.app.pipeline import Pipeline
 
     pipe = Pipeline(config)
+    pipe.attach_store(store)  # the estimate prices with the learned multipliers
     return create_app(store, metrics=metrics,
                       token=token if token is not None else config.service.api_token,
                       market=market, limits=pipe.risk_limits(), cost_model=pipe.cost_model,

@@ -274,6 +274,11 @@ class Backtester:
                         "target": [float(x) for x in target]})
                 t = time.perf_counter()
                 ex = b.sim.costs(u, ctx, nxt)
+                fb = b.pipeline.feedback
+                if fb is not None and np.any(u):  # the loop on simulated fills
+                    fb.observe_trades(u, TradeContext(symbols, ctx.prices, ctx.adv_notional,
+                                                      ctx.volatility, ctx.spreads, nav=nav),
+                                      ex.total(), now.to_pydatetime())
                 h_plus = b.h + u
                 cash = b.cash - float(u.sum()) - float(ex.total().sum())
                 borrow = borrow_d * float(np.maximum(-h_plus, 0.0).sum())

@@ -15,6 +15,29 @@ def _bars_dir(bars: Path, symbol: str) -> Path:
     return sub if sub.is_dir() else bars
 
 
+def _multipliers_text(store: object, name: str, history: int) -> str:
+    """The learned cost multipliers of ``name`` (current and the last ``history`` versions)."""
+    from keel.store.cost_state_repo import CostStateRepo
+    from keel.store.db import Store
+
+    assert isinstance(store, Store)
+    repo = CostStateRepo(store)
+    rec = repo.get(name)
+    if rec is None:
+        return (f"\ncost multipliers ({name}): none learned yet (the fixed model is in force, "
+                "every multiplier 1)")
+    mult = ", ".join(f"{k} {v:.3f}" for k, v in rec.multipliers.items())
+    when = f"{rec.updated_at:%Y-%m-%d %H:%M}"
+    lines = ["", f"cost multipliers ({name}, version {rec.version}, "
+             f"{rec.state.get('n_obs', 0)} orders observed, updated {when} UTC): {mult}"]
+    if history > 0:
+        for h in repo.history(name, limit=history):
+            ks = ", ".join(f"{k} {v:.3f}" for k, v in h.multipliers.items())
+            lines.append(f"  v{h.version} {h.recorded_at:%Y-%m-%d %H:%M}: {ks} "
+                         f"(+{h.observed} orders)")
+    return "\n".join(lines)
+
+
 def register(app: typer.Typer) -> None:
     """Add this layer's commands to ``app``."""
 
@@ -123,8 +146,13 @@ def register(app: typer.Typer) -> None:
                                "store, sqlite:///keel-out/keel.db)."),
         bars: Path | None = typer.Option(None, help="Lean minute-bar root (lean_minute/) for "
                                          "interval VWAP, participation and spread capture."),
+        model: str = typer.Option("default", help="Name of the learned cost model whose "
+                                  "multipliers are shown."),
+        history: int = typer.Option(5, help="How many past versions of the multipliers to "
+                                    "show (0: none)."),
     ) -> None:
-        """Print the execution-quality (TCA) report of the orders in the store."""
+        """Print the execution-quality (TCA) report of the orders in the store, and the
+        cost multipliers learned from them (execution feedback)."""
         with friendly_errors():
             from keel.config import load_config
             from keel.execution.bars import load_minute_bars
@@ -144,3 +172,4 @@ def register(app: typer.Typer) -> None:
                     if folder.is_dir() and any(folder.glob("*_minute_trade.csv")):
                         bar_map[sym] = load_minute_bars(folder)
             console.print(TCA(repo, bar_map).report().to_text())
+            console.print(_multipliers_text(store, model, history))

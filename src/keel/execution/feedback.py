@@ -15,23 +15,31 @@ Aggregates per symbol and per algorithm, a :class:`Recommendation` when a group'
 quality degrades, :meth:`TCA.feed` to update an adaptive cost model (anything with
 ``observe(trades, ctx, realised_cost)``, e.g. ``keel.costs.adaptive.AdaptiveCost``), and
 :meth:`TCA.persist` to write each order's metrics to the audit log.
+
+:class:`CostFeedback` closes the loop for the desk: after a cycle, the finished parents and
+their fills -> TCA summaries -> ``AdaptiveCost.observe`` (one vectorised update) -> the store
+(``keel.store.cost_state_repo``), so the next cycle, and the next process, price with the
+learned multipliers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
+from keel.costs.adaptive import AdaptiveCost
 from keel.costs.base import CostModel, TradeContext
 from keel.errors import ValidationError
 from keel.store.audit import AuditLog
+from keel.store.cost_state_repo import CostStateRepo
+from keel.store.db import Store
 from keel.store.orders_repo import OrderRecord, OrdersRepo
-from keel.types import Fill
+from keel.types import Fill, ensure_utc
 
 
 class CostLearner(Protocol):
@@ -136,8 +144,11 @@ class Recommendation:
 class TCAReport:
     """TCA of many parent orders: per order, per symbol, per algorithm, recommendations."""
 
-    def __init__(self, summaries: Sequence[ExecutionSummary]) -> None:
+    def __init__(self, summaries: Sequence[ExecutionSummary],
+                 parents: Mapping[str, OrderRecord] | None = None) -> None:
         self.summaries = list(summaries)
+        #: parent id -> the parent record the summary was computed from (when known)
+        self.parents: dict[str, OrderRecord] = dict(parents or {})
         rows = [asdict(s) for s in self.summaries]
         self.orders = pd.DataFrame(rows) if rows else pd.DataFrame(
             columns=list(ExecutionSummary.__dataclass_fields__))
@@ -240,10 +251,13 @@ class TCA:
         self.cost_model, self.context = cost_model, context
 
     def summaries(self) -> list[ExecutionSummary]:
-        by_parent: dict[str, list[Fill]] = {}
-        for f, pid in self.repo.fills():
-            by_parent.setdefault(pid or f.client_order_id, []).append(f)
+        return self.report().summaries
+
+    def report(self) -> TCAReport:
+        """Reads the parents and the fills once each, summarises every filled parent."""
+        by_parent = group_fills(self.repo.fills())
         out = []
+        parents = {}
         for parent in self.repo.parents():
             fills = by_parent.get(parent.client_order_id, [])
             if not fills:
@@ -256,22 +270,26 @@ class TCA:
                 pred = float(est.bps.iloc[0])
             out.append(summarize(parent, fills, self.bars.get(parent.order.symbol),
                                  predicted_bps=pred))
-        return out
-
-    def report(self) -> TCAReport:
-        return TCAReport(self.summaries())
+            parents[parent.client_order_id] = parent
+        return TCAReport(out, parents)
 
     def feed(self, learner: CostLearner, report: TCAReport | None = None) -> int:
         """Update ``learner`` with each filled order's realised cost; returns how many."""
         if self.context is None:
             raise ValidationError("feed needs a context builder", field="context")
         rep = report or self.report()
+        parents = rep.parents
+        if any(s.parent_id not in parents for s in rep.summaries):
+            # a report built elsewhere: read the parents once, not once per order
+            parents = {**{p.client_order_id: p for p in self.repo.parents()}, **parents}
         n = 0
         for s in rep.summaries:
             if s.filled_qty <= 0 or not np.isfinite(s.arrival_price):
                 continue
-            parent = self.repo.get(s.parent_id)
-            assert parent is not None
+            parent = parents.get(s.parent_id)
+            if parent is None:
+                raise ValidationError("summary of an unknown parent order", field="parent_id",
+                                      value=s.parent_id)
             ctx = self.context(parent)
             trade = np.array([s.side * s.filled_qty * s.arrival_price])
             learner.observe(trade, ctx, np.array([s.realised_cost]))
@@ -288,3 +306,232 @@ class TCA:
                 log.append(actor, "tca.order", "order", summ.parent_id, payload, now,
                            session=s)
         return len(report.summaries)
+
+
+def group_fills(fills: Mapping[str, Sequence[Fill]] | Iterable[tuple[Fill, str | None]]
+                ) -> dict[str, list[Fill]]:
+    """Fills by parent id, from ``{parent_id: fills}`` or ``OrdersRepo.fills()`` pairs
+    (a fill without a parent id belongs to the order it names)."""
+    if isinstance(fills, Mapping):
+        return {str(k): list(v) for k, v in fills.items()}
+    out: dict[str, list[Fill]] = {}
+    for f, pid in fills:
+        out.setdefault(pid or f.client_order_id, []).append(f)
+    return out
+
+
+#: Why a parent was not fed to the cost model (``FeedbackResult.skipped``).
+SKIP_WORKING = "WORKING"          # still open: fed once it is done, never twice
+SKIP_SEEN = "ALREADY_OBSERVED"    # fed in an earlier cycle (or before a restart)
+SKIP_NO_FILLS = "NO_FILLS"
+SKIP_NO_ARRIVAL = "NO_ARRIVAL_PRICE"
+SKIP_NO_CONTEXT = "NOT_IN_CONTEXT"  # its symbol is not in the cycle's TradeContext
+SKIP_NO_ESTIMATE = "NO_VOL_OR_ADV"  # the context has no volatility / ADV estimate for it
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """What one feedback step did.
+
+    Attributes:
+        at: the time of the step (UTC).
+        observed: parent ids fed to the model, in order.
+        skipped: parent id -> reason code (``WORKING``, ``ALREADY_OBSERVED``, ...).
+        multipliers_before, multipliers: part name -> multiplier, before and after.
+        n_obs: observations the model has learned from in total.
+        version: the stored state's version after the step (None: no store, or nothing new).
+        report: the TCA of the observed parents, ``predicted_bps`` from the model *before*
+            this update (so ``prediction_mae_bps`` is an honest out-of-sample error).
+    """
+
+    at: datetime
+    observed: tuple[str, ...]
+    skipped: dict[str, str]
+    multipliers_before: dict[str, float]
+    multipliers: dict[str, float]
+    n_obs: int
+    version: int | None
+    report: TCAReport = field(repr=False)
+
+
+class CostFeedback:
+    """The closed cost loop: finished parents + fills -> TCA -> ``AdaptiveCost`` -> store.
+
+    Each parent is fed once, when it is no longer open: the ids fed are kept with the
+    model's state (a watermark on the parents' last update plus the ids at it), so neither a
+    second call nor a restart feeds an order twice. A finished parent last updated before the
+    watermark counts as fed: pass every finished parent each time (``observe_store`` does).
+
+    Args:
+        model: the adaptive cost model the desk prices with (shared, updated in place).
+        repo: where the state is persisted (None: in memory only).
+        name: the model's name in the store.
+
+    Use :meth:`open` to build one from the store after a restart.
+    """
+
+    def __init__(self, model: AdaptiveCost, *, repo: CostStateRepo | None = None,
+                 name: str = "default", watermark: datetime | None = None,
+                 seen_at_watermark: Iterable[str] = (), version: int | None = None) -> None:
+        if not isinstance(model, AdaptiveCost):
+            raise ValidationError("CostFeedback needs an AdaptiveCost", field="model",
+                                  value=type(model).__name__)
+        self.model, self.repo, self.name = model, repo, name
+        self.watermark = watermark
+        self.seen_at_watermark = set(seen_at_watermark)
+        self.version = version
+
+    @classmethod
+    def open(cls, base: CostModel, store: Store | None = None, *, name: str = "default",
+             **settings: Any) -> CostFeedback:
+        """The feedback loop for ``base``, restored from ``store`` when it holds a state.
+
+        Args:
+            base: the configured cost model (the multipliers scale its parts).
+            store: the desk's store (None: nothing persisted).
+            name: the model's name in the store.
+            **settings: ``AdaptiveCost`` hyper-parameters for a fresh model (a stored state
+                keeps its own).
+
+        Raises:
+            DataError: the stored state does not fit ``base`` (different parts).
+        """
+        repo = CostStateRepo(store) if store is not None else None
+        rec = repo.get(name) if repo is not None else None
+        if rec is None:
+            return cls(AdaptiveCost(base, **settings), repo=repo, name=name)
+        model = AdaptiveCost.from_state(rec.state, base, source=f"cost_model_state:{name}")
+        fb = rec.state.get("feedback") or {}
+        wm = fb.get("watermark")
+        return cls(model, repo=repo, name=name,
+                   watermark=None if wm is None else datetime.fromisoformat(wm),
+                   seen_at_watermark=fb.get("seen", ()), version=rec.version)
+
+    @property
+    def multipliers(self) -> dict[str, float]:
+        """Part name -> the multiplier in force."""
+        return dict(zip(self.model.part_names, self.model.multipliers_.tolist(), strict=True))
+
+    def _is_new(self, parent: OrderRecord) -> bool:
+        t = parent.updated_at
+        if self.watermark is None or t is None:
+            return parent.client_order_id not in self.seen_at_watermark
+        if t > self.watermark:
+            return True
+        return t == self.watermark and parent.client_order_id not in self.seen_at_watermark
+
+    def observe_cycle(self, parents: Iterable[OrderRecord],
+                      fills: Mapping[str, Sequence[Fill]] | Iterable[tuple[Fill, str | None]],
+                      ctx: TradeContext, now: datetime, *,
+                      bars: Mapping[str, pd.DataFrame] | None = None) -> FeedbackResult:
+        """Feed the finished, not yet observed ``parents`` to the model and persist it.
+
+        Args:
+            parents: parent orders of the cycle (or all of them: working and already fed
+                ones are skipped with a reason).
+            fills: their fills, ``{parent_id: [Fill]}`` or ``OrdersRepo.fills()`` pairs.
+            ctx: the cycle's :class:`TradeContext` (from the decision's market view); it
+                gives each symbol's ADV, volatility and spread. Realised cost is measured
+                against each parent's arrival price, commission included.
+            now: the time of the step (stamps the stored version).
+            bars: minute bars per symbol for the TCA (optional).
+
+        Returns: a :class:`FeedbackResult`; the store gets a new version only when at least
+        one parent was fed.
+        """
+        now = ensure_utc(now, "now")
+        by_parent = group_fills(fills)
+        before = self.multipliers
+        skipped: dict[str, str] = {}
+        chosen: list[tuple[OrderRecord, list[Fill], int]] = []
+        for p in parents:
+            pid = p.client_order_id
+            fl = by_parent.get(pid, [])
+            if p.status.is_open:
+                skipped[pid] = SKIP_WORKING
+            elif not self._is_new(p):
+                skipped[pid] = SKIP_SEEN
+            elif not fl or sum(float(f.qty) for f in fl) <= 0:
+                skipped[pid] = SKIP_NO_FILLS
+            elif p.arrival_price is None:
+                skipped[pid] = SKIP_NO_ARRIVAL
+            else:
+                i = int(ctx.symbols.get_indexer([p.order.symbol])[0])
+                if i < 0:
+                    skipped[pid] = SKIP_NO_CONTEXT
+                elif not (ctx.volatility[i] > 0 and ctx.adv_notional[i] > 0):
+                    skipped[pid] = SKIP_NO_ESTIMATE
+                else:
+                    chosen.append((p, fl, i))
+        summaries: list[ExecutionSummary] = []
+        if chosen:
+            sub = ctx.subset(np.array([i for _, _, i in chosen]))
+            raw = [summarize(p, fl) for p, fl, _ in chosen]
+            trades = np.array([s.side * s.filled_qty * s.arrival_price for s in raw])
+            realised = np.array([s.realised_cost for s in raw])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                pred_bps = 1e4 * self.model.cost_array(trades, sub) / np.abs(trades)
+            summaries = [summarize(p, fl, (bars or {}).get(p.order.symbol),
+                                   predicted_bps=float(b))
+                         for (p, fl, _), b in zip(chosen, pred_bps, strict=True)]
+            self.model.observe(trades, sub, realised)
+            self._advance([p for p, _, _ in chosen])
+            if self.repo is not None:
+                rec = self.repo.put(self.name, self._payload(), now, observed=len(chosen))
+                self.version = rec.version
+        return FeedbackResult(
+            at=now, observed=tuple(p.client_order_id for p, _, _ in chosen), skipped=skipped,
+            multipliers_before=before, multipliers=self.multipliers, n_obs=self.model.n_obs_,
+            version=self.version if chosen else None,
+            report=TCAReport(summaries, {p.client_order_id: p for p, _, _ in chosen}))
+
+    def observe_store(self, orders: OrdersRepo, ctx: TradeContext, now: datetime, *,
+                      bars: Mapping[str, pd.DataFrame] | None = None) -> FeedbackResult:
+        """:meth:`observe_cycle` over every parent in the order store (one read of the parents,
+        one of the fills): what the live loop calls after each cycle."""
+        return self.observe_cycle(orders.parents(), orders.fills(), ctx, now, bars=bars)
+
+    def observe_trades(self, trades: np.ndarray, ctx: TradeContext,
+                       realised_cost: np.ndarray, now: datetime) -> FeedbackResult:
+        """Feed realised costs that come without order records (the backtest's simulated
+        fills) and persist, like :meth:`observe_cycle`.
+
+        Args:
+            trades: (N,) signed traded notional (currency) aligned to ``ctx.symbols``; 0 for
+                names not traded.
+            ctx: the context the trades were priced in.
+            realised_cost: (N,) realised cost in currency vs the arrival (decision) price.
+            now: the time of the step.
+        """
+        now = ensure_utc(now, "now")
+        before = self.multipliers
+        n0 = self.model.n_obs_
+        self.model.observe(np.asarray(trades, dtype=np.float64), ctx,
+                           np.asarray(realised_cost, dtype=np.float64))
+        fed = self.model.n_obs_ - n0
+        version = None
+        if fed and self.repo is not None:
+            self.version = version = self.repo.put(self.name, self._payload(), now,
+                                                   observed=fed).version
+        return FeedbackResult(at=now, observed=(), skipped={}, multipliers_before=before,
+                              multipliers=self.multipliers, n_obs=self.model.n_obs_,
+                              version=version, report=TCAReport([]))
+
+    def _advance(self, fed: Sequence[OrderRecord]) -> None:
+        stamps = [p.updated_at for p in fed if p.updated_at is not None]
+        if not stamps:
+            self.seen_at_watermark |= {p.client_order_id for p in fed}
+            return
+        top = max(stamps)
+        if self.watermark is None or top > self.watermark:
+            self.watermark = top
+            self.seen_at_watermark = set()
+        self.seen_at_watermark |= {p.client_order_id for p in fed
+                                   if p.updated_at is None or p.updated_at == self.watermark}
+
+    def _payload(self) -> dict[str, Any]:
+        state = self.model.state()
+        state["feedback"] = {
+            "watermark": None if self.watermark is None else self.watermark.isoformat(),
+            "seen": sorted(self.seen_at_watermark)}
+        return state

@@ -1,5 +1,5 @@
 """SQLAlchemy 2 tables: orders, child orders, fills, order events, portfolio snapshots, ledger
-entries, audit log, FIX session state and FIX messages, and runs.
+entries, audit log, FIX session state and FIX messages, runs, and the learned cost-model state.
 
 Money and quantities are stored exactly (:class:`ExactDecimal`: NUMERIC on PostgreSQL, text on
 SQLite, which has no exact decimal type); times are stored in UTC and come back tz-aware
@@ -319,6 +319,32 @@ class LeaseRow(Base):
     holder: Mapped[str] = mapped_column(String(128))
     acquired_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class CostModelStateRow(Base):
+    """The learned state of an adaptive cost model (one current row per model name)."""
+
+    __tablename__ = "cost_model_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
+class CostModelHistoryRow(Base):
+    """Each saved version's multipliers (append-only): how the learned model moved."""
+
+    __tablename__ = "cost_model_history"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_cost_model_history_version"),)
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(BigInteger)
+    multipliers: Mapped[dict[str, Any]]
+    n_obs: Mapped[int] = mapped_column(BigInteger)
+    observed: Mapped[int] = mapped_column(BigInteger)
+    recorded_at: Mapped[datetime]
 
 
 Index("ix_fills_order_ts", FillRow.client_order_id, FillRow.timestamp)

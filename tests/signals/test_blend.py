@@ -2,7 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from keel.backtest.signals import (
+from keel.data.market import MarketData
+from keel.data.synthetic import synthetic_market
+from keel.errors import DataError, ValidationError
+from keel.signals import (
     composite_score,
     expected_returns,
     low_volatility,
@@ -10,9 +13,6 @@ from keel.backtest.signals import (
     short_term_reversal,
     zscore,
 )
-from keel.data.market import MarketData
-from keel.data.synthetic import synthetic_market
-from keel.errors import DataError, ValidationError
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +59,40 @@ def test_grinold_alpha_and_history_errors(market):
         momentum_12_1(market.head(100))
     with pytest.raises(ValidationError):
         composite_score(market, {"astrology": 1.0})
+
+
+def _z(x):
+    x = np.asarray(x, dtype=float)
+    f = np.isfinite(x)
+    z = np.clip((x - x[f].mean()) / x[f].std(ddof=1), -3, 3)
+    return (z - z[f].mean()) / z[f].std(ddof=1)
+
+
+def test_blend_signal_matches_closed_form(market):
+    from keel.signals import BlendSignal, SignalModel
+
+    model = BlendSignal(weights={"momentum_12_1": 0.6, "short_term_reversal": 0.3,
+                                 "low_volatility": 0.1}, ic=0.08, periods=9)
+    assert isinstance(model, SignalModel)
+    view = market.as_of(market.dates[300])
+    snap = model.evaluate(view)
+    px = view.prices
+    mom = np.log(px.iloc[-22] / px.iloc[-253])
+    rev = -np.log(px.iloc[-1] / px.iloc[-6])
+    lv = -px.pct_change().iloc[-63:].std()
+    expect = _z(0.6 * _z(mom) + 0.3 * _z(rev) + 0.1 * _z(lv))
+    np.testing.assert_allclose(snap.score.to_numpy(), expect, rtol=1e-10, atol=1e-12)
+    vol = px.pct_change().iloc[-63:].std()
+    np.testing.assert_allclose(snap.alpha.to_numpy(), 0.08 * vol * 3.0 * expect, rtol=1e-9)
+    assert snap.as_of == market.dates[300]
+    assert list(snap.score.index) == list(market.symbols)
+    assert snap.coverage == 1.0
+
+
+def test_blend_signal_refuses_bad_settings():
+    from keel.signals import BlendSignal
+
+    with pytest.raises(ValidationError, match="unknown signal"):
+        BlendSignal(weights={"astrology": 1.0})
+    with pytest.raises(ValidationError):
+        BlendSignal(periods=0)

@@ -1,23 +1,25 @@
-"""Sample signals: momentum 12-1, short-term reversal, low volatility; risk-scaled z-scores.
+"""Built-in signals: momentum 12-1, short-term reversal, low volatility, and their blend.
 
 Every signal is a causal function of a :class:`~keel.data.market.MarketData` (it reads only
 rows up to the view's last stamp, so ``signal(market.as_of(t))`` is what was knowable at ``t``)
 and returns a cross-section: a ``pd.Series`` indexed by symbol, NaN where a name lacks history.
 
-Conversion to expected returns follows Grinold's rule ``alpha = IC x volatility x z``: a score
-``z`` (cross-sectional z-score) with information coefficient ``IC`` implies an expected
-residual return proportional to the name's volatility.
+:class:`BlendSignal` packages the blend as a :class:`~keel.signals.base.SignalModel`: z-scored
+blend, then Grinold expected returns (:func:`~keel.signals.base.expected_returns`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
 
 from keel.data.market import MarketData
 from keel.errors import DataError, ValidationError
+from keel.signals.base import SignalSnapshot, _zscore_array, expected_returns
 
 TRADING_DAYS = 252
 
@@ -70,31 +72,6 @@ def low_volatility(market: MarketData, *, window: int = 63) -> pd.Series:
     return _series(_low_vol(market.returns.to_numpy(), window), market, "low_volatility")
 
 
-def _zscore_array(x: np.ndarray, clip: float, name: str) -> np.ndarray:
-    finite = np.isfinite(x)
-    nf = int(finite.sum())
-    if nf < 3:
-        raise ValidationError("z-score needs at least 3 finite values", field=name, value=nf)
-    xf = x[finite]
-    sd = xf.std(ddof=1)
-    if not sd > 0:
-        raise ValidationError("z-score of a constant cross-section", field=name)
-    z = np.clip((x - xf.mean()) / sd, -clip, clip)
-    # re-standardise after winsorising so the score keeps unit dispersion
-    zf = z[finite]
-    return (z - zf.mean()) / zf.std(ddof=1)
-
-
-def zscore(raw: pd.Series, *, clip: float = 3.0) -> pd.Series:
-    """Cross-sectional z-score, winsorised at ``±clip``; NaN inputs stay NaN.
-
-    Raises:
-        ValidationError: fewer than 3 finite values, or no dispersion.
-    """
-    z = _zscore_array(raw.to_numpy(dtype=np.float64), clip, str(raw.name))
-    return pd.Series(z, index=raw.index, name=raw.name)
-
-
 SIGNALS: dict[str, Callable[[MarketData], pd.Series]] = {
     "momentum_12_1": momentum_12_1,
     "short_term_reversal": short_term_reversal,
@@ -108,6 +85,10 @@ _ARRAY_SIGNALS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 }
 _ROWS = {"momentum_12_1": 252, "short_term_reversal": 5, "low_volatility": 63}
 
+#: The default blend: momentum 0.5, short-term reversal 0.25, low volatility 0.25.
+DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType(
+    {"momentum_12_1": 0.5, "short_term_reversal": 0.25, "low_volatility": 0.25})
+
 
 def composite_score(market: MarketData,
                     weights: Mapping[str, float] | None = None) -> pd.Series:
@@ -116,8 +97,7 @@ def composite_score(market: MarketData,
     Args:
         weights: signal name -> weight (default: momentum 0.5, reversal 0.25, low vol 0.25).
     """
-    weights = dict(weights or {"momentum_12_1": 0.5, "short_term_reversal": 0.25,
-                               "low_volatility": 0.25})
+    weights = dict(weights or DEFAULT_WEIGHTS)
     unknown = set(weights) - set(SIGNALS)
     if unknown:
         raise ValidationError("unknown signal", field="weights", value=sorted(unknown))
@@ -131,13 +111,39 @@ def composite_score(market: MarketData,
     return _series(_zscore_array(total, 3.0, "composite"), market, "composite")
 
 
-def expected_returns(score: pd.Series, volatility: pd.Series, *, ic: float = 0.05,
-                     periods: int = 1) -> pd.Series:
-    """Grinold: ``alpha = IC x vol x z`` over ``periods`` sessions (vol is daily).
+@dataclass(frozen=True)
+class BlendSignal:
+    """The built-in blend as a :class:`~keel.signals.base.SignalModel`.
 
-    Returns: (N,) expected simple returns per ``periods`` sessions; names without a
-    volatility get 0 (no view), never a silent guess at their risk.
+    ``score`` = :func:`composite_score` (z-score units); ``alpha`` = Grinold
+    ``ic x vol x sqrt(periods) x score`` with ``vol`` the view's latest daily volatility.
+
+    Args:
+        weights: signal name -> weight (keys of :data:`SIGNALS`); default :data:`DEFAULT_WEIGHTS`.
+        ic: information coefficient (dimensionless).
+        periods: horizon of ``alpha`` in sessions.
+
+    Raises (on ``evaluate``):
+        DataError: the view has fewer return rows than a signal needs (252 for momentum).
+        ValidationError: an unknown signal name, or a degenerate cross-section.
     """
-    vol = volatility.reindex(score.index)
-    alpha = ic * vol * np.sqrt(periods) * score
-    return alpha.where(np.isfinite(alpha), 0.0).rename("alpha")
+
+    weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    ic: float = 0.05
+    periods: int = 1
+    name: str = "blend"
+
+    def __post_init__(self) -> None:
+        unknown = set(self.weights) - set(SIGNALS)
+        if unknown:
+            raise ValidationError("unknown signal", field="weights", value=sorted(unknown))
+        if not np.isfinite(self.ic):
+            raise ValidationError("ic must be finite", field="ic", value=self.ic)
+        if int(self.periods) < 1:
+            raise ValidationError("periods must be >= 1", field="periods", value=self.periods)
+
+    def evaluate(self, market: MarketData) -> SignalSnapshot:
+        score = composite_score(market, self.weights)
+        alpha = expected_returns(score, market.latest("volatility"), ic=self.ic,
+                                 periods=self.periods)
+        return SignalSnapshot(as_of=market.now, score=score, alpha=alpha, name=self.name)
