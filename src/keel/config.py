@@ -43,6 +43,8 @@ class MissingPolicy(StrEnum):
     RAISE = "raise"
     DROP = "drop"
     FFILL = "ffill"
+    #: keep holes as NaN; ``MarketData.tradable`` says per date which names can trade.
+    MASK = "mask"
 
 
 class DataSource(StrEnum):
@@ -145,7 +147,9 @@ class DataConfig(_Section):
     n_days: int = Field(756, gt=1, description="Synthetic market: number of sessions.")
     start: str = Field("2021-01-04", description="Synthetic market: first session (ISO date).")
     calendar: str = Field("XNYS", description="Exchange calendar name.")
-    on_missing: MissingPolicy = Field(MissingPolicy.RAISE, description="raise, drop or ffill.")
+    on_missing: MissingPolicy = Field(MissingPolicy.RAISE, description="raise, drop, ffill or "
+                                      "mask (keep every name; the per-date tradable mask "
+                                      "decides).")
     max_assets: int | None = Field(None, gt=0, description="Keep the first N symbols only.")
 
 

@@ -197,14 +197,16 @@ class Backtester:
         fit: RiskFit | None = None
         risk_used: list[tuple[pd.Timestamp, str]] = []
         universe = np.zeros(n_steps, dtype=np.int64)
-        px_all = market.prices.to_numpy()
+        # the default universe is the point-in-time tradable mask (keel.data: close and volume
+        # known over the last min_history sessions)
+        tradable = market.tradable.to_numpy()
         timings = {"risk_s": 0.0, "signals_s": 0.0, "optimize_s": 0.0, "execute_s": 0.0,
                    "policy_s": 0.0, "ledger_s": 0.0}
         for k, i in enumerate(range(lo, hi)):
             now = dates[i]
             clock.set(now.to_pydatetime())
             view = market.head(i + 1)
-            universe[k] = int(np.isfinite(px_all[i]).sum())
+            universe[k] = int(tradable[i].sum())
             refit = k % cfg.risk.refit_every == 0
             if refit:
                 t = time.perf_counter()
@@ -253,6 +255,8 @@ class Backtester:
                         continue
                     timings["optimize_s"] += time.perf_counter() - t
                     b.gov["turnover_capped"] += int("TURNOVER_CAP" in tcodes)
+                    # names outside today's tradable universe are not traded
+                    target = np.where(tradable[i], target, w)
                     if len(decision.names) < n:
                         keep = ~symbols.isin(decision.names)
                         target = np.where(keep, w, target)
@@ -427,7 +431,7 @@ class BacktestResult:
     timings: dict[str, float] = field(default_factory=dict)
     #: ``next_session`` (default) or ``same_close`` (opt-in), shown in the report
     execution_lag: str = ExecutionLag.NEXT_SESSION.value
-    #: names with a price per decision session
+    #: names in the tradable universe (the point-in-time mask) per decision session
     universe: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     #: (refit date, risk model used) of each refit (the fallback chain names it)
     risk_models: list[tuple[pd.Timestamp, str]] = field(default_factory=list)

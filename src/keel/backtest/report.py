@@ -112,7 +112,7 @@ def render_html(result: BacktestResult, title: str = "keel backtest") -> str:
              "<h2>Metrics</h2>", _metrics_html(m)]
     if len(result.universe):
         u = result.universe
-        parts.append(f"<h2>Universe</h2><p>names with a price per decision session: "
+        parts.append(f"<h2>Universe</h2><p>names in the tradable universe (point-in-time mask) per decision session: "
                      f"min {int(u.min())}, max {int(u.max())}, last {int(u.iloc[-1])}</p>")
         import plotly.graph_objects as go
 
