@@ -87,7 +87,8 @@ def main() -> int:
     cvx_fixed["USDOLLAR"] = 1.0 - cvx_fixed.sum(axis=1)
     out = {}
     cases = {
-        "equal_weight": (cvx.Uniform(), None, [{"name": "ew", "optimize": {"engine": "equal_weight"}}]),
+        "equal_weight": (cvx.Uniform(), None,
+                         [{"name": "ew", "optimize": {"engine": "equal_weight"}}]),
         "fixed_weights": (cvx.FixedWeights(cvx_fixed), [Targets("fixed", table)],
                           [{"name": "fixed", "optimize": {"engine": "equal_weight"}}]),
     }

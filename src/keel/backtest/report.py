@@ -113,7 +113,8 @@ def render_html(result: BacktestResult, title: str = "keel backtest") -> str:
     if len(result.universe):
         u = result.universe
         parts.append("<h2>Universe</h2><p>names in the tradable universe (point-in-time "
-                     f"mask) per decision session: min {int(u.min())}, max {int(u.max())}, last {int(u.iloc[-1])}</p>")
+                     f"mask) per decision session: min {int(u.min())}, max {int(u.max())}, "
+                     f"last {int(u.iloc[-1])}</p>")
         import plotly.graph_objects as go
 
         fig = go.Figure(go.Scatter(x=u.index, y=u.to_numpy(), name="universe"))
