@@ -24,10 +24,13 @@ N_ASSETS, YEARS_DAYS, WARMUP = 500, 1260, 260
 
 
 def case(freq: str, ledger: str, books: list[dict]) -> dict:
-    return {"general": {"seed": 1}, "policy": {"frequency": freq},
+    # calendar trigger only, no participation cap, no governance: the cases measured before
+    # the one-config rework (drift bands and the 5% participation cap are on by default now)
+    return {"general": {"seed": 1}, "policy": {"frequency": freq, "drift_band": None},
             "risk": {"model": "pca", "n_pca_factors": 10, "lookback_days": 252,
                      "refit_every": 21},
-            "execution": {"algo": "twap"}, "governance": {"enabled": False},
+            "execution": {"algo": "twap", "max_participation": 1.0},
+            "governance": {"enabled": False},
             "backtest": {"warmup": WARMUP, "ledger": ledger, "nav": 1e8, "books": books}}
 
 

@@ -146,6 +146,13 @@ def behaviour(cfg: KeelConfig, view) -> dict:
     ctx = pipe.trade_context(view, 1e7)
     trades = np.linspace(-2e5, 3e5, view.n_assets)
     bare = pipe.trade_context(_bare(view), 1e7)
+    learned = None
+    if pipe.feedback is not None:  # fills costing 3x the prediction teach the model
+        realised = 3.0 * pipe.cost_model.cost_array(trades, ctx)
+        for _ in range(5):
+            pipe.feedback.observe_trades(trades, ctx, realised, view.now.to_pydatetime())
+        learned = _round(pipe.cost_model.cost_array(trades, ctx).sum(), 6)
+    out["feedback"] = learned
     out["costs"] = (_round(pipe.cost_model.cost_array(trades, ctx).sum(), 6),
                     _round(pipe.cost_model.cost_array(trades, bare).sum(), 6),
                     _round(pipe.holding.borrow_fee, 12))
