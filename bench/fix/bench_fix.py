@@ -1,17 +1,34 @@
-"""FIX engine benchmark: loopback NewOrderSingle -> ExecutionReport round trips.
+"""Fair FIX engine benchmark: NewOrderSingle -> ExecutionReport round trips over loopback.
 
-keel: the venue is keel's asyncio ``Acceptor`` (in its own process) whose application answers
-each NewOrderSingle with one ExecutionReport; the client is a keel ``Session`` on a blocking
-socket. QuickFIX (if ``import quickfix`` works): a QuickFIX ``SocketAcceptor`` process with the
-same application and a QuickFIX ``SocketInitiator`` client. Both validate every message against
-the FIX 4.2 dictionary and keep messages in memory.
+Both engines get the same structure on both sides:
 
-Measured: round-trip latency one order at a time (p50 / p99, microseconds) and pipelined
-throughput (round trips per second with up to ``--window`` orders in flight, refilled in
-batches of ``window / 2``: keel's client writes each batch with one ``send``, QuickFIX's
-``sendToTarget`` writes every message itself).
+* **venue** (a separate process): keel's asyncio ``Acceptor`` / QuickFIX's ``SocketAcceptor``,
+  whose application answers each NewOrderSingle with one ExecutionReport (filled). Both
+  validate every message against the same ``FIX42.xml``.
+* **client** (this process, one thread, no hand-off): keel's ``Session`` on a blocking socket /
+  QuickFIX's ``SocketInitiator`` driven by ``poll()`` from this thread, so ``fromApp`` runs
+  here too. Each order is built, sent, and the report awaited by the same thread.
+* **store**: ``--store memory`` (both engines' memory stores) or ``--store file`` (keel's
+  ``FileStore`` / QuickFIX's ``FileStore``: every sent message appended and flushed to the
+  OS before the next, sequence numbers rewritten in place; neither calls fsync).
 
-    python bench/fix/bench_fix.py --spec-dir ../shared/fix/spec [--n 5000] [--json out.json]
+Phases, per engine, interleaved round by round (engine order alternates each round):
+
+1. ``latency``: one order at a time; p50 / p99 / p99.9 round trip in µs.
+2. ``pipelined``: up to ``--window`` orders in flight, **one write per order** on both.
+3. ``batched``: the same, but refilled ``window / 2`` orders at a time: keel writes each refill
+   with one ``send``; QuickFIX's API has no way to coalesce (``sendToTarget`` writes each
+   message itself), so its batched figure is its one-write-per-order path refilled the same way.
+
+CPU per round trip per side (client: this process' rusage; venue: ``/proc/<pid>/stat``) is
+measured over the pipelined phase. Floors in the same run: a raw TCP echo (blocking thread
+server) and an asyncio echo (``asyncio.Protocol``), each echoing a FIX-sized message to the
+same blocking client.
+
+    python bench/fix/bench_fix.py --rounds 5 --n 2000 [--store file] [--json out.json]
+
+QuickFIX is measured when ``import quickfix`` works: run this with the interpreter of the
+virtualenv ``bench/fix/build_quickfix.sh`` builds (it sees keel through ``PYTHONPATH``).
 """
 
 from __future__ import annotations
@@ -19,12 +36,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
+import resource
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -32,15 +52,29 @@ sys.path.insert(0, str(HERE.parents[1] / "src"))
 
 NOS_BODY = {11: "", 21: "1", 38: "100", 40: "2", 44: "10.5", 54: "1", 55: "AAPL",
             60: "20251121-08:30:00.000"}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-# --------------------------------------------------------------------------- keel venue
+def _spec_default() -> str:
+    from keel.venues.fix.dictionary import find_spec_dir
+
+    return os.environ.get("KEEL_FIX_SPEC_DIR") or str(find_spec_dir(None))
 
 
-def run_keel_server(port: int, spec_dir: str) -> None:
+# --------------------------------------------------------------------------- venues
+
+
+def run_keel_server(port: int, spec_dir: str, store: str, uvloop: bool) -> None:
     import asyncio
 
-    from keel.venues.fix import Application, Message, Session, SessionConfig, load_dictionary
+    from keel.venues.fix import (
+        Application,
+        FileStore,
+        Message,
+        Session,
+        SessionConfig,
+        load_dictionary,
+    )
     from keel.venues.fix.transport import Acceptor
 
     class Venue(Application):
@@ -56,7 +90,8 @@ def run_keel_server(port: int, spec_dir: str) -> None:
                 6: b[44]}))
 
     cfg = SessionConfig("FIX.4.2", "VENUE", "BENCH", check_latency=False)
-    session = Session(cfg, load_dictionary("FIX.4.2", spec_dir), application=Venue())
+    st = FileStore(tempfile.mkdtemp(), cfg.session_id) if store == "file" else None
+    session = Session(cfg, load_dictionary("FIX.4.2", spec_dir), store=st, application=Venue())
 
     async def main() -> None:
         acc = Acceptor([session], "127.0.0.1", port)
@@ -64,94 +99,12 @@ def run_keel_server(port: int, spec_dir: str) -> None:
         print("ready", flush=True)
         await acc.serve_forever()
 
-    asyncio.run(main())
+    if uvloop:
+        import uvloop as _uv
 
-
-def keel_client(port: int, spec_dir: str, n: int, window: int) -> dict[str, float]:
-    from keel.venues.fix import (
-        Application,
-        FrameSplitter,
-        Message,
-        Session,
-        SessionConfig,
-        load_dictionary,
-    )
-
-    class Client(Application):
-        def __init__(self) -> None:
-            self.reports = 0
-
-        def from_app(self, msg: Message, session: Session) -> None:
-            self.reports += 1
-
-    app = Client()
-    cfg = SessionConfig("FIX.4.2", "BENCH", "VENUE", initiator=True, check_latency=False)
-    s = Session(cfg, load_dictionary("FIX.4.2", spec_dir), application=app)
-    sock = socket.create_connection(("127.0.0.1", port))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sp = FrameSplitter()
-    clock = time.time
-
-    def flush() -> None:
-        out = s.take_output()
-        if out:
-            sock.sendall(b"".join(out))
-
-    def pump_until(reports: int) -> None:
-        while app.reports < reports:
-            data = sock.recv(1 << 16)
-            if not data:
-                raise RuntimeError("venue closed the connection")
-            now = clock()
-            for f in sp.feed(data):
-                s.on_frame(f, now)
-            flush()
-
-    s.on_connect(clock())
-    flush()
-    while not s.is_logged_on:
-        data = sock.recv(1 << 16)
-        for f in sp.feed(data):
-            s.on_frame(f, clock())
-        flush()
-
-    def order(i: int) -> Message:
-        body = dict(NOS_BODY)
-        body[11] = f"C{i}"
-        return Message("D", body)
-
-    for i in range(200):  # warm up
-        s.send(order(i), clock())
-        flush()
-        pump_until(app.reports + 1)
-    lat = []
-    for i in range(n):
-        t0 = time.perf_counter_ns()
-        s.send(order(i), clock())
-        flush()
-        pump_until(app.reports + 1)
-        lat.append((time.perf_counter_ns() - t0) / 1000)
-    base = app.reports
-    t0 = time.perf_counter()
-    sent = 0
-    while app.reports - base < n:
-        if sent - (app.reports - base) <= window // 2:  # refill in batches of window/2
-            while sent < n and sent - (app.reports - base) < window:
-                s.send(order(sent), clock())
-                sent += 1
-            flush()  # one write for the whole batch
-        pump_until(min(base + sent, app.reports + 1))
-    rate = n / (time.perf_counter() - t0)
-    sock.close()
-    return _summary(lat, rate)
-
-
-def _summary(lat: list[float], rate: float) -> dict[str, float]:
-    q = statistics.quantiles(lat, n=100)
-    return {"p50_us": statistics.median(lat), "p99_us": q[98], "round_trips_per_s": rate}
-
-
-# --------------------------------------------------------------------------- QuickFIX
+        _uv.run(main())
+    else:
+        asyncio.run(main())
 
 
 def _qf_cfg(folder: Path, port: int, spec_dir: str, acceptor: bool) -> Path:
@@ -164,12 +117,16 @@ def _qf_cfg(folder: Path, port: int, spec_dir: str, acceptor: bool) -> Path:
     cfg.write_text(
         f"[DEFAULT]\nConnectionType={role}\nStartTime=00:00:00\nEndTime=00:00:00\n"
         f"UseDataDictionary=Y\nDataDictionary={spec_dir}/FIX42.xml\nResetOnLogon=Y\n"
-        f"CheckLatency=N\nSocketNodelay=Y\n{extra}"
+        f"CheckLatency=N\nSocketNodelay=Y\nFileStorePath={folder}/store\n{extra}"
         f"[SESSION]\nBeginString=FIX.4.2\nSenderCompID={sender}\nTargetCompID={target}\n")
     return cfg
 
 
-def run_qf_server(port: int, spec_dir: str) -> None:
+def _qf_store(fix, settings, store: str):  # type: ignore[no-untyped-def]
+    return fix.FileStoreFactory(settings) if store == "file" else fix.MemoryStoreFactory()
+
+
+def run_qf_server(port: int, spec_dir: str, store: str) -> None:
     import quickfix as fix
 
     class Venue(fix.Application):  # type: ignore[misc]
@@ -187,98 +144,292 @@ def run_qf_server(port: int, spec_dir: str) -> None:
             er = fix.Message()
             er.getHeader().setField(fix.MsgType("8"))
             for tag, value in ((37, f"O{Venue.n}"), (17, f"E{Venue.n}"), (20, "0"),
-                               (150, "2"), (39, "2"), (151, "0"), (14, "100"), (6, "10.5")):
+                               (150, "2"), (39, "2"), (151, "0")):
                 er.setField(tag, value)
             for tag in (11, 55, 54, 38):
                 er.setField(tag, msg.getField(tag))
             er.setField(32, msg.getField(38))
+            er.setField(14, msg.getField(38))
             er.setField(31, msg.getField(44))
+            er.setField(6, msg.getField(44))
             fix.Session.sendToTarget(er, sid)
 
     folder = Path(tempfile.mkdtemp())
     settings = fix.SessionSettings(str(_qf_cfg(folder, port, spec_dir, True)))
-    app = Venue()
-    acceptor = fix.SocketAcceptor(app, fix.MemoryStoreFactory(), settings,
-                                  fix.ScreenLogFactory(False, False, False))
-    acceptor.start()
+    app, st, log = Venue(), _qf_store(fix, settings, store), fix.ScreenLogFactory(False, False,
+                                                                               False)
+    acceptor = fix.SocketAcceptor(app, st, settings, log)  # keep the factories referenced
+    print("ready", flush=True)
+    acceptor.block()  # the venue's own thread runs the engine: no hand-off
+
+
+def run_tcp_echo(port: int) -> None:
+    srv = socket.create_server(("127.0.0.1", port))
     print("ready", flush=True)
     while True:
-        time.sleep(1)
+        conn, _ = srv.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while True:
+            data = conn.recv(1 << 16)
+            if not data:
+                break
+            conn.sendall(data)
+        conn.close()
 
 
-def qf_client(port: int, spec_dir: str, n: int, window: int) -> dict[str, float]:
-    import threading
+def run_asyncio_echo(port: int, uvloop: bool) -> None:
+    import asyncio
 
-    import quickfix as fix
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.t = transport  # type: ignore[assignment]
+            sock = transport.get_extra_info("socket")
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    cond = threading.Condition()
-    state = {"reports": 0, "logged_on": False, "sid": None}
+        def data_received(self, data: bytes) -> None:
+            self.t.write(data)  # type: ignore[attr-defined]
 
-    class Client(fix.Application):  # type: ignore[misc]
-        def onCreate(self, sid): ...
+    async def main() -> None:
+        srv = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", port)
+        print("ready", flush=True)
+        await srv.serve_forever()
 
-        def onLogon(self, sid):
-            with cond:
-                state["logged_on"] = True
+    if uvloop:
+        import uvloop as _uv
+
+        _uv.run(main())
+    else:
+        asyncio.run(main())
+
+
+# --------------------------------------------------------------------------- clients
+# A client exposes send_one(i) (build + encode + write one order), send_many(ids) (one write
+# for all when the engine can), and wait(k) (block in this thread until k reports are in).
+
+
+class KeelClient:
+    def __init__(self, port: int, spec_dir: str, store: str) -> None:
+        from keel.venues.fix import (
+            Application,
+            FileStore,
+            FrameSplitter,
+            Message,
+            Session,
+            SessionConfig,
+            load_dictionary,
+        )
+
+        self.Message = Message
+
+        class App(Application):
+            reports = 0
+
+            def from_app(self, msg: Message, session: Session) -> None:
+                App.reports += 1
+
+        self.app = App
+        cfg = SessionConfig("FIX.4.2", "BENCH", "VENUE", initiator=True, check_latency=False,
+                            reset_on_logon=True)
+        st = FileStore(tempfile.mkdtemp(), cfg.session_id) if store == "file" else None
+        self.s = Session(cfg, load_dictionary("FIX.4.2", spec_dir), store=st, application=App())
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sp = FrameSplitter()
+        self.s.on_connect(time.time())
+        self._flush()
+        while not self.s.is_logged_on:
+            self._pump()
+
+    @property
+    def reports(self) -> int:
+        return self.app.reports
+
+    def _flush(self) -> None:
+        out = self.s.take_output()
+        if out:
+            self.sock.sendall(out[0] if len(out) == 1 else b"".join(out))
+
+    def _pump(self) -> None:
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise RuntimeError("venue closed the connection")
+        now = time.time()
+        for f in self.sp.feed(data):
+            self.s.on_frame(f, now)
+        self._flush()
+
+    def _order(self, i: int):  # type: ignore[no-untyped-def]
+        body = dict(NOS_BODY)
+        body[11] = f"C{i}"
+        return self.Message("D", body)
+
+    def send_one(self, i: int) -> None:
+        self.s.send(self._order(i), time.time())
+        self._flush()
+
+    def send_many(self, ids: range) -> None:
+        now = time.time()
+        for i in ids:
+            self.s.send(self._order(i), now)
+        self._flush()  # one write for the batch
+
+    def wait(self, k: int) -> None:
+        while self.app.reports < k:
+            self._pump()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class QuickFixClient:
+    def __init__(self, port: int, spec_dir: str, store: str) -> None:
+        import quickfix as fix
+
+        self.fix = fix
+        state = self.state = {"reports": 0, "sid": None}
+
+        class App(fix.Application):  # type: ignore[misc]
+            def onCreate(self, sid): ...
+            def onLogon(self, sid):
                 state["sid"] = sid
-                cond.notify_all()
 
-        def onLogout(self, sid): ...
-        def toAdmin(self, msg, sid): ...
-        def fromAdmin(self, msg, sid): ...
-        def toApp(self, msg, sid): ...
+            def onLogout(self, sid): ...
+            def toAdmin(self, msg, sid): ...
+            def fromAdmin(self, msg, sid): ...
+            def toApp(self, msg, sid): ...
 
-        def fromApp(self, msg, sid):
-            with cond:
+            def fromApp(self, msg, sid):
                 state["reports"] += 1
-                cond.notify_all()
 
-    folder = Path(tempfile.mkdtemp())
-    settings = fix.SessionSettings(str(_qf_cfg(folder, port, spec_dir, False)))
-    ini = fix.SocketInitiator(Client(), fix.MemoryStoreFactory(), settings,
-                              fix.ScreenLogFactory(False, False, False))
-    ini.start()
-    with cond:
-        cond.wait_for(lambda: state["logged_on"], 10)
-    sid = state["sid"]
+        folder = Path(tempfile.mkdtemp())
+        settings = fix.SessionSettings(str(_qf_cfg(folder, port, spec_dir, False)))
+        self._app = App()
+        self._keep = (settings, _qf_store(fix, settings, store),
+                      fix.ScreenLogFactory(False, False, False))  # must outlive the engine
+        self.ini = fix.SocketInitiator(self._app, self._keep[1], settings, self._keep[2])
+        deadline = time.monotonic() + 10
+        while state["sid"] is None:
+            self.ini.poll()  # runs the engine in this thread: no hand-off
+            if time.monotonic() > deadline:
+                raise RuntimeError("QuickFIX client did not log on")
+        self.sid = state["sid"]
 
-    def order(i: int):  # type: ignore[no-untyped-def]
-        m = fix.Message()
-        m.getHeader().setField(fix.MsgType("D"))
+    @property
+    def reports(self) -> int:
+        return int(self.state["reports"])  # type: ignore[call-overload]
+
+    def _order(self, i: int):  # type: ignore[no-untyped-def]
+        m = self.fix.Message()
+        m.getHeader().setField(self.fix.MsgType("D"))
         for tag, value in NOS_BODY.items():
             m.setField(tag, f"C{i}" if tag == 11 else value)
         return m
 
-    def wait(k: int) -> None:
-        with cond:
-            cond.wait_for(lambda: state["reports"] >= k, 10)
+    def send_one(self, i: int) -> None:
+        self.fix.Session.sendToTarget(self._order(i), self.sid)
 
-    for i in range(200):
-        target = state["reports"] + 1  # read before sending: the report may beat us back
-        fix.Session.sendToTarget(order(i), sid)
-        wait(target)
-    lat = []
-    for i in range(n):
-        target = state["reports"] + 1
+    def send_many(self, ids: range) -> None:
+        for i in ids:  # no batching API: each sendToTarget writes its message
+            self.fix.Session.sendToTarget(self._order(i), self.sid)
+
+    def wait(self, k: int) -> None:
+        state, poll = self.state, self.ini.poll
+        while state["reports"] < k:  # type: ignore[operator]
+            poll()
+
+    def close(self) -> None:
+        self.ini.stop(True)
+
+
+class EchoClient:
+    """The floor: the same blocking client, a FIX-sized message, the server echoes it."""
+
+    def __init__(self, port: int, spec_dir: str, store: str) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.msg = b"x" * 160
+        self.reports = 0
+        self._got = 0
+
+    def send_one(self, i: int) -> None:
+        self.sock.sendall(self.msg)
+
+    def send_many(self, ids: range) -> None:
+        self.sock.sendall(self.msg * len(ids))
+
+    def wait(self, k: int) -> None:
+        need = k * len(self.msg)
+        while self._got < need:
+            data = self.sock.recv(1 << 16)
+            if not data:
+                raise RuntimeError("echo server closed")
+            self._got += len(data)
+        self.reports = self._got // len(self.msg)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+def _proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def _self_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def measure(client, pid: int, n: int, window: int, warmup: int = 200) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    c = client
+    i = 0
+    for _ in range(warmup):
+        k = c.reports + 1
+        c.send_one(i)
+        i += 1
+        c.wait(k)
+    lat: list[float] = []
+    cpu_c, cpu_s = _self_cpu(), _proc_cpu(pid)
+    for _ in range(n):
+        k = c.reports + 1
         t0 = time.perf_counter_ns()
-        fix.Session.sendToTarget(order(i), sid)
-        wait(target)
+        c.send_one(i)
+        c.wait(k)
         lat.append((time.perf_counter_ns() - t0) / 1000)
-    base = state["reports"]
-    t0 = time.perf_counter()
-    sent = 0
-    while sent < n:  # same refill rule; QuickFIX writes each message itself
-        while sent < n and sent - (state["reports"] - base) < window:
-            fix.Session.sendToTarget(order(sent), sid)
-            sent += 1
-        wait(min(base + sent, base + sent - window // 2))
-    wait(base + n)
-    rate = n / (time.perf_counter() - t0)
-    ini.stop()
-    return _summary(lat, rate)
+        i += 1
+    out: dict[str, object] = {"lat_us": lat,
+                              "cpu_lat_client_us": (_self_cpu() - cpu_c) / n * 1e6,
+                              "cpu_lat_venue_us": (_proc_cpu(pid) - cpu_s) / n * 1e6}
 
+    def pipelined(batched: bool) -> tuple[float, float, float]:
+        nonlocal i
+        base = c.reports
+        sent = 0
+        cpu_c, cpu_s = _self_cpu(), _proc_cpu(pid)
+        t0 = time.perf_counter()
+        while sent < n:
+            if batched:
+                k = min(window // 2, n - sent)
+                c.send_many(range(i, i + k))
+                i += k
+                sent += k
+                c.wait(base + max(sent - window // 2, 0))
+            else:
+                while sent < n and sent - (c.reports - base) < window:
+                    c.send_one(i)
+                    i += 1
+                    sent += 1
+                c.wait(c.reports + 1)
+        c.wait(base + n)
+        dt = time.perf_counter() - t0
+        return n / dt, (_self_cpu() - cpu_c) / n * 1e6, (_proc_cpu(pid) - cpu_s) / n * 1e6
 
-# --------------------------------------------------------------------------- driver
+    out["pipelined"], out["cpu_client_us"], out["cpu_venue_us"] = pipelined(False)
+    out["batched"], _, _ = pipelined(True)
+    return out
 
 
 def _free_port() -> int:
@@ -287,59 +438,122 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _serve(role: str, spec_dir: str) -> tuple[subprocess.Popen[str], int]:
+def _serve(role: str, a: argparse.Namespace) -> tuple[subprocess.Popen[str], int]:
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", role, "--port", str(port),
-                             "--spec-dir", spec_dir], stdout=subprocess.PIPE, text=True)
+    cmd = [sys.executable, __file__, "--serve", role, "--port", str(port), "--spec-dir",
+           a.spec_dir, "--store", a.store] + (["--uvloop"] if a.uvloop else [])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if "ready" not in line:
         proc.kill()
         raise RuntimeError(f"{role} server failed to start")
+    time.sleep(0.2)
     return proc, port
+
+
+def _pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(q * len(s)))]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--spec-dir", default=os.environ.get("KEEL_FIX_SPEC_DIR",
-                                                         str(HERE.parents[2] / "shared" / "fix"
-                                                             / "spec")))
-    ap.add_argument("--n", type=int, default=5000, help="round trips per measurement")
+    ap.add_argument("--spec-dir", default=None)
+    ap.add_argument("--n", type=int, default=2000, help="round trips per phase per round")
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--window", type=int, default=64, help="orders in flight when pipelined")
+    ap.add_argument("--store", choices=["memory", "file"], default="memory")
+    ap.add_argument("--uvloop", action="store_true", help="keel venue and asyncio floor on uvloop")
+    ap.add_argument("--engines", default="tcp,asyncio,keel,quickfix")
     ap.add_argument("--json", help="write the results here")
-    ap.add_argument("--serve", choices=["keel", "quickfix"], help=argparse.SUPPRESS)
+    ap.add_argument("--serve", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if a.serve == "keel":
-        run_keel_server(a.port, a.spec_dir)
+    a.spec_dir = a.spec_dir or _spec_default()
+    servers: dict[str, Callable[[], None]] = {
+        "keel": lambda: run_keel_server(a.port, a.spec_dir, a.store, a.uvloop),
+        "quickfix": lambda: run_qf_server(a.port, a.spec_dir, a.store),
+        "tcp": lambda: run_tcp_echo(a.port),
+        "asyncio": lambda: run_asyncio_echo(a.port, a.uvloop),
+    }
+    if a.serve:
+        servers[a.serve]()
         return
-    if a.serve == "quickfix":
-        run_qf_server(a.port, a.spec_dir)
-        return
-    results: dict[str, dict[str, float]] = {}
-    runs = [("keel", keel_client)]
-    try:
-        import quickfix  # noqa: F401
-
-        runs.append(("quickfix", qf_client))
-    except ImportError:
-        print("quickfix not installed: keel only", file=sys.stderr)
-    for name, client in runs:
-        proc, port = _serve(name, a.spec_dir)
+    clients = {"keel": KeelClient, "quickfix": QuickFixClient, "tcp": EchoClient,
+               "asyncio": EchoClient}
+    engines = [e for e in a.engines.split(",") if e]
+    if "quickfix" in engines:
         try:
-            time.sleep(0.2)
-            results[name] = client(port, a.spec_dir, a.n, a.window)
-        finally:
+            import quickfix  # noqa: F401
+        except ImportError:
+            print("quickfix not importable (build it: bench/fix/build_quickfix.sh): skipped",
+                  file=sys.stderr)
+            engines.remove("quickfix")
+    procs = {e: _serve(e, a) for e in engines}
+    acc: dict[str, dict[str, list]] = {e: {"lat_us": [], "pipelined": [], "batched": [],  # type: ignore[type-arg]
+                                           "cpu_client_us": [], "cpu_venue_us": [],
+                                           "cpu_lat_client_us": [], "cpu_lat_venue_us": []}
+                                       for e in engines}
+    load = []
+    conns = {}
+    try:
+        # one connection per engine for the whole run (QuickFIX's poll-mode initiator cannot
+        # log on again in the same process after stop())
+        conns = {e: clients[e](procs[e][1], a.spec_dir, a.store) for e in engines}
+        for r in range(a.rounds):
+            order = engines if r % 2 == 0 else engines[::-1]
+            for e in order:
+                proc, _ = procs[e]
+                res = measure(conns[e], proc.pid, a.n, a.window)
+                acc[e]["lat_us"].extend(res["lat_us"])  # type: ignore[arg-type]
+                for k in ("pipelined", "batched", "cpu_client_us", "cpu_venue_us",
+                          "cpu_lat_client_us", "cpu_lat_venue_us"):
+                    acc[e][k].append(res[k])
+                lat = res["lat_us"]
+                print(f"round {r} {e:9s} p50 {statistics.median(lat):6.0f} µs  "  # type: ignore[arg-type]
+                      f"pipelined {res['pipelined']:8,.0f}/s  batched {res['batched']:8,.0f}/s  "
+                      f"cpu client {res['cpu_client_us']:5.0f} venue {res['cpu_venue_us']:5.0f} µs",
+                      file=sys.stderr, flush=True)
+            load.append(os.getloadavg()[0])
+    finally:
+        for c in conns.values():
+            c.close()
+        for proc, _ in procs.values():
             proc.kill()
             proc.wait()
-    print("| engine | p50 round trip (µs) | p99 round trip (µs) | pipelined round trips/s |")
-    print("|---|---:|---:|---:|")
-    for name, r in results.items():
-        print(f"| {name} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | "
-              f"{r['round_trips_per_s']:,.0f} |")
+    summary: dict[str, object] = {
+        "machine": f"{platform.node()} {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "store": a.store, "uvloop": a.uvloop, "rounds": a.rounds, "n": a.n, "window": a.window,
+        "load_avg_1m": [round(x, 2) for x in load]}
+    print(f"\nstore={a.store} uvloop={a.uvloop} rounds={a.rounds} n={a.n} window={a.window} "
+          f"load(1m)={min(load):.1f}-{max(load):.1f}")
+    print("| engine | p50 µs | p99 µs | p99.9 µs | pipelined/s (1 write/order) | batched/s |"
+          " CPU µs/rt client / venue, one at a time | pipelined |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for e in engines:
+        d = acc[e]
+        lat = d["lat_us"]
+        row = {"p50_us": statistics.median(lat), "p99_us": _pct(lat, 0.99),
+               "p999_us": _pct(lat, 0.999),
+               "pipelined_per_s_best": max(d["pipelined"]),
+               "pipelined_per_s_median": statistics.median(d["pipelined"]),
+               "batched_per_s_best": max(d["batched"]),
+               "batched_per_s_median": statistics.median(d["batched"]),
+               "cpu_client_us": min(d["cpu_client_us"]), "cpu_venue_us": min(d["cpu_venue_us"]),
+               "cpu_lat_client_us": min(d["cpu_lat_client_us"]),
+               "cpu_lat_venue_us": min(d["cpu_lat_venue_us"]),
+               "p50_by_round": [statistics.median(lat[i:i + a.n])
+                                for i in range(0, len(lat), a.n)]}
+        summary[e] = row
+        print(f"| {e} | {row['p50_us']:.0f} | {row['p99_us']:.0f} | {row['p999_us']:.0f} | "
+              f"{row['pipelined_per_s_median']:,.0f} (best {row['pipelined_per_s_best']:,.0f}) | "
+              f"{row['batched_per_s_median']:,.0f} (best {row['batched_per_s_best']:,.0f}) | "
+              f"{row['cpu_lat_client_us']:.0f} / {row['cpu_lat_venue_us']:.0f} | "
+              f"{row['cpu_client_us']:.0f} / {row['cpu_venue_us']:.0f} |")
     if a.json:
-        Path(a.json).write_text(json.dumps(results, indent=2))
+        Path(a.json).write_text(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1] / "src"))
+sys.path.insert(0, os.environ.get("KEEL_SRC", str(HERE.parents[1] / "src")))
 
 from keel.venues.fix import (  # noqa: E402
     Application,
@@ -50,6 +50,12 @@ class Client(Application):
 
     def from_app(self, msg: Message, session: Session) -> None:
         self.reports += 1
+
+
+def _timed(fn: object, n: int) -> float:
+    t0 = time.process_time()
+    fn(n)  # type: ignore[operator]
+    return time.process_time() - t0
 
 
 def main() -> None:
@@ -86,10 +92,11 @@ def main() -> None:
             exchange()
 
     run(1000)
-    t0 = time.process_time()
-    run(a.n)
-    cpu = time.process_time() - t0
-    print(f"{cpu / a.n * 1e6:.1f} CPU µs per round trip (both sides, in process)")
+    # best of many short batches: on a loaded machine the minimum is the engine's own cost
+    batch = 200
+    best = min(_timed(run, batch) for _ in range(max(1, a.n // batch)))
+    print(f"{best / batch * 1e6:.1f} CPU µs per round trip (both sides, in process; best "
+          f"of {a.n // batch} batches of {batch})")
     prof = cProfile.Profile()
     prof.runcall(run, a.n // 2)
     pstats.Stats(prof).sort_stats("tottime").print_stats(15)

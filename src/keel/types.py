@@ -4,14 +4,22 @@ Booked quantities and prices are ``Decimal`` (exact); times are UTC tz-aware ``d
 Constructors coerce ``int``/``str``/``float`` to ``Decimal`` (floats through their shortest
 ``repr``, so ``0.1`` becomes ``Decimal('0.1')``) and refuse anything invalid with a
 :class:`~keel.errors.ValidationError` naming the field and the value.
+
+The money boundary lives here too: :func:`to_price`, :func:`to_qty` and :func:`to_money` are
+the only way a float becomes money (an explicit grid and rounding mode, computed under the
+pinned :data:`MONEY_CONTEXT`, never the ambient thread-global Decimal context), and
+:func:`average_price` divides under the same context.
 """
 
 from __future__ import annotations
 
+import decimal
 import math
+import numbers
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation, localcontext
 from enum import StrEnum
 from typing import Any
 
@@ -111,9 +119,9 @@ def to_decimal(value: Any, field_name: str, *, symbol: str | None = None) -> Dec
     elif isinstance(value, bool):
         raise ValidationError("expected a number, got a bool", field=field_name, symbol=symbol,
                               value=value)
-    elif isinstance(value, int):
-        result = Decimal(value)
-    elif isinstance(value, float):
+    elif isinstance(value, numbers.Integral):  # int and numpy integers
+        result = Decimal(int(value))
+    elif isinstance(value, numbers.Real):  # float and numpy floats (float32 included)
         if not math.isfinite(value):
             raise ValidationError("number must be finite", field=field_name, symbol=symbol,
                                   value=value)
@@ -133,6 +141,107 @@ def to_decimal(value: Any, field_name: str, *, symbol: str | None = None) -> Dec
     return result
 
 
+# --------------------------------------------------------------------------- money boundary
+
+
+class Rounding(StrEnum):
+    """Decimal rounding modes, named (values are the ``decimal.ROUND_*`` constants)."""
+
+    DOWN = decimal.ROUND_DOWN  # toward zero
+    UP = decimal.ROUND_UP  # away from zero
+    FLOOR = decimal.ROUND_FLOOR
+    CEILING = decimal.ROUND_CEILING
+    HALF_EVEN = decimal.ROUND_HALF_EVEN
+    HALF_UP = decimal.ROUND_HALF_UP
+
+
+#: The one Decimal context money arithmetic runs under, whatever the calling thread set:
+#: 38 significant digits (what the store's NUMERIC(38, 12) columns hold), half-even, and
+#: invalid operations, division by zero and overflow trapped. Entered with
+#: ``decimal.localcontext(MONEY_CONTEXT)`` (see :func:`money_context`), never set globally.
+MONEY_CONTEXT = Context(prec=38, rounding=decimal.ROUND_HALF_EVEN, Emin=-999_999,
+                        Emax=999_999, traps=[InvalidOperation, decimal.DivisionByZero,
+                                             decimal.Overflow])
+
+#: Grid of a price, quantity or amount when no instrument gives one (the backtest's book,
+#: analytics-sized fills): 1e-8, inside the 12 decimal places the store keeps exactly.
+FINE_QUANTUM = Decimal("1e-8")
+
+
+def money_context() -> AbstractContextManager[Context]:
+    """``with money_context(): ...`` runs Decimal arithmetic under :data:`MONEY_CONTEXT`."""
+    return localcontext(MONEY_CONTEXT)
+
+
+def quantize_to(value: Decimal, step: Decimal, rounding: Rounding | str) -> Decimal:
+    """``value`` rounded to a whole multiple of ``step`` (> 0) with ``rounding``, computed
+    under :data:`MONEY_CONTEXT`."""
+    with localcontext(MONEY_CONTEXT):
+        return (value / step).to_integral_value(rounding=Rounding(rounding).value) * step
+
+
+def _grid(step: Any, name: str, symbol: str | None) -> Decimal:
+    if step is None:
+        return FINE_QUANTUM
+    d = to_decimal(step, name, symbol=symbol)
+    if d <= 0:
+        raise ValidationError(f"{name} must be > 0", field=name, symbol=symbol, value=step)
+    return d
+
+
+def to_price(value: Any, tick: Any = None, rounding: Rounding | str = Rounding.HALF_EVEN, *,
+             symbol: str | None = None, field_name: str = "price") -> Decimal:
+    """A price (> 0) on the ``tick`` grid: where a float becomes a price.
+
+    Args:
+        value: float, int, str or Decimal (floats through their shortest ``repr``).
+        tick: the instrument's tick size (``InstrumentRegistry.make_price`` passes it);
+            ``None`` is :data:`FINE_QUANTUM`.
+        rounding: explicit mode; half-even by default.
+
+    Raises:
+        ValidationError: not a finite number, <= 0, or rounding to 0 on the grid.
+    """
+    p = to_decimal(value, field_name, symbol=symbol)
+    if p <= 0:
+        raise ValidationError(f"{field_name} must be > 0", field=field_name, symbol=symbol,
+                              value=value)
+    out = quantize_to(p, _grid(tick, "tick_size", symbol), rounding)
+    if out <= 0:
+        raise ValidationError("price rounds to zero at this tick size", field=field_name,
+                              symbol=symbol, value=value)
+    return out
+
+
+def to_qty(value: Any, lot: Any = None, rounding: Rounding | str = Rounding.DOWN, *,
+           symbol: str | None = None, field_name: str = "qty") -> Decimal:
+    """A signed quantity (units) on the ``lot`` grid: where a float becomes a quantity.
+
+    ``lot`` ``None`` is :data:`FINE_QUANTUM`; ``rounding`` defaults toward zero (never trade
+    more than asked). A result of 0 is returned as is: the caller decides whether to skip.
+    """
+    q = to_decimal(value, field_name, symbol=symbol)
+    return quantize_to(q, _grid(lot, "lot_size", symbol), rounding)
+
+
+def to_money(value: Any, quantum: Any = None, rounding: Rounding | str = Rounding.HALF_EVEN,
+             *, field_name: str = "amount") -> Decimal:
+    """A signed currency amount on the ``quantum`` grid (``Decimal("0.01")`` for cents;
+    ``None`` is :data:`FINE_QUANTUM`)."""
+    return quantize_to(to_decimal(value, field_name), _grid(quantum, "quantum", None),
+                       rounding)
+
+
+def average_price(notional: Decimal, qty: Decimal, quantum: Any = None,
+                  rounding: Rounding | str = Rounding.HALF_EVEN) -> Decimal:
+    """``notional / qty`` (volume-weighted average price) under :data:`MONEY_CONTEXT`,
+    rounded to ``quantum`` (``None``: :data:`FINE_QUANTUM`)."""
+    if qty == 0:
+        raise ValidationError("average price of a zero quantity", field="qty", value=qty)
+    with localcontext(MONEY_CONTEXT):
+        return quantize_to(notional / qty, _grid(quantum, "quantum", None), rounding)
+
+
 def ensure_utc(ts: datetime, field_name: str = "timestamp") -> datetime:
     """Return ``ts`` converted to UTC; refuse naive datetimes (their time zone is unknowable)."""
     if not isinstance(ts, datetime):
@@ -147,6 +256,49 @@ def _check_symbol(symbol: Any) -> str:
     if not isinstance(symbol, str) or not symbol.strip():
         raise ValidationError("symbol must be a non-empty string", field="symbol", value=symbol)
     return symbol
+
+
+#: longest identifier (client order id, parent id, symbol) an order may carry, characters
+MAX_ID_LEN = 128
+#: longest free-text tag (``strategy``), characters
+MAX_TEXT_LEN = 256
+
+
+def check_text(value: Any, field_name: str, *, ident: bool = True,
+               symbol: str | None = None) -> str:
+    """Refuse a string a wire protocol could misread; return it unchanged.
+
+    Identifiers (``ident=True``: ids, symbols) must be non-empty printable ASCII without spaces
+    at either end, at most :data:`MAX_ID_LEN` characters; free text must be printable (no
+    control character, SOH included) and encodable as UTF-8, at most :data:`MAX_TEXT_LEN`.
+    So no field can smuggle a FIX ``<SOH>tag=value`` pair or break an encoder after the
+    order was accepted. Cost: one pass over the string (bounded by the length check first).
+    """
+    if not isinstance(value, str):
+        raise ValidationError("expected a string", field=field_name, symbol=symbol,
+                              value=type(value).__name__)
+    limit = MAX_ID_LEN if ident else MAX_TEXT_LEN
+    if len(value) > limit:
+        raise ValidationError(f"longer than {limit} characters", field=field_name,
+                              symbol=symbol, value=value[:32] + "...")
+    if ident:
+        if not value or not value.isascii() or not value.isprintable():
+            raise ValidationError("must be non-empty printable ASCII (no control character, "
+                                  "no SOH)", field=field_name, symbol=symbol, value=value)
+        if value != value.strip():
+            raise ValidationError("leading or trailing whitespace", field=field_name,
+                                  symbol=symbol, value=value)
+        return value
+    if not value.isprintable():
+        raise ValidationError("control character (SOH, newline, ...) in text",
+                              field=field_name, symbol=symbol, value=value)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("not encodable as UTF-8", field=field_name, symbol=symbol,
+                              value=value.encode("utf-8", "backslashreplace").decode()
+                              ) from None
+    return value
 
 
 def _set(obj: Any, name: str, value: Any) -> None:
@@ -231,6 +383,7 @@ class ChildOrder:
         if not isinstance(self.parent_id, str) or not self.parent_id:
             raise ValidationError("parent_id must be a non-empty string", field="parent_id",
                                   value=self.parent_id)
+        check_text(self.parent_id, "parent_id", symbol=self.symbol)
         if self.slice_index < 0:
             raise ValidationError("slice_index must be >= 0", field="slice_index",
                                   value=self.slice_index)
@@ -265,7 +418,11 @@ def _validate_order_fields(order: Order | ChildOrder) -> None:
         raise ValidationError("client_order_id must be a non-empty string",
                               field="client_order_id", value=order.client_order_id)
     _check_symbol(order.symbol)
+    check_text(order.symbol, "symbol")
     sym = order.symbol
+    check_text(order.client_order_id, "client_order_id", symbol=sym)
+    if order.strategy is not None:
+        check_text(order.strategy, "strategy", ident=False, symbol=sym)
     _set(order, "side", Side(order.side))
     _set(order, "order_type", OrderType(order.order_type))
     _set(order, "tif", TimeInForce(order.tif))

@@ -217,15 +217,18 @@ def test_registry_multiplier_and_unknown_symbol(clock: SimulatedClock) -> None:
     reg = InstrumentRegistry.of([Future("ESM4", multiplier=D(50), expiry=date(2024, 6, 21),
                                         initial_per_contract=D(12000))])
     lg = Ledger(clock=clock, registry=reg)
+    lg.deposit("30000")
     lg.apply_fill(fill(1, "ESM4", "BUY", "2", "5000"))
+    assert lg.cash == D(30000)  # a future is margined, not paid for
     lg.apply_fill(fill(2, "ESM4", "SELL", "1", "5010"))
     assert lg.state.realized_pnl == D(500)  # 1 x 10 points x 50
+    assert lg.cash == D(31000)  # both contracts settled to 5010: 2 x 10 x 50
     lg.mark({"ESM4": "5020"})
-    assert lg.equity == lg.cash + 1 * D(5020) * 50
+    assert lg.equity == lg.cash + 1 * (D(5020) - D(5010)) * 50
     with pytest.raises(ValidationError) as e:
         lg.apply_fill(fill(3, "NQM4", "BUY", "1", "18000"))
     assert (e.value.field, e.value.symbol) == ("symbol", "NQM4")
-    assert lg.version == 3
+    assert lg.version == 4
 
 
 def test_snapshot_with_more_than_12_decimals(db_url: str, clock: SimulatedClock) -> None:

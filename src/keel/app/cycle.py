@@ -25,7 +25,7 @@ import pandas as pd
 from keel.app.pipeline import Pipeline, drawdown
 from keel.config import EngineKind, KeelConfig
 from keel.errors import OrderRejected, ValidationError
-from keel.types import Order
+from keel.types import Order, to_price
 
 if TYPE_CHECKING:
     from keel.clock import Clock
@@ -274,7 +274,8 @@ class DecisionCycle:
         # weights -> orders
         registry = self.registry or InstrumentRegistry.equities(
             view.symbols, sectors=None if view.sectors is None else dict(view.sectors))
-        dprices = {s: Decimal(str(round(float(px[s]), 4))) for s in view.symbols}
+        dprices = {s: to_price(prices[s] if s in prices else px[s], symbol=s)
+                   for s in view.symbols}
         # the engine already holds optimize.cash_buffer back: the plan spends what it targets
         plan = rebalance(targets.to_dict(), dprices, state, registry, now=now,
                          config=RebalanceConfig(
@@ -292,7 +293,8 @@ class DecisionCycle:
         positions = {s: p.qty for s, p in state.positions.items()}
         gctx = None if self.governance is None else GovernanceContext.from_market(
             now=now, nav=state.equity, prices=dprices, positions=positions, market=view,
-            registry=registry)
+            registry=registry, price_times={s: now if s in prices else view.now
+                                            for s in dprices})  # stale: refused
         approved: list[Order] = []
         gcodes: list[str] = []
         if self.governance is None:

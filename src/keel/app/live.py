@@ -29,7 +29,7 @@ import numpy as np
 from keel.app.cycle import CycleResult, DecisionCycle
 from keel.app.venue import ACCOUNT
 from keel.errors import ConfigError, KeelError
-from keel.types import Fill, Order
+from keel.types import Fill, Order, to_money
 
 if TYPE_CHECKING:
     from keel.app.metrics import KeelMetrics
@@ -99,7 +99,7 @@ class Desk:
         self.audit = AuditLog(store)
         self.ledger: Ledger = Ledger.open(store, clock=clock)
         self.oms: OrderManager = OrderManager(
-            broker, self.repo, clock, checks=[MaxNotional(Decimal(str(max_order_notional)))],
+            broker, self.repo, clock, checks=[MaxNotional(to_money(max_order_notional))],
             sleep=lambda s: time.sleep(min(s, 0.05)), carry_remainder=True,
             positions=lambda: {s: p.qty for s, p in self.ledger.positions.items()})
         self.oms.add_fill_listener(self._on_fill)

@@ -38,6 +38,7 @@ from keel.costs.models import Commission, SpreadCost, SquareRootImpact
 from keel.errors import ConfigError, KeelError, ValidationError
 from keel.optimize import HoldingCost
 from keel.policy.triggers import Check, ReasonCode, Role
+from keel.types import to_money, to_price
 
 if TYPE_CHECKING:
     from keel.data.market import MarketData
@@ -362,7 +363,7 @@ class Pipeline:
             chain.append(ru.SectorConcentration(g.sector_cap))
         if g.cluster_cap is not None:
             chain.append(ru.CorrelationCluster(g.cluster_threshold, g.cluster_cap))
-        chain.append(ru.MinTradeValue(Decimal(repr(g.min_trade_value))))
+        chain.append(ru.MinTradeValue(to_money(g.min_trade_value)))
         return GovernanceChain(chain)
 
     # ------------------------------------------------------------------ execution
@@ -403,7 +404,7 @@ class Pipeline:
         off = self.config.execution.limit_offset_bps
         if off is None:
             return None
-        return Decimal(str(round(price * (1.0 + side_sign * off * 1e-4), 4)))
+        return to_price(price * (1.0 + side_sign * off * 1e-4))
 
 
 def drawdown(equity: np.ndarray | list[float]) -> float:

@@ -19,7 +19,16 @@ from keel.data.market import MarketData
 from keel.portfolio.ledger import Ledger
 from keel.store.db import Store
 from keel.store.orders_repo import OrderRecord, OrdersRepo, StateChange
-from keel.types import ChildOrder, Fill, Order, OrderStatus, Side
+from keel.types import (
+    ChildOrder,
+    Fill,
+    Order,
+    OrderStatus,
+    Side,
+    average_price,
+    to_money,
+    to_price,
+)
 
 CENT = Decimal("0.01")
 
@@ -36,7 +45,7 @@ def trade(store: Store, clock: SimulatedClock, market: MarketData, order_id: str
     """One parent order of ``qty`` shares worked in ``slices`` children, fully filled (or
     refused by the venue with ``reject_reason``), written to the store and booked."""
     repo = OrdersRepo(store)
-    px = Decimal(str(float(market.latest("prices")[symbol]))).quantize(CENT)
+    px = to_price(market.latest("prices")[symbol], CENT, symbol=symbol)
     now = clock.now()
     parent = Order(order_id, symbol, side, Decimal(qty), now, strategy="sample")
     sizes = [qty // slices + (1 if i < qty % slices else 0) for i in range(slices)]
@@ -59,17 +68,16 @@ def trade(store: Store, clock: SimulatedClock, market: MarketData, order_id: str
         acked = sent.with_changes(status=OrderStatus.ACKNOWLEDGED)
         repo.apply([StateChange(acked, OrderStatus.PENDING, "ack")], clock.now())
         clock.advance(timedelta(seconds=30))
-        fpx = (px * (1 + Decimal(side.sign) * Decimal(str(slippage_bps)) / Decimal(10_000))
-               ).quantize(CENT)
+        fpx = to_price(px * (1 + Decimal(side.sign) * Decimal(str(slippage_bps)) / 10_000), CENT)
         fill = Fill(f"{order_id}-x{i}", k.client_order_id, symbol, side, k.qty, fpx,
-                    clock.now(), commission=(k.qty * fpx * Decimal("0.00005")).quantize(CENT),
+                    clock.now(), commission=to_money(k.qty * fpx * Decimal("0.00005"), CENT),
                     venue=venue)
         filled += k.qty
         notional += k.qty * fpx
         done = acked.with_changes(status=OrderStatus.FILLED, filled_qty=k.qty)
         status = OrderStatus.FILLED if i == len(kids) - 1 else OrderStatus.PARTIALLY_FILLED
         prec = rec.with_changes(status=status, filled_qty=filled,
-                                avg_price=(notional / filled).quantize(Decimal("1E-6")))
+                                avg_price=average_price(notional, filled, Decimal("1E-6")))
         repo.apply([StateChange(done, OrderStatus.ACKNOWLEDGED, "fill"),
                     StateChange(prec, rec.status, "fill")], clock.now(), fill=fill,
                    parent_id=order_id)
@@ -87,7 +95,7 @@ def mark(store: Store, clock: SimulatedClock, market: MarketData,
     px = market.latest("prices")
     held = [s for s in ledger.state.holdings if s in px.index]
     if held:
-        ledger.mark({s: Decimal(str(float(px[s]))).quantize(CENT) for s in held})
+        ledger.mark({s: to_price(px[s], CENT, symbol=s) for s in held})
 
 
 def sample_book(store: Store, clock: SimulatedClock, market: MarketData,

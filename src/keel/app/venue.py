@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keel.errors import ConfigError
+from keel.types import to_price
 
 if TYPE_CHECKING:
     from keel.clock import Clock
@@ -106,7 +107,7 @@ class LocalVenue:
 
     def mids(self) -> dict[str, Decimal]:
         """Current reference mid of every symbol (currency/share)."""
-        return {s: Decimal(str(round(float(m), 4)))
+        return {s: to_price(m, Decimal("0.0001"), symbol=s)
                 for s, m in zip(self.simulator.symbols, self.simulator.mids, strict=True)}
 
     def stop(self) -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -43,7 +42,7 @@ from keel.policy.triggers import PolicyContext
 from keel.policy.verdicts import GovernanceContext
 from keel.portfolio.ledger import Ledger
 from keel.risk.attribution import decompose
-from keel.types import Fill, Order, Side
+from keel.types import Fill, Order, Rounding, Side, to_money, to_price, to_qty
 
 COMPONENTS = ("spread", "impact", "commission", "timing", "borrow", "interest")
 
@@ -188,7 +187,7 @@ class Backtester:
             ledger = None
             if bt.ledger is LedgerMode.FILLS:
                 ledger = Ledger(None, clock=clock, account=name)
-                ledger.deposit(Decimal(repr(nav0)), timestamp=dates[lo].to_pydatetime())
+                ledger.deposit(to_money(nav0), timestamp=dates[lo].to_pydatetime())
             engine = self._engines.get(name) or pipe.engine(name)
             books.append(_Book(name, pipe, engine, sim, n, n_steps, nav0, ledger))
         c = cfg.costs
@@ -329,12 +328,13 @@ class Backtester:
         shares = b.h / px
         idx = np.flatnonzero(u)
         order = idx[np.argsort(u[idx] > 0, kind="stable")]  # sells first
-        prices = {str(symbols[j]): Decimal(f"{px[j]:.6f}") for j in idx}
+        prices = {str(symbols[j]): to_price(px[j]) for j in idx}
         held = np.flatnonzero(np.abs(shares) > 1e-9)
-        prices.update({str(symbols[j]): Decimal(f"{px[j]:.6f}") for j in held})
+        prices.update({str(symbols[j]): to_price(px[j]) for j in held})
         gctx = GovernanceContext(
-            now=now.to_pydatetime(), nav=Decimal(f"{nav:.2f}"), prices=prices,
-            positions={str(symbols[j]): Decimal(f"{shares[j]:.6f}") for j in held},
+            now=now.to_pydatetime(), nav=to_money(nav), prices=prices,
+            positions={str(symbols[j]): to_qty(shares[j], rounding=Rounding.HALF_EVEN)
+                       for j in held},
             sectors=None if view.sectors is None
             else {str(s): str(v) for s, v in view.sectors.items()},
             adv_shares=dict(zip(map(str, symbols),
@@ -342,7 +342,7 @@ class Backtester:
             drawdown=drawdown(b.nav[np.isfinite(b.nav)]), **self._gov_market(b, view))
         orders = [Order(f"{b.name}-{now:%Y%m%d}-{j}", str(symbols[j]),
                         Side.BUY if u[j] > 0 else Side.SELL,
-                        Decimal(f"{abs(u[j]) / px[j]:.6f}"), now.to_pydatetime(),
+                        to_qty(abs(u[j]) / px[j]), now.to_pydatetime(),
                         strategy=b.name) for j in order]
         orders_ok = [o for o in orders if o.qty > 0]
         out = np.zeros_like(u)
@@ -382,16 +382,18 @@ class Backtester:
             b.fill_seq += 1
             fills.append(Fill(f"{b.name}-{b.fill_seq}", f"{b.name}-{now:%Y%m%d}",
                               self._symbols[j], Side.BUY if u[j] > 0 else Side.SELL,
-                              Decimal(repr(float(qty))), Decimal(repr(float(max(price, 1e-6)))), ts,
-                              commission=Decimal(repr(float(comm[j])))))
+                              to_qty(qty, rounding=Rounding.HALF_EVEN),
+                              to_price(max(price, 1e-6)), ts,
+                              commission=to_money(comm[j])))
         if fills:
             b.ledger.apply_fills(fills)
-        if borrow > 0:
-            b.ledger.charge_fee(Decimal(repr(float(borrow))), timestamp=ts, memo="borrow")
-        if interest > 0:
-            b.ledger.deposit(Decimal(repr(float(interest))), timestamp=ts, memo="interest")
-        elif interest < 0:
-            b.ledger.charge_fee(Decimal(repr(float(-interest))), timestamp=ts, memo="margin")
+        borrow_d, interest_d = to_money(borrow), to_money(interest)  # 0 below the 1e-8 grid
+        if borrow_d > 0:
+            b.ledger.charge_fee(borrow_d, timestamp=ts, memo="borrow")
+        if interest_d > 0:
+            b.ledger.deposit(interest_d, timestamp=ts, memo="interest")
+        elif interest_d < 0:
+            b.ledger.charge_fee(-interest_d, timestamp=ts, memo="margin")
 
     def _finish(self, b: _Book, index: pd.DatetimeIndex, market: MarketData) -> BookResult:
         steps = index[:-1]
@@ -404,7 +406,7 @@ class Backtester:
         ledger: dict[str, Any] = {}
         if b.ledger is not None and b.failure is None:
             last = market.prices.loc[index[-1]]
-            held = {s: Decimal(repr(float(last[s]))) for s in b.ledger.positions}
+            held = {s: to_price(last[s]) for s in b.ledger.positions}
             if held:
                 b.ledger.mark(held, timestamp=index[-1].to_pydatetime())
             eq = float(b.ledger.equity)

@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
                 make_scheduler,
                 session_volatility,
             )
-            from keel.types import Order, Side
+            from keel.types import Order, Rounding, Side, to_qty
 
             data = load_minute_bars(_bars_dir(bars, symbol))
             days = sessions(data)
@@ -104,7 +104,8 @@ def register(app: typer.Typer) -> None:
                                    daily_volatility=vol,
                                    spread_bps=max(spread, 0.0), profile=profile)
             cfg = ScheduleConfig(
-                n_slices=slices, lot_size=lot, min_child_qty=Decimal(repr(min_child)),
+                n_slices=slices, lot_size=lot,
+                min_child_qty=to_qty(min_child, rounding=Rounding.HALF_EVEN),
                 horizon=timedelta(minutes=horizon_min) if horizon_min > 0 else None,
                 limit_offset_bps=None if math.isnan(limit_offset_bps) else limit_offset_bps)
             sched = make_scheduler(algo, cfg, profile=profile,
@@ -113,7 +114,7 @@ def register(app: typer.Typer) -> None:
                                    participation=participation,
                                    urgency=None if math.isnan(urgency) else urgency)
             clock = SimulatedClock(t0.to_pydatetime())
-            q = Decimal(repr(qty))
+            q = to_qty(qty, rounding=Rounding.HALF_EVEN)
             parent = Order(f"{symbol}-{algo}", symbol, Side(side.upper()),
                            q.quantize(Decimal(1)) if q == q.to_integral_value() else q,
                            clock.now())

@@ -83,6 +83,7 @@ def register(app: typer.Typer) -> None:
         from keel.clock import SimulatedClock, WallClock
         from keel.errors import ConfigError
         from keel.store.db import Store
+        from keel.types import to_money, to_price
 
         with friendly_errors():
             stop = StopFlag()
@@ -125,7 +126,7 @@ def register(app: typer.Typer) -> None:
                 if last is not None:
                     sim.set(max(last + bar, sim.now()))
             recovered = desk.recover()
-            desk.fund(Decimal(str(nav)))
+            desk.fund(to_money(nav))
             where = f" ({local.protocol} {local.url})" if local else ""
             started = clock.now().strftime("%Y-%m-%d %H:%M")
             print(f"RECOVERED loaded={recovered['loaded']} "
@@ -134,7 +135,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"[green]keel run[/]: venue {venue}{where}, engine "
                           f"{cycle.engine.value}, clock {clock_kind} at {started}Z, "
                           f"recovered {recovered}")
-            last_close = {s: Decimal(str(round(float(p), 4)))
+            last_close = {s: to_price(p, Decimal("0.0001"), symbol=s)
                           for s, p in market.latest("prices").items()}
 
             def prices() -> dict[str, Decimal]:

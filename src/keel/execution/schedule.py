@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -36,7 +36,16 @@ from keel.execution.hours import (
     trading_windows,
 )
 from keel.execution.profile import VolumeProfile
-from keel.types import ChildOrder, Order, OrderType, TimeInForce, to_decimal
+from keel.types import (
+    ChildOrder,
+    Order,
+    OrderType,
+    Rounding,
+    TimeInForce,
+    money_context,
+    quantize_to,
+    to_decimal,
+)
 
 if TYPE_CHECKING:
     from keel.data.market import MarketData
@@ -195,8 +204,9 @@ def allocate(qty: Decimal, weights: np.ndarray, lot_size: int = 1,
 
 
 def _limit_price(side_sign: int, ref: float, offset_bps: float, tick: Decimal) -> Decimal:
-    px = Decimal(repr(float(ref))) * (1 - side_sign * Decimal(repr(float(offset_bps))) / 10_000)
-    return max(tick, (px / tick).quantize(Decimal(1), rounding=ROUND_HALF_EVEN) * tick)
+    with money_context():
+        px = to_decimal(ref, "price") * (1 - side_sign * to_decimal(offset_bps, "bps") / 10_000)
+    return max(tick, quantize_to(px, tick, Rounding.HALF_EVEN))
 
 
 # --------------------------------------------------------------------------- schedulers

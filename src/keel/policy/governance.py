@@ -26,6 +26,7 @@ from keel.policy.rules import (
     MarketHours,
     MinTradeValue,
     PositionLimit,
+    PriceFreshness,
     RegimeSizing,
     SectorConcentration,
     VolatilityRegime,
@@ -64,13 +65,14 @@ class GovernanceChain:
 
     @classmethod
     def default(cls) -> GovernanceChain:
-        """Market hours, regime sizing, volatility regime, drawdown, position limit (10%),
-        sector (30%), correlation cluster (0.7 / 40%), liquidity (5% ADV), min value ($1).
+        """Market hours, price freshness (15 min), regime sizing, volatility regime, drawdown,
+        position limit (10%), sector (30%), correlation cluster (0.7 / 40%), liquidity
+        (5% ADV), min value ($1).
 
         Sizing rules come before the limits so an upsized order is still capped; the minimum
         trade value comes last so a resize that leaves dust is rejected.
         """
-        return cls([MarketHours(), RegimeSizing(), VolatilityRegime(), Drawdown(),
+        return cls([MarketHours(), PriceFreshness(), RegimeSizing(), VolatilityRegime(), Drawdown(),
                     PositionLimit(), SectorConcentration(), CorrelationCluster(),
                     LiquidityParticipation(), MinTradeValue()])
 
@@ -111,7 +113,7 @@ class GovernanceChain:
 __all__ = [
     "DEFAULT_MULTIPLIERS", "Action", "CorrelationCluster", "Drawdown", "GovernanceChain",
     "GovernanceContext", "GovernanceRule", "LiquidityParticipation", "MarketHours",
-    "MinTradeValue", "PositionLimit", "Projection", "Regime", "RegimeDetector",
+    "MinTradeValue", "PositionLimit", "PriceFreshness", "Projection", "Regime", "RegimeDetector",
     "RegimeReading", "RegimeSizing", "RuleOutcome", "SectorConcentration", "Verdict",
     "VolatilityRegime", "correlation_clusters", "split_order",
 ]

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 
 import numpy as np
 
 from keel.policy import sessions
 from keel.policy.regime import DEFAULT_MULTIPLIERS, Regime, RegimeDetector, RegimeReading
+from keel.policy.triggers import at_least
 from keel.policy.verdicts import (
     Action,
     GovernanceContext,
@@ -23,7 +25,7 @@ from keel.policy.verdicts import (
     RuleOutcome,
     split_order,
 )
-from keel.types import ZERO, Order, to_decimal
+from keel.types import ZERO, Order, to_decimal, to_qty
 
 
 def _approve(rule: str, qty: Decimal, code: str = "OK") -> RuleOutcome:
@@ -77,6 +79,31 @@ class MarketHours:
             return _approve(self.name, qty)
         return _reject(self.name, "MARKET_CLOSED",
                        f"{self.calendar} is closed at {ctx.now.isoformat()}")
+
+
+@dataclass(frozen=True)
+class PriceFreshness:
+    """Rejects orders priced from a stale price: older than ``max_age`` at ``ctx.now``
+    (code ``STALE_PRICE``), or with no observation time when ``ctx.price_times`` is given.
+    A price is never silently replaced by an older one (the last close): it is refused here.
+    Without ``ctx.price_times`` the caller vouches for the prices and the rule approves.
+    At exactly ``max_age`` the price is still fresh."""
+
+    max_age: timedelta = timedelta(minutes=15)
+    name: str = "PriceFreshness"
+
+    def review(self, order: Order, qty: Decimal, book: Projection,
+               ctx: GovernanceContext) -> RuleOutcome:
+        if ctx.price_times is None:
+            return _approve(self.name, qty)
+        t = ctx.price_times.get(order.symbol)
+        if t is None:
+            return _reject(self.name, "STALE_PRICE", "no observation time for the price")
+        age = ctx.now - t
+        if age > self.max_age:
+            return _reject(self.name, "STALE_PRICE",
+                           f"price is {age} old (limit {self.max_age}), observed {t.isoformat()}")
+        return _approve(self.name, qty)
 
 
 @dataclass(frozen=True)
@@ -206,7 +233,10 @@ class LiquidityParticipation:
         adv = None if ctx.adv_shares is None else ctx.adv_shares.get(order.symbol)
         if adv is None or not np.isfinite(adv) or adv <= 0:
             return _reject(self.name, "NO_ADV", "no average daily volume for the symbol")
-        cap = to_decimal(float(adv) * self.max_participation, "adv", symbol=order.symbol)
+        # in Decimal: 100 x 0.29 is 29, where the float product is 28.999999999999996
+        cap = to_qty(to_decimal(adv, "adv_shares", symbol=order.symbol)
+                     * to_decimal(self.max_participation, "max_participation"),
+                     symbol=order.symbol, field_name="adv_shares")
         if qty <= cap:
             return _approve(self.name, qty)
         return _resized(self.name, order, qty, cap, ctx, "LIQUIDITY",
@@ -230,7 +260,7 @@ class Drawdown:
         _, inc = split_order(order, qty, book.qty.get(order.symbol, ZERO))
         if inc == 0 or dd <= self.soft:
             return _approve(self.name, qty)
-        if dd >= self.hard:
+        if at_least(dd, self.hard):
             return _reject(self.name, "DRAWDOWN_HARD",
                            f"drawdown {dd:.1%} at or past the {self.hard:.0%} hard limit")
         scale = (self.hard - dd) / (self.hard - self.soft)
@@ -243,7 +273,9 @@ class Drawdown:
 @dataclass(frozen=True)
 class VolatilityRegime:
     """Scales risk-increasing orders by ``target_vol / market_vol`` when the market's
-    annualised volatility exceeds ``target_vol``; rejects them at ``halt_vol`` and above."""
+    annualised volatility exceeds ``target_vol``; rejects them at ``halt_vol`` and above.
+    Unknown market volatility is never taken as calm: risk-increasing orders are rejected
+    (``NO_VOLATILITY``); reducing ones pass."""
 
     target_vol: float = 0.20
     halt_vol: float = 0.60
@@ -253,9 +285,13 @@ class VolatilityRegime:
                ctx: GovernanceContext) -> RuleOutcome:
         v = ctx.market_vol
         reduce, inc = split_order(order, qty, book.qty.get(order.symbol, ZERO))
-        if v is None or inc == 0 or v <= self.target_vol:
+        if inc == 0:
             return _approve(self.name, qty)
-        if v >= self.halt_vol:
+        if v is None or not np.isfinite(v):
+            return _reject(self.name, "NO_VOLATILITY", "no market volatility")
+        if v <= self.target_vol:
+            return _approve(self.name, qty)
+        if at_least(v, self.halt_vol):
             return _reject(self.name, "VOL_HALT",
                            f"market vol {v:.0%} at or above {self.halt_vol:.0%}")
         f = to_decimal(self.target_vol / v, "volatility", symbol=order.symbol)

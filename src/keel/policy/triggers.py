@@ -9,6 +9,13 @@ Each rule is a small object with one job and a role (:class:`Role`):
 
 :class:`RebalancePolicy` evaluates every rule on a :class:`PolicyContext` and combines them:
 kill switch > overrides > gates > triggers. Weights are fractions of NAV (float).
+
+Boundaries: every threshold fires *at* its value (``>=``), with a tolerance of
+:data:`BOUNDARY_ULPS` units in the last place of the compared magnitudes (:func:`at_least`),
+so a documented example fires exactly: a 5% absolute band fires for 25% -> 30% although
+``0.30 - 0.25 == 0.04999999999999999`` in binary floating point. Time rules read the
+exchange calendar through :mod:`keel.policy.sessions` (half days and holidays included), the
+same function the governance market-hours rule uses.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from keel.errors import ValidationError
 from keel.policy import sessions
@@ -151,27 +159,57 @@ def _names(mask: pd.Series) -> tuple[str, ...]:
     return tuple(sorted(map(str, mask.index[mask.to_numpy()])))
 
 
+#: How many units in the last place a float may fall short of a threshold and still fire.
+#: Subtracting two weights rounds once per operand and once for the result; 4 covers that.
+BOUNDARY_ULPS = 4
+
+
+def at_least(x: ArrayLike, bound: ArrayLike, scale: ArrayLike | None = None) -> np.ndarray:
+    """``x >= bound`` up to :data:`BOUNDARY_ULPS` ulps of ``scale`` (default: the larger of
+    ``|x|`` and ``|bound|``), elementwise. NaN compares False (never "at the boundary")."""
+    xa = np.asarray(x, dtype=np.float64)
+    ba = np.asarray(bound, dtype=np.float64)
+    sc = np.maximum(np.abs(xa), np.abs(ba)) if scale is None else np.abs(
+        np.asarray(scale, dtype=np.float64))
+    with np.errstate(invalid="ignore"):
+        return np.asarray(xa >= ba - BOUNDARY_ULPS * np.spacing(sc))
+
+
+def _at_least_series(x: pd.Series, bound: ArrayLike, scale: ArrayLike | None = None
+                     ) -> pd.Series:
+    return pd.Series(at_least(x.to_numpy(), bound, scale), index=x.index)
+
+
+def _operand_scale(ctx: PolicyContext, index: pd.Index) -> np.ndarray:
+    """The larger of |weight| and |target| per name: the magnitude a drift was computed from."""
+    w = ctx.weights.reindex(index, fill_value=0.0).abs().to_numpy()
+    t = ctx.targets.reindex(index, fill_value=0.0).abs().to_numpy()
+    return np.maximum(w, t)
+
+
 # --------------------------------------------------------------------------- triggers
 
 
 @dataclass(frozen=True)
 class AbsoluteDrift:
-    """Fires for names whose |weight - target| exceeds ``band`` (weight units)."""
+    """Fires for names whose |weight - target| reaches ``band`` (weight units): at the band
+    itself, within :data:`BOUNDARY_ULPS` ulps."""
 
     band: float = 0.05
     role: Role = field(default=Role.TRIGGER, init=False)
 
     def check(self, ctx: PolicyContext) -> Check:
         d = ctx.drift.abs()
-        names = _names(d > self.band)
+        scale = np.maximum(_operand_scale(ctx, d.index), self.band)
+        names = _names(_at_least_series(d, self.band, scale) & (d > 0))
         return Check("AbsoluteDrift", self.role, bool(names), ReasonCode.DRIFT_ABSOLUTE, names,
                      f"max |drift| {d.max() if len(d) else 0.0:.4f} vs band {self.band}")
 
 
 @dataclass(frozen=True)
 class RelativeDrift:
-    """Fires for names whose |weight - target| exceeds ``band`` x |target| (a held name with
-    target 0 always counts)."""
+    """Fires for names whose |weight - target| reaches ``band`` x |target| (a held name with
+    target 0 always counts); at the boundary within :data:`BOUNDARY_ULPS` ulps."""
 
     band: float = 0.05
     role: Role = field(default=Role.TRIGGER, init=False)
@@ -179,14 +217,18 @@ class RelativeDrift:
     def check(self, ctx: PolicyContext) -> Check:
         d = ctx.drift.abs()
         t = ctx.targets.reindex(d.index, fill_value=0.0).abs()
-        names = _names((d > self.band * t) & (d > 0))
+        names = _names(_at_least_series(d, self.band * t, _operand_scale(ctx, d.index))
+                       & (d > 0))
         return Check("RelativeDrift", self.role, bool(names), ReasonCode.DRIFT_RELATIVE,
                      names, f"relative band {self.band}")
 
 
 @dataclass(frozen=True)
 class PortfolioDrift:
-    """Fires when the L1 drift sum |weight - target| exceeds ``threshold``; names: all drifted."""
+    """Fires when the L1 drift sum |weight - target| reaches ``threshold``; names: all drifted.
+
+    The tolerance grows with the number of terms summed (``BOUNDARY_ULPS`` ulps of the
+    largest weight per name, plus the threshold's own)."""
 
     threshold: float = 0.05
     role: Role = field(default=Role.TRIGGER, init=False)
@@ -194,22 +236,25 @@ class PortfolioDrift:
     def check(self, ctx: PolicyContext) -> Check:
         d = ctx.drift.abs()
         l1 = float(d.sum())
-        fired = l1 > self.threshold
+        scale = float(_operand_scale(ctx, d.index).max(initial=0.0)) * max(len(d), 1)
+        fired = l1 > 0 and bool(at_least(l1, self.threshold, max(scale, self.threshold, l1)))
         return Check("PortfolioDrift", self.role, fired, ReasonCode.DRIFT_L1,
                      _names(d > 0) if fired else (), f"L1 drift {l1:.4f} vs {self.threshold}")
 
 
 @dataclass(frozen=True)
 class NameDrift:
-    """Per-name absolute bands (symbol -> band); names without a band are not watched."""
+    """Per-name absolute bands (symbol -> band), fired at the band like :class:`AbsoluteDrift`;
+    names without a band are not watched."""
 
     bands: Mapping[str, float]
     role: Role = field(default=Role.TRIGGER, init=False)
 
     def check(self, ctx: PolicyContext) -> Check:
         d = ctx.drift.abs()
-        b = pd.Series(dict(self.bands), dtype=np.float64).reindex(d.index)
-        names = _names((d > b).fillna(False).astype(bool))
+        b = pd.Series(dict(self.bands), dtype=np.float64).reindex(d.index).to_numpy()
+        scale = np.fmax(_operand_scale(ctx, d.index), b)
+        names = _names(_at_least_series(d, b, scale) & (d > 0))
         return Check("NameDrift", self.role, bool(names), ReasonCode.DRIFT_NAME, names,
                      f"{len(self.bands)} per-name bands")
 
@@ -254,20 +299,44 @@ class CalendarSchedule:
 
 @dataclass(frozen=True)
 class Cooldown:
-    """Blocks while fewer than ``days`` exchange sessions have passed since the last rebalance."""
+    """Blocks while the last rebalance is too recent: fewer than ``days`` exchange sessions
+    (sessions in ``(last, now]``, by exchange-local date) or fewer than ``minutes`` wall-clock
+    minutes since it. At exactly ``days`` sessions / ``minutes`` minutes the gate opens.
 
-    days: int = 5
+    ``Cooldown()`` is 5 sessions; ``Cooldown(minutes=30)`` only 30 minutes;
+    ``Cooldown(days=1, minutes=30)`` both (either one blocks).
+    """
+
+    days: int | None = None
+    minutes: float | None = None
     calendar: str = "XNYS"
     role: Role = field(default=Role.GATE, init=False)
+
+    def __post_init__(self) -> None:
+        if self.days is None and self.minutes is None:
+            object.__setattr__(self, "days", 5)
+        for name in ("days", "minutes"):
+            v = getattr(self, name)
+            if v is not None and not (np.isfinite(v) and v >= 0):
+                raise ValidationError(f"{name} must be finite and >= 0", field=name, value=v)
 
     def check(self, ctx: PolicyContext) -> Check:
         if ctx.last_rebalance is None:
             return Check("Cooldown", self.role, False, ReasonCode.COOLDOWN, (), "never rebalanced")
-        n = sessions.sessions_between(sessions.local_date(ctx.last_rebalance, self.calendar),
-                                      sessions.local_date(ctx.now, self.calendar),
-                                      self.calendar)
-        return Check("Cooldown", self.role, n < self.days, ReasonCode.COOLDOWN, None,
-                     f"{n} sessions since last rebalance, cooldown {self.days}")
+        why: list[str] = []
+        block = False
+        if self.days is not None:
+            n = sessions.sessions_between(sessions.local_date(ctx.last_rebalance, self.calendar),
+                                          sessions.local_date(ctx.now, self.calendar),
+                                          self.calendar)
+            block |= n < self.days
+            why.append(f"{n} sessions since last rebalance, cooldown {self.days}")
+        if self.minutes is not None:
+            elapsed = ctx.now - ctx.last_rebalance
+            block |= elapsed < timedelta(minutes=self.minutes)
+            why.append(f"{elapsed.total_seconds() / 60:.1f} min since last rebalance, "
+                       f"cooldown {self.minutes} min")
+        return Check("Cooldown", self.role, block, ReasonCode.COOLDOWN, None, "; ".join(why))
 
 
 DEFAULT_WINDOWS = ("09:35", "10:30", "12:00", "14:30", "15:50")
@@ -275,7 +344,10 @@ DEFAULT_WINDOWS = ("09:35", "10:30", "12:00", "14:30", "15:50")
 
 @dataclass(frozen=True)
 class TradingWindows:
-    """Blocks unless ``now`` falls in ``[t, t + width)`` of a window on a session day.
+    """Blocks unless ``now`` falls in ``[t, t + width)`` of a window *and* the exchange is
+    open at ``now`` (:func:`keel.policy.sessions.is_open`, the function the governance
+    market-hours rule uses): on a half day (close 13:00 New York) the 14:30 and 15:50 windows
+    do not open; on a holiday none does.
 
     Attributes:
         times: local wall-clock times ``HH:MM`` in ``tz``.
@@ -293,6 +365,9 @@ class TradingWindows:
         if not sessions.is_session(local.date(), self.calendar):
             return Check("TradingWindows", self.role, True, ReasonCode.OUTSIDE_WINDOW, None,
                          f"{local.date()} is not a session")
+        if not sessions.is_open(ctx.now, self.calendar):
+            return Check("TradingWindows", self.role, True, ReasonCode.OUTSIDE_WINDOW, None,
+                         f"{self.calendar} is closed at {local.time():%H:%M}")
         for hhmm in self.times:
             start = datetime.combine(local.date(), time.fromisoformat(hhmm), local.tzinfo)
             if start <= local < start + timedelta(minutes=self.width):
@@ -314,7 +389,7 @@ class VolatilitySpike:
 
     def check(self, ctx: PolicyContext) -> Check:
         v = ctx.vol_ratio
-        fired = v is not None and v >= self.ratio
+        fired = v is not None and bool(at_least(v, self.ratio))
         names = _names(ctx.drift.abs() > 0) if fired else ()
         return Check("VolatilitySpike", self.role, fired, ReasonCode.VOL_SPIKE, names,
                      f"vol ratio {v} vs {self.ratio}")
@@ -332,7 +407,7 @@ class SpreadBlowout:
             return Check("SpreadBlowout", self.role, False, ReasonCode.SPREAD_BLOWOUT, (),
                          "no spread data")
         sr = pd.Series(ctx.spread_ratio, dtype=np.float64)
-        names = _names((sr >= self.ratio).fillna(False).astype(bool))
+        names = _names(_at_least_series(sr, self.ratio))  # NaN: unknown, never fires
         return Check("SpreadBlowout", self.role, bool(names), ReasonCode.SPREAD_BLOWOUT, names,
                      f"spread ratio >= {self.ratio}")
 

@@ -123,6 +123,10 @@ class GovernanceContext:
         market_prices: a market index level series (oldest first) for regime detection.
         market_vol: annualised realised volatility of the market.
         drawdown: current drawdown from the equity peak (fraction, >= 0).
+        price_times: symbol -> UTC time each price was observed; with it the
+            :class:`~keel.policy.rules.PriceFreshness` rule refuses prices older than its
+            limit (and symbols without a time). ``None``: the caller vouches the prices are
+            current (a backtest deciding at the bar it prices from).
     """
 
     now: datetime
@@ -137,10 +141,14 @@ class GovernanceContext:
     market_prices: pd.Series | None = None
     market_vol: float | None = None
     drawdown: float = 0.0
+    price_times: Mapping[str, datetime] | None = None
 
     def __post_init__(self) -> None:
         _set = object.__setattr__
         _set(self, "now", ensure_utc(self.now, "now"))
+        if self.price_times is not None:
+            _set(self, "price_times", {s: ensure_utc(t, "price_times")
+                                       for s, t in self.price_times.items()})
         nav = to_decimal(self.nav, "nav")
         if nav <= 0:
             raise ValidationError("nav must be > 0", field="nav", value=self.nav)
@@ -178,11 +186,13 @@ class GovernanceContext:
     def from_market(cls, *, now: datetime, nav: Any, prices: Mapping[str, Any],
                     positions: Mapping[str, Any], market: Any,
                     registry: InstrumentLookup | None = None, drawdown: float = 0.0,
-                    corr_window: int = 126, vol_window: int = 21) -> GovernanceContext:
+                    corr_window: int = 126, vol_window: int = 21,
+                    price_times: Mapping[str, datetime] | None = None) -> GovernanceContext:
         """A context whose market inputs come from a :class:`~keel.data.market.MarketData`
         as of ``now``: ADV (shares), daily volatility, sectors, the correlation of the last
         ``corr_window`` returns, the cumulated market index and its annualised volatility
-        over ``vol_window`` sessions."""
+        over ``vol_window`` sessions (None with fewer than 3 returns: never 0).
+        ``price_times`` as in the class."""
         view = market.as_of(now)
         rets = view.returns
         mret = view.market_returns
@@ -192,7 +202,8 @@ class GovernanceContext:
                    sectors=dict(view.sectors), adv_shares=view.latest("adv_shares").to_dict(),
                    volatility=view.latest("volatility").to_dict(),
                    correlation=rets.tail(corr_window).corr(), market_prices=index,
-                   market_vol=mvol, drawdown=drawdown)
+                   market_vol=mvol if mvol is not None and np.isfinite(mvol) else None,
+                   drawdown=drawdown, price_times=price_times)
 
 
 class Projection:

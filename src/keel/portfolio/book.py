@@ -7,6 +7,14 @@ after a restart, so a ledger rebuilt from the store equals the live one by const
 Units: cash, equity, P&L and fees in account currency; quantities in units (shares,
 contracts, coins; negative is short); prices per unit; ``multiplier`` currency per
 (unit x price point), 1 for cash instruments, e.g. 50 for an E-mini future.
+
+Two kinds of holding. A *paid* holding (shares, ETFs, options, crypto) costs its notional:
+cash moves by ``-qty x price x multiplier``. A *margined* holding (a future) costs nothing
+when traded: it carries a settlement price, its unsettled variation
+``qty x (mark - settle) x multiplier`` counts in equity, and variation margin moves into cash
+when it is settled (:func:`settle` entries daily, and on every fill of that contract, which
+first settles the held contracts to the fill price). All arithmetic runs under the pinned
+:data:`~keel.types.MONEY_CONTEXT`.
 """
 
 from __future__ import annotations
@@ -18,27 +26,44 @@ from decimal import Decimal
 from typing import Any
 
 from keel.errors import LedgerError, ValidationError
-from keel.types import ZERO, Position, to_decimal
+from keel.types import ZERO, Position, money_context, to_decimal
 
 ONE = Decimal(1)
 
 #: Entry kinds, in the order a reader meets them most often.
-KINDS = ("fill", "deposit", "withdrawal", "fee", "mark", "restore")
+KINDS = ("fill", "deposit", "withdrawal", "fee", "mark", "restore", "settle", "expiry")
 
 
 @dataclass(frozen=True, slots=True)
 class Holding:
-    """A non-zero position with its last mark and contract multiplier."""
+    """A non-zero position with its last mark and contract multiplier.
+
+    ``settle`` is the last settlement price of a margined holding (a future) and ``None`` for
+    a paid one.
+    """
 
     qty: Decimal
     avg_price: Decimal
     mark: Decimal
     multiplier: Decimal = ONE
+    settle: Decimal | None = None
+
+    @property
+    def margined(self) -> bool:
+        return self.settle is not None
 
     @property
     def market_value(self) -> Decimal:
-        """Signed value at the mark, currency."""
+        """Signed notional at the mark (exposure), currency."""
         return self.qty * self.mark * self.multiplier
+
+    @property
+    def equity_value(self) -> Decimal:
+        """What the holding adds to equity: its notional when paid, its unsettled variation
+        ``qty x (mark - settle) x multiplier`` when margined."""
+        if self.settle is None:
+            return self.market_value
+        return self.qty * (self.mark - self.settle) * self.multiplier
 
     @property
     def unrealized_pnl(self) -> Decimal:
@@ -49,7 +74,8 @@ class Holding:
 class LedgerState:
     """An immutable picture of a ledger at ``version``.
 
-    ``equity`` is always ``cash + sum(qty x mark x multiplier)``; flat positions are absent.
+    ``equity`` is always ``cash + sum(equity_value)`` (``qty x mark x multiplier`` for paid
+    holdings, the unsettled variation for margined ones); flat positions are absent.
     """
 
     cash: Decimal = ZERO
@@ -63,7 +89,7 @@ class LedgerState:
 
     @property
     def equity(self) -> Decimal:
-        return self.cash + sum((h.market_value for h in self.holdings.values()), ZERO)
+        return self.cash + sum((h.equity_value for h in self.holdings.values()), ZERO)
 
     @property
     def positions(self) -> dict[str, Position]:
@@ -93,10 +119,16 @@ class LedgerState:
             "version": self.version,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
             "exec_ids": sorted(self.exec_ids),
-            "holdings": {s: {"qty": str(h.qty), "avg_price": str(h.avg_price),
-                             "mark": str(h.mark), "multiplier": str(h.multiplier)}
-                         for s, h in sorted(self.holdings.items())},
+            "holdings": {s: _holding_json(h) for s, h in sorted(self.holdings.items())},
         }
+
+
+def _holding_json(h: Holding) -> dict[str, str]:
+    out = {"qty": str(h.qty), "avg_price": str(h.avg_price), "mark": str(h.mark),
+           "multiplier": str(h.multiplier)}
+    if h.settle is not None:
+        out["settle"] = str(h.settle)
+    return out
 
 
 def state_from_json(data: Mapping[str, Any]) -> LedgerState:
@@ -109,7 +141,8 @@ def state_from_json(data: Mapping[str, Any]) -> LedgerState:
         updated_at=datetime.fromisoformat(ts) if ts else None,
         exec_ids=frozenset(data.get("exec_ids", ())),
         holdings={s: Holding(Decimal(h["qty"]), Decimal(h["avg_price"]), Decimal(h["mark"]),
-                             Decimal(h["multiplier"]))
+                             Decimal(h["multiplier"]),
+                             Decimal(h["settle"]) if h.get("settle") is not None else None)
                   for s, h in data["holdings"].items()},
     )
 
@@ -167,74 +200,125 @@ class Book:
 # --------------------------------------------------------------------------- operations
 
 
-def fill_payload(fill: Any, multiplier: Decimal) -> dict[str, Any]:
-    """The JSON payload of a fill entry (a :class:`~keel.types.Fill`)."""
-    return {"exec_id": fill.exec_id, "client_order_id": fill.client_order_id,
-            "symbol": fill.symbol, "side": fill.side.value, "qty": str(fill.qty),
-            "price": str(fill.price), "commission": str(fill.commission),
-            "venue": fill.venue, "multiplier": str(multiplier)}
+def fill_payload(fill: Any, multiplier: Decimal, margined: bool = False) -> dict[str, Any]:
+    """The JSON payload of a fill entry (a :class:`~keel.types.Fill`); ``margined`` for a
+    contract settled by variation margin (a future)."""
+    p = {"exec_id": fill.exec_id, "client_order_id": fill.client_order_id,
+         "symbol": fill.symbol, "side": fill.side.value, "qty": str(fill.qty),
+         "price": str(fill.price), "commission": str(fill.commission),
+         "venue": fill.venue, "multiplier": str(multiplier)}
+    if margined:
+        p["margined"] = True
+    return p
 
 
 def book_trade(book: Book, symbol: str, signed_qty: Decimal, price: Decimal,
-               multiplier: Decimal) -> Decimal:
-    """Move a position by ``signed_qty`` at ``price``; return the realised P&L (currency).
+               multiplier: Decimal, margined: bool = False) -> Decimal:
+    """Move a position by ``signed_qty`` at ``price``; return the cash it moves (currency,
+    before commission). The realised P&L is added to ``book.realized_pnl``.
 
     Adding to a position (or opening one) averages the entry price; reducing realises
     ``closed x (price - avg) x sign x multiplier``; crossing zero closes the old position and
     opens the remainder at ``price``; a position that reaches zero is removed.
+    A paid trade moves ``-signed_qty x price x multiplier``; a margined one moves only the
+    variation of the held contracts since their last settlement,
+    ``qty x (price - settle) x multiplier``, and the position is then settled at ``price``.
     """
-    h = book.holdings.get(symbol)
-    q, avg = (h.qty, h.avg_price) if h is not None else (ZERO, ZERO)
-    realized = ZERO
-    if q == 0 or (q > 0) == (signed_qty > 0):
-        new_q = q + signed_qty
-        new_avg = (abs(q) * avg + abs(signed_qty) * price) / abs(new_q)
-    else:
-        closed = min(abs(q), abs(signed_qty))
-        realized = closed * (price - avg) * (1 if q > 0 else -1) * multiplier
-        new_q = q + signed_qty
-        new_avg = avg if abs(signed_qty) <= abs(q) else price
-    if new_q == 0:
-        book.holdings.pop(symbol, None)
-    else:
-        book.holdings[symbol] = Holding(new_q, new_avg, price, multiplier)
-    book.realized_pnl += realized
-    return realized
+    with money_context():
+        h = book.holdings.get(symbol)
+        q, avg = (h.qty, h.avg_price) if h is not None else (ZERO, ZERO)
+        if margined:
+            settle = h.settle if h is not None and h.settle is not None else price
+            cash = q * (price - settle) * multiplier
+        else:
+            cash = -signed_qty * price * multiplier
+        realized = ZERO
+        if q == 0 or (q > 0) == (signed_qty > 0):
+            new_q = q + signed_qty
+            new_avg = (abs(q) * avg + abs(signed_qty) * price) / abs(new_q)
+        else:
+            closed = min(abs(q), abs(signed_qty))
+            realized = closed * (price - avg) * (1 if q > 0 else -1) * multiplier
+            new_q = q + signed_qty
+            new_avg = avg if abs(signed_qty) <= abs(q) else price
+        if new_q == 0:
+            book.holdings.pop(symbol, None)
+        else:
+            book.holdings[symbol] = Holding(new_q, new_avg, price, multiplier,
+                                            price if margined else None)
+        book.realized_pnl += realized
+        return cash
 
 
 def _apply_fill(book: Book, p: Mapping[str, Any]) -> None:
     qty, price = Decimal(p["qty"]), Decimal(p["price"])
     mult, commission = Decimal(p["multiplier"]), Decimal(p["commission"])
     signed = qty if p["side"] == "BUY" else -qty
-    book_trade(book, p["symbol"], signed, price, mult)
-    book.cash += -signed * price * mult - commission
-    book.fees += commission
+    with money_context():
+        book.cash += book_trade(book, p["symbol"], signed, price, mult,
+                                bool(p.get("margined"))) - commission
+        book.fees += commission
     book.add_exec_id(p["exec_id"])
 
 
 def _apply_deposit(book: Book, p: Mapping[str, Any]) -> None:
     amount = Decimal(p["amount"])
-    book.cash += amount
-    book.net_deposits += amount
+    with money_context():
+        book.cash += amount
+        book.net_deposits += amount
 
 
 def _apply_withdrawal(book: Book, p: Mapping[str, Any]) -> None:
     amount = Decimal(p["amount"])
-    book.cash -= amount
-    book.net_deposits -= amount
+    with money_context():
+        book.cash -= amount
+        book.net_deposits -= amount
 
 
 def _apply_fee(book: Book, p: Mapping[str, Any]) -> None:
     amount = Decimal(p["amount"])
-    book.cash -= amount
-    book.fees += amount
+    with money_context():
+        book.cash -= amount
+        book.fees += amount
 
 
 def _apply_mark(book: Book, p: Mapping[str, Any]) -> None:
     for sym, px in p["prices"].items():
         h = book.holdings.get(sym)
         if h is not None:
-            book.holdings[sym] = Holding(h.qty, h.avg_price, Decimal(px), h.multiplier)
+            book.holdings[sym] = Holding(h.qty, h.avg_price, Decimal(px), h.multiplier,
+                                         h.settle)
+
+
+def _apply_settle(book: Book, p: Mapping[str, Any]) -> None:
+    """Daily settlement: margined holdings pay their variation since the last settlement
+    into cash and take the settlement price as their new reference; paid ones are marked."""
+    with money_context():
+        for sym, px in p["prices"].items():
+            h = book.holdings.get(sym)
+            if h is None:
+                continue
+            price = Decimal(px)
+            if h.settle is not None:
+                book.cash += h.qty * (price - h.settle) * h.multiplier
+                book.holdings[sym] = Holding(h.qty, h.avg_price, price, h.multiplier, price)
+            else:
+                book.holdings[sym] = Holding(h.qty, h.avg_price, price, h.multiplier)
+
+
+def _apply_expiry(book: Book, p: Mapping[str, Any]) -> None:
+    """An expiring contract closes at its settlement ``price`` (an option's intrinsic value,
+    a future's final settlement); a physically delivered option then trades the underlying:
+    ``delivery`` units (signed) at ``underlying_price``, while cash moves at the strike."""
+    with money_context():
+        h = book.holdings[p["symbol"]]
+        book.cash += book_trade(book, p["symbol"], -h.qty, Decimal(p["price"]), h.multiplier,
+                                h.margined)
+        d = p.get("delivery")
+        if d:
+            qty = Decimal(d["qty"])
+            book.cash += book_trade(book, d["symbol"], qty, Decimal(d["price"]),
+                                    Decimal(d["multiplier"]), bool(d.get("margined")))
 
 
 def _apply_restore(book: Book, p: Mapping[str, Any]) -> None:
@@ -246,7 +330,8 @@ def _apply_restore(book: Book, p: Mapping[str, Any]) -> None:
 
 
 _APPLY = {"fill": _apply_fill, "deposit": _apply_deposit, "withdrawal": _apply_withdrawal,
-          "fee": _apply_fee, "mark": _apply_mark, "restore": _apply_restore}
+          "fee": _apply_fee, "mark": _apply_mark, "restore": _apply_restore,
+          "settle": _apply_settle, "expiry": _apply_expiry}
 
 
 def apply_entry(book: Book, kind: str, payload: Mapping[str, Any], timestamp: datetime) -> None:

@@ -10,7 +10,6 @@ zero by default (never trade more than asked), prices half-even. Units: ``qty`` 
 
 from __future__ import annotations
 
-import decimal
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -22,21 +21,11 @@ import numpy as np
 
 from keel.errors import ValidationError
 from keel.portfolio.options import Greeks, bs_greeks, bs_price
-from keel.types import ensure_utc, to_decimal
+from keel.types import Rounding, ensure_utc, to_decimal, to_price, to_qty
+from keel.types import quantize_to as quantize_to  # re-exported: its home is keel.types
 
 ONE = Decimal(1)
 ZERO = Decimal(0)
-
-
-class Rounding(StrEnum):
-    """Decimal rounding modes, named."""
-
-    DOWN = decimal.ROUND_DOWN  # toward zero
-    UP = decimal.ROUND_UP  # away from zero
-    FLOOR = decimal.ROUND_FLOOR
-    CEILING = decimal.ROUND_CEILING
-    HALF_EVEN = decimal.ROUND_HALF_EVEN
-    HALF_UP = decimal.ROUND_HALF_UP
 
 
 class AssetClass(StrEnum):
@@ -52,17 +41,20 @@ class OptionRight(StrEnum):
     PUT = "put"
 
 
+class Settlement(StrEnum):
+    """How an option settles at expiry: the intrinsic value in cash, or delivery of the
+    underlying at the strike (exercise when long, assignment when short)."""
+
+    CASH = "cash"
+    PHYSICAL = "physical"
+
+
 def _dec(value: Any, name: str, symbol: str, *, positive: bool = True) -> Decimal:
     d = to_decimal(value, name, symbol=symbol)
     if (positive and d <= 0) or d < 0:
         raise ValidationError(f"{name} must be {'> 0' if positive else '>= 0'}", field=name,
                               symbol=symbol, value=value)
     return d
-
-
-def quantize_to(value: Decimal, step: Decimal, rounding: Rounding) -> Decimal:
-    """``value`` rounded to a whole multiple of ``step`` with ``rounding``."""
-    return (value / step).to_integral_value(rounding=rounding.value) * step
 
 
 @dataclass(frozen=True)
@@ -112,17 +104,12 @@ class Instrument:
         """``qty`` (signed allowed) rounded to the lot size; default toward zero.
 
         ``rounding``: a :class:`Rounding` or a ``decimal.ROUND_*`` constant."""
-        q = to_decimal(qty, "qty", symbol=self.symbol)
-        return quantize_to(q, self.lot_size, Rounding(rounding or self.qty_rounding))
+        return to_qty(qty, self.lot_size, rounding or self.qty_rounding, symbol=self.symbol)
 
     def make_price(self, price: Any, rounding: Rounding | str | None = None) -> Decimal:
         """``price`` (> 0) rounded to the tick size; a price that rounds to 0 is refused."""
-        p = _dec(price, "price", self.symbol)
-        out = quantize_to(p, self.tick_size, Rounding(rounding or self.price_rounding))
-        if out <= 0:
-            raise ValidationError("price rounds to zero at this tick size", field="price",
-                                  symbol=self.symbol, value=price)
-        return out
+        return to_price(price, self.tick_size, rounding or self.price_rounding,
+                        symbol=self.symbol)
 
     def notional(self, qty: Any, price: Any) -> Decimal:
         """Signed value of ``qty`` at ``price`` (currency)."""
@@ -265,6 +252,10 @@ class Option(Instrument):
     Margin (CBOE/Reg T style, per unit, times multiplier and |qty|): long positions need the
     premium; a short call needs premium + max(20% spot - out-of-the-money amount, 10% spot);
     a short put premium + max(20% spot - OTM amount, 10% strike).
+
+    At expiry (``Ledger.expire``) it is worth its intrinsic value; ``settlement`` says whether
+    that is paid in cash (index options) or by delivery of the underlying (equity options,
+    the default): ``multiplier`` units of the underlying per contract at the strike.
     """
 
     underlying: str = ""
@@ -272,12 +263,17 @@ class Option(Instrument):
     expiry: datetime | None = None
     right: OptionRight = OptionRight.CALL
     multiplier: Decimal = Decimal(100)
+    settlement: Settlement = Settlement.PHYSICAL
     asset_class: ClassVar[AssetClass] = AssetClass.OPTION
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "strike", _dec(self.strike, "strike", self.symbol))
         object.__setattr__(self, "right", OptionRight(self.right))
+        object.__setattr__(self, "settlement", Settlement(self.settlement))
+        if not self.underlying:
+            raise ValidationError("an option needs an underlying", field="underlying",
+                                  symbol=self.symbol)
         if self.expiry is None:
             raise ValidationError("an option needs an expiry", field="expiry",
                                   symbol=self.symbol)
@@ -286,6 +282,11 @@ class Option(Instrument):
     @property
     def is_call(self) -> bool:
         return self.right is OptionRight.CALL
+
+    def intrinsic(self, underlying_price: Any) -> Decimal:
+        """Value per unit at expiry: ``max(S - K, 0)`` for a call, ``max(K - S, 0)`` a put."""
+        s = _dec(underlying_price, "underlying_price", self.symbol)
+        return max(s - self.strike, ZERO) if self.is_call else max(self.strike - s, ZERO)
 
     def years_to_expiry(self, now: datetime) -> float:
         """ACT/365 years from ``now`` to expiry (> 0, else a ValidationError)."""

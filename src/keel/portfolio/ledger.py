@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from typing import Any, Protocol
 
 from keel.clock import Clock
@@ -36,7 +36,16 @@ from keel.portfolio.book import (
 )
 from keel.store.db import Store
 from keel.store.ledger_repo import AuditRecord, EntryRecord, LedgerRepository, SnapshotRecord
-from keel.types import ZERO, Fill, Position, ensure_utc, to_decimal
+from keel.types import (
+    ZERO,
+    Fill,
+    Position,
+    Rounding,
+    ensure_utc,
+    money_context,
+    quantize_to,
+    to_decimal,
+)
 
 
 class _Multipliers(Protocol):
@@ -51,10 +60,38 @@ class LedgerConfig:
         allow_short: accept fills that take a position below zero.
         allow_negative_cash: accept fills, withdrawals and fees that take cash below zero
             (margin borrowing).
+        enforce_initial_margin: refuse a fill that opens or adds to futures contracts when
+            equity would then be below their total initial margin (needs a registry).
     """
 
     allow_short: bool = True
     allow_negative_cash: bool = True
+    enforce_initial_margin: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MarginStatus:
+    """Futures margin of an account at its current marks (currency).
+
+    Attributes:
+        equity: the ledger's equity.
+        initial, maintenance: summed per-contract margins of the margined holdings.
+        excess: ``equity - initial`` (negative: no new contracts may open).
+        call: the deposit that restores ``initial`` once equity is below ``maintenance``
+            (0 otherwise).
+    """
+
+    equity: Decimal
+    initial: Decimal
+    maintenance: Decimal
+
+    @property
+    def excess(self) -> Decimal:
+        return self.equity - self.initial
+
+    @property
+    def call(self) -> Decimal:
+        return self.initial - self.equity if self.equity < self.maintenance else ZERO
 
 
 class Ledger:
@@ -203,10 +240,18 @@ class Ledger:
                                            f"{self.account}:{self._book.version}",
                                            dict(payload)))
 
-    def _book_entry(self, kind: str, payload: dict[str, Any], timestamp: datetime) -> None:
+    def _book_entry(self, kind: str, payload: dict[str, Any], timestamp: datetime,
+                    margin_check: bool = False) -> None:
         with self.transaction():
             apply_entry(self._book, kind, payload, timestamp)
             self._check_limits()
+            if margin_check and self.config.enforce_initial_margin:
+                m = self.margin()
+                if m.excess < 0:
+                    raise LedgerError("fill would leave equity below the initial margin of "
+                                      "the futures held", field="margin",
+                                      symbol=payload.get("symbol"), value=m.excess,
+                                      account=self.account)
             self._pending.append(EntryRecord(self._book.version, kind, payload, timestamp))
 
     def _check_limits(self) -> None:
@@ -224,6 +269,15 @@ class Ledger:
 
     def _multiplier(self, symbol: str) -> Decimal:
         return ONE if self.registry is None else self.registry.multiplier(symbol)
+
+    def _spec(self, symbol: str) -> Any:
+        """The registry's instrument spec for ``symbol`` (None without a registry)."""
+        get = getattr(self.registry, "get", None)
+        return None if get is None else get(symbol)
+
+    def _margined(self, symbol: str) -> bool:
+        spec = self._spec(symbol)
+        return spec is not None and getattr(spec, "asset_class", None) == "future"
 
     # ------------------------------------------------------------------ bookings
 
@@ -244,8 +298,12 @@ class Ledger:
         with self._lock:
             if fill.exec_id in self._book.exec_ids:
                 return False
-            payload = fill_payload(fill, self._multiplier(fill.symbol))
-            self._book_entry("fill", payload, fill.timestamp)
+            margined = self._margined(fill.symbol)
+            payload = fill_payload(fill, self._multiplier(fill.symbol), margined)
+            q = self._book.holdings[fill.symbol].qty if fill.symbol in self._book.holdings \
+                else ZERO
+            adds = margined and abs(q + fill.signed_qty) > abs(q)
+            self._book_entry("fill", payload, fill.timestamp, margin_check=adds)
             return True
 
     def apply_fills(self, fills: Iterable[Fill]) -> int:
@@ -274,16 +332,97 @@ class Ledger:
     def mark(self, prices: Mapping[str, Any], *, timestamp: datetime | None = None) -> None:
         """Revalue held positions at ``prices`` (symbol -> price > 0); other symbols ignored."""
         with self._lock:
-            clean: dict[str, str] = {}
-            for sym, px in prices.items():
-                p = to_decimal(px, "price", symbol=sym)
-                if p <= 0:
-                    raise ValidationError("price must be > 0", field="price", symbol=sym,
-                                          value=px)
-                if sym in self._book.holdings:
-                    clean[sym] = str(p)
+            clean = {sym: str(p) for sym, p in self._clean_prices(prices).items()
+                     if sym in self._book.holdings}
             if clean:
                 self._book_entry("mark", {"prices": clean}, self._now(timestamp))
+
+    def settle(self, prices: Mapping[str, Any], *,
+               timestamp: datetime | None = None) -> MarginStatus:
+        """Daily settlement at ``prices`` (symbol -> settlement price > 0): each held future
+        pays ``qty x (price - last settle) x multiplier`` into cash (variation margin) and
+        takes ``price`` as its new settlement price; other held symbols are marked. Returns
+        the margin status after settlement (``call`` > 0: equity fell below maintenance)."""
+        with self._lock:
+            clean = {sym: str(p) for sym, p in self._clean_prices(prices).items()
+                     if sym in self._book.holdings}
+            if clean:
+                self._book_entry("settle", {"prices": clean}, self._now(timestamp))
+            return self.margin()
+
+    def margin(self) -> MarginStatus:
+        """Initial and maintenance margin of the futures held, against equity."""
+        with self._lock:
+            init = maint = ZERO
+            for sym, h in self._book.holdings.items():
+                spec = self._spec(sym) if h.margined else None
+                if spec is not None:
+                    init += spec.initial_margin(h.qty, h.mark)
+                    maint += spec.maintenance_margin(h.qty, h.mark)
+            return MarginStatus(self._book.freeze().equity, init, maint)
+
+    def expire(self, symbol: str, underlying_price: Any = None, *,
+               final_price: Any = None, timestamp: datetime | None = None) -> None:
+        """Expire the held contract ``symbol`` (needs a registry).
+
+        * Option: closes at its intrinsic value at ``underlying_price``. Cash-settled
+          (``Settlement.CASH``): the intrinsic value is paid in cash. Physical: an in-the-money
+          option is exercised (long) or assigned (short): ``qty x multiplier / underlying
+          multiplier`` units of the underlying trade at the underlying price while cash moves
+          at the strike; out of (or at) the money it expires worthless.
+        * Future: final settlement at ``final_price``; the position closes.
+
+        Refused before the contract's expiry (``field="timestamp"``) and for symbols not held.
+        """
+        with self._lock:
+            ts = self._now(timestamp)
+            h = self._book.holdings.get(symbol)
+            if h is None:
+                raise LedgerError("no position to expire", field="symbol", symbol=symbol,
+                                  account=self.account)
+            spec = self._spec(symbol)
+            kind = getattr(spec, "asset_class", None)
+            if kind not in ("option", "future"):
+                raise LedgerError("only options and futures expire", field="symbol",
+                                  symbol=symbol, value=kind, account=self.account)
+            expiry = spec.expiry
+            due = expiry if isinstance(expiry, datetime) else None
+            if due is None and ts.date() < expiry:
+                raise LedgerError("contract has not expired", field="timestamp",
+                                  symbol=symbol, value=ts, account=self.account)
+            if due is not None and ts < due:
+                raise LedgerError("contract has not expired", field="timestamp",
+                                  symbol=symbol, value=ts, account=self.account)
+            payload: dict[str, Any] = {"symbol": symbol}
+            if kind == "future":
+                px = self._clean_prices({symbol: final_price})[symbol]
+                payload["price"] = str(px)
+            else:
+                s = self._clean_prices({spec.underlying: underlying_price})[spec.underlying]
+                intrinsic = spec.intrinsic(s)
+                payload.update(price=str(intrinsic), underlying_price=str(s),
+                               settlement=str(spec.settlement))
+                if intrinsic > 0 and spec.settlement == "physical":
+                    with money_context():
+                        units = h.qty * spec.multiplier / self._multiplier(spec.underlying)
+                    sign = 1 if spec.is_call else -1
+                    payload["delivery"] = {
+                        "symbol": spec.underlying, "qty": str(sign * units), "price": str(s),
+                        "multiplier": str(self._multiplier(spec.underlying)),
+                        "margined": self._margined(spec.underlying)}
+            self._book_entry("expiry", payload, ts)
+
+    def _clean_prices(self, prices: Mapping[str, Any]) -> dict[str, Decimal]:
+        out = {}
+        for sym, px in prices.items():
+            if px is None:
+                raise ValidationError("price is required", field="price", symbol=sym)
+            p = to_decimal(px, "price", symbol=sym)
+            if p <= 0:
+                raise ValidationError("price must be > 0", field="price", symbol=sym,
+                                      value=px)
+            out[sym] = p
+        return out
 
     # ------------------------------------------------------------------ snapshots
 
@@ -323,9 +462,9 @@ class Ledger:
 def _column(d: Decimal) -> Decimal:
     """``d`` at most 12 decimal places: what the NUMERIC(38, 12) summary columns hold (the
     exact state is the snapshot's JSON)."""
-    with localcontext() as ctx:
-        ctx.prec = 60
-        return d if d.as_tuple().exponent >= -12 else d.quantize(Decimal("1e-12"))  # type: ignore[operator]
+    if d.as_tuple().exponent >= -12:  # type: ignore[operator]
+        return d
+    return quantize_to(d, Decimal("1e-12"), Rounding.HALF_EVEN)
 
 
-__all__ = ["ZERO", "Ledger", "LedgerConfig", "LedgerState"]
+__all__ = ["ZERO", "Ledger", "LedgerConfig", "LedgerState", "MarginStatus"]

@@ -7,7 +7,7 @@ there and at what price (crossing the spread or walking the book, before any ext
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Protocol
 
 import numpy as np
@@ -15,7 +15,7 @@ import pandas as pd
 
 from keel.data.orderbook import BookSnapshots
 from keel.errors import DataError, ValidationError
-from keel.types import ZERO, Side
+from keel.types import ZERO, Rounding, Side, to_qty
 
 
 class FillModel(Protocol):
@@ -37,7 +37,7 @@ class FillModel(Protocol):
 
 
 def _whole(x: float, lot: int) -> Decimal:
-    return (Decimal(repr(max(float(x), 0.0))) / lot).to_integral_value(rounding=ROUND_DOWN) * lot
+    return to_qty(max(float(x), 0.0), lot, Rounding.DOWN)
 
 
 class BarFillModel:

@@ -40,9 +40,12 @@ from keel.types import (
     Side,
     TimeInForce,
     to_decimal,
+    to_price,
 )
 from keel.venues.base import Account, OpenOrder
 from keel.venues.fills import FillModel
+
+_PX_TICK = Decimal("0.000001")  # fill prices: modelled floats rounded to 1e-6
 
 
 class LatencyModel(Protocol):
@@ -234,7 +237,7 @@ class PaperBroker:
             t = self.fill_model.event_times(sym)
             i = int(np.searchsorted(t, now, side="right")) - 1
             if i >= 0 and qty != 0:
-                value += qty * Decimal(repr(self.fill_model.quote(sym, i)[0]))
+                value += qty * to_price(self.fill_model.quote(sym, i)[0], symbol=sym)
         return Account(cash=cash, equity=cash + value, buying_power=cash)
 
     def poll_events(self) -> list[OrderEvent]:
@@ -309,7 +312,7 @@ class PaperBroker:
         w.cum_qty += qty
         fill = Fill(exec_id=f"{self.name}-{o.client_order_id}-{w.n_fills}",
                     client_order_id=o.client_order_id, symbol=o.symbol, side=o.side,
-                    qty=qty, price=Decimal(repr(round(float(px), 6))), timestamp=_dt(t_ns),
+                    qty=qty, price=to_price(px, _PX_TICK, symbol=o.symbol), timestamp=_dt(t_ns),
                     commission=qty * self.commission_per_share, venue=self.name)
         self._fills.append(fill)
         w.status = OrderStatus.FILLED if w.cum_qty == o.qty else OrderStatus.PARTIALLY_FILLED

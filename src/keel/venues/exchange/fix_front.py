@@ -26,7 +26,7 @@ import logging
 import os
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -43,6 +43,7 @@ from keel.venues.fix.application import (
 )
 from keel.venues.fix.codec import Message
 from keel.venues.fix.dictionary import load_dictionary
+from keel.venues.fix.marketdata import MarketDataPublisher, exchange_book_reader
 from keel.venues.fix.messages import (
     ExecutionReportData,
     execution_report,
@@ -58,6 +59,8 @@ log = logging.getLogger("keel.venues.exchange.fix")
 #: the CompID :class:`~keel.venues.fix.broker.FixBroker` examples use, and its account
 DEFAULT_CLIENTS: Mapping[str, str] = {"KEEL": "default"}
 BEGIN_STRINGS = ("FIX.4.2", "FIX.4.4")
+#: cancel request ids remembered for PossDup detection (the oldest are forgotten)
+MAX_CANCEL_IDS = 100_000
 
 
 def _is_possdup(msg: Message) -> bool:
@@ -137,6 +140,9 @@ class _ExchangeApplication(Application):
     def on_logon(self, session: Session) -> None:
         log.info("%s logged on", session.session_id)
 
+    def on_logout(self, session: Session) -> None:
+        self.server.market_data.drop(session)
+
     def from_app(self, msg: Message, session: Session) -> None:
         try:
             self._handle(msg, session)
@@ -173,7 +179,9 @@ class _ExchangeApplication(Application):
             if _is_possdup(msg) and (account, request_id) in srv._cancel_ids:
                 srv.duplicates += 1
                 return
-            srv._cancel_ids.add((account, request_id))
+            srv._cancel_ids[(account, request_id)] = None
+            if len(srv._cancel_ids) > MAX_CANCEL_IDS:  # bounded: a PossDup comes soon or never
+                srv._cancel_ids.popitem(last=False)
             ex.cancel(account, orig, ts, cancel_id=request_id)
         elif mt == "G":
             orig = msg.get(41, "") or ""
@@ -185,6 +193,8 @@ class _ExchangeApplication(Application):
                 srv.duplicates += 1
                 return
             ex.replace(account, orig, new, ts)
+        elif mt == "V":
+            srv.market_data.on_request(msg, session)
         else:
             raise UnsupportedMessageType(mt)
 
@@ -228,10 +238,14 @@ class FixExchangeServer:
         self.clients = clients
         self.clock = clock if clock is not None else WallClock()
         self.duplicates = 0
-        self._cancel_ids: set[tuple[str, str]] = set()
+        self._cancel_ids: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._pending: deque[tuple[str, OrderEvent]] = deque()
         self._wake_lock = threading.Lock()
         self._wake_scheduled = False
+        #: top-of-book market data (35=V/W/X/Y), published on book changes and every
+        #: ``md_interval`` s (liquidity quotes change the book without an account event)
+        self.market_data = MarketDataPublisher(exchange_book_reader(exchange))
+        self.md_interval = 0.05
         app = _ExchangeApplication(self)
         self.sessions: list[Session] = []
         self._account: dict[Session, str] = {}
@@ -276,7 +290,15 @@ class FixExchangeServer:
             raise VenueError(f"FIX front end cannot listen: {exc}", field="port",
                              value=self.port) from None
         self.exchange.subscribe(self._on_event)
+        loop.call_soon_threadsafe(self._md_tick)
         return self
+
+    def _md_tick(self) -> None:
+        if self._loop is None:
+            return
+        if self.market_data.subscriptions:
+            self._drain()
+        self._loop.call_later(self.md_interval, self._md_tick)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop listening, drop every connection, close the stores (abrupt, like a crash of
@@ -366,6 +388,9 @@ class FixExchangeServer:
                 if msg is not None:
                     s.send(msg, now=self._session_now())
                     touched[s] = None
+        if self.market_data.subscriptions:
+            for s in self.market_data.publish(self._session_now()):
+                touched[s] = None
         if self._acceptor is not None:
             for s in touched:
                 self._acceptor.flush(s)

@@ -5,7 +5,8 @@ dictionaries read at run time), :mod:`.validate` (session-level validation), :mo
 (the session state machine) and :mod:`.application` (the callback interface). At the edge:
 :mod:`.transport` (asyncio acceptor / initiator, TLS), :mod:`.store` (memory, file, SQL).
 On top: :mod:`.messages` (orders <-> FIX), :mod:`.broker` (:class:`FixBroker`),
-:mod:`.sim` (a minimal ack-and-fill venue) and :mod:`.acceptance` (QuickFIX's test server).
+:mod:`.sim` (a minimal ack-and-fill venue), :mod:`.marketdata` (top-of-book MarketDataRequest /
+Snapshot / IncrementalRefresh, both sides) and :mod:`.acceptance` (QuickFIX's test server).
 """
 
 from keel.venues.fix.application import (
@@ -14,7 +15,14 @@ from keel.venues.fix.application import (
     BusinessRejectReason,
     UnsupportedMessageType,
 )
-from keel.venues.fix.codec import FieldMap, FrameSplitter, InvalidMessage, Message, decode
+from keel.venues.fix.codec import (
+    FieldMap,
+    FieldValueError,
+    FrameSplitter,
+    InvalidMessage,
+    Message,
+    decode,
+)
 from keel.venues.fix.dictionary import DataDictionary, find_spec_dir, load_dictionary
 from keel.venues.fix.session import Session, SessionConfig
 from keel.venues.fix.store import FileStore, MemoryStore, MessageStore, SqlStore
@@ -26,6 +34,7 @@ __all__ = [
     "BusinessRejectReason",
     "DataDictionary",
     "FieldMap",
+    "FieldValueError",
     "FileStore",
     "FrameSplitter",
     "InvalidMessage",

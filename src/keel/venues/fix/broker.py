@@ -27,8 +27,14 @@ from keel.errors import OrderRejected, TransientVenueError, VenueError
 from keel.types import ZERO, EventKind, Order, OrderEvent, OrderStatus
 from keel.venues.base import Account, OpenOrder
 from keel.venues.fix.application import Application, UnsupportedMessageType
-from keel.venues.fix.codec import Message
+from keel.venues.fix.codec import FieldValueError, Message, parse_utc_timestamp
 from keel.venues.fix.dictionary import DataDictionary, load_dictionary
+from keel.venues.fix.marketdata import (
+    MarketDataView,
+    TopOfBook,
+    market_data_request,
+    unsubscribe_request,
+)
 from keel.venues.fix.messages import (
     FIX_TO_STATUS,
     event_from_cancel_reject,
@@ -39,7 +45,7 @@ from keel.venues.fix.messages import (
 )
 from keel.venues.fix.session import Session, SessionConfig
 from keel.venues.fix.store import MessageStore
-from keel.venues.fix.transport import Initiator
+from keel.venues.fix.transport import Initiator, new_event_loop
 
 
 class _BrokerApplication(Application):
@@ -58,7 +64,10 @@ class _BrokerApplication(Application):
 
     def from_app(self, msg: Message, session: Session) -> None:
         mt = msg.msg_type
-        if mt == "8":
+        if mt in ("W", "X", "Y"):
+            self.broker.market_data.on_message(
+                msg, parse_utc_timestamp(msg.header.get(52) or "") or 0.0)
+        elif mt == "8":
             self.broker._execution_report(msg)
         elif mt == "9":
             self.broker._emit(event_from_cancel_reject(msg, self.broker._utcnow()))
@@ -66,6 +75,16 @@ class _BrokerApplication(Application):
             self.broker._rejected_seq(msg.get(45), msg.get(58) or "business reject")
         else:
             raise UnsupportedMessageType(mt)
+
+
+def _refuse_bad_values(msg: Message, order: Order) -> None:
+    """Check every value on the caller's thread, before anything is registered or handed to
+    the loop: a value the encoder would refuse there would lose the order silently."""
+    try:
+        msg.check_values()
+    except FieldValueError as exc:
+        raise OrderRejected(exc.message, reason_code="INVALID_FIELD", field=exc.field,
+                            value=exc.value, symbol=order.symbol) from None
 
 
 class FixBroker:
@@ -106,6 +125,10 @@ class FixBroker:
         self._exec_ids: set[str] = set()
         self._positions: dict[str, Decimal] = {}
         self._cancel_n = 0
+        self._md_n = 0
+        self._md_symbols: dict[str, list[str]] = {}
+        #: latest top of book per subscribed symbol (see :meth:`subscribe_market_data`)
+        self.market_data = MarketDataView()
         self.session = Session(config, dd, store, _BrokerApplication(self))
         self.initiator = Initiator(self.session, host, port, ssl=ssl, clock=clock,
                                    reconnect_interval=reconnect_interval,
@@ -122,7 +145,7 @@ class FixBroker:
         ready = threading.Event()
 
         def run() -> None:
-            loop = asyncio.new_event_loop()
+            loop = new_event_loop()
             self._loop = loop
             ready.set()
             try:
@@ -176,8 +199,10 @@ class FixBroker:
     # ------------------------------------------------------------------ Broker protocol
 
     def submit(self, order: Order) -> None:
-        """Send a NewOrderSingle; ``OrderRejected`` (DUPLICATE) for a reused id."""
+        """Send a NewOrderSingle; ``OrderRejected`` (DUPLICATE) for a reused id, and
+        (INVALID_FIELD, the field named) for a value the wire cannot carry."""
         msg = new_order_single(order, self.session.config.begin_string)
+        _refuse_bad_values(msg, order)
         if self.session.config.reset_on_logon and not self.is_logged_on:
             # the store is wiped at the next Logon, so a stored order would be lost
             raise TransientVenueError("FIX session is down and resets at logon",
@@ -202,17 +227,50 @@ class FixBroker:
         with self._lock:
             self._cancel_n += 1
             request_id = f"{client_order_id}.x{self._cancel_n}"
-        self._call(order_cancel_request(original, request_id, self._utcnow()), None)
+        msg = order_cancel_request(original, request_id, self._utcnow())
+        _refuse_bad_values(msg, original)
+        self._call(msg, None)
 
     def replace(self, client_order_id: str, new_order: Order) -> None:
         """Send an OrderCancelReplaceRequest replacing ``client_order_id`` by ``new_order``."""
         original = self._known(client_order_id)
         msg = order_cancel_replace_request(original, new_order,
                                            self.session.config.begin_string)
+        _refuse_bad_values(msg, new_order)
         with self._lock:
             self._orders[new_order.client_order_id] = new_order
             self._status[new_order.client_order_id] = OrderStatus.PENDING
         self._call(msg, new_order.client_order_id)
+
+    def subscribe_market_data(self, symbols: list[str], *, full_refresh: bool = False) -> str:
+        """Subscribe to the top of book of ``symbols`` on this session; returns the MDReqID.
+        Read prices with :meth:`top_of_book`; a venue refusal lands in
+        ``market_data.rejects[req_id]``. Subscriptions end at logout: call again after one."""
+        with self._lock:
+            self._md_n += 1
+            req_id = f"md{self._md_n}"
+        msg = market_data_request(req_id, symbols, full_refresh=full_refresh)
+        try:
+            msg.check_values()
+        except FieldValueError as exc:
+            raise OrderRejected(exc.message, reason_code="INVALID_FIELD", field=exc.field,
+                                value=exc.value) from None
+        self._call(msg, None)
+        with self._lock:
+            self._md_symbols[req_id] = list(symbols)
+        return req_id
+
+    def unsubscribe_market_data(self, req_id: str) -> None:
+        """End subscription ``req_id`` (unknown ids are ignored)."""
+        with self._lock:
+            symbols = self._md_symbols.pop(req_id, None)
+        if symbols is not None:
+            self._call(unsubscribe_request(req_id, symbols), None)
+
+    def top_of_book(self, symbol: str) -> TopOfBook | None:
+        """The latest best bid / offer of ``symbol`` received on this session (None before
+        the first snapshot)."""
+        return self.market_data.get(symbol)
 
     def open_orders(self) -> list[OpenOrder]:
         with self._lock:

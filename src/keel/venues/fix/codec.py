@@ -12,10 +12,12 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from operator import itemgetter
+from typing import TYPE_CHECKING, cast
 from zlib import adler32
 
-from keel.errors import ProtocolError
+from keel.errors import ProtocolError, ValidationError
 
 if TYPE_CHECKING:
     from keel.venues.fix.dictionary import DataDictionary, GroupDef
@@ -31,6 +33,56 @@ POSS_DUP, POSS_RESEND, ORIG_SENDING_TIME = 43, 97, 122
 
 class InvalidMessage(ProtocolError):
     """A frame that cannot be a FIX message (garbled, bad BodyLength/CheckSum): ignored."""
+
+
+class FieldValueError(ValidationError):
+    """An outbound value that cannot go on the wire as one field: it holds SOH (it would
+    inject a tag), another control character, or a character the wire encoding (Latin-1)
+    cannot carry. ``field`` names the tag (``"11 (ClOrdID)"``), ``value`` the value."""
+
+
+WIRE_ENCODING = "latin-1"
+# DATA-type fields (with a length field before them) may carry any byte, SOH included.
+DATA_TAGS = frozenset({89, 91, 96, 213, 349, 351, 353, 355, 357, 359, 361, 363, 365, 446, 619,
+                       622})
+# C0 controls except SOH (the separator, counted separately), DEL and C1 controls.
+_CONTROL_RE = re.compile("[\x00\x02-\x1f\x7f-\x9f]")
+_TAG_NAMES = {1: "Account", 11: "ClOrdID", 17: "ExecID", 37: "OrderID", 41: "OrigClOrdID",
+              49: "SenderCompID", 50: "SenderSubID", 55: "Symbol", 56: "TargetCompID",
+              57: "TargetSubID", 58: "Text", 100: "ExDestination", 109: "ClientID",
+              112: "TestReqID", 262: "MDReqID", 448: "PartyID"}
+
+
+def _field_name(tag: int) -> str:
+    name = _TAG_NAMES.get(tag)
+    return f"{tag} ({name})" if name else str(tag)
+
+
+def check_value(tag: int, value: str) -> None:
+    """Raise :class:`FieldValueError` unless ``value`` can be sent as field ``tag``."""
+    if not isinstance(value, str):
+        raise FieldValueError("FIX field value is not a string", field=_field_name(tag),
+                              value=value)
+    if tag not in DATA_TAGS:
+        if "\x01" in value:
+            raise FieldValueError("FIX field value contains SOH (it would inject a tag)",
+                                  field=_field_name(tag), value=value)
+        if _CONTROL_RE.search(value) is not None:
+            raise FieldValueError("FIX field value contains a control character",
+                                  field=_field_name(tag), value=value)
+    try:
+        value.encode(WIRE_ENCODING)
+    except UnicodeEncodeError:
+        raise FieldValueError(f"FIX field value is not encodable in {WIRE_ENCODING}",
+                              field=_field_name(tag), value=value) from None
+
+
+def _check_map(fm: FieldMap) -> None:
+    for tag, value in fm.fields.items():
+        check_value(tag, value)
+    for entries in fm.groups.values():
+        for entry in entries:
+            _check_map(entry)
 
 
 class FieldMap:
@@ -138,6 +190,31 @@ class Message:
     def encode(self) -> bytes:
         """Wire bytes with BodyLength and CheckSum computed (BeginString from the header)."""
         h = self.header.fields
+        if MSG_TYPE in h and not (self.header.groups or self.body.groups
+                                  or self.trailer.fields):
+            b = self.body.fields
+            key = (*h, 0, *b)  # tag 0 does not exist: it separates header from body
+            tpl = _TEMPLATES.get(key)
+            if tpl is None:
+                tpl = _template(h, b)
+                if len(_TEMPLATES) < 1024:
+                    _TEMPLATES[key] = tpl
+            fmt, hget, bget, n_fields = tpl
+            text = fmt.format(*hget(h), *bget(b))
+            if text.count("\x01") != n_fields or _CONTROL_RE.search(text) is not None:
+                self.check_values()
+            try:
+                data = text.encode(WIRE_ENCODING)
+            except UnicodeEncodeError:
+                self.check_values()
+                raise
+            return frame(h.get(BEGIN_STRING, ""), data)
+        return self.encode_general()
+
+    def encode_general(self) -> bytes:
+        """:meth:`encode` without the precompiled templates (groups, trailer fields, a
+        missing MsgType): the reference the fast path is tested against."""
+        h = self.header.fields
         parts = [f"35={h.get(MSG_TYPE, '')}\x01"]
         for tag in sorted(h):
             if tag not in (8, 9, 35):
@@ -151,10 +228,51 @@ class Message:
         for tag, value in self.trailer.fields.items():
             if tag != CHECKSUM:
                 parts.append(f"{tag}={value}\x01")
-        return frame(h.get(BEGIN_STRING, ""), "".join(parts).encode("latin-1"))
+        text = "".join(parts)
+        # One pass in C over the whole body: exactly one SOH per field, no other control
+        # character, every character in Latin-1. Only a failure walks the fields to name one.
+        if text.count("\x01") != len(parts) or _CONTROL_RE.search(text) is not None:
+            self.check_values()
+        try:
+            body = text.encode(WIRE_ENCODING)
+        except UnicodeEncodeError:
+            self.check_values()
+            raise
+        return frame(h.get(BEGIN_STRING, ""), body)
+
+    def check_values(self) -> None:
+        """Raise :class:`FieldValueError` naming the first field that cannot go on the wire
+        (SOH, a control character, not Latin-1); DATA fields may hold any Latin-1 byte."""
+        _check_map(self.header)
+        _check_map(self.body)
+        _check_map(self.trailer)
 
     def __repr__(self) -> str:
         return f"Message({self.encode().decode('latin-1').replace(SOH, '|')})"
+
+
+_Getter = Callable[[dict[int, str]], tuple[str, ...]]
+_TEMPLATES: dict[tuple[int, ...], tuple[str, _Getter, _Getter, int]] = {}
+
+
+def _getter(order: list[int]) -> _Getter:
+    if not order:
+        return lambda d: ()
+    if len(order) == 1:
+        t = order[0]
+        return lambda d: (d[t],)
+    return cast(_Getter, itemgetter(*order))
+
+
+def _template(h: dict[int, str], b: dict[int, str]) -> tuple[str, _Getter, _Getter, int]:
+    """A precompiled layout for messages with these header and body tags: one format string
+    (``35={}\x0134={}\x01...``, QuickFIX's order) and the getters of its values, so an
+    encode is one ``str.format`` call instead of a sort and a loop."""
+    others = sorted(t for t in h if t not in (BEGIN_STRING, BODY_LENGTH, MSG_TYPE))
+    horder = [MSG_TYPE, *others]
+    border = sorted(b)
+    fmt = "".join(f"{t}={{}}\x01" for t in horder + border)
+    return fmt, _getter(horder), _getter(border), len(horder) + len(border)
 
 
 def _copy_map(fm: FieldMap) -> FieldMap:
@@ -270,6 +388,18 @@ def decode(data: bytes, dd: DataDictionary | None = None, *, check: bool = True)
     right; otherwise ``InvalidMessage`` (QuickFIX ignores such frames once logged on).
     """
     raw = data.decode("latin-1")
+    if raw.count("=") == raw.count(SOH) and raw[-1:] == SOH:
+        msg = _decode_fast(data, raw, dd, check)
+        if msg is not None:
+            return msg
+    return decode_general(data, dd, check=check)
+
+
+def decode_general(data: bytes, dd: DataDictionary | None = None, *,
+                   check: bool = True) -> Message:
+    """:func:`decode` by the general path (any field, DATA fields, groups, repeated tags):
+    the reference the fast path is tested against."""
+    raw = data.decode("latin-1")
     fields = parse_fields(raw, dd)
     if check:
         if len(fields) < 3 or fields[0][0] != 8 or fields[1][0] != 9 or fields[2][0] != 35:
@@ -285,6 +415,81 @@ def decode(data: bytes, dd: DataDictionary | None = None, *, check: bool = True)
     msg = build(fields, dd)
     msg.raw = data
     return msg
+
+
+def _decode_fast(data: bytes, raw: str, dd: DataDictionary | None,
+                 check: bool) -> Message | None:
+    """The common case in a few C-level passes: one ``=`` per field (no ``=`` inside a
+    value), no DATA field, header tags first, trailer last, no repeated tag, no repeating
+    group. Returns None when any of that does not hold (the general path decides)."""
+    parts = raw.replace("=", SOH).split(SOH)
+    values = parts[1::2]
+    try:
+        tags = list(map(_TAG_CACHE.__getitem__, parts[0:-1:2]))
+    except KeyError:
+        return None
+    n = len(tags)
+    if check:
+        if n < 4 or tags[0] != 8 or tags[1] != 9 or tags[2] != 35 or tags[-1] != CHECKSUM:
+            return None  # the general path raises the precise error
+        start = raw.find("\x0135=") + 1
+        end = raw.rfind("\x0110=") + 1
+        if _int_or(values[1], -1) != end - start:
+            raise InvalidMessage("wrong BodyLength", value=values[1])
+        if values[-1] != f"{checksum(data[:end]):03d}":
+            raise InvalidMessage("wrong CheckSum", value=values[-1])
+    # The layout depends only on the tag sequence (and the dictionary): work it out once per
+    # sequence and message type, e.g. once for all NewOrderSingles of one shape.
+    cache = cast(dict[tuple[object, ...], object], _SHAPES if dd is None else
+                 dd.validation_cache.setdefault("decode_shapes", {}))
+    key = (values[2] if n > 2 else "", *tags)
+    shape = cache.get(key)
+    if shape is None:
+        shape = _shape(tags, values[2] if n > 2 else "", dd)
+        if len(cache) < 4096:
+            cache[key] = shape
+    if shape is False:
+        return None
+    nh, nt = cast(tuple[int, int], shape)
+    msg = Message()
+    msg.header.fields = dict(zip(tags[:nh], values[:nh], strict=False))
+    msg.body.fields = dict(zip(tags[nh:nt], values[nh:nt], strict=False))
+    msg.trailer.fields = dict(zip(tags[nt:], values[nt:], strict=False))
+    msg.raw = data
+    return msg
+
+
+_SHAPES: dict[tuple[object, ...], object] = {}
+
+
+def _shape(tags: list[int], msg_type: str, dd: DataDictionary | None) -> tuple[int, int] | bool:
+    """(end of header, start of trailer) when ``tags`` can take the fast path, else False."""
+    if dd is not None:
+        if dd.data_length_tag and not dd.data_length_tag.keys().isdisjoint(tags):
+            return False
+        header_tags, trailer_tags = dd.header_tags, dd.trailer_tags
+    else:
+        header_tags, trailer_tags = _DEFAULT_HEADER, _DEFAULT_TRAILER
+    n = len(tags)
+    nh = 0
+    for t in tags:
+        if t not in header_tags:
+            break
+        nh += 1
+    nt = n
+    while nt > nh and tags[nt - 1] in trailer_tags:
+        nt -= 1
+    body_tags = tags[nh:nt]
+    if (len(set(tags)) != n or not header_tags.isdisjoint(body_tags)
+            or not trailer_tags.isdisjoint(body_tags)):
+        return False
+    if dd is not None:
+        if dd.header.groups and not dd.header.groups.keys().isdisjoint(tags[:nh]):
+            return False
+        md = dd.messages.get(msg_type)
+        if md is not None and md.groups and not md.groups.keys().isdisjoint(body_tags):
+            return False
+    return nh, nt
 
 
 def build(fields: list[tuple[int, str]], dd: DataDictionary | None) -> Message:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import ssl as _ssl
 import time
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from keel.venues.fix.codec import FrameSplitter, InvalidMessage, parse_fields
 from keel.venues.fix.session import Session
@@ -23,6 +25,19 @@ from keel.venues.fix.session import Session
 log = logging.getLogger("keel.venues.fix")
 
 Clock = Callable[[], float]
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop: uvloop's when it is installed (``pip install keel[fast]``) and
+    ``KEEL_FIX_UVLOOP`` is not ``0``, else asyncio's default loop."""
+    if os.environ.get("KEEL_FIX_UVLOOP", "1") != "0":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 class _Connection(asyncio.Protocol):
@@ -36,8 +51,8 @@ class _Connection(asyncio.Protocol):
         self.had_logon = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement the interface without subclassing asyncio.Transport
+        self.transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):

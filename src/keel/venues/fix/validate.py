@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import IntEnum
+from typing import cast
 
 from keel.errors import ProtocolError
 from keel.venues.fix.codec import FieldMap, Message, parse_utc_timestamp
@@ -20,6 +21,7 @@ from keel.venues.fix.dictionary import (
     MULTI_TYPES,
     DataDictionary,
     GroupDef,
+    MessageDef,
 )
 
 USER_MIN_TAG = 5000
@@ -87,6 +89,49 @@ def validate(msg: Message, dd: DataDictionary, *, check_user_defined: bool = Tru
     md = dd.messages.get(msg.msg_type)
     if md is None:
         raise RejectError(R.INVALID_MSGTYPE)
+    h, b, t = msg.header, msg.body, msg.trailer
+    shape = None
+    if not (h.groups or b.groups or t.groups or h.repeated or b.repeated or t.repeated):
+        # Which tags a message carries, in which order, decides everything but the values:
+        # once a shape passed, a message of the same shape only needs its values checked.
+        shape = (msg.msg_type, check_user_defined, tuple(h.fields), tuple(b.fields),
+                 tuple(t.fields))
+        shapes = cast(dict[object, bool], dd.validation_cache.setdefault("shapes", {}))
+        if shape in shapes and _values_ok(msg, dd):
+            return
+    _full(msg, md, dd, check_user_defined)
+    if shape is not None and len(shapes) < 1024:
+        shapes[shape] = True
+
+
+def _values_ok(msg: Message, dd: DataDictionary) -> bool:
+    """Every value non-empty and of its field's format and enumeration (a value found good
+    once for a tag is remembered: formats and enumerations do not depend on the message)."""
+    checks = _checks(dd)
+    good = cast(dict[int, set[str]], dd.validation_cache.setdefault("good_values", {}))
+    for fm in (msg.header, msg.body, msg.trailer):
+        for tag, value in fm.fields.items():
+            ok = good.get(tag)
+            if ok is not None and value in ok:
+                continue
+            if not value:
+                return False
+            check = checks.get(tag)
+            if check is not None:
+                fmt, values, multi = check
+                if fmt is not None and not fmt(value):
+                    return False
+                if values is not None and value not in values and not (
+                        multi and all(v in values for v in value.split(" "))):
+                    return False
+            if ok is None:
+                good[tag] = {value}
+            elif len(ok) < _SEEN_PER_TAG:
+                ok.add(value)
+    return True
+
+
+def _full(msg: Message, md: MessageDef, dd: DataDictionary, check_user_defined: bool) -> None:
     _required(msg.header, dd.header.required, dd.header.groups)
     _required(msg.trailer, dd.trailer.required, {})
     _required(msg.body, md.required, md.groups)
