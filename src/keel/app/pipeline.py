@@ -13,7 +13,7 @@ The backtest (:mod:`keel.backtest.engine`), ``keel run`` and ``keel demo``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -37,14 +37,13 @@ from keel.costs.base import CostModel, TradeContext
 from keel.costs.models import Commission, SpreadCost, SquareRootImpact
 from keel.errors import ConfigError, KeelError, ValidationError
 from keel.optimize import HoldingCost
-from keel.policy.triggers import Check, ReasonCode, Role
 from keel.types import to_money, to_price
 
 if TYPE_CHECKING:
     from keel.data.market import MarketData
     from keel.execution.feedback import CostFeedback
     from keel.policy.governance import GovernanceChain
-    from keel.policy.triggers import KillSwitch, PolicyContext, RebalancePolicy
+    from keel.policy.triggers import KillSwitch, RebalancePolicy
     from keel.risk.base import FactorCovariance
     from keel.risk.limits import RiskLimits
     from keel.store.db import Store
@@ -83,22 +82,6 @@ def load_market(config: KeelConfig) -> MarketData:
 
 
 # --------------------------------------------------------------------------- pieces
-
-
-@dataclass(frozen=True)
-class CooldownMinutes:
-    """Gate: blocks while fewer than ``minutes`` have passed since the last rebalance."""
-
-    minutes: float
-    role: Role = field(default=Role.GATE, init=False)
-
-    def check(self, ctx: PolicyContext) -> Check:
-        if ctx.last_rebalance is None:
-            return Check("CooldownMinutes", self.role, False, ReasonCode.COOLDOWN, (),
-                         "never rebalanced")
-        gone = (ctx.now - ctx.last_rebalance).total_seconds() / 60.0
-        return Check("CooldownMinutes", self.role, gone < self.minutes, ReasonCode.COOLDOWN,
-                     None, f"{gone:.1f} min since last rebalance, cooldown {self.minutes}")
 
 
 @dataclass
@@ -327,10 +310,10 @@ class Pipeline:
             rules.append(tr.AbsoluteDrift(p.drift_band))
         if p.portfolio_drift is not None:
             rules.append(tr.PortfolioDrift(p.portfolio_drift))
-        if p.cooldown_sessions > 0:
-            rules.append(tr.Cooldown(p.cooldown_sessions, calendar=cal))
-        if self.live and p.cooldown_minutes > 0:
-            rules.append(CooldownMinutes(p.cooldown_minutes))
+        days = p.cooldown_sessions or None
+        minutes = p.cooldown_minutes if self.live and p.cooldown_minutes > 0 else None
+        if days is not None or minutes is not None:
+            rules.append(tr.Cooldown(days=days, minutes=minutes, calendar=cal))
         if self.live and p.windows:
             rules.append(tr.TradingWindows(tuple(p.windows), width=p.window_minutes,
                                            calendar=cal))
