@@ -11,7 +11,7 @@ script times the code before and after a change in one session:
 
 The market is loaded as the backtest loads it today (``on_missing="drop"``: 468 names).
 
-    PYTHONPATH=src python bench/data/bench_views.py [--repeat 3] [--backtest]
+    PYTHONPATH=src python bench/data/bench_views.py [--repeat 3] [--backtest [--no-walk]]
 
 Prints one JSON line per measurement (best and median of ``--repeat`` after a short warm-up
 for ``walk``; best of ``--repeat`` for ``backtest``) with the load average.
@@ -57,6 +57,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--backtest", action="store_true")
+    ap.add_argument("--no-walk", action="store_true", help="only the backtest")
     args = ap.parse_args()
 
     import keel
@@ -70,15 +71,17 @@ def main() -> None:
     market = load()
     walk(market, WARMUP + 50)  # warm-up (imports, calendar cache)
     runs, check = [], 0.0
-    for _ in range(args.repeat):
+    for _ in range(0 if args.no_walk else args.repeat):
         market = load()  # a fresh market: nothing cached from the previous run
         t0 = time.perf_counter()
         check = walk(market)
         runs.append(time.perf_counter() - t0)
-    print(json.dumps({"bench": "walk", "src": src, "symbols": market.n_assets,
-                      "sessions": len(market.prices) - WARMUP, "best_s": round(min(runs), 3),
-                      "median_s": round(statistics.median(runs), 3), "checksum": repr(check),
-                      "loadavg": os.getloadavg()[0]}))
+    if runs:
+        print(json.dumps({"bench": "walk", "src": src, "symbols": market.n_assets,
+                          "sessions": len(market.prices) - WARMUP,
+                          "best_s": round(min(runs), 3),
+                          "median_s": round(statistics.median(runs), 3),
+                          "checksum": repr(check), "loadavg": os.getloadavg()[0]}))
     if not args.backtest:
         return
     from keel.backtest.engine import Backtester

@@ -189,6 +189,8 @@ def test_views_are_read_only_and_cannot_touch_their_root(sp500_mask):
         assert not arr.flags.writeable, name
         with pytest.raises(ValueError, match="read-only"):
             np.asarray(p)[0] = 0
+    # A view never reaches past its last row, however it is asked.
+    assert view.head(10_000) is view and view.as_of(md.dates[-1]).now == view.now
     view.prices.iloc[0, 0] = -1.0  # pandas copies on write: only this view's frame changes
     assert md.prices.iloc[0, 0] == before == md.as_of(md.dates[400]).prices.iloc[0, 0]
 

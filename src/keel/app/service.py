@@ -53,7 +53,8 @@ class CostRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     symbol: str = Field(min_length=1, max_length=32)
-    qty: float = Field(gt=0, allow_inf_nan=False, description="Shares, > 0.")
+    qty: float = Field(gt=0, le=1e12, allow_inf_nan=False,
+                       description="Shares, > 0, at most 1e12 (more than any issuer has).")
     side: Side
     horizon_days: float = Field(1.0, gt=0, le=60, allow_inf_nan=False,
                                 description="Execution horizon, trading days.")

@@ -445,8 +445,8 @@ class MarketData:
         if n < 2:
             raise DataError("fewer than 2 rows known at this time", field="t",
                             value=self.prices.index[0] if n else None)
-        if n == len(self.prices):
-            return self
+        if n >= len(self.prices):
+            return self  # a view never reaches past its own last row into its root's
         root: MarketData = self.__dict__.get("_root") or self
         sl = slice(0, n)
         view = MarketData.__new__(MarketData)
