@@ -16,23 +16,28 @@ import platform
 import time
 from pathlib import Path
 
-from keel.backtest.config import parse_config
 from keel.backtest.engine import Backtester
+from keel.config import parse_config
 from keel.data.synthetic import synthetic_market
 
 N_ASSETS, YEARS_DAYS, WARMUP = 500, 1260, 260
 
 
-def case(freq: str, ledger: str, strategies: list[dict]) -> dict:
-    return {"seed": 1, "policy": {"frequency": freq},
-            "risk": {"model": "statistical", "n_factors": 10, "window": 252, "refit_every": 21},
-            "strategies": strategies,
-            "backtest": {"warmup": WARMUP, "ledger": ledger, "nav": 1e8}}
+def case(freq: str, ledger: str, books: list[dict]) -> dict:
+    # calendar trigger only, no participation cap, no governance: the cases measured before
+    # the one-config rework (drift bands and the 5% participation cap are on by default now)
+    return {"general": {"seed": 1}, "policy": {"frequency": freq, "drift_band": None},
+            "risk": {"model": "pca", "n_pca_factors": 10, "lookback_days": 252,
+                     "refit_every": 21},
+            "execution": {"algo": "twap", "max_participation": 1.0},
+            "governance": {"enabled": False},
+            "backtest": {"warmup": WARMUP, "ledger": ledger, "nav": 1e8, "books": books}}
 
 
-MV = [{"name": "mv", "kind": "mean_variance", "risk_aversion": 5.0, "max_weight": 0.02}]
-ALL = [*MV, {"name": "greedy", "kind": "greedy", "k": 50},
-       {"name": "rp", "kind": "risk_parity"}, {"name": "ew", "kind": "equal_weight"}]
+MV = [{"name": "mv", "optimize": {"risk_aversion": 5.0, "max_weight": 0.02}}]
+ALL = [*MV, {"name": "greedy", "optimize": {"engine": "greedy", "greedy_k": 50}},
+       {"name": "rp", "optimize": {"engine": "risk_parity"}},
+       {"name": "ew", "optimize": {"engine": "equal_weight"}}]
 CASES = {
     "daily, mean-variance, float book": case("daily", "none", MV),
     "monthly, mean-variance, float book": case("monthly", "none", MV),

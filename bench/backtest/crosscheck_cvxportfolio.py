@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from keel.backtest.config import parse_config
 from keel.backtest.engine import Backtester
+from keel.config import parse_config
 from keel.data.synthetic import synthetic_market
 
 TOL_NAV = 1e-9      # relative, on every session's NAV
@@ -40,6 +40,7 @@ class Targets:
     def __init__(self, name: str, table: pd.DataFrame) -> None:
         self.name = name
         self.table = table
+        self.codes = ()
 
     def target(self, step):
         return self.table.loc[step.now].to_numpy()
@@ -47,13 +48,18 @@ class Targets:
 
 def keel_run(market, strategies, spec):
     cfg = parse_config({
-        "strategies": spec, "execution": {"algos": ["close"]},
-        "policy": {"frequency": "daily"},
-        "costs": {"spread_fraction": 1.0, "commission_per_share": 0.0, "impact_y": 0.0,
-                  "borrow_bps": 0.0, "cash_rate": 0.0, "margin_rate": 0.0},
-        "backtest": {"warmup": WARMUP, "nav": NAV, "ledger": "none"},
-        "risk": {"n_factors": 3, "window": 120, "refit_every": 50}})
-    return Backtester(cfg, strategies=strategies).run(market)
+        "policy": {"frequency": "daily", "drift_band": None},
+        "costs": {"spread_fraction": 1.0, "commission_per_share": 0.0, "commission_bps": 0.0,
+                  "impact_coefficient": 0.0, "borrow_bps": 0.0, "cash_rate": 0.0,
+                  "margin_rate": 0.0, "feedback": False},
+        "governance": {"enabled": False}, "execution": {"max_participation": 1.0},
+        "optimize": {"long_only": False, "max_weight": 1.0},
+        "backtest": {"warmup": WARMUP, "nav": NAV, "ledger": "none",
+                     "execution_lag": "same_close", "books": spec},
+        "risk": {"model": "pca", "n_pca_factors": 3, "lookback_days": 120,
+                 "refit_every": 50}})
+    engines = {s.name: s for s in strategies or []}
+    return Backtester(cfg, engines=engines).run(market)
 
 
 def main() -> int:
@@ -81,9 +87,10 @@ def main() -> int:
     cvx_fixed["USDOLLAR"] = 1.0 - cvx_fixed.sum(axis=1)
     out = {}
     cases = {
-        "equal_weight": (cvx.Uniform(), None, [{"name": "ew", "kind": "equal_weight"}]),
+        "equal_weight": (cvx.Uniform(), None,
+                         [{"name": "ew", "optimize": {"engine": "equal_weight"}}]),
         "fixed_weights": (cvx.FixedWeights(cvx_fixed), [Targets("fixed", table)],
-                          [{"name": "fixed", "kind": "equal_weight"}]),
+                          [{"name": "fixed", "optimize": {"engine": "equal_weight"}}]),
     }
     ok = True
     for case, (policy, strategies, spec) in cases.items():

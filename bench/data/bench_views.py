@@ -84,13 +84,14 @@ def main() -> None:
                           "checksum": repr(check), "loadavg": os.getloadavg()[0]}))
     if not args.backtest:
         return
-    from keel.backtest.config import parse_config
     from keel.backtest.engine import Backtester
+    from keel.config import parse_config
 
-    spec = {"seed": 1, "policy": {"frequency": "daily"},
-            "risk": {"model": "statistical", "n_factors": 10, "window": 252, "refit_every": 21},
-            "strategies": [{"name": "mv", "kind": "mean_variance", "risk_aversion": 5.0,
-                            "max_weight": 0.02}],
+    spec = {"general": {"seed": 1}, "policy": {"frequency": "daily"},
+            "risk": {"model": "pca", "n_pca_factors": 10, "lookback_days": 252,
+                     "refit_every": 21},
+            "optimize": {"risk_aversion": 5.0, "max_weight": 0.02},
+            "governance": {"enabled": False},
             "backtest": {"warmup": WARMUP, "ledger": "none", "nav": 1e8}}
     best, nav = float("inf"), 0.0
     for _ in range(args.repeat):

@@ -9,11 +9,11 @@ from decimal import Decimal
 
 import pytest
 
-from keel.app.cycle import CycleConfig, DecisionCycle
+from keel.app.cycle import DecisionCycle
 from keel.app.live import Control, Desk, LiveOptions, StopFlag, run_live, session_start
 from keel.app.venue import LocalVenue
 from keel.clock import SimulatedClock
-from keel.config import DataConfig
+from keel.config import DataConfig, KeelConfig
 from keel.data.source import load_market
 from keel.errors import ConfigError
 from keel.risk.limits import RiskLimits
@@ -27,7 +27,9 @@ def market():
 
 
 def _desk(market, store, clock, venue, limits=None):
-    cycle = DecisionCycle(CycleConfig(slices=3, horizon=timedelta(minutes=15)))
+    cycle = DecisionCycle(KeelConfig(execution={"slices": 3, "horizon_minutes": 15},
+                                     policy={"cooldown_sessions": 5},
+                                     optimize={"cash_buffer": 0.02}))
     desk = Desk(store, clock, venue.broker(), cycle, limits=limits)
     desk.recover()
     desk.fund(Decimal(10_000_000))

@@ -4,18 +4,26 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from keel.backtest.config import parse_config
 from keel.backtest.run import run_backtest
 from keel.backtest.sweep import grid_points, run_sweep
+from keel.config import parse_config
 
+BOOKS = [{"name": "mv", "optimize": {"max_weight": 0.2}},
+         {"name": "ew", "optimize": {"engine": "equal_weight"}}]
 SMALL = {
-    "name": "small", "seed": 2,
+    "general": {"name": "small", "seed": 2},
     "data": {"source": "synthetic", "n_assets": 15, "n_days": 320},
-    "risk": {"n_factors": 3, "window": 100, "refit_every": 20},
-    "strategies": [{"name": "mv", "kind": "mean_variance", "max_weight": 0.2},
-                   {"name": "ew", "kind": "equal_weight"}],
-    "backtest": {"warmup": 260, "ledger": "none", "nav": 1e6},
+    "risk": {"model": "pca", "n_pca_factors": 3, "lookback_days": 100, "refit_every": 20},
+    "tracking": {"record_runs": False},
+    "backtest": {"warmup": 260, "ledger": "none", "nav": 1e6, "books": BOOKS},
 }
+
+
+def small(**sections):
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in SMALL.items()}
+    for k, v in sections.items():
+        data[k] = {**data.get(k, {}), **v}
+    return parse_config(data)
 
 
 def _app():
@@ -34,48 +42,57 @@ def _app():
 
 
 def test_run_writes_outputs_and_records_the_run(tmp_path, sqlite_url):
-    cfg = parse_config({**SMALL, "output": {"dir": str(tmp_path), "store_url": sqlite_url}})
+    cfg = small(general={"name": "small", "seed": 2, "out_dir": str(tmp_path)},
+                store={"url": sqlite_url}, tracking={"record_runs": True})
     _, paths = run_backtest(cfg)
     html = paths["report"].read_text()
     # self-contained: plotly.js inlined exactly once, every section present with data
     assert html.count("<script type='text/javascript'>") == 1
     assert '<script src="http' not in html
     for section in ("Equity curves", "Drawdown", "Turnover", "Cost breakdown",
-                    "Risk decomposition over time", "Execution quality"):
+                    "Risk decomposition over time", "Execution quality",
+                    "Universe size over time", "executed through session t+1"):
         assert section in html
     assert len(re.findall(r'"type":"scatter"', html)) >= 6
     doc = json.loads(paths["result"].read_text())
-    assert doc["config"]["name"] == "small" and set(doc["metrics"]) == {"mv", "ew"}
+    assert doc["config"]["general"]["name"] == "small" and set(doc["metrics"]) == {"mv", "ew"}
+    assert doc["execution_lag"] == "next_session"
     from keel.store.db import Store
     from keel.store.runs import RunRegistry, RunStatus
 
     runs = RunRegistry(Store.from_url(sqlite_url)).list_runs()
     assert len(runs) == 1 and runs[0].status is RunStatus.SUCCEEDED
-    assert runs[0].config["name"] == "small" and "mv.sharpe" in runs[0].metrics
+    assert runs[0].config["general"]["name"] == "small" and "mv.sharpe" in runs[0].metrics
 
 
 def test_cli_backtest_and_config_error(tmp_path):
     cfg = tmp_path / "bt.toml"
     cfg.write_text(
-        'name = "cli"\n[data]\nsource = "synthetic"\nn_assets = 12\nn_days = 300\n'
-        '[risk]\nn_factors = 2\nwindow = 60\n[backtest]\nledger = "none"\n'
-        f'[output]\ndir = "{tmp_path / "out"}"\n'
-        '[[strategies]]\nname = "ew"\nkind = "equal_weight"\n')
+        f'[general]\nname = "cli"\nout_dir = "{tmp_path / "out"}"\n'
+        '[data]\nsource = "synthetic"\nn_assets = 12\nn_days = 300\n'
+        '[risk]\nmodel = "pca"\nn_pca_factors = 2\nlookback_days = 60\n'
+        '[tracking]\nrecord_runs = false\n'
+        '[backtest]\nledger = "none"\n'
+        '[[backtest.books]]\nname = "ew"\noptimize = { engine = "equal_weight" }\n')
     r = CliRunner().invoke(_app(), ["backtest", "--config", str(cfg)])
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "out" / "report.html").exists()
+    assert (tmp_path / "out" / "backtest" / "report.html").exists()
     bad = tmp_path / "bad.toml"
     bad.write_text("[costs]\nspread_bps = 3\n")
     r = CliRunner().invoke(_app(), ["backtest", "--config", str(bad)])
     assert r.exit_code == 2 and "costs.spread_bps" in r.output
+    # a file of the old backtest schema is told the new key
+    bad.write_text("[risk]\nwindow = 60\n")
+    r = CliRunner().invoke(_app(), ["backtest", "--config", str(bad)])
+    assert r.exit_code == 2 and "risk.lookback_days" in r.output
 
 
 def test_sweep_local_pool():
-    cfg = parse_config({**SMALL, "sweep": {"grid": {"risk.n_factors": [2, 4]}, "workers": 2}})
-    assert grid_points(cfg) == [{"risk.n_factors": 2}, {"risk.n_factors": 4}]
+    cfg = small(backtest={"sweep": {"grid": {"risk.n_pca_factors": [2, 4]}, "workers": 2}})
+    assert grid_points(cfg) == [{"risk.n_pca_factors": 2}, {"risk.n_pca_factors": 4}]
     table, nav = run_sweep(cfg, engine="local")
     assert len(table) == 4 and table["error"].isna().all()
-    assert set(table["risk.n_factors"]) == {2, 4} and nav.shape[1] == 4
+    assert set(table["risk.n_pca_factors"]) == {2, 4} and nav.shape[1] == 4
     # equal weight does not use the risk model: identical across the grid
     ew = table[table["book"] == "ew"]["sharpe"].to_numpy()
     assert ew[0] == pytest.approx(ew[1])
@@ -84,8 +101,8 @@ def test_sweep_local_pool():
 @pytest.mark.slow
 def test_sweep_ray():
     pytest.importorskip("ray")
-    cfg = parse_config({**SMALL, "sweep": {"grid": {"strategies.0.risk_aversion": [1.0, 20.0]},
-                                           "workers": 2}})
+    cfg = small(backtest={"sweep": {"grid": {"backtest.books.0.optimize.risk_aversion":
+                                              [1.0, 20.0]}, "workers": 2}})
     table, _ = run_sweep(cfg, engine="ray")
     local, _ = run_sweep(cfg, engine="local", workers=1)
     assert len(table) == 4 and table["error"].isna().all()
@@ -95,13 +112,14 @@ def test_sweep_ray():
 @pytest.mark.slow
 def test_mlflow_tracking(tmp_path):
     mlflow = pytest.importorskip("mlflow")
-    cfg = parse_config({**SMALL, "output": {"dir": str(tmp_path), "mlflow": True}})
+    cfg = small(general={"name": "small", "out_dir": str(tmp_path)},
+                tracking={"mlflow": True, "record_runs": False})
     run_backtest(cfg)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path.resolve() / 'backtest' / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["keel-backtest"])
     assert len(runs) == 1
     row = runs.iloc[0]
-    assert "metrics.mv.sharpe" in runs.columns and row["params.name"] == '"small"'
+    assert "metrics.mv.sharpe" in runs.columns and row["params.general.name"] == '"small"'
     client = mlflow.tracking.MlflowClient()
     names = {a.path for a in client.list_artifacts(row["run_id"])}
     assert {"report.html", "metrics.csv", "result.json"} <= names
@@ -110,10 +128,11 @@ def test_mlflow_tracking(tmp_path):
 def test_cli_sweep_local(tmp_path):
     cfg = tmp_path / "sw.toml"
     cfg.write_text(
-        'name = "sw"\n[data]\nsource = "synthetic"\nn_assets = 12\nn_days = 300\n'
-        '[risk]\nn_factors = 2\nwindow = 60\n[backtest]\nledger = "none"\n'
-        '[[strategies]]\nname = "ew"\nkind = "equal_weight"\n'
-        '[sweep]\ngrid = { "costs.spread_fraction" = [0.5, 1.0] }\nworkers = 1\n')
+        '[general]\nname = "sw"\n[data]\nsource = "synthetic"\nn_assets = 12\nn_days = 300\n'
+        '[risk]\nmodel = "pca"\nn_pca_factors = 2\nlookback_days = 60\n'
+        '[backtest]\nledger = "none"\n'
+        '[[backtest.books]]\nname = "ew"\noptimize = { engine = "equal_weight" }\n'
+        '[backtest.sweep]\ngrid = { "costs.spread_fraction" = [0.5, 1.0] }\nworkers = 1\n')
     r = CliRunner().invoke(_app(), ["sweep", "--config", str(cfg), "--out", str(tmp_path / "s")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "s" / "sweep.html").exists()
@@ -131,17 +150,20 @@ def test_cli_sweep_local(tmp_path):
 @pytest.mark.slow
 def test_sp500_real_data(shared_data, tmp_path):
     """The example config on the real S&P 500 file, cut to 40 names and a statistical model."""
-    from keel.backtest.config import load_backtest_config, with_overrides
+    from pathlib import Path
 
-    cfg = load_backtest_config("examples/sp500.toml")
+    from keel.config import load_config, with_overrides
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "sp500.toml")
     cfg = with_overrides(cfg, {
-        "data.path": str(shared_data / "daily/sp500_all_stocks_5yr/all_stocks_5yr.csv.gz"),
-        "data.sectors": str(shared_data / "daily/sp500_constituents/constituents_2018-04-02.csv"),
-        "data.max_assets": 40, "risk.model": "statistical", "risk.n_factors": 5,
-        "output.dir": str(tmp_path)})
+        "data.prices_path": str(shared_data / "daily/sp500_all_stocks_5yr/all_stocks_5yr.csv.gz"),
+        "data.sectors_path": str(shared_data
+                                 / "daily/sp500_constituents/constituents_2018-04-02.csv"),
+        "data.max_assets": 40, "risk.model": "pca", "risk.n_pca_factors": 5,
+        "general.out_dir": str(tmp_path), "tracking.record_runs": False})
     result, paths = run_backtest(cfg)
     m = result.metrics()
-    assert len(m) == 12 and not m["failed"].any()
+    assert len(m) == 5 and not m["failed"].any()
     assert m["sessions"].min() > 900
     assert max(b.ledger["rel_diff"] for b in result.books.values()) < 1e-9
     assert "Risk decomposition over time" in paths["report"].read_text()

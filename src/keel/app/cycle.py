@@ -14,15 +14,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from keel.config import EngineKind, ExecutionAlgo, KeelConfig, RiskModelKind
+from keel.app.pipeline import Pipeline, drawdown
+from keel.config import EngineKind, KeelConfig
 from keel.errors import OrderRejected, ValidationError
 from keel.types import Order, to_price
 
@@ -39,70 +40,8 @@ if TYPE_CHECKING:
 #: stages in the order a cycle runs them
 STAGES = ("market", "scores", "risk", "optimize", "triggers", "rebalance", "governance",
           "schedule", "oms")
-
-
-@dataclass(frozen=True)
-class CycleConfig:
-    """Frozen settings of a :class:`DecisionCycle`.
-
-    Attributes:
-        engine: ``mean_variance`` or ``greedy``.
-        risk_aversion / max_weight / sector_cap: mean-variance settings (fractions of NAV).
-        greedy_k: names held by the greedy rotation (each at ``1/greedy_k``).
-        algo: default child schedule (``vwap``); parents above ``is_above_adv`` of their ADV
-            are worked with implementation shortfall (``is``) instead.
-        is_above_adv: participation (fraction of ADV) from which a parent gets IS.
-        slices / horizon: child slices per parent and the horizon (None: to the close).
-        cash_buffer: fraction of NAV kept in cash by the rebalance.
-        ic: information coefficient turning scores into expected returns.
-        refit_risk: refit the risk model when the market view's last session changes.
-        risk_model / risk_lookback / n_pca_factors: the ``[risk]`` model, its history in
-            sessions and the PCA factor count (dense estimators are used in factored form).
-    """
-
-    engine: EngineKind = EngineKind.MEAN_VARIANCE
-    risk_aversion: float = 5.0
-    max_weight: float = 0.05
-    sector_cap: float | None = 0.30
-    greedy_k: int = 20
-    algo: ExecutionAlgo = ExecutionAlgo.VWAP
-    is_above_adv: float = 0.002
-    slices: int = 13
-    horizon: timedelta | None = None
-    cash_buffer: float = 0.02
-    ic: float = 0.05
-    refit_risk: bool = True
-    risk_model: RiskModelKind = RiskModelKind.FUNDAMENTAL
-    risk_lookback: int = 504
-    n_pca_factors: int = 10
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "engine", _engine(self.engine))
-        object.__setattr__(self, "risk_model", RiskModelKind(self.risk_model))
-        if self.risk_lookback < 21:
-            raise ValidationError("risk_lookback must be >= 21 sessions",
-                                  field="risk_lookback", value=self.risk_lookback)
-        if self.engine not in (EngineKind.MEAN_VARIANCE, EngineKind.GREEDY):
-            raise ValidationError("the live cycle runs mean_variance or greedy",
-                                  field="engine", value=self.engine.value)
-        if self.greedy_k < 1:
-            raise ValidationError("greedy_k must be >= 1", field="greedy_k",
-                                  value=self.greedy_k)
-        if not 0 <= self.cash_buffer < 1:
-            raise ValidationError("cash_buffer must be in [0, 1)", field="cash_buffer",
-                                  value=self.cash_buffer)
-
-    @classmethod
-    def from_config(cls, config: KeelConfig, **overrides: Any) -> CycleConfig:
-        """Settings from the application config (``[optimize]``, ``[execution]``, ``[risk]``)."""
-        o, e, r = config.optimize, config.execution, config.risk
-        values: dict[str, Any] = dict(engine=o.engine, risk_aversion=o.risk_aversion,
-                                      max_weight=o.max_weight, sector_cap=o.sector_cap,
-                                      algo=e.algo, slices=e.slices, risk_model=r.model,
-                                      risk_lookback=r.lookback_days,
-                                      n_pca_factors=r.n_pca_factors)
-        values.update(overrides)
-        return cls(**values)
+#: engines ``keel run`` can switch between
+LIVE_ENGINES = (EngineKind.MEAN_VARIANCE, EngineKind.GREEDY)
 
 
 def _engine(value: EngineKind | str) -> EngineKind:
@@ -180,122 +119,86 @@ def _count_codes(values: Any) -> tuple[str, ...]:
 
 
 class DecisionCycle:
-    """One decision cycle, reusable across bars; holds the fitted risk model between cycles.
+    """One decision cycle of the desk :class:`~keel.app.pipeline.Pipeline`, reusable across
+    bars; holds the fitted risk model, the engines and the turnover governor between cycles.
 
     Args:
-        config: :class:`CycleConfig`.
-        policy: rebalance triggers (default ``RebalancePolicy.default()``).
-        governance: the governance chain (default ``GovernanceChain.default()``).
+        config: the one configuration, or a built pipeline (default: the defaults).
+        policy: replaces the pipeline's rebalance policy (tests).
+        governance: replaces the pipeline's governance chain (tests).
         registry: instrument specs (default: whole-share equities of the market's symbols).
     """
 
-    def __init__(self, config: CycleConfig | None = None, *,
+    def __init__(self, config: KeelConfig | Pipeline | None = None, *,
                  policy: RebalancePolicy | None = None,
                  governance: GovernanceChain | None = None,
                  registry: InstrumentRegistry | None = None) -> None:
-        from keel.policy.governance import GovernanceChain
-        from keel.policy.triggers import KillSwitch, RebalancePolicy
-
-        self.config = config or CycleConfig()
-        self.engine = self.config.engine
-        #: engaged: every cycle holds with ``KILL_SWITCH`` (default policy only)
-        self.kill_switch = KillSwitch()
-        self.policy = policy or RebalancePolicy.default(self.kill_switch)
-        self.governance = governance or GovernanceChain.default()
+        self.pipeline = (config if isinstance(config, Pipeline)
+                         else Pipeline(config or KeelConfig()))
+        self.config = self.pipeline.config
+        self.engine = _engine(self.config.optimize.engine)
+        #: engaged: every cycle holds with ``KILL_SWITCH``
+        self.kill_switch = self.pipeline.kill_switch
+        self.policy = policy or self.pipeline.policy
+        self.governance = governance if governance is not None else self.pipeline.governance
         self.registry = registry
+        self.governor = self.pipeline.turnover_governor()
         self.risk_: FactorCovariance | None = None
         self.risk_groups_: pd.Series | None = None
+        self.risk_used_: str | None = None
         self._risk_asof: pd.Timestamp | None = None
-        self._held_age: dict[str, int] = {}
-        # Compiled once and re-solved every bar (the optimizer keeps its problem per instance).
-        self._mv: Any = None
+        self._engines: dict[EngineKind, Any] = {}
+        #: target weights of the last rebalance (the drift bands' centre)
+        self.standing_target: pd.Series | None = None
+        #: equity after each cycle (the drawdown rule's history)
+        self.equity_history: list[float] = []
         # Scores and alpha change only when a new daily row arrives: keyed on the view's stamp.
         self._scores: tuple[pd.Timestamp, pd.Series, pd.Series] | None = None
 
     def set_engine(self, engine: EngineKind | str) -> EngineKind:
         """Switch the construction engine for the next cycles; returns the new engine."""
         eng = _engine(engine)
-        if eng not in (EngineKind.MEAN_VARIANCE, EngineKind.GREEDY):
-            raise ValidationError("the live cycle runs mean_variance or greedy",
-                                  field="engine", value=eng.value)
         self.engine = eng
         return eng
 
     # ------------------------------------------------------------------ stages
 
     def fit_risk(self, view: MarketData) -> tuple[str, ...]:
-        """Fit the configured risk model on the last ``risk_lookback`` sessions of ``view``
+        """Fit the configured risk model (or the next of its fallback chain) on ``view``
         (once per session)."""
-        from keel.risk import covariance as cov
-        from keel.risk.factor_model import StatisticalFactorModel
-        from keel.risk.fundamental import FundamentalFactorModel
-
-        if self.risk_ is not None and (not self.config.refit_risk
-                                       or self._risk_asof == view.now):
+        if self.risk_ is not None and self._risk_asof == view.now:
             return ("RISK_CACHED",)
-        c = self.config
-        rets = view.returns.iloc[-c.risk_lookback:]
-        self.risk_groups_ = None
-        if c.risk_model is RiskModelKind.FUNDAMENTAL:
-            model = FundamentalFactorModel(window=c.risk_lookback).fit(view)
-            self.risk_, self.risk_groups_ = model.factored(), model.factor_groups_
-        elif c.risk_model is RiskModelKind.PCA:
-            self.risk_ = StatisticalFactorModel(n_factors=c.n_pca_factors).fit(rets).factored()
-        else:
-            est = {RiskModelKind.LEDOIT_WOLF: cov.LedoitWolf, RiskModelKind.SAMPLE:
-                   cov.SampleCovariance, RiskModelKind.EWMA: cov.EWMACovariance}[c.risk_model]
-            self.risk_ = est().fit(rets).factored(rank=c.n_pca_factors)
+        fit = self.pipeline.fit_risk(view)
+        self.risk_, self.risk_groups_, self.risk_used_ = fit.model, fit.groups, fit.used.value
         self._risk_asof = view.now
-        return ("RISK_FITTED", f"RISK_{c.risk_model.name}")
+        return fit.codes
 
     def optimize(self, view: MarketData, scores: pd.Series, alpha: pd.Series,
                  current: pd.Series, nav: float) -> tuple[pd.Series, StageReport]:
-        """Target weights by the current engine, and the stage's report."""
-        if self.engine is EngineKind.GREEDY:
-            return self._greedy(scores, current)
-        return self._mean_variance(view, alpha, current, nav)
-
-    def _greedy(self, scores: pd.Series, current: pd.Series
-                ) -> tuple[pd.Series, StageReport]:
-        from keel.optimize.greedy import GreedyRotation
-
-        k = min(self.config.greedy_k, len(scores))
-        held = [s for s, w in current.items() if w > 1e-9]
-        rot = GreedyRotation(k=k, k_buy=max(1, int(0.9 * k)), k_sell=max(k, int(1.2 * k)),
-                             z_keep=0.5, z_cut=0.0,
-                             target_weight=(1.0 - self.config.cash_buffer) / k
-                             ).rebalance(scores, held,
-                                         age=pd.Series(self._held_age, dtype=float))
-        self._held_age = {s: self._held_age.get(s, 0) + 1 for s in rot.weights.index}
-        codes = ("GREEDY", *_count_codes(rot.decisions["reason"]))
-        return rot.weights, StageReport("optimize", codes, {"n_names": len(rot.weights)})
-
-    def _mean_variance(self, view: MarketData, alpha: pd.Series, current: pd.Series,
-                       nav: float) -> tuple[pd.Series, StageReport]:
-        from keel.costs import SpreadCost, TradeContext
-        from keel.optimize import Budget, LongOnly, MeanVariance, SectorCaps, WeightBounds
-        from keel.optimize.inputs import PortfolioInputs
-
-        c = self.config
-        ctx = TradeContext.from_market(view, max(nav, 1.0), default_spread=1e-3)
-        inputs = PortfolioInputs.build(alpha, current.reindex(alpha.index).fillna(0.0),
-                                       risk=self.risk_, trade_context=ctx,
-                                       sectors=view.sectors, nav=max(nav, 1.0))
-        if self._mv is None:
-            cons: list[Any] = [Budget(), LongOnly(), WeightBounds(upper=c.max_weight)]
-            if c.sector_cap is not None:
-                cons.append(SectorCaps(long=c.sector_cap))
-            self._mv = MeanVariance(constraints=cons, risk_aversion=c.risk_aversion,
-                                    costs=[SpreadCost()])
-        res = self._mv.solve(inputs)
-        weights = res.weights[res.weights > 1e-6]
-        binding = [b if isinstance(b, str) else str(getattr(b, "name", b))
-                   for b in (res.binding or [])]
-        codes = (f"MV_{str(res.status).upper()}", *tuple(f"BINDING_{b}" for b in binding))
-        split = {k: float(v) for k, v in dict(res.objective_split).items()}
-        return weights, StageReport("optimize", codes,
-                                    {"n_names": len(weights), "solver": str(res.solver),
-                                     **split})
+        """Target weights by the current engine (then the turnover governor), and the
+        stage's report."""
+        eng = self._engines.get(self.engine)
+        if eng is None:
+            eng = self._engines[self.engine] = self.pipeline.engine(kind=self.engine)
+        assert self.risk_ is not None
+        ctx = self.pipeline.trade_context(view, max(nav, 1.0))
+        w0 = current.reindex(view.symbols).fillna(0.0).to_numpy(dtype=np.float64)
+        step = self.pipeline.step(view, pd.Timestamp(view.now), scores, alpha, w0,
+                                  self.risk_, ctx)
+        target = np.asarray(eng.target(step), dtype=np.float64)
+        if target.shape != w0.shape or not np.all(np.isfinite(target)):
+            raise ValidationError("the engine returned invalid target weights",
+                                  field="targets", value=target.shape)
+        governed, tcodes = self.governor.apply(pd.Timestamp(view.now), w0, target)
+        weights = pd.Series(governed, index=view.symbols)
+        weights = weights[weights.abs() > 1e-6]
+        codes = (*eng.codes, *tcodes)
+        detail: dict[str, Any] = {"n_names": len(weights),
+                                  "invested": float(weights.sum())}
+        solver = getattr(eng, "solver", "")
+        if solver:
+            detail["solver"] = solver
+        return weights, StageReport("optimize", codes, detail)
 
     # ------------------------------------------------------------------ the cycle
 
@@ -321,7 +224,6 @@ class DecisionCycle:
         from keel.policy.triggers import PolicyContext
         from keel.portfolio.instruments import InstrumentRegistry
         from keel.portfolio.rebalance import RebalanceConfig, rebalance
-        from keel.signals import composite_score, expected_returns
 
         res = CycleResult(now=now, engine=self.engine)
         view = market.as_of(now)
@@ -332,9 +234,7 @@ class DecisionCycle:
                                        "asof": str(view.now)}))
         # scores
         if self._scores is None or self._scores[0] != view.now:
-            sc = composite_score(view)
-            self._scores = (view.now, sc,
-                            expected_returns(sc, view.latest("volatility"), ic=self.config.ic))
+            self._scores = (view.now, *self.pipeline.signals(view))
         _, scores, alpha = self._scores
         res.stages.append(StageReport("scores", ("SCORED",),
                                       {"top": str(scores.idxmax()),
@@ -342,6 +242,7 @@ class DecisionCycle:
         # risk + optimize
         res.stages.append(StageReport("risk", self.fit_risk(view)))
         nav = float(state.equity)
+        self.equity_history.append(nav)
         current = pd.Series(state.weights(), dtype=float)
         targets, rep = self.optimize(view, scores, alpha, current, nav)
         res.targets = targets
@@ -351,9 +252,12 @@ class DecisionCycle:
             res.stages.append(StageReport("triggers", ("WORKING_ORDERS",),
                                           {"working": working}))
             return res
-        pctx = PolicyContext.from_market(now, current.reindex(view.symbols).fillna(0.0),
-                                         targets.reindex(view.symbols).fillna(0.0), view,
-                                         last_rebalance)
+        # drift bands sit around the standing target (set by the last rebalance), as in the
+        # backtest; before any rebalance the book is its own target
+        w_now = current.reindex(view.symbols).fillna(0.0)
+        standing = (w_now if self.standing_target is None
+                    else self.standing_target.reindex(view.symbols).fillna(0.0))
+        pctx = PolicyContext.from_market(now, w_now, standing, view, last_rebalance)
         decision = self.policy.decide(pctx)
         res.decision = decision
         names: tuple[str, ...] | None = decision.names
@@ -370,12 +274,16 @@ class DecisionCycle:
         # weights -> orders
         registry = self.registry or InstrumentRegistry.equities(
             view.symbols, sectors=None if view.sectors is None else dict(view.sectors))
-        dprices = {s: to_price(prices[s] if s in prices else px[s], symbol=s) for s in view.symbols}
+        dprices = {s: to_price(prices[s] if s in prices else px[s], symbol=s)
+                   for s in view.symbols}
+        # the engine already holds optimize.cash_buffer back: the plan spends what it targets
         plan = rebalance(targets.to_dict(), dprices, state, registry, now=now,
                          config=RebalanceConfig(
-                             cash_buffer=Decimal(str(self.config.cash_buffer)),
-                             min_order_value=Decimal(1000), strategy=f"live-{self.engine}"),
+                             cash_buffer=Decimal(0),
+                             min_order_value=Decimal(repr(self.config.execution.min_order_value)),
+                             strategy=f"live-{self.engine}"),
                          names=names)
+        self.standing_target = targets
         res.stages.append(StageReport(
             "rebalance", ("ORDERS", *_count_codes(plan.skipped.values())),
             {"orders": len(plan.orders), "buy_notional": float(plan.buy_notional)}))
@@ -383,26 +291,29 @@ class DecisionCycle:
             return res
         # governance
         positions = {s: p.qty for s, p in state.positions.items()}
-        gctx = GovernanceContext.from_market(now=now, nav=state.equity, prices=dprices,
-                                             positions=positions, market=view,
-                                             registry=registry, price_times={
-                                                 s: now if s in prices else view.now
-                                                 for s in dprices})  # stale: refused
-        verdicts = self.governance.evaluate(list(plan.orders), gctx)
+        gctx = None if self.governance is None else GovernanceContext.from_market(
+            now=now, nav=state.equity, prices=dprices, positions=positions, market=view,
+            registry=registry, price_times={s: now if s in prices else view.now
+                                            for s in dprices})  # stale: refused
         approved: list[Order] = []
         gcodes: list[str] = []
-        for o, v in zip(plan.orders, verdicts, strict=True):
-            gcodes.append(v.reason_code)
-            if v.approved_order is None:
-                res.rejected[o.client_order_id] = v.reason_code
-            elif v.approved_order.qty > o.qty:
-                # the plan is budgeted to never overspend; governance may shrink it, not grow it
-                approved.append(o)
-                gcodes.append("UPSIZE_CAPPED")
-            else:
-                approved.append(v.approved_order)
+        if self.governance is None:
+            approved = list(plan.orders)
+            gcodes.append("GOVERNANCE_OFF")
+        else:
+            assert gctx is not None
+            gctx = replace(gctx, drawdown=drawdown(self.equity_history))
+            verdicts = self.governance.evaluate(list(plan.orders), gctx)
+            for o, v in zip(plan.orders, verdicts, strict=True):
+                gcodes.append(v.reason_code)
+                if v.approved_order is None:
+                    res.rejected[o.client_order_id] = v.reason_code
+                else:  # regime sizing may upsize (bounded by the limits after it)
+                    approved.append(v.approved_order)
+        approved = self._cap_participation(approved, view, gcodes)
         res.stages.append(StageReport("governance", _count_codes(gcodes),
-                                      {"approved": len(approved)}))
+                                      {"approved": len(approved),
+                                       "drawdown": drawdown(self.equity_history)}))
         # schedules
         scheduled = self._schedule(approved, view, px, clock, res)
         if oms is None:
@@ -424,23 +335,51 @@ class DecisionCycle:
                                       {"submitted": len(res.orders)}))
         return res
 
+    def _cap_participation(self, orders: list[Order], view: MarketData,
+                           codes: list[str]) -> list[Order]:
+        """Parents cut to ``execution.max_participation`` of the volume expected over the
+        horizon (``PARTICIPATION_CAP``); a parent cut to nothing is dropped."""
+        if not orders:
+            return orders
+        adv = view.latest("adv_shares").reindex([o.symbol for o in orders]).to_numpy()
+        qty = np.array([float(o.qty) for o in orders])
+        capped, _ = self.pipeline.cap_participation(qty, adv)
+        out = []
+        for o, q in zip(orders, capped, strict=True):
+            new = Decimal(int(np.floor(abs(q) + 1e-9)))
+            if new < o.qty:
+                codes.append("PARTICIPATION_CAP")
+                if new <= 0:
+                    continue
+                o = replace(o, qty=new)
+            out.append(o)
+        return out
+
     def _schedule(self, orders: list[Order], view: MarketData, px: pd.Series, clock: Clock,
                   res: CycleResult) -> list[tuple[Order, list[Any], str]]:
-        from keel.execution.schedule import ExecutionContext, ScheduleConfig, make_scheduler
+        from keel.execution.schedule import ExecutionContext, make_scheduler
+        from keel.types import OrderType
 
-        cfg = ScheduleConfig(n_slices=self.config.slices, horizon=self.config.horizon)
+        pipe = self.pipeline
+        cfg = pipe.schedule_config()
         adv = view.latest("adv_shares")
+        ctx = pipe.trade_context(view)
+        spread_bps = pd.Series(ctx.spreads * 1e4, index=ctx.symbols)
         out = []
         for order in orders:
-            base = ExecutionContext.from_market(view, order.symbol, default_spread_bps=5.0)
+            base = ExecutionContext.from_market(view, order.symbol,
+                                                default_spread_bps=pipe.default_spread * 1e4)
             ectx = ExecutionContext(price=float(px[order.symbol]), adv_shares=base.adv_shares,
                                     daily_volatility=base.daily_volatility,
-                                    spread_bps=base.spread_bps)
+                                    spread_bps=float(spread_bps[order.symbol]))
             part = float(order.qty) / float(adv.get(order.symbol, np.nan) or np.nan)
-            algo = (ExecutionAlgo.IS if np.isfinite(part) and part > self.config.is_above_adv
-                    else self.config.algo)
-            sched = make_scheduler(algo.value, cfg, urgency=2.0)
+            algo = pipe.algo_for(part)
+            sched = make_scheduler(algo.value, cfg, urgency=self.config.execution.is_urgency,
+                                   participation=self.config.execution.max_participation)
             kids = sched.schedule(order, ectx, clock)
+            limit = pipe.limit_price(order.side.sign, float(px[order.symbol]))
+            if limit is not None:
+                kids = [replace(k, order_type=OrderType.LIMIT, limit_price=limit) for k in kids]
             res.children[order.client_order_id] = len(kids)
             res.algos[order.client_order_id] = algo.value
             out.append((order, kids, algo.value))

@@ -53,9 +53,9 @@ Step = tuple[str, str, Callable[[DemoContext], None]]
 
 
 def step_market(ctx: DemoContext) -> None:
-    from keel.data.source import load_market
+    from keel.app.pipeline import load_market
 
-    ctx.market = load_market(ctx.config.data, seed=ctx.config.general.seed)
+    ctx.market = load_market(ctx.config)
     m = ctx.market
     ctx.clock.set(m.now.to_pydatetime())
     adv = m.latest("adv_notional")

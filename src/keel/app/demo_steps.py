@@ -26,15 +26,15 @@ BAR = timedelta(minutes=5)
 
 
 def step_risk(ctx: DemoContext) -> None:
-    from keel.app.cycle import CycleConfig, DecisionCycle
+    from keel.app.cycle import DecisionCycle
 
     assert ctx.market is not None
-    cycle = DecisionCycle(CycleConfig.from_config(ctx.config))
+    cycle = DecisionCycle(ctx.config)
     codes = cycle.fit_risk(ctx.market)
     assert cycle.risk_ is not None
     ctx.artifacts["cycle"] = cycle
-    ctx.record("risk", risk_model="fundamental", risk_factors=len(cycle.risk_.factors),
-               risk_status=codes[0])
+    ctx.record("risk", risk_model=str(cycle.risk_used_), risk_factors=len(cycle.risk_.factors),
+               risk_status=",".join(codes))
 
 
 def step_venue(ctx: DemoContext) -> None:
@@ -52,9 +52,9 @@ def step_venue(ctx: DemoContext) -> None:
                              seed=ctx.config.general.seed, starting_cash=DEMO_NAV)
     ctx.artifacts["venue"] = venue
     broker = venue.broker()
-    desk = Desk(ctx.store, ctx.clock, broker, ctx.artifacts["cycle"], metrics=KeelMetrics(),
-                venue_name=protocol,
-                max_order_notional=ctx.config.execution.max_order_notional)
+    cycle = ctx.artifacts["cycle"]
+    desk = Desk(ctx.store, ctx.clock, broker, cycle, metrics=KeelMetrics(),
+                venue_name=protocol, limits=cycle.pipeline.risk_limits())
     desk.recover()
     desk.fund(DEMO_NAV)
     ctx.artifacts["desk"] = desk
@@ -126,25 +126,21 @@ def step_book(ctx: DemoContext) -> None:
 
 
 def _tca_context(ctx: DemoContext) -> Any:
-    from keel.costs import TradeContext
-
     assert ctx.market is not None
     market = ctx.market
+    pipe = ctx.artifacts["cycle"].pipeline
 
     def context(parent: Any) -> Any:
-        view = market.select([parent.order.symbol])
-        return TradeContext.from_market(view, float(DEMO_NAV), default_spread=1e-3)
+        return pipe.trade_context(market.select([parent.order.symbol]), float(DEMO_NAV))
     return context
 
 
 def step_tca(ctx: DemoContext) -> None:
     from keel.app.live import Desk
-    from keel.costs import SpreadCost, SquareRootImpact
     from keel.execution.feedback import TCA
 
     desk: Desk = ctx.artifacts["desk"]
-    tca = TCA(desk.repo, cost_model=SpreadCost() + SquareRootImpact(),
-              context=_tca_context(ctx))
+    tca = TCA(desk.repo, cost_model=desk.cycle.pipeline.cost_model, context=_tca_context(ctx))
     try:
         report = tca.report()
     except Exception:  # the prediction is a bonus; TCA of the fills must not depend on it

@@ -14,6 +14,7 @@ cycle never trades while a parent is still working, so nothing is stacked twice.
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -23,9 +24,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from keel.app.cycle import CycleResult, DecisionCycle
 from keel.app.venue import ACCOUNT
-from keel.errors import ConfigError
+from keel.errors import ConfigError, KeelError
 from keel.types import Fill, Order, to_money
 
 if TYPE_CHECKING:
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
     from keel.venues.base import Broker
 
 ACTOR = "live"
+log = logging.getLogger("keel.app.live")
 
 
 # --------------------------------------------------------------------------- the desk
@@ -53,6 +57,9 @@ class DeskStats:
     rejects: int = 0
     fills: int = 0
     engine_switches: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+    alerts: int = 0
     last: CycleResult | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -67,14 +74,15 @@ class Desk:
         cycle: the decision cycle.
         metrics: Prometheus counters to update (optional).
         venue_name: label of the venue in the metrics.
-        max_order_notional: pre-trade cap of the order manager, currency.
+        max_order_notional: pre-trade cap of the order manager, currency (default:
+            ``execution.max_order_notional`` of the cycle's config).
         limits: risk limits checked on the book after every cycle; each new breach is
             audited (``risk.breach``, what ``keel serve`` counts) and counted in the metrics.
     """
 
     def __init__(self, store: Store, clock: Clock, broker: Broker, cycle: DecisionCycle, *,
                  metrics: KeelMetrics | None = None, venue_name: str = "exchange",
-                 max_order_notional: float = 5_000_000.0,
+                 max_order_notional: float | None = None,
                  limits: RiskLimits | None = None) -> None:
         from keel.execution.checks import MaxNotional
         from keel.execution.oms import OrderManager
@@ -83,6 +91,9 @@ class Desk:
         from keel.store.orders_repo import OrdersRepo
 
         self.store, self.clock, self.broker, self.cycle = store, clock, broker, cycle
+        cycle.pipeline.attach_store(store)  # learned cost multipliers survive a restart
+        if max_order_notional is None:
+            max_order_notional = cycle.config.execution.max_order_notional
         self.metrics, self.venue_name = metrics, venue_name
         self.repo = OrdersRepo(store)
         self.audit = AuditLog(store)
@@ -168,12 +179,18 @@ class Desk:
         marks = {s: p for s, p in prices.items() if s in held}
         if marks:
             self.ledger.mark(marks)
-        res = self.cycle.run(market, now=now, state=self.ledger.state, prices=prices,
-                             clock=self.clock, oms=None if dry_run else self.oms,
-                             last_rebalance=self.last_rebalance(), working=self.working(),
-                             force=force)
+        try:
+            res = self.cycle.run(market, now=now, state=self.ledger.state, prices=prices,
+                                 clock=self.clock, oms=None if dry_run else self.oms,
+                                 last_rebalance=self.last_rebalance(), working=self.working(),
+                                 force=force)
+            self.stats.consecutive_failures = 0
+        except (KeelError, ArithmeticError, ValueError, KeyError, RuntimeError,
+                np.linalg.LinAlgError) as exc:
+            res = self._failed_cycle(now, exc)
         if res.traded:
             self._last_rebalance, self._last_rebalance_known = now, True
+        self._learn_costs(market, now)
         self._check_limits(market, now)
         st = self.stats
         st.cycles += 1
@@ -186,6 +203,57 @@ class Desk:
         self.audit.append(ACTOR, "live.cycle", "cycle", now.isoformat(), summary, now)
         # orders, rejects, cycles, equity: /metrics counts them from the store (one meaning
         # with `keel serve`); see keel.app.scrape
+        return res
+
+    def _learn_costs(self, market: MarketData, now: datetime) -> None:
+        """Finished parents and their fills -> TCA -> the learned cost multipliers (stored);
+        the next cycle prices with them. A failure here is audited, never fatal."""
+        pipe = self.cycle.pipeline
+        if pipe.feedback is None:
+            return
+        try:
+            ctx = pipe.trade_context(market.as_of(now),
+                                     max(float(self.ledger.state.equity), 1.0))
+            out = pipe.feedback.observe_store(self.repo, ctx, now)
+        except (KeelError, ArithmeticError, ValueError) as exc:
+            self.audit.append(ACTOR, "live.cost_feedback_failed", "costs", "default",
+                              {"reason": f"{type(exc).__name__}: {exc}"[:2000]}, now)
+            return
+        if out.observed:
+            self.audit.append(ACTOR, "live.cost_feedback", "costs", "default",
+                              {"observed": len(out.observed), "multipliers": out.multipliers,
+                               "version": out.version}, now)
+
+    def _failed_cycle(self, now: datetime, exc: BaseException) -> CycleResult:
+        """A cycle that raised: HOLD with the reason, audited; escalate repeated failures
+        (``governance.alert_after_failures``: an alert; ``kill_after_failures``: the kill
+        switch)."""
+        from keel.app.cycle import StageReport
+
+        st = self.stats
+        st.failures += 1
+        st.consecutive_failures += 1
+        code = f"CYCLE_FAILED_{type(exc).__name__.upper()}"
+        reason = f"{type(exc).__name__}: {exc}"
+        log.warning("cycle at %s failed, holding: %s", now.isoformat(), reason)
+        res = CycleResult(now=now, engine=self.cycle.engine)
+        res.stages.append(StageReport("triggers", ("HOLD", code), {"reason": reason[:500]}))
+        self.audit.append(ACTOR, "live.cycle_failed", "cycle", now.isoformat(),
+                          {"code": code, "reason": reason[:2000],
+                           "consecutive": st.consecutive_failures}, now)
+        g = self.cycle.config.governance
+        if st.consecutive_failures >= g.alert_after_failures:
+            st.alerts += 1
+            self.audit.append(ACTOR, "live.alert", "cycle", code,
+                              {"consecutive_failures": st.consecutive_failures,
+                               "reason": reason[:2000]}, now)
+        if (g.kill_after_failures is not None
+                and st.consecutive_failures >= g.kill_after_failures
+                and not self.cycle.kill_switch.engaged):
+            why = f"{st.consecutive_failures} consecutive failed cycles ({code})"
+            self.cycle.kill_switch.engage(why)
+            self.oms.kill_switch(why)
+            self.audit.append(ACTOR, "live.kill_switch", "desk", ACCOUNT, {"reason": why}, now)
         return res
 
     def _check_limits(self, market: MarketData, now: datetime) -> None:

@@ -38,7 +38,7 @@ from keel.app.readiness import Check, evaluate, store_checks
 from keel.app.riskview import RiskView
 from keel.app.scrape import StoreCollector
 from keel.clock import Clock, WallClock
-from keel.config import CostsConfig, EngineKind, KeelConfig
+from keel.config import EngineKind, KeelConfig
 from keel.costs.base import CostModel, TradeContext
 from keel.data.market import MarketData
 from keel.errors import KeelError, StoreError, ValidationError
@@ -91,13 +91,11 @@ class RebalanceRequest(BaseModel):
     reason: str = Field("", max_length=500)
 
 
-def default_cost_model(costs: CostsConfig | None = None) -> CostModel:
-    """Spread + square-root impact + commission with the ``[costs]`` coefficients."""
-    from keel.costs import Commission, SpreadCost, SquareRootImpact
+def default_cost_model(config: KeelConfig | None = None) -> CostModel:
+    """The desk's one cost model (:attr:`keel.app.pipeline.Pipeline.cost_model`)."""
+    from keel.app.pipeline import Pipeline
 
-    c = costs or CostsConfig()
-    return (SpreadCost() + SquareRootImpact(y=c.impact_coefficient)
-            + Commission(per_share=c.commission_per_share, bps=c.commission_bps))
+    return Pipeline(config or KeelConfig()).cost_model
 
 
 _LOC_ROOTS = ("body", "query", "path", "header")
@@ -411,12 +409,11 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
 
 
 def limits_from_config(config: KeelConfig) -> RiskLimits:
-    """The risk limits a configuration implies (``keel serve`` and ``keel run`` watch these):
-    ``[optimize] max_weight, sector_cap`` and ``[risk] var_confidence, horizon_days``."""
-    return RiskLimits(max_position=config.optimize.max_weight,
-                      max_sector_weight=config.optimize.sector_cap,
-                      var_confidence=config.risk.var_confidence,
-                      var_horizon=config.risk.horizon_days)
+    """The risk limits a configuration implies (:meth:`keel.app.pipeline.Pipeline.risk_limits`,
+    what ``keel serve`` and ``keel run`` watch)."""
+    from keel.app.pipeline import Pipeline
+
+    return Pipeline(config).risk_limits()
 
 
 def app_from_config(config: KeelConfig, *, token: str | None = None,
@@ -430,19 +427,23 @@ def app_from_config(config: KeelConfig, *, token: str | None = None,
     """
     from functools import cache
 
-    from keel.data.source import load_market
+    from keel.app.pipeline import load_market
 
     store = Store.from_url(config.store.url, echo=config.store.echo)
     store.upgrade()
 
     @cache
     def market() -> MarketData:
-        return load_market(config.data, seed=config.general.seed)
+        return load_market(config)
 
-    limits = limits_from_config(config)
+    from keel.app.pipeline import Pipeline
+
+    pipe = Pipeline(config)
+    pipe.attach_store(store)  # the estimate prices with the learned multipliers
     return create_app(store, metrics=metrics,
                       token=token if token is not None else config.service.api_token,
-                      market=market, limits=limits, cost_model=default_cost_model(config.costs),
+                      market=market, limits=pipe.risk_limits(), cost_model=pipe.cost_model,
+                      default_spread=pipe.default_spread,
                       confidence=config.risk.var_confidence,
                       horizon_days=config.risk.horizon_days)
 

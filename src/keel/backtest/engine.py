@@ -1,22 +1,23 @@
-"""The multi-period simulator.
+"""The multi-period simulator: the desk pipeline driven over history.
 
-Per session ``t`` (a close), for every book (strategy x execution algorithm) side by side:
+Per session ``t`` (a close), for every book (``[[backtest.books]]``) side by side:
 
 1. the step sees ``market.head(n)`` only (rows stamped ``<= t``): a look-ahead is impossible;
-2. the risk model is refitted every ``risk.refit_every`` sessions (shared by the books);
-3. the triggers (:class:`~keel.policy.triggers.RebalancePolicy`: calendar, optional drift)
-   decide whether the book trades; if so the strategy gives target weights;
-4. optional governance (:class:`~keel.policy.governance.GovernanceChain`) resizes or rejects
-   the orders;
-5. the trades are executed along the algorithm's schedule with the keel cost models
-   (:mod:`keel.backtest.execution`): spread, impact, commission, timing;
+2. the risk model (with its fallback chain) is refitted every ``risk.refit_every`` sessions;
+3. the book's :class:`~keel.app.pipeline.Pipeline` policy decides whether it trades; if so its
+   engine gives target weights, the turnover governor caps them (per rebalance and per year);
+4. governance resizes or rejects the orders (drawdown from the book's own NAV history), and
+   every trade is capped at ``execution.max_participation`` of the expected volume;
+5. ``backtest.execution_lag = next_session`` (default): the trades are worked through session
+   t+1 along the algorithm's slices (timing: the price moves with the t -> t+1 return while
+   they work); ``same_close`` (opt-in, labelled in the report) fills at close t;
 6. holdings earn the next session's return; shorts pay borrow, cash earns (or pays) interest;
 7. with ``ledger = "fills"`` every fill is booked in a Decimal :class:`~keel.portfolio.ledger.
    Ledger` and its equity is reconciled with the float book at the end.
 
-The float book (currency holdings per name, float64) drives the loop; the Decimal ledger is the
-booked record. A strategy that raises is stopped and reported with the date and the reason;
-the others continue.
+The daily data hold no opening prices, so the overnight gap is spread across the session by
+the slice timing (a limit of the data, stated in docs/backtest.md). A book whose engine raises
+is stopped and reported with the date and the reason; the others continue.
 """
 
 from __future__ import annotations
@@ -29,34 +30,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from keel.backtest.config import BacktestConfig, LedgerMode, RiskKind
+from keel.app.engines import Engine
+from keel.app.pipeline import TRADING_DAYS, Pipeline, RiskFit, drawdown
 from keel.backtest.execution import ExecutionSimulator, slice_shape
-from keel.backtest.strategies import Step, Strategy, build_strategy
 from keel.clock import SimulatedClock
-from keel.costs.base import CostModel, TradeContext
-from keel.costs.models import Commission, SpreadCost, SquareRootImpact
+from keel.config import ExecutionLag, KeelConfig, LedgerMode, book_configs, config_as_dict
+from keel.costs.base import TradeContext
 from keel.data.market import MarketData
 from keel.errors import KeelError, ValidationError
-from keel.optimize import HoldingCost
-from keel.policy.governance import GovernanceChain
-from keel.policy.rules import LiquidityParticipation, MinTradeValue, PositionLimit
-from keel.policy.triggers import (
-    AbsoluteDrift,
-    CalendarSchedule,
-    KillSwitch,
-    PolicyContext,
-    RebalancePolicy,
-)
-from keel.policy.triggers import Frequency as PolicyFrequency
+from keel.policy.triggers import PolicyContext
 from keel.policy.verdicts import GovernanceContext
 from keel.portfolio.ledger import Ledger
 from keel.risk.attribution import decompose
-from keel.risk.base import FactorCovariance
-from keel.signals import composite_score, expected_returns
 from keel.types import Fill, Order, Rounding, Side, to_money, to_price, to_qty
 
-TRADING_DAYS = 252
-PERIOD_DAYS = {"daily": 1, "weekly": 5, "monthly": 21, "quarterly": 63}
 COMPONENTS = ("spread", "impact", "commission", "timing", "borrow", "interest")
 
 
@@ -93,6 +80,7 @@ class BookResult:
     governance: dict[str, int] = field(default_factory=dict)
     final_weights: pd.Series | None = None
     ledger: dict[str, Any] = field(default_factory=dict)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def returns(self) -> pd.Series:
@@ -100,15 +88,17 @@ class BookResult:
 
 
 class _Book:
-    def __init__(self, name: str, strategy: Strategy, algo: str, sim: ExecutionSimulator,
-                 n: int, n_steps: int, nav: float, policy: RebalancePolicy,
-                 ledger: Ledger | None) -> None:
-        self.name, self.strategy, self.algo, self.sim = name, strategy, algo, sim
+    def __init__(self, name: str, pipeline: Pipeline, engine: Engine, sim: ExecutionSimulator,
+                 n: int, n_steps: int, nav: float, ledger: Ledger | None) -> None:
+        self.name, self.pipeline, self.engine, self.sim = name, pipeline, engine, sim
+        self.algo = pipeline.config.execution.algo.value
+        self.policy = pipeline.policy
+        self.chain = pipeline.governance
+        self.governor = pipeline.turnover_governor()
         self.h = np.zeros(n)
         self.cash = nav
         self.target: np.ndarray | None = None
         self.last_rebalance: pd.Timestamp | None = None
-        self.policy = policy
         self.ledger = ledger
         self.nav = np.full(n_steps + 1, np.nan)
         self.nav[0] = nav
@@ -118,69 +108,30 @@ class _Book:
         self.risk: list[tuple[pd.Timestamp, float, float, float]] = []
         self.failure: dict[str, str] | None = None
         self.rebalances = 0
-        self.gov = {"resized": 0, "rejected": 0}
+        self.gov = {"resized": 0, "rejected": 0, "participation_capped": 0,
+                    "turnover_capped": 0}
+        self.decisions: list[dict[str, Any]] = []
         self.fill_seq = 0
 
 
 class Backtester:
-    """Runs a :class:`~keel.backtest.config.BacktestConfig` on a :class:`MarketData`.
+    """Runs the one :class:`~keel.config.KeelConfig` on a :class:`MarketData`.
+
+    Each book (``[[backtest.books]]``, or one book from the config) is a
+    :class:`~keel.app.pipeline.Pipeline` built from its effective config: the same signals,
+    risk chain, engine, turnover governor, policy, governance and cost model as ``keel run``.
 
     Args:
-        config: the backtest config (strategies, costs, risk cadence, policy, ...).
-        strategies: optional strategy objects replacing ``config.strategies`` (any object
-            with ``name`` and ``target(step)``).
+        config: the configuration.
+        engines: optional engine objects by book name replacing the configured ones (any
+            object with ``name``, ``codes`` and ``target(step)``).
     """
 
-    def __init__(self, config: BacktestConfig,
-                 strategies: list[Strategy] | None = None) -> None:
+    def __init__(self, config: KeelConfig, engines: dict[str, Engine] | None = None) -> None:
         self.config = config
-        c = config.costs
-        self.spread = SpreadCost(fraction=c.spread_fraction)
-        self.commission = Commission(per_share=c.commission_per_share, bps=c.commission_bps)
-        self.impact = SquareRootImpact(y=c.impact_y) if c.impact_y > 0 else None
-        freq = config.policy.frequency.value
-        self.period_days = PERIOD_DAYS[freq]
-        daily_borrow = c.borrow_bps * 1e-4 / TRADING_DAYS
-        self.holding = HoldingCost(borrow_fee=daily_borrow * self.period_days)
-        # the optimizer sees the L1 part of the costs (spread + proportional commission)
-        self.opt_costs: CostModel = self.spread + Commission(per_share=c.commission_per_share,
-                                                             bps=c.commission_bps)
-        self._strategies = strategies
-
-    # ------------------------------------------------------------------ pieces
-
-    def _strategies_for(self) -> list[Strategy]:
-        if self._strategies is not None:
-            return list(self._strategies)
-        return [build_strategy(s, costs=self.opt_costs, holding=self.holding,
-                                   period_days=self.period_days, impact=self.impact)
-                for s in self.config.strategies]
-
-    def _policy(self) -> RebalancePolicy:
-        rules: list[Any] = [CalendarSchedule(PolicyFrequency(self.config.policy.frequency.value))]
-        if self.config.policy.drift is not None:
-            rules.append(AbsoluteDrift(self.config.policy.drift))
-        rules.append(KillSwitch())
-        return RebalancePolicy(rules)
-
-    def _governance(self) -> GovernanceChain | None:
-        g = self.config.governance
-        if not g.enabled:
-            return None
-        return GovernanceChain([PositionLimit(g.max_position),
-                                LiquidityParticipation(g.max_participation),
-                                MinTradeValue(to_money(g.min_trade_value))])
-
-    def _fit_risk(self, view: MarketData) -> FactorCovariance:
-        r = self.config.risk
-        if r.model is RiskKind.FUNDAMENTAL:
-            from keel.risk.fundamental import FundamentalFactorModel
-
-            return FundamentalFactorModel(window=r.window).fit(view).factored()
-        from keel.risk.factor_model import StatisticalFactorModel
-
-        rets = view.returns.iloc[-r.window:]
-        return StatisticalFactorModel(n_factors=r.n_factors).fit(rets).factored()
+        self.books_cfg = book_configs(config)
+        self.base = Pipeline(config, live=False)
+        self._engines = engines or {}
 
     # ------------------------------------------------------------------ run
 
@@ -203,16 +154,17 @@ class Backtester:
              ) -> BacktestResult:
         t0 = time.perf_counter()
         cfg = self.config
+        bt = cfg.backtest
         dates = market.dates
-        lo, hi = cfg.backtest.warmup, len(dates) - 1
-        if cfg.backtest.start is not None:
-            lo = max(lo, int(dates.searchsorted(pd.Timestamp(cfg.backtest.start, tz="UTC"))))
-        if cfg.backtest.end is not None:
-            hi = min(hi, int(dates.searchsorted(pd.Timestamp(cfg.backtest.end, tz="UTC"),
+        lo, hi = bt.warmup, len(dates) - 1
+        if bt.start is not None:
+            lo = max(lo, int(dates.searchsorted(pd.Timestamp(bt.start, tz="UTC"))))
+        if bt.end is not None:
+            hi = min(hi, int(dates.searchsorted(pd.Timestamp(bt.end, tz="UTC"),
                                                 side="right")) - 1)
         if hi - lo < 2:
             raise ValidationError("not enough sessions after the warm-up",
-                                  field="backtest.warmup", value=cfg.backtest.warmup)
+                                  field="backtest.warmup", value=bt.warmup)
         n_steps = hi - lo
         symbols = market.symbols
         self._symbols = [str(x) for x in symbols]
@@ -222,48 +174,49 @@ class Backtester:
         for panel in ("returns", "volatility", "adv_notional", "adv_shares", "market_returns"):
             getattr(market, panel)
         rets = market.returns.to_numpy()  # row i-1: return from session i-1 to i
-        nav0 = cfg.backtest.nav
+        nav0 = bt.nav
+        same_close = bt.execution_lag is ExecutionLag.SAME_CLOSE
         clock = SimulatedClock(dates[lo].to_pydatetime())
         books: list[_Book] = []
-        for strat in self._strategies_for():
-            for algo in cfg.execution.algos:
-                shape = slice_shape(algo, n_slices=cfg.execution.n_slices,
-                                    urgency=cfg.execution.is_urgency)
-                sim = ExecutionSimulator(shape, self.spread, self.impact, self.commission)
-                name = strat.name if len(cfg.execution.algos) == 1 else f"{strat.name}/{algo}"
-                ledger = None
-                if cfg.backtest.ledger is LedgerMode.FILLS:
-                    ledger = Ledger(None, clock=clock, account=name)
-                    ledger.deposit(to_money(nav0), timestamp=dates[lo].to_pydatetime())
-                books.append(_Book(name, strat, algo, sim, n, n_steps, nav0, self._policy(),
-                                   ledger))
-        # strategies sharing an object across algos must not share state: one per book
-        if len(cfg.execution.algos) > 1 and self._strategies is None:
-            fresh = iter([build_strategy(s, costs=self.opt_costs, holding=self.holding,
-                                   period_days=self.period_days, impact=self.impact)
-                          for s in cfg.strategies for _ in cfg.execution.algos])
-            for b in books:
-                b.strategy = next(fresh)
-        chain = self._governance()
+        for name, bcfg in self.books_cfg:
+            pipe = Pipeline(bcfg, live=False)
+            e = bcfg.execution
+            shape = slice_shape("close" if same_close else e.algo.value, n_slices=e.slices,
+                                urgency=e.is_urgency)
+            sim = ExecutionSimulator(shape, pipe.spread, pipe.impact, pipe.commission)
+            ledger = None
+            if bt.ledger is LedgerMode.FILLS:
+                ledger = Ledger(None, clock=clock, account=name)
+                ledger.deposit(to_money(nav0), timestamp=dates[lo].to_pydatetime())
+            engine = self._engines.get(name) or pipe.engine(name)
+            books.append(_Book(name, pipe, engine, sim, n, n_steps, nav0, ledger))
         c = cfg.costs
         borrow_d = c.borrow_bps * 1e-4 / TRADING_DAYS
         cash_d, margin_d = c.cash_rate / TRADING_DAYS, c.margin_rate / TRADING_DAYS
-        risk: FactorCovariance | None = None
+        fit: RiskFit | None = None
+        risk_used: list[tuple[pd.Timestamp, str]] = []
+        universe = np.zeros(n_steps, dtype=np.int64)
+        # the default universe is the point-in-time tradable mask (keel.data: close and volume
+        # known over the last min_history sessions)
+        tradable = market.tradable.to_numpy()
         timings = {"risk_s": 0.0, "signals_s": 0.0, "optimize_s": 0.0, "execute_s": 0.0,
                    "policy_s": 0.0, "ledger_s": 0.0}
         for k, i in enumerate(range(lo, hi)):
             now = dates[i]
             clock.set(now.to_pydatetime())
             view = market.head(i + 1)
+            universe[k] = int(tradable[i].sum())
             refit = k % cfg.risk.refit_every == 0
             if refit:
                 t = time.perf_counter()
-                risk = self._fit_risk(view).reindex(symbols)
+                fit = self.base.fit_risk(view)
+                risk_used.append((now, fit.used.value))
                 timings["risk_s"] += time.perf_counter() - t
-            assert risk is not None
-            ctx = TradeContext.from_market(
-                view, default_spread=self.config.data.default_spread_bps * 1e-4)
-            step_alpha: tuple[np.ndarray, np.ndarray] | None = None
+            assert fit is not None
+            risk = fit.model
+            ctx = self.base.trade_context(view)
+            adv_sh = view.adv_shares.iloc[-1].to_numpy()
+            step_alpha: tuple[pd.Series, pd.Series] | None = None
             nxt = rets[i]  # session i -> i+1, realised after the decision
             for b in books:
                 if b.failure is not None:
@@ -281,28 +234,28 @@ class Backtester:
                 if decision.trade:
                     if step_alpha is None:
                         t = time.perf_counter()
-                        score = composite_score(view, cfg.signals.weights)
-                        vol = view.volatility.iloc[-1]
-                        alpha = expected_returns(score, vol, ic=cfg.signals.ic)
-                        step_alpha = (alpha.reindex(symbols).to_numpy(),
-                                      score.reindex(symbols).fillna(0.0).to_numpy())
+                        step_alpha = self.base.signals(view)
                         timings["signals_s"] += time.perf_counter() - t
                     bctx = TradeContext(symbols, ctx.prices, ctx.adv_notional, ctx.volatility,
                                         ctx.spreads, nav=nav)
                     t = time.perf_counter()
                     try:
-                        target = np.asarray(b.strategy.target(Step(
-                            now, symbols, step_alpha[0], step_alpha[1], w, risk, bctx)),
-                            dtype=np.float64)
+                        step = b.pipeline.step(view, now, step_alpha[0], step_alpha[1], w,
+                                               risk, bctx)
+                        target = np.asarray(b.engine.target(step), dtype=np.float64)
                         if target.shape != (n,) or not np.all(np.isfinite(target)):
-                            raise ValidationError("strategy returned bad weights",
+                            raise ValidationError("engine returned bad weights",
                                                   field="target", value=target.shape)
+                        target, tcodes = b.governor.apply(now, w, target)
                     except (KeelError, ArithmeticError, ValueError, RuntimeError) as exc:
                         b.failure = {"date": now.isoformat(),
                                      "reason": f"{type(exc).__name__}: {exc}"}
                         timings["optimize_s"] += time.perf_counter() - t
                         continue
                     timings["optimize_s"] += time.perf_counter() - t
+                    b.gov["turnover_capped"] += int("TURNOVER_CAP" in tcodes)
+                    # names outside today's tradable universe are not traded
+                    target = np.where(tradable[i], target, w)
                     if len(decision.names) < n:
                         keep = ~symbols.isin(decision.names)
                         target = np.where(keep, w, target)
@@ -311,10 +264,24 @@ class Backtester:
                     b.rebalances += 1
                     u = target * nav - b.h
                     u[np.abs(u) < 1e-9 * nav] = 0.0
-                    if chain is not None:
-                        u = self._govern(chain, b, u, ctx, view, nav, now)
+                    if b.chain is not None:
+                        u = self._govern(b, u, ctx, view, nav, now)
+                    shares, capped = b.pipeline.cap_participation(u / ctx.prices, adv_sh)
+                    if capped:
+                        u = shares * ctx.prices
+                        b.gov["participation_capped"] += capped
+                    b.decisions.append({
+                        "date": now.isoformat(), "engine": list(b.engine.codes),
+                        "triggers": [r.value for r in decision.reasons],
+                        "turnover": list(tcodes), "risk_model": fit.used.value,
+                        "target": [float(x) for x in target]})
                 t = time.perf_counter()
                 ex = b.sim.costs(u, ctx, nxt)
+                fb = b.pipeline.feedback
+                if fb is not None and np.any(u):  # the loop on simulated fills
+                    fb.observe_trades(u, TradeContext(symbols, ctx.prices, ctx.adv_notional,
+                                                      ctx.volatility, ctx.spreads, nav=nav),
+                                      ex.total(), now.to_pydatetime())
                 h_plus = b.h + u
                 cash = b.cash - float(u.sum()) - float(ex.total().sum())
                 borrow = borrow_d * float(np.maximum(-h_plus, 0.0).sum())
@@ -344,14 +311,18 @@ class Backtester:
         results = {b.name: self._finish(b, index, market) for b in books}
         bench = market.market_returns.iloc[lo:hi].to_numpy()
         timings["total_s"] = time.perf_counter() - t0
-        return BacktestResult(config=cfg.as_dict(), books=results,
+        return BacktestResult(config=config_as_dict(cfg), books=results,
                               benchmark=pd.Series(bench, index=index[1:], name="benchmark"),
-                              timings=timings)
+                              timings=timings, execution_lag=bt.execution_lag.value,
+                              universe=pd.Series(universe, index=index[:-1], name="universe"),
+                              risk_models=risk_used)
 
     # ------------------------------------------------------------------ helpers
 
-    def _govern(self, chain: GovernanceChain, b: _Book, u: np.ndarray, ctx: TradeContext,
+    def _govern(self, b: _Book, u: np.ndarray, ctx: TradeContext,
                 view: MarketData, nav: float, now: pd.Timestamp) -> np.ndarray:
+        chain = b.chain
+        assert chain is not None
         symbols = view.symbols
         px = ctx.prices
         shares = b.h / px
@@ -367,7 +338,8 @@ class Backtester:
             sectors=None if view.sectors is None
             else {str(s): str(v) for s, v in view.sectors.items()},
             adv_shares=dict(zip(map(str, symbols),
-                                view.adv_shares.iloc[-1].to_numpy(), strict=True)))
+                                view.adv_shares.iloc[-1].to_numpy(), strict=True)),
+            drawdown=drawdown(b.nav[np.isfinite(b.nav)]), **self._gov_market(b, view))
         orders = [Order(f"{b.name}-{now:%Y%m%d}-{j}", str(symbols[j]),
                         Side.BUY if u[j] > 0 else Side.SELL,
                         to_qty(abs(u[j]) / px[j]), now.to_pydatetime(),
@@ -383,6 +355,19 @@ class Backtester:
             if v.qty != v.order.qty:
                 b.gov["resized"] += 1
             out[j] = float(v.qty) * px[j] * np.sign(u[j])
+        return out
+
+    @staticmethod
+    def _gov_market(b: _Book, view: MarketData) -> dict[str, Any]:
+        """Market inputs only the configured rules need (correlation, market index, vol)."""
+        g = b.pipeline.config.governance
+        out: dict[str, Any] = {}
+        if g.cluster_cap is not None:
+            out["correlation"] = view.returns.tail(126).corr()
+        if g.regime_sizing or g.vol_target is not None:
+            mret = view.market_returns
+            out["market_prices"] = (1.0 + mret).cumprod()
+            out["market_vol"] = float(mret.tail(21).std() * np.sqrt(252.0))
         return out
 
     def _book(self, b: _Book, u: np.ndarray, slip: np.ndarray, comm: np.ndarray,
@@ -429,12 +414,13 @@ class Backtester:
                       "abs_diff": abs(eq - float(nav.iloc[-1])),
                       "rel_diff": abs(eq - float(nav.iloc[-1])) / abs(float(nav.iloc[-1]))}
         return BookResult(
-            name=b.name, strategy=b.strategy.name, algo=b.algo, nav=nav,
+            name=b.name, strategy=b.pipeline.config.optimize.engine.value, algo=b.algo,
+            nav=nav,
             turnover=pd.Series(b.turnover, index=steps, name="turnover"),
             costs=pd.DataFrame(b.costs, index=steps, columns=list(COMPONENTS)),
             traded=pd.Series(b.traded, index=steps, name="traded"), risk=risk,
             failure=b.failure, rebalances=b.rebalances, governance=dict(b.gov),
-            final_weights=final_w, ledger=ledger)
+            final_weights=final_w, ledger=ledger, decisions=b.decisions)
 
 
 @dataclass
@@ -445,6 +431,12 @@ class BacktestResult:
     books: dict[str, BookResult]
     benchmark: pd.Series
     timings: dict[str, float] = field(default_factory=dict)
+    #: ``next_session`` (default) or ``same_close`` (opt-in), shown in the report
+    execution_lag: str = ExecutionLag.NEXT_SESSION.value
+    #: names in the tradable universe (the point-in-time mask) per decision session
+    universe: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    #: (refit date, risk model used) of each refit (the fallback chain names it)
+    risk_models: list[tuple[pd.Timestamp, str]] = field(default_factory=list)
 
     def metrics(self) -> pd.DataFrame:
         """One row per book (see :func:`keel.backtest.metrics.book_metrics`)."""

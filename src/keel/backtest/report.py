@@ -103,8 +103,26 @@ def render_html(result: BacktestResult, title: str = "keel backtest") -> str:
     from plotly.offline import get_plotlyjs
 
     m = result.metrics()
+    lag = result.execution_lag
+    label = ("decisions at close t, executed through session t+1 (next_session)"
+             if lag == "next_session" else
+             "SAME-CLOSE FILLS (opt-in): decisions and fills at the same close t")
     parts = [f"<h1>{html.escape(title)}</h1>",
+             f"<p class='lag'><b>Execution:</b> {html.escape(label)}</p>",
              "<h2>Metrics</h2>", _metrics_html(m)]
+    if len(result.universe):
+        u = result.universe
+        parts.append("<h2>Universe</h2><p>names in the tradable universe (point-in-time "
+                     f"mask) per decision session: min {int(u.min())}, max {int(u.max())}, "
+                     f"last {int(u.iloc[-1])}</p>")
+        import plotly.graph_objects as go
+
+        fig = go.Figure(go.Scatter(x=u.index, y=u.to_numpy(), name="universe"))
+        fig.update_layout(title="Universe size over time")
+        parts.append(_fig_html(fig))
+    if result.risk_models:
+        used = sorted({m for _, m in result.risk_models})
+        parts.append(f"<p><b>Risk models used:</b> {html.escape(', '.join(used))}</p>")
     if result.failures:
         items = "".join(f"<li><b>{html.escape(k)}</b> failed on {html.escape(v['date'])}: "
                         f"{html.escape(v['reason'])}</li>" for k, v in result.failures.items())

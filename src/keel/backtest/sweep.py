@@ -1,6 +1,7 @@
 """Sweeps: a grid of backtests over dotted config keys, on a local process pool or on Ray.
 
-``[sweep] grid = {"risk.n_factors" = [5, 10], "strategies.0.risk_aversion" = [1, 5]}`` runs
+``[backtest.sweep] grid = {"risk.n_pca_factors" = [5, 10], "optimize.risk_aversion" = [1, 5]}``
+(or ``"backtest.books.0.optimize.greedy_k"``) runs
 the cartesian product; each point is a full backtest (its config stored with its metrics).
 Results are gathered into one table (one row per point x book) and one report.
 """
@@ -14,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from keel.backtest.config import BacktestConfig, with_overrides
+from keel.config import KeelConfig, config_as_dict, with_overrides
 from keel.errors import ConfigError
 
 
@@ -23,24 +24,29 @@ class Engine(StrEnum):
     RAY = "ray"
 
 
-def grid_points(cfg: BacktestConfig) -> list[dict[str, Any]]:
-    """The cartesian product of ``cfg.sweep.grid`` as override dicts (``[{}]`` if empty)."""
-    grid = cfg.sweep.grid
+def grid_points(cfg: KeelConfig) -> list[dict[str, Any]]:
+    """The cartesian product of ``backtest.sweep.grid`` as override dicts (``[{}]`` if
+    empty); every point is validated (a bad dotted key is a ConfigError naming it)."""
+    grid = cfg.backtest.sweep.grid
     keys = sorted(grid)
     for k in keys:
         if not isinstance(grid[k], list) or not grid[k]:
-            raise ConfigError("a sweep axis needs a non-empty list", field=f"sweep.grid.{k}")
-    return [dict(zip(keys, combo, strict=True))
-            for combo in itertools.product(*(grid[k] for k in keys))]
+            raise ConfigError("a sweep axis needs a non-empty list",
+                              field=f"backtest.sweep.grid.{k}")
+    points = [dict(zip(keys, combo, strict=True))
+              for combo in itertools.product(*(grid[k] for k in keys))]
+    for p in points:
+        with_overrides(cfg, p)
+    return points
 
 
 def run_point(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """One grid point (picklable: plain dicts in and out). Returns metrics rows, nav, errors."""
-    from keel.backtest.config import parse_config
     from keel.backtest.run import load_market
+    from keel.config import KeelConfig
     from keel.errors import KeelError
 
-    cfg = with_overrides(parse_config(config, "<sweep>"), overrides)
+    cfg = with_overrides(KeelConfig.model_validate(config), overrides)
     label = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "base"
     try:
         from keel.backtest.engine import Backtester
@@ -55,7 +61,7 @@ def run_point(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
             "nav": {f"{label} | {k}": b.nav for k, b in res.books.items()}}
 
 
-def run_sweep(cfg: BacktestConfig, *, engine: Engine | str = Engine.LOCAL,
+def run_sweep(cfg: KeelConfig, *, engine: Engine | str = Engine.LOCAL,
               workers: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run every grid point; returns (table: one row per point x book, nav: sessions x runs).
 
@@ -63,9 +69,9 @@ def run_sweep(cfg: BacktestConfig, *, engine: Engine | str = Engine.LOCAL,
     """
     eng = Engine(engine)
     points = grid_points(cfg)
-    base = cfg.as_dict()
-    base["sweep"] = {"grid": {}, "workers": cfg.sweep.workers}
-    n = workers or cfg.sweep.workers
+    base = config_as_dict(cfg)
+    base["backtest"]["sweep"] = {"grid": {}, "workers": cfg.backtest.sweep.workers}
+    n = workers or cfg.backtest.sweep.workers
     if eng is Engine.RAY:
         try:
             import ray

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from keel.cli.common import console, friendly_errors
+from keel.cli.common import configure_logging, console, friendly_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -14,10 +14,14 @@ def register(app: typer.Typer) -> None:
 
     @app.command("backtest")
     def backtest(
-        config: Path = typer.Option(..., "--config", "-c", help="Backtest TOML file "
-                                    "(see docs/backtest.md)."),
-        out: Path | None = typer.Option(None, "--out", help="Output folder (default: the "
-                                        "config's output.dir)."),
+        config: Path | None = typer.Option(None, "--config", "-c", help="The keel TOML "
+                                           "configuration (default: built-in; see "
+                                           "docs/backtest.md)."),
+        out: Path | None = typer.Option(None, "--out", help="Output folder (default: "
+                                        "general.out_dir/backtest)."),
+        same_close: bool = typer.Option(False, "--same-close", help="Fill at the decision "
+                                        "close (backtest.execution_lag = same_close; "
+                                        "labelled in the report)."),
         mlflow: bool = typer.Option(False, "--mlflow", help="Also log to MLflow (needs the "
                                     "mlflow extra)."),
         no_report: bool = typer.Option(False, "--no-report", help="Skip the HTML report."),
@@ -34,19 +38,24 @@ def register(app: typer.Typer) -> None:
             )
             from rich.table import Table
 
-            from keel.backtest.config import load_backtest_config
             from keel.backtest.run import load_market, run_backtest
+            from keel.config import load_config, with_overrides
 
-            cfg = load_backtest_config(config)
-            if mlflow or no_report:
-                cfg = cfg.model_copy(update={"output": cfg.output.model_copy(
-                    update={"mlflow": cfg.output.mlflow or mlflow,
-                            "report": cfg.output.report and not no_report})})
-            base = config.resolve().parent
+            cfg = load_config(config)
+            configure_logging(cfg.general.log_level)
+            over: dict[str, object] = {}
+            if mlflow:
+                over["tracking.mlflow"] = True
+            if no_report:
+                over["backtest.report"] = False
+            if same_close:
+                over["backtest.execution_lag"] = "same_close"
+            if over:
+                cfg = with_overrides(cfg, over)
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
                 load = bar.add_task("loading data", total=1)
-                market = load_market(cfg, base)
+                market = load_market(cfg)
                 bar.update(load, completed=1,
                            description=f"data: {market.n_assets} names x {len(market.dates)}")
                 task = bar.add_task("simulating", total=None)
@@ -54,10 +63,12 @@ def register(app: typer.Typer) -> None:
                 def tick(done: int, total: int) -> None:
                     bar.update(task, completed=done, total=total)
 
-                result, paths = run_backtest(cfg, base=base, market=market, progress=tick,
-                                             out_dir=out)
+                result, paths = run_backtest(cfg, market=market, progress=tick, out_dir=out)
             m = result.metrics()
-            table = Table(title=f"{cfg.name}: {len(result.books)} books")
+            u = result.universe
+            console.print(f"execution: {result.execution_lag}; universe "
+                          f"{int(u.min())}-{int(u.max())} names")
+            table = Table(title=f"{cfg.general.name}: {len(result.books)} books")
             cols = ["cagr", "ann_vol", "sharpe", "max_drawdown", "turnover_ann",
                     "cost_total_bps", "tracking_error", "hit_rate"]
             table.add_column("book")
@@ -73,22 +84,22 @@ def register(app: typer.Typer) -> None:
 
     @app.command("sweep")
     def sweep(
-        config: Path = typer.Option(..., "--config", "-c", help="Backtest TOML file with a "
-                                    "[sweep] grid of dotted keys."),
+        config: Path = typer.Option(..., "--config", "-c", help="The keel TOML with a "
+                                    "[backtest.sweep] grid of dotted keys."),
         engine: str = typer.Option("local", "--engine", help="local (process pool) or ray."),
         workers: int | None = typer.Option(None, "--workers", help="Parallel workers "
-                                           "(default: sweep.workers)."),
+                                           "(default: backtest.sweep.workers)."),
         out: Path | None = typer.Option(None, "--out", help="Output folder (default: "
-                                        "output.dir/sweep)."),
+                                        "general.out_dir/sweep)."),
     ) -> None:
         """Run a grid of backtests in parallel; one table (sweep.csv) and one report."""
         with friendly_errors():
-            from keel.backtest.config import load_backtest_config
             from keel.backtest.report import write_sweep_report
             from keel.backtest.sweep import Engine, grid_points, run_sweep
+            from keel.config import load_config
             from keel.errors import ConfigError
 
-            cfg = load_backtest_config(config)
+            cfg = load_config(config)
             try:
                 eng = Engine(engine)
             except ValueError:
@@ -98,10 +109,10 @@ def register(app: typer.Typer) -> None:
             console.print(f"sweep: {n} points on {eng.value}")
             with console.status("running the sweep"):
                 table, nav = run_sweep(cfg, engine=eng, workers=workers)
-            folder = out or Path(cfg.output.dir) / "sweep"
+            folder = out or Path(cfg.general.out_dir) / "sweep"
             folder.mkdir(parents=True, exist_ok=True)
             table.to_csv(folder / "sweep.csv", index=False)
-            rep = write_sweep_report(table, nav, folder / "sweep.html", f"{cfg.name} sweep")
+            rep = write_sweep_report(table, nav, folder / "sweep.html", f"{cfg.general.name} sweep")
             cols = [c for c in ("point", "book", "sharpe", "cagr", "cost_total_bps", "error")
                     if c in table.columns]
             console.print(table[cols].to_string(index=False))

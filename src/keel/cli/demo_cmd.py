@@ -11,7 +11,8 @@ from keel.cli.common import configure_logging, console, friendly_errors
 
 
 def load_run_config(config: Path | None, out_dir: Path | None, assets: int | None,
-                    days: int | None, seed: int | None, engine: str | None = None) -> Any:
+                    days: int | None, seed: int | None, engine: str | None = None,
+                    **sections: dict[str, object] | None) -> Any:
     """The app config with the command-line overrides; ``--out-dir`` also moves the store
     into that folder unless ``KEEL_STORE__URL`` says otherwise."""
     import os
@@ -32,6 +33,9 @@ def load_run_config(config: Path | None, out_dir: Path | None, assets: int | Non
         overrides["data"] = data
     if engine is not None:
         overrides["optimize"] = {"engine": engine}
+    for name, values in sections.items():
+        if values:
+            overrides[name] = {**overrides.get(name, {}), **values}
     if out_dir is not None and "KEEL_STORE__URL" not in os.environ:
         overrides["store"] = {"url": f"sqlite:///{out_dir / 'keel.db'}"}
     cfg = load_config(config, **overrides)

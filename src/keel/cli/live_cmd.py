@@ -14,16 +14,12 @@ from keel.cli.common import configure_logging, console, friendly_errors
 def _embedded_service(cfg: Any, store: Any, desk: Any, market: Any, clock: Any,
                       port: int | None) -> Any:
     """The service inside the trading process, on the desk's own metrics."""
-    from keel.app.service import (
-        BackgroundServer,
-        create_app,
-        default_cost_model,
-        limits_from_config,
-    )
+    from keel.app.service import BackgroundServer, create_app
 
+    pipe = desk.cycle.pipeline
     app = create_app(store, metrics=desk.metrics, token=cfg.service.api_token,
-                     market=lambda: market, clock=clock, limits=limits_from_config(cfg),
-                     cost_model=default_cost_model(cfg.costs),
+                     market=lambda: market, clock=clock, limits=pipe.risk_limits(),
+                     cost_model=pipe.cost_model, default_spread=pipe.default_spread,
                      confidence=cfg.risk.var_confidence, horizon_days=cfg.risk.horizon_days)
     server = BackgroundServer(app, cfg.service.host,
                               port if port is not None else cfg.service.port).start()
@@ -43,8 +39,9 @@ def register(app: typer.Typer) -> None:
         assets: int | None = typer.Option(None, help="Synthetic universe size."),
         days: int | None = typer.Option(None, help="Synthetic history length, sessions."),
         seed: int | None = typer.Option(None, help="Seed of every random generator."),
-        venue: str = typer.Option("local", help="local (exchange started in this process), "
-                                  "fix (a running `keel exchange`, REST fallback) or rest."),
+        venue: str | None = typer.Option(None, help="local (exchange started in this "
+                                         "process), fix (a running `keel exchange`, REST "
+                                         "fallback) or rest (default: config venues.broker)."),
         local_protocol: str = typer.Option("auto", help="Front end of the local exchange: "
                                            "auto (FIX when available), fix or rest."),
         rest_url: str | None = typer.Option(None, help="REST venue URL (default: config)."),
@@ -58,7 +55,8 @@ def register(app: typer.Typer) -> None:
                                        "resumed after a restart) or wall."),
         max_bars: int = typer.Option(0, help="Stop after this many bars (0: until stopped)."),
         horizon_minutes: float | None = typer.Option(None, help="Child schedule horizon, "
-                                                     "minutes (default: to the close)."),
+                                                     "minutes (default: config "
+                                                     "execution.horizon_minutes)."),
         control: Path | None = typer.Option(None, help="Control file re-read every bar "
                                             "(default: <out-dir>/control.json)."),
         drain: str = typer.Option("cancel", help="On SIGTERM: cancel working orders, or "
@@ -76,14 +74,13 @@ def register(app: typer.Typer) -> None:
         from datetime import timedelta
         from decimal import Decimal
 
-        from keel.app.cycle import CycleConfig, CycleResult, DecisionCycle
+        from keel.app.cycle import CycleResult, DecisionCycle
         from keel.app.live import Desk, LiveOptions, StopFlag, run_live, session_start
         from keel.app.metrics import KeelMetrics
-        from keel.app.service import limits_from_config
+        from keel.app.pipeline import load_market
         from keel.app.venue import LocalVenue, fix_unavailable, remote_broker
         from keel.cli.demo_cmd import load_run_config
         from keel.clock import SimulatedClock, WallClock
-        from keel.data.source import load_market
         from keel.errors import ConfigError
         from keel.store.db import Store
         from keel.types import to_money, to_price
@@ -91,7 +88,9 @@ def register(app: typer.Typer) -> None:
         with friendly_errors():
             stop = StopFlag()
             stop.install()
-            cfg = load_run_config(config, out_dir, assets, days, seed, engine)
+            cfg = load_run_config(config, out_dir, assets, days, seed, engine,
+                                  execution={"horizon_minutes": horizon_minutes}
+                                  if horizon_minutes else None)
             out = Path(cfg.general.out_dir)
             out.mkdir(parents=True, exist_ok=True)
             if clock_kind not in ("sim", "wall"):
@@ -100,12 +99,13 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError("unknown drain mode", field="drain", value=drain)
             store = Store.from_url(cfg.store.url)
             store.upgrade()
-            market = load_market(cfg.data, seed=cfg.general.seed)
+            market = load_market(cfg)
+            venue = venue or cfg.venues.broker.value
             bar = timedelta(minutes=bar_minutes)
-            sim = SimulatedClock(session_start(market)) if clock_kind == "sim" else None
+            sim = (SimulatedClock(session_start(market, calendar=cfg.data.calendar))
+                   if clock_kind == "sim" else None)
             clock = sim if sim is not None else WallClock()
-            horizon = timedelta(minutes=horizon_minutes) if horizon_minutes else None
-            cycle = DecisionCycle(CycleConfig.from_config(cfg, horizon=horizon))
+            cycle = DecisionCycle(cfg)
             local = None
             if venue == "local":
                 proto = local_protocol
@@ -120,8 +120,7 @@ def register(app: typer.Typer) -> None:
                                        fix_port=fix_port or v.fix_port,
                                        sender=v.sender_comp_id, target=v.target_comp_id)
             desk = Desk(store, clock, broker, cycle, metrics=KeelMetrics(), venue_name=venue,
-                        max_order_notional=cfg.execution.max_order_notional,
-                        limits=limits_from_config(cfg))
+                        limits=cycle.pipeline.risk_limits())
             if sim is not None:
                 last = desk.last_cycle_time()
                 if last is not None:
@@ -158,7 +157,7 @@ def register(app: typer.Typer) -> None:
                                        serve_port) if serve else None
             opts = LiveOptions(interval_s=interval, bar=bar, max_bars=max_bars,
                                drain_finish=drain == "finish", drain_timeout_s=drain_timeout,
-                               control=control_path)
+                               control=control_path, calendar=cfg.data.calendar)
             try:
                 summary = run_live(desk, market, opts, prices=prices, step_market=step_market,
                                    sim_clock=sim, stop=stop, on_cycle=on_cycle)

@@ -1,0 +1,209 @@
+"""The desk pipeline's guarantees: greedy within the budget, turnover caps that never make a
+problem infeasible, failed live cycles that hold and escalate, and backtest/live parity."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keel.app.cycle import DecisionCycle
+from keel.app.engines import GreedyEngine, Step, TurnoverGovernor
+from keel.app.live import Desk, session_start
+from keel.app.pipeline import Pipeline, drawdown
+from keel.app.venue import LocalVenue
+from keel.backtest.engine import Backtester
+from keel.clock import SimulatedClock
+from keel.config import KeelConfig, OptimizeConfig, parse_config
+from keel.data.synthetic import synthetic_market
+from keel.errors import InfeasibleError
+from keel.store.audit import AuditLog
+from keel.store.db import Store
+
+
+@pytest.fixture(scope="module")
+def market():
+    return synthetic_market(40, 320, seed=5)
+
+
+def _step(market, current, score=None):
+    pipe = Pipeline(KeelConfig())
+    view = market
+    n = market.n_assets
+    z = np.linspace(3, -1, n) if score is None else score
+    return Step(pd.Timestamp(view.now), view.symbols, np.zeros(n), z, current,
+                risk=None, trade_context=pipe.trade_context(view, 1e7))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("k,kb,ks", [(20, 18, 24), (20, None, None)])
+def test_greedy_never_exceeds_the_budget_holding_the_top_k_sell(market, k, kb, ks):
+    """Holding the top 24 with K=20 (what an engine switch leaves): the band would keep all 24
+    (sum 1.2); the worst-ranked are sold with TRIM_BUDGET and the weights sum to 1."""
+    o = OptimizeConfig(engine="greedy", greedy_k=k, greedy_k_buy=kb, greedy_k_sell=ks)
+    eng = GreedyEngine("g", o, costs=Pipeline(KeelConfig()).cost_model)
+    cur = np.zeros(market.n_assets)
+    cur[:24] = 1 / 24
+    w = eng.target(_step(market, cur))
+    assert w.sum() == pytest.approx(1.0) and (w > 0).sum() == 20
+    assert np.all(w[:20] == pytest.approx(1 / 20)) and np.all(w[20:] == 0)  # kept by rank
+    assert any(c.startswith("TRIM_BUDGET:4") for c in eng.codes)
+
+
+def test_turnover_cap_from_cash_funds_over_several_rebalances():
+    gov = TurnoverGovernor(0.25, None, exempt_funding=False)
+    target = np.full(10, 0.1)
+    w = np.zeros(10)
+    days = pd.date_range("2024-01-31", periods=6, freq="ME", tz="UTC")
+    for i, d in enumerate(days):
+        new, codes = gov.apply(d, w, target)
+        assert np.abs(new - w).sum() <= 0.25 + 1e-12
+        assert np.all(np.isfinite(new)) and new.sum() <= 1 + 1e-12
+        w = new
+        if i < 3:
+            assert "TURNOVER_CAP" in codes
+    assert w.sum() == pytest.approx(1.0)  # four rebalances of 25%
+    # exempt: investing idle cash is free, rotation is capped
+    ex = TurnoverGovernor(0.25, None, exempt_funding=True)
+    new, codes = ex.apply(days[0], np.zeros(10), target)
+    assert new.sum() == pytest.approx(1.0) and "FUNDING_EXEMPT" in codes
+
+
+def test_annual_turnover_budget_spans_rebalances():
+    gov = TurnoverGovernor(None, 1.0, exempt_funding=False)
+    a = np.array([0.5, 0.5, 0.0, 0.0])
+    b = np.array([0.0, 0.0, 0.5, 0.5])
+    w, spent = a.copy(), 0.0
+    days = pd.date_range("2024-01-31", periods=12, freq="ME", tz="UTC")
+    for i, d in enumerate(days):
+        new, _ = gov.apply(d, w, b if i % 2 == 0 else a)
+        spent += np.abs(new - w).sum()
+        w = new
+    assert spent == pytest.approx(1.0)  # the year's budget, then nothing
+    nxt, _ = gov.apply(days[-1] + pd.Timedelta(days=400), w, a)
+    assert np.abs(nxt - w).sum() > 0  # a new year, a new budget
+
+
+def test_backtest_mean_variance_with_turnover_cap_from_cash_never_crashes(market):
+    cfg = parse_config({"risk": {"model": "pca", "n_pca_factors": 3, "lookback_days": 120},
+                        "optimize": {"max_turnover": 0.25},
+                        "backtest": {"warmup": 260, "ledger": "none", "books": [
+                            {"name": "spread"},
+                            {"name": "exempt", "optimize": {"turnover_funding": "exempt"}}]}})
+    res = Backtester(cfg).run(market)
+    assert not res.failures
+    for b in res.books.values():
+        assert np.isfinite(b.nav).all()
+        assert b.governance["turnover_capped"] >= 1
+    # funding over several rebalances: the book from cash is not invested at once
+    sp = res.books["spread"]
+    assert 2 * sp.turnover.iloc[0] <= 0.25 + 1e-9
+
+
+def test_drawdown_from_the_equity_history():
+    assert drawdown([100, 120, 90]) == pytest.approx(0.25)
+    assert drawdown([100, 101]) == 0.0
+
+
+# --------------------------------------------------------------------------- the live loop
+
+
+def _desk(market, tmp_path, cfg):
+    store = Store.from_url(f"sqlite:///{tmp_path / 'keel.db'}")
+    store.upgrade()
+    clock = SimulatedClock(session_start(market))
+    venue = LocalVenue.start(market, clock, protocol="rest", seed=1)
+    desk = Desk(store, clock, venue.broker(), DecisionCycle(cfg))
+    desk.recover()
+    desk.fund(Decimal(10_000_000))
+    return desk, venue
+
+
+def test_keel_run_honours_max_turnover(market, tmp_path):
+    cfg = KeelConfig(optimize={"max_turnover": 0.01}, execution={"max_participation": 1.0})
+    desk, venue = _desk(market, tmp_path, cfg)
+    try:
+        res = desk.decide(market, venue.mids())
+        sent = sum(float(o.qty) * float(venue.mids()[o.symbol]) for o in res.orders)
+        assert res.traded and sent <= 0.01 * 10_000_000 * 1.001
+        assert "TURNOVER_CAP" in res.codes("optimize")
+    finally:
+        venue.stop()
+
+
+def test_engine_switch_with_more_than_k_names_held(market, tmp_path):
+    cfg = KeelConfig(optimize={"greedy_k": 5, "max_weight": 0.05},
+                     execution={"max_participation": 1.0})
+    desk, venue = _desk(market, tmp_path, cfg)
+    try:
+        first = desk.decide(market, venue.mids())
+        desk.settle(timeout_s=2.0)
+        assert len(first.targets) > 5
+        desk.switch_engine("greedy")
+        res = desk.decide(market, venue.mids(), force=True)
+        assert res.targets.sum() <= 1.0 + 1e-9 and len(res.targets) <= 5
+        assert desk.stats.failures == 0
+    finally:
+        venue.stop()
+
+
+def test_a_failing_cycle_holds_is_audited_and_escalates(market, tmp_path, monkeypatch):
+    cfg = KeelConfig(governance={"alert_after_failures": 1, "kill_after_failures": 2})
+    desk, venue = _desk(market, tmp_path, cfg)
+
+    def boom(*a, **k):
+        raise InfeasibleError("no portfolio satisfies the constraints", field="Turnover")
+    try:
+        monkeypatch.setattr(desk.cycle, "optimize", boom)
+        r1 = desk.decide(market, venue.mids())
+        assert not r1.traded and r1.codes("triggers") == ("HOLD", "CYCLE_FAILED_INFEASIBLEERROR")
+        assert not desk.cycle.kill_switch.engaged
+        desk.decide(market, venue.mids())
+        assert desk.cycle.kill_switch.engaged
+        audit = AuditLog(desk.store)
+        assert len(audit.query(action="live.cycle_failed")) == 2
+        assert len(audit.query(action="live.alert")) == 2
+        assert len(audit.query(action="live.kill_switch")) == 1
+        monkeypatch.undo()
+        r3 = desk.decide(market, venue.mids())  # the loop goes on; the switch holds it
+        assert r3.codes("triggers") == ("KILL_SWITCH",)
+    finally:
+        venue.stop()
+
+
+def test_backtest_and_keel_run_make_the_same_decision(market, tmp_path):
+    """The same day through the backtest and through keel run on the simulated exchange:
+    same targets, same reason codes, same parent orders (to the share)."""
+    d = 300
+    day = market.head(d + 1)
+    data = {"risk": {"model": "pca", "n_pca_factors": 3, "lookback_days": 120},
+            "governance": {"market_hours": False}, "execution": {"max_participation": 1.0,
+                                                                  "min_order_value": 0.0}}
+    bt = Backtester(parse_config({**data, "backtest": {
+        "warmup": 260, "start": str(market.dates[d].date()), "ledger": "none",
+        "nav": 10_000_000}})).run(market)
+    book = next(iter(bt.books.values()))
+    dec = book.decisions[0]
+    assert dec["date"] == market.dates[d].isoformat()
+    desk, venue = _desk(day, tmp_path, parse_config(data))
+    try:
+        res = desk.decide(day, venue.mids())
+    finally:
+        venue.stop()
+    assert list(res.codes("optimize")) == dec["engine"] + dec["turnover"]
+    assert [c for c in res.codes("triggers")] == dec["triggers"]
+    target = pd.Series(book_targets(bt), index=market.symbols)
+    live = res.targets.reindex(market.symbols).fillna(0.0)
+    np.testing.assert_allclose(live.to_numpy(), target.to_numpy(), atol=1e-6)
+    px = day.latest("prices")
+    bt_shares = {s: int(np.floor(w * 10_000_000 / px[s] + 1e-9))
+                 for s, w in target.items() if w > 1e-6}
+    live_orders = {o.symbol: int(o.qty) for o in res.orders}
+    assert live_orders.keys() == {s for s, q in bt_shares.items() if q > 0}
+    for s, q in live_orders.items():
+        assert abs(q - bt_shares[s]) <= 1, s
+
+
+def book_targets(result):
+    return next(iter(result.books.values())).decisions[0]["target"]
