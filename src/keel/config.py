@@ -195,6 +195,9 @@ class RiskConfig(_Section):
                                          "predicted volatility of the book.")
     max_pairwise_correlation: float | None = Field(None, gt=0, le=1, description="Limit: "
                                                    "model correlation of two held names.")
+    memory_budget_mb: float | None = Field(
+        1024.0, gt=0, description="Estimated peak memory one model fit may take, MiB; a "
+        "model above it is refused and the next of the fallback chain is tried (None: no cap).")
 
 
 class OptimizeConfig(_Section):
@@ -228,6 +231,12 @@ class OptimizeConfig(_Section):
     greedy_k_sell: int | None = Field(None, ge=1, description="greedy: sell outside the top "
                                       "k_sell (default 1.2 k).")
     cvar_beta: float = Field(0.95, gt=0.5, lt=1, description="mean_cvar: CVaR level.")
+    solver_time_limit_s: float | None = Field(
+        10.0, gt=0, description="Wall seconds one solver attempt may take; a capped attempt "
+        "moves to the next solver, then the book holds (None: the solver's default).")
+    solver_max_iter: int | None = Field(
+        None, ge=1, description="Iteration cap of one solver attempt (None: the solver's "
+        "default).")
 
     @model_validator(mode="after")
     def _consistent(self) -> OptimizeConfig:
@@ -382,7 +391,14 @@ class ServiceConfig(_Section):
 
     host: str = Field("127.0.0.1", description="Bind address.")
     port: int = Field(8000, gt=0, lt=65536, description="Bind port.")
-    api_token: str | None = Field(None, description="Bearer token for write endpoints.")
+    api_token: str | None = Field(None, description="Bearer token for write endpoints "
+                                  "(and reads when bound beyond localhost); prefer "
+                                  "token_file or the environment.")
+    token_file: Path | None = Field(None, description="File holding the API token (first "
+                                    "line; must not be readable by group or others).")
+    allowed_hosts: list[str] | None = Field(
+        None, description="Host headers served; None: the loopback names and the bind "
+        "address; [\"*\"]: any (behind a proxy or a Kubernetes Service).")
 
 
 class BookConfig(_Section):

@@ -41,7 +41,11 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "keel"
 BY_REFERENCE = {
     **{("general", k): "cli" for k in ("name", "out_dir", "log_level")},
     **{("store", k): "store" for k in ("url", "echo")},
-    **{("service", k): "service" for k in ("host", "port", "api_token")},
+    **{("service", k): "service" for k in ("host", "port", "api_token", "token_file",
+                                            "allowed_hosts")},
+    ("optimize", "solver_time_limit_s"): "solver limits (tests/optimize/test_limits.py)",
+    ("optimize", "solver_max_iter"): "solver limits (tests/optimize/test_limits.py)",
+    ("risk", "memory_budget_mb"): "risk fit (tests/app/test_production_limits.py)",
     **{("venues", k): "venue" for k in ("broker", "fix_host", "fix_port", "sender_comp_id",
                                          "target_comp_id", "rest_url")},
     **{("tracking", k): "tracking" for k in ("record_runs", "mlflow", "mlflow_uri")},

@@ -40,6 +40,7 @@ from keel.optimize.constraints import (
     NetExposure,
     SectorCaps,
 )
+from keel.optimize.limits import SolverLimits
 from keel.risk.base import FactorCovariance
 
 
@@ -126,13 +127,18 @@ class MeanVarianceEngine:
             from keel.optimize.cvar import MeanCVaR
 
             costs = [self.costs] if scale > 0 else []
-            return MeanCVaR(cons, beta=o.cvar_beta, cvar_aversion=o.risk_aversion, costs=costs)
+            from keel.optimize.cvar_highs import HighsDirectBackend
+
+            caps = SolverLimits(o.solver_time_limit_s, o.solver_max_iter).options("HIGHS")
+            return MeanCVaR(cons, beta=o.cvar_beta, cvar_aversion=o.risk_aversion, costs=costs,
+                            backend=HighsDirectBackend(**caps))
         terms: list[Any] = [Alpha(), Risk(o.risk_aversion)]
         if scale > 0:
             terms.append(TransactionCost(self.costs, scale=scale))
         if self.holding is not None and not o.long_only:
             terms.append(self.holding)
-        return MeanVariance(terms=terms, constraints=cons)
+        return MeanVariance(terms=terms, constraints=cons,
+                            limits=SolverLimits(o.solver_time_limit_s, o.solver_max_iter))
 
     def target(self, step: Step) -> np.ndarray:
         if self.problem is None:

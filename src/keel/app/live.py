@@ -434,6 +434,10 @@ class StopFlag:
         signal.signal(signal.SIGTERM, self)
         signal.signal(signal.SIGINT, self)
 
+    def lost(self) -> None:
+        """The store's single-writer lease was taken over: finish the bar, then drain."""
+        self.stopped = True
+
 
 def session_start(market: MarketData, *, minutes_after_open: int = 5,
                   calendar: str = "XNYS") -> datetime:

@@ -37,6 +37,7 @@ from keel.costs.base import CostModel, TradeContext
 from keel.costs.models import Commission, SpreadCost, SquareRootImpact
 from keel.errors import ConfigError, KeelError, ValidationError
 from keel.optimize import HoldingCost
+from keel.risk.memory import check_fit_budget
 from keel.types import to_money, to_price
 
 if TYPE_CHECKING:
@@ -231,6 +232,8 @@ class Pipeline:
 
         r = self.config.risk
         rets = view.returns.iloc[-r.lookback_days:]
+        check_fit_budget(kind.value, len(view.symbols), len(rets), r.n_pca_factors,
+                         r.memory_budget_mb)
         if kind is RiskModelKind.FUNDAMENTAL:
             model = FundamentalFactorModel(window=r.lookback_days).fit(view)
             return model.factored(), model.factor_groups_

@@ -19,11 +19,13 @@ def register(app: typer.Typer) -> None:
         config: Path | None = typer.Option(None, "--config", "-c",
                                            help="TOML file (default: built-in defaults)."),
     ) -> None:
-        """Print the effective configuration (file + KEEL_* environment) as JSON."""
+        """Print the effective configuration (file + KEEL_* environment) as JSON, secrets (API
+        token, database password) masked."""
+        from keel.app.guard import mask_secrets
         from keel.config import config_as_dict, load_config
 
         with friendly_errors():
-            console.print_json(json.dumps(config_as_dict(load_config(config))))
+            console.print_json(json.dumps(mask_secrets(config_as_dict(load_config(config)))))
 
     @config_app.command("reference")
     def reference() -> None:

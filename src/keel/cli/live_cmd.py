@@ -11,20 +11,40 @@ import typer
 from keel.cli.common import configure_logging, console, friendly_errors
 
 
+def venue_readiness(broker: Any) -> str | None:
+    """None when a venue session this process trades through is logged on (or the venue has
+    no session to log on, e.g. REST), else the reason (``/ready`` of ``keel run --serve``)."""
+    parts = [broker, getattr(broker, "primary", None), getattr(broker, "fallback", None)]
+    sessions = [p for p in parts if p is not None and hasattr(p, "is_logged_on")]
+    if not sessions or any(p.is_logged_on() for p in sessions):
+        return None
+    return "venue session not logged on"
+
+
 def _embedded_service(cfg: Any, store: Any, desk: Any, market: Any, clock: Any,
-                      port: int | None) -> Any:
+                      port: int | None, lease: Any) -> Any:
     """The service inside the trading process, on the desk's own metrics."""
     from keel.app.service import BackgroundServer, create_app
 
     pipe = desk.cycle.pipeline
-    app = create_app(store, metrics=desk.metrics, token=cfg.service.api_token,
+    checks = {"venue": lambda: venue_readiness(desk.broker),
+              "lease": lambda: None if lease.held else "single-writer lease lost"}
+    app = create_app(store, metrics=desk.metrics, token=_service_token(cfg),
                      market=lambda: market, clock=clock, limits=pipe.risk_limits(),
                      cost_model=pipe.cost_model, default_spread=pipe.default_spread,
-                     confidence=cfg.risk.var_confidence, horizon_days=cfg.risk.horizon_days)
+                     confidence=cfg.risk.var_confidence, horizon_days=cfg.risk.horizon_days,
+                     readiness=checks)
     server = BackgroundServer(app, cfg.service.host,
                               port if port is not None else cfg.service.port).start()
     print(f"SERVING {server.url}", flush=True)
     return server
+
+
+def _service_token(cfg: Any) -> str | None:
+    """The API token: ``service.token_file``, else the environment, else ``service.api_token``."""
+    from keel.app.guard import load_token
+
+    return load_token(cfg.service.token_file) or cfg.service.api_token
 
 
 def register(app: typer.Typer) -> None:
@@ -67,6 +87,9 @@ def register(app: typer.Typer) -> None:
                                    "dashboard, REST API and this process's /metrics."),
         serve_port: int | None = typer.Option(None, help="Port of --serve (default: config "
                                               "service.port)."),
+        wait_lease: float = typer.Option(0.0, help="Seconds to wait for the store's "
+                                         "single-writer lease when another keel run holds it "
+                                         "(0: refuse at once, exit 2)."),
     ) -> None:
         """Run the live cycle: every bar refresh data, score, optimize, decide, trade when a
         trigger fires; SIGTERM drains (exit 0); a restart resumes from the store."""
@@ -80,12 +103,20 @@ def register(app: typer.Typer) -> None:
         from keel.app.pipeline import load_market
         from keel.app.venue import LocalVenue, fix_unavailable, remote_broker
         from keel.cli.demo_cmd import load_run_config
+        from keel.cli.validate import number, validate_run_options
         from keel.clock import SimulatedClock, WallClock
         from keel.errors import ConfigError
         from keel.store.db import Store
+        from keel.store.lease import LIVE_LEASE, Lease
         from keel.types import to_money, to_price
 
         with friendly_errors():
+            validate_run_options(bar_minutes=bar_minutes, interval=interval,
+                                 max_bars=max_bars, horizon_minutes=horizon_minutes,
+                                 drain_timeout=drain_timeout, nav=nav, clock_kind=clock_kind,
+                                 drain=drain, control=control, config=config,
+                                 serve_port=serve_port)
+            number(wait_lease, "wait_lease", lo=0, hi=86_400)
             stop = StopFlag()
             stop.install()
             cfg = load_run_config(config, out_dir, assets, days, seed, engine,
@@ -99,6 +130,13 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError("unknown drain mode", field="drain", value=drain)
             store = Store.from_url(cfg.store.url)
             store.upgrade()
+            # one live loop per book: refuse (or wait) while another keel run holds the store
+            lease = Lease(store, LIVE_LEASE, on_lost=stop.lost)
+            if wait_lease:
+                lease.acquire_waiting(wait_lease)
+            else:
+                lease.acquire()
+            lease.start_heartbeat()
             market = load_market(cfg)
             venue = venue or cfg.venues.broker.value
             bar = timedelta(minutes=bar_minutes)
@@ -154,7 +192,7 @@ def register(app: typer.Typer) -> None:
 
             control_path = control or out / "control.json"
             server = _embedded_service(cfg, store, desk, market, clock,
-                                       serve_port) if serve else None
+                                       serve_port, lease) if serve else None
             opts = LiveOptions(interval_s=interval, bar=bar, max_bars=max_bars,
                                drain_finish=drain == "finish", drain_timeout_s=drain_timeout,
                                control=control_path, calendar=cfg.data.calendar)
@@ -162,6 +200,7 @@ def register(app: typer.Typer) -> None:
                 summary = run_live(desk, market, opts, prices=prices, step_market=step_market,
                                    sim_clock=sim, stop=stop, on_cycle=on_cycle)
             finally:
+                lease.release()
                 if server is not None:
                     server.stop()
                 if local is not None:
@@ -186,20 +225,31 @@ def register(app: typer.Typer) -> None:
                                            help="TOML configuration (default: built-in)."),
         host: str | None = typer.Option(None, help="Bind address (default: config service.host)."),
         port: int | None = typer.Option(None, help="Bind port (default: config service.port)."),
-        token: str | None = typer.Option(
-            None, help="Bearer token for write endpoints (default: config "
-                       "service.api_token or KEEL_SERVICE__API_TOKEN; none disables writes)."),
+        token_file: Path | None = typer.Option(
+            None, help="File holding the bearer token (first line, chmod 600); default: "
+                       "config service.token_file, else KEEL_SERVICE_TOKEN / "
+                       "KEEL_SERVICE__API_TOKEN, else service.api_token. Never on the "
+                       "command line, where ps shows it."),
         log_level: str = typer.Option("info", help="uvicorn log level."),
     ) -> None:
-        """Serve the dashboard, REST API and /metrics over the configured store."""
-        import uvicorn
-
+        """Serve the dashboard, REST API and /metrics over the configured store (hardened:
+        Host check, body limit, header timeout, token before parsing; reads need the token
+        when bound beyond localhost)."""
+        from keel.app import guard
         from keel.app.service import app_from_config
+        from keel.cli.validate import port as valid_port
         from keel.config import load_config
 
         with friendly_errors():
             cfg = load_config(config)
+            if port is not None:
+                valid_port(port, "port")
             configure_logging(cfg.general.log_level)
-            app = app_from_config(cfg, token=token)
-            uvicorn.run(app, host=host or cfg.service.host, port=port or cfg.service.port,
-                        log_level=log_level)
+            bind = host or cfg.service.host
+            hosts = cfg.service.allowed_hosts
+            token = guard.load_token(token_file or cfg.service.token_file) \
+                or cfg.service.api_token
+            settings = guard.GuardSettings.for_bind(
+                bind, token, allowed_hosts=() if hosts == ["*"] else hosts)
+            guard.serve(app_from_config(cfg, token=token), bind, port or cfg.service.port,
+                        settings, log_level=log_level)

@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import TracebackType
 
@@ -51,10 +52,13 @@ class Lease:
         holder: this holder's id (default :func:`default_holder`).
         clock: time source for expiry (default the wall clock: a lease is about real time even
             when the trading loop runs on a simulated clock).
+        on_lost: called (from the heartbeat thread) when a renewal finds the lease taken
+            over: the holder must stop writing (``keel run`` drains and exits).
     """
 
     def __init__(self, store: Store, name: str = LIVE_LEASE, *, ttl_s: float = 30.0,
-                 holder: str | None = None, clock: Clock | None = None) -> None:
+                 holder: str | None = None, clock: Clock | None = None,
+                 on_lost: Callable[[], None] | None = None) -> None:
         if not (ttl_s > 0 and ttl_s < 86_400):
             raise ValidationError("lease time-to-live must be in (0, 86400) seconds",
                                   field="ttl_s", value=ttl_s)
@@ -65,6 +69,7 @@ class Lease:
         self.ttl = timedelta(seconds=ttl_s)
         self.holder = holder or default_holder()
         self.clock: Clock = clock or WallClock()
+        self.on_lost = on_lost
         self._held = False
         self._lost = threading.Event()
         self._stop = threading.Event()
@@ -190,6 +195,8 @@ class Lease:
                 self.renew()
             except LeaseHeldError as exc:
                 log.error("single-writer lease lost: %s", exc)
+                if self.on_lost is not None:
+                    self.on_lost()
                 return
             except StoreError as exc:
                 log.warning("lease renewal failed (will retry): %s", exc)
