@@ -50,6 +50,10 @@ def register(app: typer.Typer) -> None:
         rest_url: str | None = typer.Option(None, help="REST venue URL (default: config)."),
         fix_host: str | None = typer.Option(None, help="FIX venue host (default: config)."),
         fix_port: int | None = typer.Option(None, help="FIX venue port (default: config)."),
+        fix_settings: Path | None = typer.Option(None, "--fix-settings", help="QuickFIX-style "
+                                                 "settings file whose initiator [SESSION] "
+                                                 "is the FIX session (--venue fix; host and "
+                                                 "port default to its SocketConnect*)."),
         engine: str | None = typer.Option(None, help="mean_variance or greedy (default: "
                                           "config optimize.engine)."),
         interval: float = typer.Option(1.0, help="Wall seconds between bars."),
@@ -115,10 +119,12 @@ def register(app: typer.Typer) -> None:
                 broker = local.broker(fallback=True)
             else:
                 v = cfg.venues
+                from_file = fix_settings is not None
                 broker = remote_broker(venue, rest_url=rest_url or v.rest_url,
-                                       fix_host=fix_host or v.fix_host,
-                                       fix_port=fix_port or v.fix_port,
-                                       sender=v.sender_comp_id, target=v.target_comp_id)
+                                       fix_host=fix_host or (None if from_file else v.fix_host),
+                                       fix_port=fix_port or (None if from_file else v.fix_port),
+                                       sender=v.sender_comp_id, target=v.target_comp_id,
+                                       fix_settings=fix_settings)
             desk = Desk(store, clock, broker, cycle, metrics=KeelMetrics(), venue_name=venue,
                         max_order_notional=cfg.execution.max_order_notional,
                         limits=limits_from_config(cfg))
