@@ -314,7 +314,7 @@ def _one(entries: dict[str, tuple[int, str]], section: str, base: Path, source: 
         if key not in entries:
             raise ConfigError(f"[{section}] missing required setting for an "
                               f"{'initiator' if initiator else 'acceptor'}", field=key,
-                              file=source)
+                              file=source, section=section)
     for key in ("file_store_path", "data_dictionary"):
         if key in ep:
             p = Path(ep[key]).expanduser()
@@ -322,7 +322,7 @@ def _one(entries: dict[str, tuple[int, str]], section: str, base: Path, source: 
     dd = ep.get("data_dictionary")
     if dd is not None and not dd.is_file():
         raise ConfigError(f"[{section}] data dictionary file not found", field="DataDictionary",
-                          value=str(dd), file=source)
+                          value=str(dd), file=source, section=section)
     cfg["schedule"] = _schedule(sch, entries, section, source)
     for key in ("max_latency", "logon_timeout", "logout_timeout"):
         if key in cfg:
@@ -337,14 +337,14 @@ def _schedule(sch: dict[str, Any], entries: dict[str, tuple[int, str]], section:
         extra = [k for k in ("StartTime", "EndTime", "StartDay", "EndDay") if k in entries]
         if extra:
             raise ConfigError(f"[{section}] NonStopSession=Y with a schedule", field=extra[0],
-                              value=entries[extra[0]][1].strip(), file=source)
+                              value=entries[extra[0]][1].strip(), file=source, section=section)
         return None
     for key in ("StartTime", "EndTime"):
         if key not in entries:
             raise ConfigError(f"[{section}] missing required setting (or NonStopSession=Y)",
-                              field=key, file=source)
+                              field=key, file=source, section=section)
     try:
         return SessionSchedule(**sch)
     except ConfigError as exc:
         raise ConfigError(f"[{section}] {exc.message}", field=exc.field, value=exc.value,
-                          file=source) from None
+                          file=source, section=section) from None
