@@ -213,3 +213,34 @@ def test_weekly_session_resets_once_a_week(dd42) -> None:
     (reply,) = p.out()
     assert s.is_logged_on and reply.seq_num == 1
     assert s.period is not None and s.period[0] == sunday - timedelta(seconds=30).total_seconds()
+
+
+def test_a_restart_in_a_later_period_resets_a_file_store(dd42, tmp_path) -> None:
+    """The store records the period its numbers belong to (QuickFIX's creation time): a
+    process restarted the same day keeps them, one restarted the next day starts at 1."""
+    from keel.venues.fix.store import FileStore
+
+    cfg = SessionConfig("FIX.4.2", "ISLD", "TW42", schedule=DAILY)
+
+    def run(t: float) -> tuple[int, int, int, int]:
+        store = FileStore(tmp_path, cfg.session_id)
+        try:
+            s = Session(cfg, dd42, store)
+            s.on_connect(t)
+            p = Peer(s)
+            p.seq = s.next_target
+            p.logon(t)
+            before = (s.next_sender, s.next_target)
+            (reply,) = p.out()
+            p.send("35=1|112=X|", t + 1)
+            assert s.is_logged_on
+            return reply.seq_num, before[1], s.next_sender, s.next_target
+        finally:
+            store.close()
+
+    assert run(at(2026, 6, 2, 9)) == (1, 2, 3, 3)
+    assert run(at(2026, 6, 2, 15)) == (3, 4, 5, 5)  # same day: the numbers carry on
+    assert run(at(2026, 6, 3, 9)) == (1, 2, 3, 3)  # next day's session: reset to 1
+    store = FileStore(tmp_path, cfg.session_id)
+    assert store.period_start == at(2026, 6, 3, 8)
+    store.close()

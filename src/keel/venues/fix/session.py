@@ -213,9 +213,16 @@ class Session:
         current = schedule.period(now)
         if current is None:
             return False
-        if p is not None and current[0] != p[0]:
+        # the period the stored numbers belong to: this process's, else the store's record
+        # (a restart in a later period must reset too, as QuickFIX's creation time makes it)
+        known = p[0] if p is not None else getattr(self.store, "period_start", None)
+        if known is not None and current[0] != known:
             self._event("new session period: resetting sequence numbers")
             self.store.reset()
+        if known != current[0]:
+            mark = getattr(self.store, "set_period_start", None)
+            if mark is not None:
+                mark(current[0])
         self.period = current
         return True
 
