@@ -17,10 +17,11 @@ from tests.conftest import REPO
 from tests.venues.test_exchange_cli import start, stop, wait_line
 from typer.testing import CliRunner
 
-from keel.app.venue import fix_broker, initiator_settings
+from keel.app.venue import initiator_settings, remote_broker
 from keel.cli import app
 from keel.errors import ConfigError
 from keel.types import Order, Side, utc
+from keel.venues.fix.broker import FixBroker
 from keel.venues.fix.settings import FixSessionSettings, load_settings, parse_settings
 from keel.venues.fix.store import FileStore, MemoryStore
 
@@ -171,7 +172,12 @@ def test_exchange_and_desk_from_the_documented_file_trade(tmp_path: Path) -> Non
         port = int(re.search(r":(\d+) ", line).group(1))  # type: ignore[union-attr]
         wait_line(lines, "ready")
         settings = initiator_settings(cfg_file)
-        broker = fix_broker("127.0.0.1", port, settings=settings)
+        # as `keel run --venue fix --fix-settings FILE --fix-port PORT` builds it: the host
+        # comes from the file's SocketConnectHost, the port from the option
+        routing = remote_broker("fix", rest_url="http://127.0.0.1:9", fix_host=None,
+                                fix_port=port, fix_settings=cfg_file)
+        broker = routing.primary  # type: ignore[attr-defined]
+        assert isinstance(broker, FixBroker)
         try:
             order = Order("S1", "AAPL", Side.BUY, Decimal(10), utc(2026, 6, 2, 15))
             broker.submit(order)
@@ -185,7 +191,21 @@ def test_exchange_and_desk_from_the_documented_file_trade(tmp_path: Path) -> Non
             assert broker.session.config == settings.config
         finally:
             broker.close()
+            routing.fallback.close()  # type: ignore[attr-defined]
     finally:
         assert stop(proc) == 0
     stores = sorted(p.name for p in (tmp_path / "keel-out" / "fix-store").iterdir())
     assert any("KEEL" in n for n in stores), stores  # both ends kept FileStores there
+
+
+def test_acceptance_server_sessions_from_a_settings_file(tmp_path: Path) -> None:
+    from keel.venues.fix.acceptance import acceptance_sessions
+
+    text = EXAMPLE.replace("TargetCompID=KEEL\n", "TargetCompID=TW44\n")
+    sessions = acceptance_sessions(settings=parse_settings(text, base_dir=tmp_path))
+    (s,) = sessions  # the initiator [SESSION] is not served
+    assert s.session_id == "FIX.4.4:KEELX->TW44" and s.config.schedule is not None
+    assert isinstance(s.store, FileStore)
+    s.store.close()
+    with pytest.raises(ConfigError, match="ConnectionType=acceptor"):
+        acceptance_sessions(settings=[x for x in parse_settings(text) if x.initiator])
