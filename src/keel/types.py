@@ -258,6 +258,49 @@ def _check_symbol(symbol: Any) -> str:
     return symbol
 
 
+#: longest identifier (client order id, parent id, symbol) an order may carry, characters
+MAX_ID_LEN = 128
+#: longest free-text tag (``strategy``), characters
+MAX_TEXT_LEN = 256
+
+
+def check_text(value: Any, field_name: str, *, ident: bool = True,
+               symbol: str | None = None) -> str:
+    """Refuse a string a wire protocol could misread; return it unchanged.
+
+    Identifiers (``ident=True``: ids, symbols) must be non-empty printable ASCII without spaces
+    at either end, at most :data:`MAX_ID_LEN` characters; free text must be printable (no
+    control character, SOH included) and encodable as UTF-8, at most :data:`MAX_TEXT_LEN`.
+    So no field can smuggle a FIX ``<SOH>tag=value`` pair or break an encoder after the
+    order was accepted. Cost: one pass over the string (bounded by the length check first).
+    """
+    if not isinstance(value, str):
+        raise ValidationError("expected a string", field=field_name, symbol=symbol,
+                              value=type(value).__name__)
+    limit = MAX_ID_LEN if ident else MAX_TEXT_LEN
+    if len(value) > limit:
+        raise ValidationError(f"longer than {limit} characters", field=field_name,
+                              symbol=symbol, value=value[:32] + "...")
+    if ident:
+        if not value or not value.isascii() or not value.isprintable():
+            raise ValidationError("must be non-empty printable ASCII (no control character, "
+                                  "no SOH)", field=field_name, symbol=symbol, value=value)
+        if value != value.strip():
+            raise ValidationError("leading or trailing whitespace", field=field_name,
+                                  symbol=symbol, value=value)
+        return value
+    if not value.isprintable():
+        raise ValidationError("control character (SOH, newline, ...) in text",
+                              field=field_name, symbol=symbol, value=value)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("not encodable as UTF-8", field=field_name, symbol=symbol,
+                              value=value.encode("utf-8", "backslashreplace").decode()
+                              ) from None
+    return value
+
+
 def _set(obj: Any, name: str, value: Any) -> None:
     object.__setattr__(obj, name, value)
 
@@ -340,6 +383,7 @@ class ChildOrder:
         if not isinstance(self.parent_id, str) or not self.parent_id:
             raise ValidationError("parent_id must be a non-empty string", field="parent_id",
                                   value=self.parent_id)
+        check_text(self.parent_id, "parent_id", symbol=self.symbol)
         if self.slice_index < 0:
             raise ValidationError("slice_index must be >= 0", field="slice_index",
                                   value=self.slice_index)
@@ -374,7 +418,11 @@ def _validate_order_fields(order: Order | ChildOrder) -> None:
         raise ValidationError("client_order_id must be a non-empty string",
                               field="client_order_id", value=order.client_order_id)
     _check_symbol(order.symbol)
+    check_text(order.symbol, "symbol")
     sym = order.symbol
+    check_text(order.client_order_id, "client_order_id", symbol=sym)
+    if order.strategy is not None:
+        check_text(order.strategy, "strategy", ident=False, symbol=sym)
     _set(order, "side", Side(order.side))
     _set(order, "order_type", OrderType(order.order_type))
     _set(order, "tif", TimeInForce(order.tif))

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from keel.costs.base import CostModel, TradeContext
+from keel.costs.base import CostModel, SeparableForm, TradeContext
 from keel.optimize.inputs import PortfolioInputs
 from keel.risk.base import FactorCovariance
 
@@ -25,6 +25,9 @@ class LinearCost(CostModel):
 
     def expr(self, trade_weights: cp.Expression, ctx: TradeContext) -> cp.Expression:
         return self.bps * 1e-4 * cp.norm1(trade_weights)
+
+    def separable_form(self, ctx: TradeContext) -> SeparableForm | None:
+        return SeparableForm(np.full(len(ctx.symbols), self.bps * 1e-4))
 
 
 class PowerCost(CostModel):
@@ -44,6 +47,9 @@ class PowerCost(CostModel):
 
     def expr(self, trade_weights: cp.Expression, ctx: TradeContext) -> cp.Expression:
         return self._coef(ctx) @ cp.power(cp.abs(trade_weights), 1.5)
+
+    def separable_form(self, ctx: TradeContext) -> SeparableForm | None:
+        return SeparableForm(np.zeros(len(ctx.symbols)), self._coef(ctx), 1.5)
 
 
 def make_factor(n: int, k: int, seed: int = 0) -> FactorCovariance:

@@ -29,11 +29,14 @@ def test_spread_and_commission_are_l1_on_the_direct_path(h) -> None:
                                                          rel=1e-10)
 
 
-def test_square_root_impact_goes_through_cvxpy(h) -> None:
+def test_square_root_impact_goes_through_the_conic_direct_path(h) -> None:
     inp = h.make_inputs(40, 3, seed=12, current=True)
     costs = [SpreadCost(), SquareRootImpact(y=1.0, beta=0.5)]
     res = _mv(costs).solve(inp)
-    assert res.solver == "CLARABEL"  # a power cone: not a QP
+    assert res.solver == "CLARABEL-direct"  # power cones, not a QP: PIQP steps aside
+    ref = _mv(costs, direct=[]).solve(inp)
+    assert ref.solver == "CLARABEL"
+    assert res.objective == pytest.approx(ref.objective, rel=1e-7)
     trades = res.trades.to_numpy() * inp.trade_context.nav
     total = sum(m.cost(trades, inp.trade_context).total for m in costs)
     assert res.objective_split["cost"] == pytest.approx(total / inp.trade_context.nav,

@@ -9,6 +9,7 @@ import pytest
 from keel.optimize.constraints import Budget, Liquidity, LongOnly, Turnover, WeightBounds
 from keel.optimize.fastqp import ClarabelDirect, OSQPDirect, PDASDirect
 from keel.optimize.mean_variance import MeanVariance
+from keel.optimize.piqp_direct import PIQPDirect
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -45,6 +46,37 @@ def test_pdas_steps_aside_when_not_applicable(h) -> None:
     res = mv.solve(inp)
     assert res.solver == "CLARABEL-direct"
     assert [a.solver for a in res.fallback_trail] == ["CLARABEL-direct"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_piqp_matches_cvxpy_on_the_full_problem(h, seed: int) -> None:
+    """The PIQP direct solver on budget + long-only + cap + L1 cost + turnover + sector
+    caps + beta band + liquidity + factor bounds: the CVXPY reference's utility to 1e-7, and
+    the binding constraints' duals are numbers (not nan), as CVXPY's are."""
+    from keel.optimize.constraints import (
+        BetaNeutral,
+        FactorExposureBounds,
+        SectorCaps,
+    )
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(30, 150))
+    inp = h.make_inputs(n, 3, seed=seed, current=True).with_(
+        adv_weight=rng.uniform(0.05, 1.0, n))
+    cons = [Budget(), LongOnly(), WeightBounds(upper=0.05 if n > 40 else 0.1),
+            Turnover(max_total=0.5), SectorCaps(long=0.45), BetaNeutral(0.2, 1.0),
+            Liquidity(max_trade_adv=0.1), FactorExposureBounds(lower=-1.0, upper=1.5)]
+    kw = dict(constraints=cons, risk_aversion=float(rng.uniform(1, 20)),
+              costs=[h.LinearCost(5.0)])
+    fast, ref = MeanVariance(**kw, direct=[PIQPDirect()]), MeanVariance(**kw, direct=[])
+    for _ in range(3):
+        a, b = fast.solve(inp), ref.solve(inp)
+        assert a.solver == "PIQP-direct"
+        assert a.objective == pytest.approx(b.objective, rel=1e-7, abs=1e-12)
+        assert a.max_violation <= 1e-8
+        assert {x.name for x in a.binding} == {x.name for x in b.binding}
+        assert all(np.isfinite(x.dual) for x in a.binding)
+        inp = inp.with_(alpha=rng.normal(0, 1e-3, n), current=a.weights.to_numpy())
 
 
 def test_osqp_direct_warm_resolve(h) -> None:

@@ -66,11 +66,18 @@ def test_cancel_replace_open_orders(venue):
     assert b.open_orders() == []
     kinds = [e.kind for e in b.poll_events()]
     assert kinds == [EventKind.ACK, EventKind.REPLACED, EventKind.CANCELLED]
-    with pytest.raises(OrderRejected, match="not open"):
-        b.cancel("c2")
-    with pytest.raises(OrderRejected) as exc:
-        b.cancel("never")
-    assert exc.value.reason_code == "UNKNOWN_ORDER"
+    # a cancel of a done or unknown order is an event, never an exception (Broker contract)
+    b.cancel("c2")
+    b.cancel("never")
+    b.replace("never", _lim("c3", Side.BUY, 5, "91"))
+    late = b.poll_events()
+    assert [(e.kind, e.client_order_id) for e in late] == [
+        (EventKind.CANCEL_REJECTED, "c2"), (EventKind.CANCEL_REJECTED, "never"),
+        (EventKind.CANCEL_REJECTED, "never")]
+    assert "not open" in late[0].reason and late[0].extra["status"] == "CANCELLED"
+    assert late[1].reason == "unknown order" and late[2].extra["response_to"] == "replace"
+    assert b.order_status("never") is None
+    assert b.order_status("c2").status is OrderStatus.CANCELLED
 
 
 def test_duplicate_and_invalid_orders_are_rejected_with_reason(venue):

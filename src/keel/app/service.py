@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from keel.app import control, views
 from keel.app.auth import require_token
+from keel.app.guard import Guard, GuardSettings
 from keel.app.metrics import KeelMetrics
 from keel.app.readiness import Check, evaluate, store_checks
 from keel.app.riskview import RiskView
@@ -52,7 +53,8 @@ class CostRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     symbol: str = Field(min_length=1, max_length=32)
-    qty: float = Field(gt=0, allow_inf_nan=False, description="Shares, > 0.")
+    qty: float = Field(gt=0, le=1e12, allow_inf_nan=False,
+                       description="Shares, > 0, at most 1e12 (more than any issuer has).")
     side: Side
     horizon_days: float = Field(1.0, gt=0, le=60, allow_inf_nan=False,
                                 description="Execution horizon, trading days.")
@@ -113,7 +115,8 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
                limits: RiskLimits | None = None, cost_model: CostModel | None = None,
                account: str = "default", confidence: float = 0.95, horizon_days: int = 21,
                default_spread: float | None = None, poll_seconds: float = 3.0,
-               readiness: Mapping[str, Check] | None = None) -> FastAPI:
+               readiness: Mapping[str, Check] | None = None,
+               guard: GuardSettings | None = None) -> FastAPI:
     """The service over ``store``.
 
     Args:
@@ -133,6 +136,8 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
         poll_seconds: how often the dashboard refreshes.
         readiness: further named checks of ``/ready`` after the store's (``keel run`` adds
             "venue logged on"); each returns None when fine, else the reason.
+        guard: host check, body limit and authentication applied before any route parses
+            a request (:mod:`keel.app.guard`); ``keel serve`` should always set it.
 
     Control requests are control records in the audit log (:mod:`keel.app.control`), which
     ``keel run`` applies every bar; the service never calls into the trading process.
@@ -336,6 +341,8 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
     def dashboard_js() -> Response:
         return Response(_static("dashboard.js"), media_type="text/javascript")
 
+    if guard is not None:  # hardening lives in keel.app.guard; this is its one hook
+        app.add_middleware(Guard, settings=guard)
     return app
 
 

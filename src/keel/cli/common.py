@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from keel.errors import KeelError
 
@@ -18,15 +18,38 @@ err_console = Console(stderr=True)
 T = TypeVar("T")
 
 
+#: longest error line printed, characters (the rest is elided, with its length)
+MAX_ERROR_CHARS = 500
+
+
+def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``text`` on one line (control characters escaped) and at most ``limit`` characters:
+    linear in ``limit``, not in the length of ``text``."""
+    n = len(text)
+    head = text[: limit + 1]
+    clean = head.encode("unicode_escape", "backslashreplace").decode("ascii") \
+        if not head.isprintable() else head
+    if len(clean) <= limit and n <= limit:
+        return clean
+    return f"{clean[: limit - 40]}... ({n} characters in all)"
+
+
+def print_error(exc: BaseException) -> None:
+    """One red line on stderr: the error's type and its message, no markup interpretation,
+    no highlighting (Rich's highlighter is quadratic in a long value)."""
+    line = Text(type(exc).__name__, style="bold red")
+    line.append(": " + one_line(str(exc)))
+    err_console.print(line, soft_wrap=True, highlight=False, markup=False)
+
+
 @contextmanager
 def friendly_errors() -> Iterator[None]:
-    """Print a ``KeelError`` as one red line and exit 2 instead of a traceback."""
+    """Print a ``KeelError`` (or an unreadable input: ``OSError``, ``UnicodeError``) as one
+    red line and exit 2 instead of a traceback."""
     try:
         yield
-    except KeelError as exc:
-        # Escape: error context is rendered "[file=..., row=...]", which Rich reads as markup.
-        err_console.print(f"[bold red]{type(exc).__name__}[/]: {escape(str(exc))}",
-                          soft_wrap=True)
+    except (KeelError, OSError, UnicodeError) as exc:
+        print_error(exc)
         raise typer.Exit(2) from None
 
 

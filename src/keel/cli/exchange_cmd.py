@@ -13,12 +13,17 @@ from keel.clock import Clock
 
 def _clients(specs: list[str]) -> dict[str, str]:
     from keel.errors import ConfigError
+    from keel.types import check_text
 
     out = {}
     for spec in specs:
-        comp_id, sep, account = spec.partition("=")
+        comp_id, sep, account = (p.strip() for p in spec.partition("="))
         if not sep or not comp_id or not account:
-            raise ConfigError("expected COMPID=ACCOUNT", field="client", value=spec)
+            raise ConfigError("expected COMPID=ACCOUNT", field="client", value=spec[:64])
+        check_text(comp_id, "client")
+        check_text(account, "client")
+        if comp_id in out:
+            raise ConfigError("duplicated client CompID", field="client", value=comp_id)
         out[comp_id] = account
     return out
 
@@ -75,16 +80,32 @@ def register(app: typer.Typer) -> None:
         from keel.venues.fix.settings import accept_port, load_settings, only
 
         with friendly_errors():
+            from keel.cli.validate import number
+            from keel.cli.validate import port as check_port
+            from keel.types import check_text
+
+            # validate first: nothing binds or starts before every option is checked
             settings = None if fix_settings is None else only(load_settings(fix_settings),
                                                               initiator=False)
             if port is None:
                 port = 9878 if settings is None else accept_port(settings,
                                                                  source=str(fix_settings))
+            check_port(port, "port")
+            if rest_port != -1:
+                check_port(rest_port, "rest_port")
+            number(price, "price", lo=0, hi=1e9, lo_open=True)
+            number(daily_vol, "daily_vol", lo=0, hi=1)
+            number(speed, "speed", lo=0, hi=1e6, lo_open=True)
+            number(step_seconds, "step_seconds", lo=0, hi=3600, lo_open=True)
+            number(duration, "duration", lo=0)
+            check_text(sender_comp_id, "sender_comp_id")
+            check_text(api_key, "api_key")
+            clients = _clients(client)
             clock = WallClock()
             step = _liquidity(lobster, symbols, price, daily_vol, seed, speed, clock)
             ex: SimulatedExchange = step.exchange
             fix = FixExchangeServer(ex, host=host, port=port, sender_comp_id=sender_comp_id,
-                                    clients=_clients(client), begin_string=begin_string,
+                                    clients=clients, begin_string=begin_string,
                                     store_dir=store_dir, spec_dir=spec_dir,
                                     clock=clock, settings=settings).start()
             rest = None
@@ -97,7 +118,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"keel exchange: FIX on {host}:{fix.port} {served}",
                           soft_wrap=True, highlight=False)
             if rest is not None:
-                console.print(f"keel exchange: REST on {rest.url} (key {api_key!r})",
+                console.print(f"keel exchange: REST on {rest.url} (key {api_key[:2]}***)",
                               soft_wrap=True, highlight=False)
             console.print(f"keel exchange: ready, liquidity {step.describe()}",
                           soft_wrap=True, highlight=False)
@@ -166,5 +187,11 @@ def _liquidity(lobster: Path | None, symbols: str, price: float, daily_vol: floa
                speed: float, clock: Clock) -> _Synthetic | _Replay:
     if lobster is not None:
         return _Replay(lobster, speed)
-    names = [s.strip() for s in symbols.split(",") if s.strip()]
+    from keel.cli.validate import normalise_symbols
+
+    names = normalise_symbols([s for s in symbols.split(",") if s.strip()], field="symbols")
+    if not names:
+        from keel.errors import ValidationError
+
+        raise ValidationError("at least one symbol is needed", field="symbols")
     return _Synthetic(names, price, daily_vol, seed, clock)

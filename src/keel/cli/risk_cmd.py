@@ -13,17 +13,11 @@ if TYPE_CHECKING:
     from keel.data.market import MarketData
 
 
-def _read_table(path: Path, nrows: int | None = None) -> pd.DataFrame:
-    import pandas as pd
+def _read_table(path: Path, nrows: int | None = None, field: str = "path") -> pd.DataFrame:
+    from keel.cli.validate import read_table_safely
 
-    from keel.errors import DataError
-
-    if not path.exists():
-        raise DataError("file not found", field="path", file=str(path))
-    if path.suffix == ".parquet":
-        df = pd.read_parquet(path)
-        return df if nrows is None else df.head(nrows)
-    return pd.read_csv(path, nrows=nrows)
+    result: pd.DataFrame = read_table_safely(path, field, nrows)
+    return result
 
 
 def read_market(prices: Path, sectors: Path | None = None) -> MarketData:
@@ -54,25 +48,45 @@ def read_market(prices: Path, sectors: Path | None = None) -> MarketData:
 
 def read_weights(path: Path) -> pd.Series:
     """Weights by symbol from a CSV with ``symbol`` and ``weight`` columns (or the first two)."""
-    from keel.errors import DataError
+    import numpy as np
 
-    df = _read_table(path)
-    cols = {c.lower(): c for c in df.columns}
+    from keel.cli.validate import normalise_symbols, short
+    from keel.errors import DataError, ValidationError
+
+    df = _read_table(path, field="weights")
+    cols = {str(c).strip().lower(): c for c in df.columns}
     if {"symbol", "weight"} <= cols.keys():
         sym, wt = cols["symbol"], cols["weight"]
     elif df.shape[1] >= 2:
         sym, wt = df.columns[0], df.columns[1]
     else:
         raise DataError("weights file needs symbol and weight columns", field="weights",
-                        file=str(path))
-    if df[sym].duplicated().any():
-        raise DataError("duplicated symbol in weights", field="weights",
-                        symbol=str(df[sym][df[sym].duplicated()].iloc[0]), file=str(path))
+                        file=short(str(path)))
+    if df.empty:
+        raise DataError("weights file has no rows", field="weights", file=short(str(path)))
     try:
-        w = df.set_index(df[sym].astype(str))[wt].astype(float)
+        symbols = normalise_symbols(df[sym].tolist(), field="weights.symbol")
+    except ValidationError as exc:
+        raise DataError(exc.message, field=exc.field, symbol=exc.symbol, value=exc.value,
+                        file=short(str(path)), **exc.context) from None
+    try:
+        values = df[wt].astype(float).to_numpy()
     except (TypeError, ValueError):
-        raise DataError("non-numeric weight", field="weights", file=str(path)) from None
-    return w.rename("weight")
+        raise DataError("non-numeric weight", field="weights.weight",
+                        file=short(str(path))) from None
+    bad = ~np.isfinite(values) | (np.abs(values) > MAX_ABS_WEIGHT)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(f"weight must be finite and within +/-{MAX_ABS_WEIGHT:g} (fraction "
+                        "of NAV)", field="weights.weight", symbol=symbols[i],
+                        value=short(values[i]), file=short(str(path)))
+    import pandas as pd
+
+    return pd.Series(values, index=pd.Index(symbols), name="weight")
+
+
+#: largest absolute weight accepted in a weights file (fraction of NAV: 10 = 1,000 %)
+MAX_ABS_WEIGHT = 10.0
 
 
 def _print_report(rep: dict) -> None:
@@ -152,13 +166,20 @@ def register(app: typer.Typer) -> None:
         from keel.cli.common import console, friendly_errors
 
         with friendly_errors():
+            from keel.cli.validate import choice, number, writable_file
             from keel.data.factors import load_fama_french
-            from keel.risk.report import risk_report
+            from keel.risk.report import RiskModelKind, risk_report
 
+            # validate first: every option before any file is read or written
+            number(confidence, "confidence", lo=0, hi=1, lo_open=True, hi_open=True)
+            number(horizon, "horizon", lo=1, hi=2520)
+            choice(model, "model", [k.value for k in RiskModelKind])
+            writable_file(json_out, "json")
+            w = read_weights(weights)
             market = read_market(prices, sectors)
             ff = None if fama_french is None else load_fama_french(
                 fama_french, start=market.dates[0].tz_convert(None).normalize(), stamp=True)
-            rep = risk_report(market, read_weights(weights), model=model,
+            rep = risk_report(market, w, model=model,
                               confidence=confidence, horizon=horizon, seed=seed,
                               fama_french=ff)
             _print_report(rep)

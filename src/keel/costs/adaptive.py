@@ -40,7 +40,13 @@ import numpy as np
 import pandas as pd
 
 from keel.costs._validate import check_scalar
-from keel.costs.base import CompositeCost, CostModel, TradeContext, to_notional_trades
+from keel.costs.base import (
+    CompositeCost,
+    CostModel,
+    SeparableForm,
+    TradeContext,
+    to_notional_trades,
+)
 from keel.errors import DataError, ValidationError
 from keel.types import Side
 
@@ -133,6 +139,18 @@ class AdaptiveCost(CostModel):
             v = k * m.cost_array(trades_notional, ctx)
             out[m.name] = out[m.name] + v if m.name in out else v
         return out
+
+    def separable_form(self, ctx: TradeContext) -> SeparableForm | None:
+        """Each part's declared form times its multiplier (None if a part declares none)."""
+        total: SeparableForm | None = None
+        for k, m in zip(self.multipliers_, self.parts, strict=True):
+            f = m.separable_form(ctx)
+            if f is None:
+                return None
+            total = f.scaled(float(k)) if total is None else total + f.scaled(float(k))
+            if total is None:
+                return None
+        return total
 
     def expr(self, trade_weights: cp.Expression, ctx: TradeContext) -> cp.Expression:
         terms = [float(k) * m.expr(trade_weights, ctx)

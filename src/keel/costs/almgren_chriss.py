@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from keel.costs._validate import check_array, check_scalar
-from keel.costs.base import CostModel, TradeContext
+from keel.costs.base import CostModel, SeparableForm, TradeContext
 from keel.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -229,6 +229,11 @@ class AlmgrenChriss(CostModel):
         # q = w * nav / price; cost / nav = lin/price |w| + quad nav / price^2 w^2
         return (cp.sum(cp.multiply(lin / price, cp.abs(trade_weights)))
                 + cp.sum(cp.multiply(quad * ctx.nav / price**2, cp.square(trade_weights))))
+
+    def separable_form(self, ctx: TradeContext) -> SeparableForm | None:
+        price = self._shares(ctx)
+        lin, quad = self._coefficients(ctx)
+        return SeparableForm(lin / price, quad * ctx.nav / price**2, 2.0)
 
     def variance(self, trades_notional: np.ndarray, ctx: TradeContext) -> np.ndarray:
         """Per-name variance of the shortfall (currency^2) of each trade's trajectory, (N,)."""

@@ -199,11 +199,48 @@ def estimate_from_currency(cost: np.ndarray, trades_notional: np.ndarray, ctx: T
                         components=comps)
 
 
+@dataclass(frozen=True)
+class SeparableForm:
+    """A cost declared in closed form for the optimizer (NAV units, ``t`` the trade weights):
+
+    ``cost / nav = sum_i linear_i |t_i| + power_i |t_i| ** exponent``
+
+    Attributes:
+        linear: (N,) >= 0 rate on ``|t|`` (spread, proportional commission).
+        power: (N,) >= 0 coefficient of ``|t| ** exponent``, or None (no such part).
+        exponent: > 1 (1.5 for square-root impact, 2 for quadratic impact).
+    """
+
+    linear: np.ndarray
+    power: np.ndarray | None = None
+    exponent: float = 1.0
+
+    def scaled(self, k: float) -> SeparableForm:
+        """The form of ``k`` times the cost (``k >= 0``)."""
+        return SeparableForm(k * self.linear, None if self.power is None else k * self.power,
+                             self.exponent)
+
+    def __add__(self, other: SeparableForm) -> SeparableForm | None:
+        if self.power is None:
+            return SeparableForm(self.linear + other.linear, other.power, other.exponent)
+        if other.power is None:
+            return SeparableForm(self.linear + other.linear, self.power, self.exponent)
+        if self.exponent != other.exponent:
+            return None
+        return SeparableForm(self.linear + other.linear, self.power + other.power,
+                             self.exponent)
+
+
 class CostModel(ABC):
     """A transaction or holding cost. Subclasses implement both views with the same numbers."""
 
     #: short name used as the component key in estimates and reports
     name: str = "cost"
+
+    def separable_form(self, ctx: TradeContext) -> SeparableForm | None:
+        """The cost's declared closed form (see :class:`SeparableForm`), or None when the
+        model has none (the optimizer then uses ``expr``). Must agree with ``cost_array``."""
+        return None
 
     @abstractmethod
     def cost_array(self, trades_notional: np.ndarray, ctx: TradeContext) -> np.ndarray:
@@ -255,6 +292,15 @@ class CompositeCost(CostModel):
         total = exprs[0]
         for e in exprs[1:]:
             total = total + e
+        return total
+
+    def separable_form(self, ctx: TradeContext) -> SeparableForm | None:
+        forms = [m.separable_form(ctx) for m in self.models]
+        total: SeparableForm | None = forms[0]
+        for f in forms[1:]:
+            if total is None or f is None:
+                return None
+            total = total + f
         return total
 
     def components(self, trades_notional: np.ndarray, ctx: TradeContext

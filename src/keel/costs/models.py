@@ -16,7 +16,7 @@ import pandas as pd
 
 from keel.costs._session import SESSION_MINUTES, minutes_after_open
 from keel.costs._validate import check_scalar
-from keel.costs.base import CostModel, TradeContext
+from keel.costs.base import CostModel, SeparableForm, TradeContext
 from keel.errors import DataError, ValidationError
 
 if TYPE_CHECKING:
@@ -95,6 +95,15 @@ class Commission(CostModel):
         rate = self.bps * 1e-4 + (self.per_share / _positive_prices(ctx) if self.per_share
                                   else np.zeros(len(ctx.symbols)))
         return cp.sum(cp.multiply(rate, cp.abs(trade_weights)))
+
+    def separable_form(self, ctx: TradeContext) -> SeparableForm | None:
+        """Linear only when no minimum or maximum per ticket can set the fee."""
+        if self.min_per_ticket or self.max_per_ticket is not None \
+                or self.max_pct_notional is not None:
+            return None
+        rate = self.bps * 1e-4 + (self.per_share / _positive_prices(ctx) if self.per_share
+                                  else np.zeros(len(ctx.symbols)))
+        return SeparableForm(np.asarray(rate, dtype=np.float64))
 
     def __repr__(self) -> str:
         return (f"Commission(per_share={self.per_share}, bps={self.bps}, "
@@ -216,6 +225,9 @@ class SpreadCost(CostModel):
 
         return cp.sum(cp.multiply(self._rate(ctx), cp.abs(trade_weights)))
 
+    def separable_form(self, ctx: TradeContext) -> SeparableForm | None:
+        return SeparableForm(np.asarray(self._rate(ctx), dtype=np.float64))
+
     def __repr__(self) -> str:
         return f"SpreadCost(fraction={self.fraction}, buckets={len(self.curve.multipliers)})"
 
@@ -268,6 +280,10 @@ class SquareRootImpact(CostModel):
 
         coef = self._coef(ctx, None) * ctx.nav ** self.beta
         return cp.sum(cp.multiply(coef, cp.power(cp.abs(trade_weights), 1.0 + self.beta)))
+
+    def separable_form(self, ctx: TradeContext) -> SeparableForm | None:
+        coef = self._coef(ctx, None) * ctx.nav ** self.beta
+        return SeparableForm(np.zeros(len(coef)), coef, 1.0 + self.beta)
 
     def __repr__(self) -> str:
         return f"SquareRootImpact(y={self.y}, beta={self.beta})"

@@ -7,6 +7,22 @@ Paper broker, FIX broker, REST broker and the routing broker all implement it. T
 manager calls ``submit`` / ``cancel`` / ``replace`` and drains venue events with
 ``poll_events``; venues never call back into the order manager, so the OMS stays in control of
 ordering and persistence.
+
+The error contract every broker keeps:
+
+* ``submit`` raises ``TransientVenueError`` when a retry may succeed (the venue is
+  unreachable, busy), ``OrderRejected`` when the venue refuses the order (``reason_code``
+  ``DUPLICATE_ID`` when it already has that client order id) and ``VenueError`` otherwise;
+* ``cancel`` / ``replace`` of an order the venue no longer works (filled, cancelled, unknown)
+  is *not* an exception: the venue's refusal arrives as an ``EventKind.CANCEL_REJECTED`` event
+  (the order's venue status in ``extra['status']`` when known); they raise only
+  ``TransientVenueError`` / ``VenueError`` for the transport;
+* queries (``open_orders``, ``poll_events``, ...) raise ``TransientVenueError`` / ``VenueError``.
+
+Optional extras the order manager uses when a broker has them: ``connection_epoch`` (an int
+bumped at each reconnect or venue restart: the manager then reconciles its open orders) and
+``order_status(client_order_id) -> OpenOrder | None`` (the venue's view of one order, open or
+done; None when the venue does not know it).
 """
 
 from __future__ import annotations
@@ -52,7 +68,8 @@ class Broker(Protocol):
         ...
 
     def cancel(self, client_order_id: str) -> None:
-        """Ask to cancel a working order; the outcome arrives as an event."""
+        """Ask to cancel a working order; the outcome arrives as an event (a late or unknown
+        order gives a ``CANCEL_REJECTED`` event, never an exception)."""
         ...
 
     def replace(self, client_order_id: str, new_order: Order) -> None:

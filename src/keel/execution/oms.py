@@ -18,14 +18,26 @@ Guarantees:
   crash and reconciles it with ``broker.open_orders()``.
 
 Events the state machine refuses (a fill on a cancelled order, an unknown order, an overfill)
-are not booked; they are kept in :attr:`OrderManager.anomalies` with the reason.
+are not booked; they are kept in :attr:`OrderManager.anomalies` (the last ``max_anomalies``)
+with the reason.
+
+Survivable venue errors: every call into the broker sits behind a barrier. A failed submit
+rejects the child, a failed cancel is recorded (and tried again on the next step for an
+expired slice), a failed poll is recorded and the loop goes on; :meth:`kill_switch` always
+finishes and reports in :attr:`OrderManager.last_kill` what it could not cancel. A broker
+that counts reconnects (``connection_epoch``) triggers :meth:`reconcile` after each one.
+
+Bounded memory: only open parents and their children live in memory (indexed by parent); a
+parent that reaches a terminal state leaves memory with its children and their ExecIDs at the
+end of the call that finished it, and is read back from the store by :meth:`get`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 
@@ -51,6 +63,12 @@ from keel.execution.checks import (
     run_checks,
     run_governance,
 )
+from keel.execution.recovery import (
+    Anomaly,
+    KillReport,
+    RecoveryMixin,
+    describe,
+)
 from keel.execution.retry import RetryPolicy, call_with_retry
 from keel.execution.states import check_transition
 from keel.store.orders_repo import OrderRecord, OrdersRepo, StateChange
@@ -64,34 +82,14 @@ from keel.types import (
     OrderStatus,
     average_price,
     to_decimal,
+    to_price,
 )
 
 S = OrderStatus
 FillListener = Callable[[Fill, OrderRecord], None]
 
 
-@dataclass
-class ReconcileReport:
-    """What :meth:`OrderManager.recover` found and did."""
-
-    loaded: int = 0
-    resubmitted: list[str] = field(default_factory=list)
-    adopted: list[str] = field(default_factory=list)
-    expired: list[str] = field(default_factory=list)
-    orphans_cancelled: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Anomaly:
-    """An event or action the manager refused to apply, and why."""
-
-    timestamp: datetime
-    client_order_id: str
-    kind: str
-    detail: str
-
-
-class OrderManager:
+class OrderManager(RecoveryMixin):
     """Order manager over a :class:`~keel.execution.broker.Broker` and an :class:`OrdersRepo`.
 
     Args:
@@ -119,7 +117,8 @@ class OrderManager:
                  retry: RetryPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  positions: Mapping[str, Decimal] | Callable[[], Mapping[str, Decimal]]
-                 | None = None, carry_remainder: bool = False, seed: int = 0) -> None:
+                 | None = None, carry_remainder: bool = False, seed: int = 0,
+                 max_anomalies: int = 10_000) -> None:
         self.broker, self.repo, self.clock = broker, repo, clock
         self.checks = list(checks)
         self.child_checks = [c for c in self.checks if isinstance(c, PriceCollar | RestrictedList)]
@@ -135,13 +134,20 @@ class OrderManager:
         self.prices: dict[str, Decimal] = {}
         self.halted: dict[str, str] = {}
         self.killed: str | None = None
-        self.anomalies: list[Anomaly] = []
-        self._recs: dict[str, OrderRecord] = {}
+        self.last_kill: KillReport | None = None
+        self.anomalies: deque[Anomaly] = deque(maxlen=max_anomalies)
+        self._recs: dict[str, OrderRecord] = {}  # open parents and their children only
+        self._open: dict[str, None] = {}  # open parent ids, in submission order
         self._kids: dict[str, list[str]] = {}
         self._seen: set[str] = set()
+        self._exec_of: dict[str, list[str]] = {}  # parent id -> ExecIDs booked in memory
+        self._finished: list[str] = []  # parents turned terminal, to leave memory
         self._cancel_sent: set[str] = set()
         self._cancel_parents: set[str] = set()
         self._listeners: list[FillListener] = []
+        self._epoch: int | None = getattr(broker, "connection_epoch", None)
+        self._batch: list[tuple[list[StateChange], Fill | None, str | None]] | None = None
+        self._after_commit: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ queries
 
@@ -151,10 +157,17 @@ class OrderManager:
         return rec if rec is not None else self.repo.get(client_order_id)
 
     def children(self, parent_id: str) -> list[OrderRecord]:
-        return [self._recs[c] for c in self._kids.get(parent_id, [])]
+        if parent_id in self._kids:
+            return [self._recs[c] for c in self._kids[parent_id]]
+        return self.repo.children(parent_id)
 
     def open_parents(self) -> list[OrderRecord]:
-        return [r for r in self._recs.values() if not r.is_child and r.status.is_open]
+        """Working parents, in submission order (an index: no scan of finished orders)."""
+        return [r for r in (self._recs[p] for p in self._open) if r.status.is_open]
+
+    def in_memory(self) -> int:
+        """Order records held in memory (open parents and their children)."""
+        return len(self._recs)
 
     def add_fill_listener(self, fn: FillListener) -> None:
         """Call ``fn(fill, parent_record)`` after each booked fill (ledger, TCA)."""
@@ -198,9 +211,61 @@ class OrderManager:
         re-checked or re-sent). Raises ``OrderRejected`` (the refusal is persisted as
         REJECTED) or ``ValidationError`` for a schedule that does not belong to the parent.
         """
-        known = self.get(order.client_order_id)
-        if known is not None:
-            return known
+        out = self.submit_many([(order, children)], algo=algo, arrival_price=arrival_price,
+                               decision_price=decision_price, raise_rejected=True)
+        return out[0]
+
+    def submit_many(self, items: Sequence[tuple[Order, Sequence[ChildOrder] | None]], *,
+                    algo: str | None = None, arrival_price: Decimal | float | None = None,
+                    decision_price: Decimal | float | None = None,
+                    raise_rejected: bool = False) -> list[OrderRecord]:
+        """:meth:`submit` for many parents, persisted in one transaction (group commit).
+
+        Each ``(order, children)`` goes through the same gate; a refused one is stored
+        REJECTED and returned with that status (or, with ``raise_rejected``, its
+        ``OrderRejected`` is raised after the commit). Known ids return their stored record.
+        Every returned record is durable when this returns.
+        """
+        out: list[OrderRecord] = []
+        writes: list[tuple[int, OrderRecord, str, list[ChildOrder]]] = []
+        first_reject: OrderRejected | None = None
+        batch_index: dict[str, int] = {}
+        stored = self.repo.known_ids([o.client_order_id for o, _ in items
+                                      if o.client_order_id not in self._recs])
+        for order, children in items:
+            coid = order.client_order_id
+            known = (out[batch_index[coid]] if coid in batch_index
+                     else self.get(coid) if coid in self._recs or coid in stored else None)
+            if known is not None:
+                out.append(known)
+                continue
+            try:
+                rec, kids = self._admit(order, children, algo, arrival_price, decision_price)
+            except OrderRejected as exc:
+                first_reject = first_reject or exc
+                rec = exc.record  # type: ignore[attr-defined]
+                writes.append((len(out), rec, f"{exc.reason_code}: {exc.message}", []))
+            else:
+                writes.append((len(out), rec, "accepted", kids))
+            batch_index[coid] = len(out)
+            out.append(rec)
+        if writes:
+            done = self.repo.add_parents([(r, why, k) for _, r, why, k in writes],
+                                         self.clock.now())
+            for (i, rec, _, kids), ok in zip(writes, done, strict=True):
+                if not ok:  # lost a race: return the winner
+                    out[i] = self.get(rec.client_order_id) or rec
+                elif rec.status is S.NEW:
+                    self._track(rec, [OrderRecord(k, S.NEW) for k in kids])
+        if raise_rejected and first_reject is not None:
+            raise first_reject
+        return out
+
+    def _admit(self, order: Order, children: Sequence[ChildOrder] | None, algo: str | None,
+               arrival_price: Decimal | float | None, decision_price: Decimal | float | None
+               ) -> tuple[OrderRecord, list[ChildOrder]]:
+        """The parent's record and schedule if the gate admits it; else ``OrderRejected``
+        carrying the REJECTED record to store (``exc.record``)."""
         now = self.clock.now()
         kids = list(children) if children is not None else [ChildOrder(
             client_order_id=f"{order.client_order_id}-000", parent_id=order.client_order_id,
@@ -210,23 +275,38 @@ class OrderManager:
         self._validate_schedule(order, kids)
         arrival = arrival_price if arrival_price is not None else self.prices.get(order.symbol)
         rec = OrderRecord(order, S.NEW, algo=algo or (kids[0].strategy if kids else None),
-                          arrival_price=None if arrival is None else to_decimal(
-                              arrival, "arrival_price", symbol=order.symbol),
-                          decision_price=None if decision_price is None else to_decimal(
-                              decision_price, "decision_price", symbol=order.symbol))
+                          arrival_price=_px(arrival, "arrival_price", order.symbol),
+                          decision_price=_px(decision_price, "decision_price", order.symbol))
         try:
             self._gate(order, self.checks)
         except OrderRejected as exc:
-            self.repo.add_parent(rec.with_changes(status=S.REJECTED), now,
-                                 reason=f"{exc.reason_code}: {exc.message}")
+            exc.record = rec.with_changes(status=S.REJECTED)  # type: ignore[attr-defined]
             raise
-        if not self.repo.add_parent(rec, now, reason="accepted", children=kids):
-            return self.get(order.client_order_id) or rec  # lost a race: return the winner
-        self._recs[order.client_order_id] = rec
-        self._kids[order.client_order_id] = [k.client_order_id for k in kids]
+        return rec, kids
+
+    def _track(self, parent: OrderRecord, kids: Sequence[OrderRecord]) -> None:
+        pid = parent.client_order_id
+        self._recs[pid] = parent
+        self._open[pid] = None
+        self._kids[pid] = [k.client_order_id for k in kids]
         for k in kids:
-            self._recs[k.client_order_id] = OrderRecord(k, S.NEW)
-        return rec
+            self._recs[k.client_order_id] = k
+
+    def _retire_finished(self) -> None:
+        """Drop finished parents, their children and ExecIDs from memory (the store has them)."""
+        while self._finished:
+            pid = self._finished.pop()
+            rec = self._recs.get(pid)
+            if rec is None or rec.status.is_open:
+                continue
+            for coid in self._kids.pop(pid, []):
+                self._recs.pop(coid, None)
+                self._cancel_sent.discard(coid)
+            for x in self._exec_of.pop(pid, []):
+                self._seen.discard(x)
+            self._recs.pop(pid, None)
+            self._open.pop(pid, None)
+            self._cancel_parents.discard(pid)
 
     @staticmethod
     def _validate_schedule(order: Order, kids: Sequence[ChildOrder]) -> None:
@@ -261,34 +341,58 @@ class OrderManager:
     # ------------------------------------------------------------------ the loop
 
     def step(self) -> None:
-        """One turn: drain events, expire, send what is due, drain events again."""
+        """One turn: reconcile after a reconnect, drain events, expire, send what is due,
+        drain events again."""
+        self._check_reconnect()
         self.process_events()
         now = self.clock.now()
-        for rec in [r for r in self._recs.values() if r.is_child and r.status.is_open]:
-            kid = rec.order
-            assert isinstance(kid, ChildOrder)
-            if kid.expire_at is not None and now >= kid.expire_at:
-                self._expire(rec)
-            elif rec.status is S.NEW and (kid.not_before is None or kid.not_before <= now):
-                self._send(rec)
+        due: list[str] = []
+        with self.group_commit():  # every due child PENDING (or refused) in one commit
+            for coid in [c for p in self._open for c in self._kids.get(p, ())]:
+                rec = self._recs.get(coid)
+                if rec is None or not rec.status.is_open:
+                    continue
+                kid = rec.order
+                assert isinstance(kid, ChildOrder)
+                if kid.expire_at is not None and now >= kid.expire_at:
+                    if rec.status is S.NEW:
+                        self._set(rec, S.EXPIRED, "expired before it was sent")
+                    else:
+                        due.append(coid)  # a cancel to send, after the commit
+                elif rec.status is S.NEW and (kid.not_before is None or kid.not_before <= now
+                                              ) and self._mark_pending(rec):
+                    due.append(coid)
+        with self.group_commit():  # the venue's refusals of this batch, one commit
+            for coid in due:
+                rec = self._recs.get(coid)
+                if rec is None or not rec.status.is_open:
+                    continue
+                if rec.status is S.PENDING and rec.client_order_id not in self._cancel_sent \
+                        and not self._expired(rec, now):
+                    self._resend(rec)
+                elif rec.client_order_id not in self._cancel_sent:
+                    self._cancel_at_venue(coid)
         self.process_events()
+        self._retire_finished()
 
-    def _expire(self, rec: OrderRecord) -> None:
-        if rec.status is S.NEW:
-            self._set(rec, S.EXPIRED, "expired before it was sent")
-        elif rec.client_order_id not in self._cancel_sent:
-            self._cancel_at_venue(rec.client_order_id)
+    @staticmethod
+    def _expired(rec: OrderRecord, now: datetime) -> bool:
+        kid = rec.order
+        assert isinstance(kid, ChildOrder)
+        return kid.expire_at is not None and now >= kid.expire_at
 
-    def _send(self, rec: OrderRecord) -> None:
+    def _mark_pending(self, rec: OrderRecord) -> bool:
+        """Gate a due child and mark it PENDING (write-ahead: committed before the venue
+        sees it); False when the gate refuses it (REJECTED)."""
         kid = rec.order
         assert isinstance(kid, ChildOrder)
         try:
             self._gate(kid, self.child_checks)
         except OrderRejected as exc:
             self._set(rec, S.REJECTED, f"{exc.reason_code}: {exc.message}")
-            return
-        self._set(rec, S.PENDING, "sent")  # write-ahead: persisted before the venue sees it
-        self._resend(self._recs[rec.client_order_id])
+            return False
+        self._set(rec, S.PENDING, "sent")
+        return True
 
     def _resend(self, rec: OrderRecord) -> None:
         """Submit a PENDING child to the venue (retrying transient failures)."""
@@ -305,6 +409,9 @@ class OrderManager:
             self._venue_reject(rec, f"RETRIES_EXHAUSTED: {exc.message}")
         except VenueError as exc:
             self._venue_reject(rec, f"VENUE_ERROR: {exc.message}")
+        except Exception as exc:  # barrier: a broker bug must not stop the desk
+            self._anomaly(rec.client_order_id, "SUBMIT_FAILED", describe(exc))
+            self._venue_reject(rec, f"VENUE_ERROR: {describe(exc)}")
 
     def _venue_reject(self, rec: OrderRecord, reason: str) -> None:
         self._set(self._recs[rec.client_order_id], S.REJECTED, reason)
@@ -312,24 +419,76 @@ class OrderManager:
                 rec.order.symbol, True):
             self.halt(rec.order.symbol, "REJECT_RATE")
 
-    def _cancel_at_venue(self, coid: str) -> None:
+    def _cancel_at_venue(self, coid: str) -> str | None:
+        """Ask the venue to cancel ``coid``; None when the request went out, else why not.
+
+        A refusal by the venue (the order filled meanwhile, or is unknown) arrives later as a
+        ``CANCEL_REJECTED`` event; only a request that could not be sent is a failure here,
+        and it is not remembered as sent, so the next step may try again."""
         self._cancel_sent.add(coid)
         try:
             call_with_retry(lambda: self.broker.cancel(coid), self.retry, self.sleep, self._rng)
-        except VenueError as exc:
-            self._anomaly(coid, "CANCEL_FAILED", exc.message)
+        except Exception as exc:  # barrier: any venue failure is recorded, never raised
+            self._cancel_sent.discard(coid)
+            why = describe(exc)
+            self._anomaly(coid, "CANCEL_FAILED", why)
+            return why
+        return None
 
     # ------------------------------------------------------------------ events
 
     def process_events(self) -> int:
         """Apply every pending venue event; returns how many were applied."""
+        try:
+            events = self.broker.poll_events()
+        except Exception as exc:  # barrier: the venue is down or answered nonsense
+            self._anomaly("*", "POLL_FAILED", describe(exc))
+            return 0
         n = 0
-        for ev in self.broker.poll_events():
-            try:
-                n += self.apply_event(ev)
-            except (IllegalTransitionError, OrderRejected) as exc:
-                self._anomaly(ev.client_order_id, type(exc).__name__, str(exc))
+        with self.group_commit():
+            for ev in events:
+                try:
+                    n += self.apply_event(ev)
+                except (IllegalTransitionError, OrderRejected, ValidationError) as exc:
+                    self._anomaly(ev.client_order_id, type(exc).__name__, str(exc)[:500])
         return n
+
+    # ------------------------------------------------------------------ group commit
+
+    @contextmanager
+    def group_commit(self) -> Iterator[None]:
+        """Write every state change and fill made inside as one transaction (one fsync),
+        committed when the block ends; fill listeners (the ledger) run after the commit.
+
+        The order manager uses it where no venue call depends on the writes: draining a
+        batch of venue events, and marking the due children PENDING *before* any is sent
+        (so the write-ahead rule holds: a child is durable before the venue sees it).
+        Nested blocks join the outer one.
+        """
+        if self._batch is not None:
+            yield
+            return
+        self._batch, self._after_commit = [], []
+        try:
+            yield
+        finally:
+            ops, calls = self._batch, self._after_commit
+            self._batch, self._after_commit = None, []
+            if ops:
+                booked = self.repo.apply_batch(ops, self.clock.now())
+                for (_, fill, _), ok in zip(ops, booked, strict=True):
+                    if not ok and fill is not None:
+                        self._anomaly(fill.client_order_id, "FILL_ALREADY_BOOKED",
+                                      fill.exec_id)
+            for call in calls:
+                call()
+
+    def _write(self, changes: list[StateChange], fill: Fill | None = None,
+               parent_id: str | None = None) -> bool:
+        if self._batch is not None:
+            self._batch.append((changes, fill, parent_id))
+            return True
+        return self.repo.apply(changes, self.clock.now(), fill=fill, parent_id=parent_id)
 
     def apply_event(self, ev: OrderEvent) -> bool:
         """Apply one venue event; False when it changes nothing (duplicate, late ack).
@@ -338,9 +497,15 @@ class OrderManager:
         ``OrderRejected`` (``OVERFILL``) for a fill beyond the order quantity.
         """
         rec = self._recs.get(ev.client_order_id)
+        if rec is None:
+            stored = self.repo.get(ev.client_order_id)
+            if stored is not None and stored.is_child:
+                return self._after_the_end(stored, ev)
         if rec is None or not rec.is_child:
             self._anomaly(ev.client_order_id, "UNKNOWN_ORDER", ev.kind.value)
             return False
+        if ev.kind is EventKind.CANCEL_REJECTED:
+            return self._on_cancel_rejected(rec, ev)
         answer = ev.kind in (EventKind.ACK, EventKind.REJECTED)
         if (answer and self.reject_breaker is not None and rec.status is S.PENDING
                 and self.reject_breaker.on_answer(rec.order.symbol,
@@ -386,17 +551,22 @@ class OrderManager:
                                       avg_price=_avg(parent, fill))
         changes = [StateChange(kid_new, rec.status, f"fill {fill.exec_id}"),
                    StateChange(par_new, parent.status, f"fill {fill.exec_id}")]
-        booked = self.repo.apply(changes, self.clock.now(), fill=fill,
-                                 parent_id=parent.client_order_id)
+        booked = self._write(changes, fill, parent.client_order_id)
         self._seen.add(fill.exec_id)
+        self._exec_of.setdefault(parent.client_order_id, []).append(fill.exec_id)
         if not booked:
             return False
         self._recs[rec.client_order_id] = kid_new
         self._recs[parent.client_order_id] = par_new
+        if par_new.status.is_terminal:
+            self._finished.append(parent.client_order_id)
         sym = fill.symbol
         self.positions[sym] = self.positions.get(sym, ZERO) + fill.signed_qty
         for fn in self._listeners:
-            fn(fill, par_new)
+            if self._batch is not None:  # after the group commit: the store books first
+                self._after_commit.append(lambda fn=fn: fn(fill, par_new))  # type: ignore[misc]
+            else:
+                fn(fill, par_new)
         return True
 
     # ------------------------------------------------------------------ state changes
@@ -415,12 +585,14 @@ class OrderManager:
         if parent_new is not None:
             old_parent = self._recs[parent_new.client_order_id]
             changes.append(StateChange(parent_new, old_parent.status, f"child {status.value}"))
-        self.repo.apply(changes, self.clock.now())
+        self._write(changes)
         self._recs[new.client_order_id] = new
         if carried is not None:
             self._recs[carried.record.client_order_id] = carried.record
         if parent_new is not None:
             self._recs[parent_new.client_order_id] = parent_new
+            if parent_new.status.is_terminal:
+                self._finished.append(parent_new.client_order_id)
 
     def _carry(self, kid: OrderRecord) -> StateChange | None:
         """With ``carry_remainder``, the unfilled part of an expired or cancelled slice moves
@@ -473,93 +645,81 @@ class OrderManager:
 
     # ------------------------------------------------------------------ cancel, kill
 
-    def cancel(self, client_order_id: str) -> None:
+    def cancel(self, client_order_id: str) -> dict[str, str]:
         """Cancel a parent (all its open children) or one working child.
 
-        Raises ``IllegalTransitionError`` for an order that is already terminal.
+        Returns the children whose cancel request could not reach the venue (id -> why);
+        the venue's own answer arrives as an event. Raises ``IllegalTransitionError`` for an
+        order that is already terminal.
         """
         rec = self._recs.get(client_order_id) or self.repo.get(client_order_id)
         if rec is None:
             raise ValidationError("unknown order", field="client_order_id",
-                                  value=client_order_id)
+                                  value=client_order_id[:64])
         if rec.status.is_terminal:
             check_transition(rec.status, S.CANCELLED, client_order_id)
+        failed: dict[str, str] = {}
         if rec.is_child:
             if rec.status is S.NEW:
                 self._set(rec, S.CANCELLED, "cancelled before it was sent")
             else:
-                self._cancel_at_venue(client_order_id)
-            return
+                why = self._cancel_at_venue(client_order_id)
+                if why is not None:
+                    failed[client_order_id] = why
+            self._retire_finished()
+            return failed
         self._cancel_parents.add(client_order_id)
-        kids = self.children(client_order_id)
-        for k in kids:
-            cur = self._recs[k.client_order_id]
+        kid_ids = list(self._kids.get(client_order_id, ()))
+        for coid in kid_ids:
+            cur = self._recs.get(coid)
+            if cur is None:
+                continue
             if cur.status is S.NEW:
                 self._set(cur, S.CANCELLED, "parent cancelled")
             elif cur.status.is_open:
-                self._cancel_at_venue(cur.client_order_id)
-        if not kids:
+                why = self._cancel_at_venue(coid)
+                if why is not None:
+                    failed[coid] = why
+        if not kid_ids:
             self.repo.apply([StateChange(rec.with_changes(status=S.CANCELLED), rec.status,
                                          "cancelled")], self.clock.now())
             self._recs[client_order_id] = rec.with_changes(status=S.CANCELLED)
+            self._finished.append(client_order_id)
+        self._retire_finished()
+        return failed
 
     def kill_switch(self, reason: str = "manual") -> int:
-        """Refuse every new order and cancel everything open; returns parents cancelled."""
+        """Refuse every new order and cancel everything open; returns parents cancelled.
+
+        Always finishes: a cancel that cannot reach the venue (or any other failure on one
+        parent) is recorded and the switch goes on to the next parent. What was tried and
+        what failed is in :attr:`last_kill` (a :class:`KillReport`) and in the anomalies.
+        """
         self.killed = reason
-        parents = self.open_parents()
-        for p in parents:
-            self.cancel(p.client_order_id)
+        report = KillReport(reason)
+        for p in self.open_parents():
+            pid = p.client_order_id
+            report.parents.append(pid)
+            working = [c for c in self._kids.get(pid, ())
+                       if (r := self._recs.get(c)) is not None and r.status.is_open
+                       and r.status is not S.NEW]
+            try:
+                failed = self.cancel(pid)
+            except Exception as exc:  # barrier: the switch must reach every parent
+                failed = {pid: describe(exc)}
+                self._anomaly(pid, "KILL_FAILED", failed[pid])
+            report.cancels_sent += [c for c in working if c not in failed]
+            report.failed.update(failed)
         self.process_events()
-        return len(parents)
+        self._retire_finished()
+        self.last_kill = report
+        return len(report.parents)
 
     def reset_kill_switch(self) -> None:
         self.killed = None
 
     def _anomaly(self, coid: str, kind: str, detail: str) -> None:
-        self.anomalies.append(Anomaly(self.clock.now(), coid, kind, detail))
-
-    # ------------------------------------------------------------------ recovery
-
-    def recover(self) -> ReconcileReport:
-        """Reload open orders from the store and reconcile them with the venue.
-
-        PENDING children the venue does not know are resent under the same id (a venue
-        refuses a duplicate id, so nothing is doubled); working children the venue no longer
-        has are expired; venue orders the store does not know are cancelled.
-        """
-        report = ReconcileReport()
-        for p in self.repo.parents(open_only=True):
-            kids = self.repo.children(p.client_order_id)
-            self._recs[p.client_order_id] = p
-            self._kids[p.client_order_id] = [k.client_order_id for k in kids]
-            for k in kids:
-                self._recs[k.client_order_id] = k
-            report.loaded += 1
-        self._seen |= self.repo.exec_ids(self._recs)
-        self.process_events()  # a venue's replay of what happened while we were down
-        venue = {o.client_order_id: o for o in self.broker.open_orders()}
-        for rec in [r for r in list(self._recs.values()) if r.is_child and r.status.is_open]:
-            coid = rec.client_order_id
-            rec = self._recs[coid]
-            if rec.status is S.NEW or not rec.status.is_open:
-                continue
-            if coid in venue:
-                if rec.status is S.PENDING and venue[coid].status is not S.PENDING:
-                    self._set(rec, S.ACKNOWLEDGED, "reconciled: working at the venue",
-                              venue_order_id=venue[coid].venue_order_id or None)
-                report.adopted.append(coid)
-            elif rec.status is S.PENDING:
-                self._resend(rec)
-                report.resubmitted.append(coid)
-            else:
-                self._set(rec, S.EXPIRED, "reconciled: no longer working at the venue")
-                report.expired.append(coid)
-        for coid in venue:
-            if coid not in self._recs:
-                self._cancel_at_venue(coid)
-                report.orphans_cancelled.append(coid)
-        self.process_events()
-        return report
+        self.anomalies.append(Anomaly(self.clock.now(), coid[:128], kind, detail))
 
 
 _AVG_QUANTUM = Decimal("1e-8")
@@ -571,3 +731,9 @@ def _avg(rec: OrderRecord, fill: Fill) -> Decimal:
         return fill.price
     return average_price(rec.avg_price * rec.filled_qty + fill.price * fill.qty,
                          rec.filled_qty + fill.qty, _AVG_QUANTUM)  # pinned Decimal context
+
+
+def _px(value: Decimal | float | None, name: str, symbol: str) -> Decimal | None:
+    """A reference price on keel's fine grid (a float mid has more places than the store
+    keeps)."""
+    return None if value is None else to_price(value, symbol=symbol, field_name=name)

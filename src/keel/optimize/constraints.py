@@ -27,6 +27,7 @@ import scipy.sparse as sp
 
 from keel.errors import NonConvexError, ValidationError
 from keel.optimize.build import BuildContext, factor_of, require
+from keel.optimize.forms import LinearForm, LinearRows, one, sum_row
 from keel.optimize.inputs import PortfolioInputs, align_series, fingerprint
 from keel.risk.base import FactorCovariance
 
@@ -76,6 +77,12 @@ class Constraint(ABC):
         """Anything compiled in as a constant (recompile when it changes)."""
         return None
 
+    def solver_form(self, inputs: PortfolioInputs, nonneg: bool = False) -> LinearForm | None:
+        """The rule as bounds and linear rows (:mod:`keel.optimize.forms`), or None: not
+        linear (the CVXPY engine solves). ``nonneg``: the other constraints already force
+        ``w >= 0`` (a gross or long cap is then linear)."""
+        return None
+
     def violation(self, w: np.ndarray, inputs: PortfolioInputs) -> float:
         """Largest violation (0 when satisfied)."""
         m = self.margins(w, inputs)
@@ -113,6 +120,10 @@ class Budget(Constraint):
     def margins(self, w: np.ndarray, inputs: PortfolioInputs) -> np.ndarray:
         return np.array([-abs(float(np.sum(w)) - self.target)])
 
+    def solver_form(self, inputs: PortfolioInputs, nonneg: bool = False) -> LinearForm | None:
+        return LinearForm(rows=(LinearRows(sum_row(inputs.n), one(self.target),
+                                           one(self.target)),))
+
 
 class LongOnly(Constraint):
     """``w >= 0``."""
@@ -124,6 +135,9 @@ class LongOnly(Constraint):
 
     def margins(self, w: np.ndarray, inputs: PortfolioInputs) -> np.ndarray:
         return np.asarray(w, dtype=np.float64).copy()
+
+    def solver_form(self, inputs: PortfolioInputs, nonneg: bool = False) -> LinearForm | None:
+        return LinearForm(lower=np.zeros(inputs.n))
 
 
 class WeightBounds(Constraint):
@@ -162,6 +176,11 @@ class WeightBounds(Constraint):
             parts.append(w - self._bound("lower", inputs))
         return np.concatenate(parts)
 
+    def solver_form(self, inputs: PortfolioInputs, nonneg: bool = False) -> LinearForm | None:
+        return LinearForm(
+            lower=None if self.lower is None else self._bound("lower", inputs),
+            upper=None if self.upper is None else self._bound("upper", inputs))
+
 
 class GrossExposure(Constraint):
     """``sum(|w|) <= max_gross`` (leverage). A minimum gross is non-convex and refused."""
@@ -179,6 +198,12 @@ class GrossExposure(Constraint):
 
     def margins(self, w: np.ndarray, inputs: PortfolioInputs) -> np.ndarray:
         return np.array([float(self.max_gross) - float(np.abs(w).sum())])  # type: ignore[arg-type]
+
+    def solver_form(self, inputs: PortfolioInputs, nonneg: bool = False) -> LinearForm | None:
+        if not nonneg:
+            return None  # sum|w| with shorts needs the split w = w+ - w-: left to CVXPY
+        return LinearForm(rows=(LinearRows(sum_row(inputs.n), one(-np.inf),
+                                           one(float(self.max_gross))),))  # type: ignore[arg-type]
 
 
 class NetExposure(Constraint):
@@ -203,6 +228,10 @@ class NetExposure(Constraint):
     def margins(self, w: np.ndarray, inputs: PortfolioInputs) -> np.ndarray:
         s = float(np.sum(w))
         return np.array([m for m in (self.upper - s, s - self.lower) if np.isfinite(m)])
+
+    def solver_form(self, inputs: PortfolioInputs, nonneg: bool = False) -> LinearForm | None:
+        return LinearForm(rows=(LinearRows(sum_row(inputs.n), one(self.lower),
+                                           one(self.upper)),))
 
 
 class Turnover(Constraint):
@@ -239,6 +268,14 @@ class Turnover(Constraint):
             parts.append(self._per_name(inputs) - t)
         return np.concatenate(parts)
 
+    def solver_form(self, inputs: PortfolioInputs, nonneg: bool = False) -> LinearForm | None:
+        rows = () if self.max_total is None else (
+            LinearRows(sum_row(inputs.n), one(-np.inf), one(self.max_total), on="abs_trade"),)
+        if self.max_per_name is None:
+            return LinearForm(rows=rows)
+        cap = self._per_name(inputs)
+        return LinearForm(lower=inputs.current - cap, upper=inputs.current + cap, rows=rows)
+
 
 class BetaNeutral(Constraint):
     """``|beta'w - target| <= tolerance`` with betas from ``inputs.betas``."""
@@ -257,6 +294,12 @@ class BetaNeutral(Constraint):
     def margins(self, w: np.ndarray, inputs: PortfolioInputs) -> np.ndarray:
         b = require(inputs, "betas", self.name)
         return np.array([float(self.tolerance) - abs(float(b @ w) - self.target)])  # type: ignore[arg-type]
+
+    def solver_form(self, inputs: PortfolioInputs, nonneg: bool = False) -> LinearForm | None:
+        b = require(inputs, "betas", self.name)
+        tol = float(self.tolerance)  # type: ignore[arg-type]
+        return LinearForm(rows=(LinearRows(sp.csr_matrix(b[None, :]), one(self.target - tol),
+                                           one(self.target + tol)),))
 
 
 Caps: TypeAlias = float | Mapping[str, float] | None
@@ -328,6 +371,19 @@ class SectorCaps(Constraint):
     def structure(self, inputs: PortfolioInputs) -> Hashable:
         return fingerprint(inputs.sectors)
 
+    def solver_form(self, inputs: PortfolioInputs, nonneg: bool = False) -> LinearForm | None:
+        if not nonneg and (self.long is not None or self.short is not None):
+            return None  # pos()/neg() sums need the long/short split: left to CVXPY
+        labels, m = self._membership(inputs)
+        rows = []
+        for nm, caps in self._parts(labels):
+            keep = np.flatnonzero(np.isfinite(caps))
+            if nm == "short" or not len(keep):
+                continue  # w >= 0: every short sum is zero
+            lo = -caps[keep] if nm == "net" else np.full(len(keep), -np.inf)
+            rows.append(LinearRows(m[keep], lo, caps[keep]))
+        return LinearForm(rows=tuple(rows))
+
 
 class Liquidity(Constraint):
     """``|trade_i| <= max_trade_adv * ADV_i`` and ``|w_i| <= max_position_adv * ADV_i``.
@@ -365,6 +421,17 @@ class Liquidity(Constraint):
         if self.max_position_adv is not None:
             parts.append(self.max_position_adv * adv - np.abs(w))
         return np.concatenate(parts)
+
+    def solver_form(self, inputs: PortfolioInputs, nonneg: bool = False) -> LinearForm | None:
+        adv = require(inputs, "adv_weight", self.name)
+        lo, hi = np.full(inputs.n, -np.inf), np.full(inputs.n, np.inf)
+        if self.max_trade_adv is not None:
+            cap = self.max_trade_adv * adv
+            lo, hi = np.maximum(lo, inputs.current - cap), np.minimum(hi, inputs.current + cap)
+        if self.max_position_adv is not None:
+            cap = self.max_position_adv * adv
+            lo, hi = np.maximum(lo, -cap), np.minimum(hi, cap)
+        return LinearForm(lower=lo, upper=hi)
 
 
 class FactorExposureBounds(Constraint):
@@ -422,6 +489,12 @@ class FactorExposureBounds(Constraint):
         m = np.concatenate([hi - expo, expo - lo])
         return m[np.isfinite(m)]
 
+    def solver_form(self, inputs: PortfolioInputs, nonneg: bool = False) -> LinearForm | None:
+        lo, hi = self._bounds(inputs)
+        keep = np.isfinite(lo) | np.isfinite(hi)
+        bt = sp.csr_matrix(self._fc(inputs).exposures.T[keep])
+        return LinearForm(rows=(LinearRows(bt, lo[keep], hi[keep]),))
+
     def structure(self, inputs: PortfolioInputs) -> Hashable:
         fc = inputs.risk
         return tuple(map(str, fc.factors)) if isinstance(fc, FactorCovariance) else None
@@ -462,6 +535,10 @@ class MinCash(Constraint):
 
     def margins(self, w: np.ndarray, inputs: PortfolioInputs) -> np.ndarray:
         return np.array([1.0 - self.min_cash - float(np.sum(w))])
+
+    def solver_form(self, inputs: PortfolioInputs, nonneg: bool = False) -> LinearForm | None:
+        return LinearForm(rows=(LinearRows(sum_row(inputs.n), one(-np.inf),
+                                           one(1.0 - self.min_cash)),))
 
 
 def unique_names(constraints: list[Constraint]) -> list[str]:

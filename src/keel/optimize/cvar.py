@@ -79,15 +79,19 @@ class CvxpyBackend:
         self.solvers = solvers
         self.solver_options = solver_options
         self._engine: ConvexPortfolioProblem | None = None
-        self._key: tuple[int, ...] = ()
+        self._built_for: tuple[object, ...] = ()
 
     def solve(self, terms: Sequence[Term], constraints: Sequence[Constraint],
               inputs: PortfolioInputs) -> OptimizationResult:
-        key = tuple(map(id, [*terms, *constraints]))
-        if self._engine is None or key != self._key:
+        # the engine is reused for the very same term/constraint objects (held, compared by
+        # identity: a held object's id cannot be recycled)
+        parts = (*terms, *constraints)
+        same = len(parts) == len(self._built_for) and all(
+            a is b for a, b in zip(parts, self._built_for, strict=True))
+        if self._engine is None or not same:
             self._engine = ConvexPortfolioProblem(terms, constraints, solvers=self.solvers,
                                                   solver_options=self.solver_options)
-            self._key = key
+            self._built_for = parts
         return self._engine.solve(inputs)
 
 

@@ -21,9 +21,13 @@ tried here and dropped: at N = 500 Kelley-type cuts needed more than 500 iterati
 
 from __future__ import annotations
 
+import os
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,6 +39,36 @@ from keel.optimize.engine import ConvexPortfolioProblem
 from keel.optimize.inputs import PortfolioInputs
 from keel.optimize.result import OptimizationResult, OptimizationStatus, SolverAttempt
 from keel.optimize.terms import Term
+
+
+@contextmanager
+def _stdout_silenced() -> Iterator[None]:
+    """Route file descriptor 1 to /dev/null: highspy prints its banner from C++ when a
+    ``Highs`` object is built, before ``output_flag`` can be set."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no file descriptor 1 (embedded interpreter): nothing to protect
+        yield
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(null)
+
+
+def quiet_highs() -> Any:
+    """A ``highspy.Highs`` with no output at all (banner included)."""
+    import highspy
+
+    with _stdout_silenced():
+        h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    return h
 
 
 class HighsDirectBackend:
@@ -63,7 +97,7 @@ class HighsDirectBackend:
         spec = None
         if len(cvars) == 1 and inputs.scenarios is not None:
             spec = fastqp.translate(others, constraints, inputs)
-        if spec is None or spec.gamma:
+        if spec is None or spec.gamma or spec.power is not None:
             return self.fallback.solve(terms, constraints, inputs)
         out = self._lp(spec, cvars[0], inputs)
         secs = time.perf_counter() - t0
@@ -73,13 +107,15 @@ class HighsDirectBackend:
             why = "not_solved" if out is None else "constraint_violation"
             return replace(res, fallback_trail=(SolverAttempt(self.name, why, secs),
                                                 *res.fallback_trail))
-        w, obj = out
+        w, obj, name_duals, row_duals = out
         trail = [SolverAttempt(self.name, "ok", secs, "optimal")]
+        duals = engine.answer_duals(name_duals, row_duals, w, inputs, spec.bound_owner)
         return engine._result(inputs, w, OptimizationStatus.OPTIMAL, self.name, obj, trail,
-                              [], time.perf_counter() - t0, 0.0, None)
+                              [], time.perf_counter() - t0, 0.0, duals)
 
     def _lp(self, spec: fastqp._Spec, term: CVaRRisk, inputs: PortfolioInputs
-            ) -> tuple[np.ndarray, float] | None:
+            ) -> tuple[np.ndarray, float, np.ndarray, dict[int, float]] | None:
+        """(w, utility, |column dual| of each w, largest |row dual| per constraint)."""
         import highspy
 
         r = inputs.scenarios
@@ -117,22 +153,23 @@ class HighsDirectBackend:
         idx0 = np.flatnonzero(active)
         rows = [scen_rows(idx0)]
         lo, hi = [np.full(len(idx0), -inf)], [np.zeros(len(idx0))]
+        owner = [np.full(len(idx0), -1)]
         if spec.need_t:
             eye = sp.identity(n, format="csr")
             rows += [pad(-eye, eye), pad(eye, eye)]
             lo += [-inputs.current, inputs.current]
             hi += [np.full(n, inf), np.full(n, inf)]
+            owner.append(np.full(2 * n, -1))
         for row in spec.rows:
             m = sp.csr_matrix(row.matrix())
-            if row.block == "y":
-                return None
             rows.append(pad(sp.csr_matrix((m.shape[0], n)), m) if row.block == "t"
                         else pad(m))
             lo.append(np.where(np.isfinite(row.lo), row.lo, -inf))
             hi.append(np.where(np.isfinite(row.hi), row.hi, inf))
+            owner.append(np.full(m.shape[0], row.owner))
+        own = np.concatenate(owner)
         a = sp.vstack(rows, format="csc")
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = quiet_highs()
         for k, v in self.options.items():
             h.setOptionValue(k, v)
         lp = highspy.HighsLp()
@@ -151,7 +188,11 @@ class HighsDirectBackend:
             w, z = x[:n], x[n + nt]
             viol = (-(r @ w) - z > 1e-12) & ~active
             if not viol.any():
-                return w, -float(cost @ x)
+                sol = h.getSolution()
+                row_dual = np.abs(np.asarray(sol.row_dual)[:len(own)])
+                row_duals = {int(o): float(row_dual[own == o].max())
+                             for o in np.unique(own) if o >= 0}
+                return w, -float(cost @ x), np.abs(np.asarray(sol.col_dual)[:n]), row_duals
             add = np.flatnonzero(viol)
             active[add] = True
             m = scen_rows(add).tocsr()

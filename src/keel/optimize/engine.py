@@ -19,7 +19,7 @@ import pandas as pd
 
 from keel.errors import InfeasibleError, NonConvexError, ValidationError
 from keel.optimize.build import BuildContext, structure_key
-from keel.optimize.constraints import Constraint, Turnover, unique_names
+from keel.optimize.constraints import Constraint, unique_names
 from keel.optimize.inputs import PortfolioInputs
 from keel.optimize.result import (
     BindingConstraint,
@@ -111,7 +111,7 @@ class ConvexPortfolioProblem:
         self.direct = list(direct)
         self._compiled: Compiled | None = None
         self._qp: Any = None
-        self._memo: tuple[tuple[int, int], list[np.ndarray]] | None = None
+        self._memo: tuple[np.ndarray, PortfolioInputs, list[np.ndarray]] | None = None
 
     # ------------------------------------------------------------------ build
 
@@ -223,42 +223,52 @@ class ConvexPortfolioProblem:
 
     def _solve_direct(self, inputs: PortfolioInputs, trail: list[SolverAttempt]
                       ) -> tuple[np.ndarray, str, list[float], float, float] | None:
+        """The direct solvers in order (structured ones on the solver form, QP ones on the
+        assembled QP); each answer is verified against every constraint's margins."""
         from keel.optimize import fastqp
 
         tb = time.perf_counter()
         spec = fastqp.translate(self.terms, self.constraints, inputs)
         if spec is None:
             return None
-        old = self._qp
-        qp = fastqp.assemble(spec, inputs, old)
-        self._qp = qp
-        rebuilt = old is None or old.matrix_key != qp.matrix_key
-        build_s = time.perf_counter() - tb if rebuilt else 0.0
+        build_s = 0.0
+        qp = None
         for solver in self.direct:
             ts = time.perf_counter()
             if hasattr(solver, "solve_structured"):
                 try:
-                    got = solver.solve_structured(spec, inputs)
-                except (ValueError, ArithmeticError, RuntimeError) as exc:  # LinAlgError too
-                    got = (f"error: {exc}", None, np.zeros(0), 0.0)
-                if got is None:
-                    continue  # not applicable to this problem
-                status, w_s, mu, nu = got
-                secs = time.perf_counter() - ts
-                if w_s is None or self.max_violation(w_s, inputs) > self.feasibility_tol:
-                    trail.append(SolverAttempt(solver.name, "not_solved", secs, status))
+                    ans = solver.solve_structured(spec, inputs)
+                except (ValueError, ArithmeticError, RuntimeError, ImportError) as exc:
+                    trail.append(SolverAttempt(solver.name, "error",
+                                               time.perf_counter() - ts, str(exc)[:200]))
                     continue
-                trail.append(SolverAttempt(solver.name, "ok", secs, status))
-                xs = np.concatenate([w_s, qp.x_mat @ w_s,
-                                     np.zeros(qp.P.shape[0] - qp.n - qp.k)])
-                obj = -float(0.5 * xs @ (qp.P @ xs) + qp.q @ xs)
-                ys = np.zeros(qp.A.shape[0])
-                ys[:inputs.n] = mu
-                ys[qp.owners >= 0] = nu
-                return w_s, solver.name, self._direct_duals(qp, ys, w_s, inputs), obj, build_s
+                if ans is None:
+                    continue  # not applicable to this problem
+                secs = time.perf_counter() - ts
+                if ans.w is None:
+                    trail.append(SolverAttempt(solver.name, "not_solved", secs, ans.status))
+                    continue
+                viol = self.max_violation(ans.w, inputs)
+                if viol > self.feasibility_tol:
+                    trail.append(SolverAttempt(solver.name, "constraint_violation", secs,
+                                               f"max violation {viol:.3g}"))
+                    continue
+                trail.append(SolverAttempt(solver.name, "ok", secs, ans.status))
+                obj = -fastqp.spec_value(spec, ans.w, inputs)
+                duals = self.answer_duals(ans.name_duals, ans.row_duals, ans.w, inputs,
+                                           spec.bound_owner)
+                return ans.w, solver.name, duals, obj, build_s
+            if spec.power is not None and not getattr(solver, "cones", False):
+                continue  # a QP solver cannot take a power cost
+            if qp is None:
+                old = self._qp
+                qp = fastqp.assemble(spec, inputs, old)
+                self._qp = qp
+                if old is None or old.matrix_key != qp.matrix_key:
+                    build_s = time.perf_counter() - tb
             try:
                 status, x, y = solver.solve(qp)
-            except (ValueError, ArithmeticError, RuntimeError) as exc:
+            except (ValueError, ArithmeticError, RuntimeError, ImportError) as exc:
                 status, x, y = f"error: {exc}", None, None
             secs = time.perf_counter() - ts
             if x is None or y is None:
@@ -272,23 +282,27 @@ class ConvexPortfolioProblem:
                 continue
             trail.append(SolverAttempt(solver.name, "ok", secs, status))
             obj = -float(0.5 * x @ (qp.P @ x) + qp.q @ x)
-            return w, solver.name, self._direct_duals(qp, y, w, inputs), obj, build_s
+            ay = np.abs(y)
+            rows = {int(o): float(ay[qp.owners == o].max()) for o in np.unique(qp.owners)
+                    if o >= 0}
+            duals = self.answer_duals(ay[:inputs.n], rows, w, inputs, spec.bound_owner)
+            return w, solver.name, duals, obj, build_s
         return None
 
-    def _direct_duals(self, qp: Any, y: np.ndarray, w: np.ndarray,
-                      inputs: PortfolioInputs) -> list[float]:
+    def answer_duals(self, name_duals: np.ndarray, row_duals: dict[int, float],
+                      w: np.ndarray, inputs: PortfolioInputs, bound_owner: list[int]
+                      ) -> list[float]:
+        """Largest |dual| per constraint: its rows', and for a per-name bound owner the
+        bound multipliers of the names where that constraint binds."""
         out = []
-        ay = np.abs(y)
-        bound_rows = ay[:inputs.n]
-        for i, c in enumerate(self.constraints):
-            own = ay[qp.owners == i]
-            vals = [float(own.max())] if own.size else []
-            if c.per_name or isinstance(c, Turnover):
+        for i in range(len(self.constraints)):
+            vals = [row_duals[i]] if i in row_duals else []
+            if i in bound_owner and name_duals.size == inputs.n:
                 m = self.margins(w, inputs)[i]
                 if m.size % inputs.n == 0 and m.size:
                     hit = (m.reshape(-1, inputs.n) <= self.binding_tol).any(axis=0)
                     if hit.any():
-                        vals.append(float(bound_rows[hit].max()))
+                        vals.append(float(name_duals[hit].max()))
             out.append(max(vals) if vals else float("nan"))
         return out
 
@@ -323,12 +337,16 @@ class ConvexPortfolioProblem:
     # ------------------------------------------------------------------ reporting
 
     def margins(self, w: np.ndarray, inputs: PortfolioInputs) -> list[np.ndarray]:
-        """Every constraint's margins at ``w`` (memoised for the last ``(w, inputs)``)."""
-        key = (id(w), id(inputs))
-        if self._memo is not None and self._memo[0] == key:
-            return self._memo[1]
+        """Every constraint's margins at ``w`` (memoised for the last ``(w, inputs)``).
+
+        The memo holds the inputs object it was computed for (so its identity cannot be
+        recycled) and a copy of ``w`` compared by value."""
+        m = self._memo
+        if m is not None and m[1] is inputs and m[0].shape == np.shape(w) \
+                and np.array_equal(m[0], w):
+            return m[2]
         out = [c.margins(w, inputs) for c in self.constraints]
-        self._memo = (key, out)
+        self._memo = (np.array(w, dtype=np.float64, copy=True), inputs, out)
         return out
 
     def max_violation(self, w: np.ndarray, inputs: PortfolioInputs) -> float:

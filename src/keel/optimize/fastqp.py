@@ -24,16 +24,25 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from keel.costs.base import CostModel
-from keel.errors import NonConvexError
 from keel.optimize import constraints as cm
 from keel.optimize.build import dense_sqrt, factor_loadings
+from keel.optimize.forms import LinearForm
 from keel.optimize.inputs import PortfolioInputs, fingerprint
-from keel.optimize.terms import Alpha, HoldingCost, Risk, Term, TransactionCost
+from keel.optimize.terms import Term
 from keel.risk.base import FactorCovariance
 
 INF = np.inf
 MatFn = Callable[[], sp.spmatrix]
+
+
+@dataclass
+class Answer:
+    """A structured solver's answer: weights, |dual| per name (bounds) and per row owner."""
+
+    status: str
+    w: np.ndarray | None
+    name_duals: np.ndarray
+    row_duals: dict[int, float]
 
 
 @dataclass
@@ -42,7 +51,7 @@ class _Row:
     matrix: MatFn
     lo: np.ndarray
     hi: np.ndarray
-    block: str = "w"  # the variable block the rows act on: w, y or t
+    block: str = "w"  # the variable block the rows act on: w or t (= |w - w0|)
 
 
 @dataclass
@@ -57,173 +66,79 @@ class _Spec:
     cost_t: np.ndarray | None = None
     gamma: float = 0.0
     offset: np.ndarray | None = None
+    #: separable power cost ``sum power_i |w_i - w0_i| ** exponent`` (None: none)
+    power: np.ndarray | None = None
+    exponent: float = 1.0
 
 
-def l1_coefficients(model: CostModel, inputs: PortfolioInputs) -> np.ndarray | None:
-    """Per-name ``c`` with ``cost = c'|t|`` (NAV units), or None if the model is not L1.
-
-    Probed at three trade sizes and both signs: a model that is exactly proportional to
-    ``|trade|`` at all of them is treated as linear (spread, proportional commission).
-    """
-    ctx = inputs.trade_context
-    if ctx is None:
-        return None
-    n, nav = inputs.n, ctx.nav
-    base = None
-    for size in (1e-4, 1e-2, 1.0):
-        up = np.asarray(model.cost_array(np.full(n, size * nav), ctx), dtype=np.float64)
-        dn = np.asarray(model.cost_array(np.full(n, -size * nav), ctx), dtype=np.float64)
-        c = up / (size * nav)
-        if not np.allclose(up, dn, rtol=1e-9, atol=0) or np.any(c < 0):
-            return None
-        if base is None:
-            base = c
-        elif not np.allclose(c, base, rtol=1e-7, atol=1e-15):
-            return None
-    return base
-
-
-_CONVEX_OK: set[tuple[int, int]] = set()
-
-
-def _check_convex(term: TransactionCost, inputs: PortfolioInputs) -> None:
-    """The cost model's CVXPY expression must be convex even when the QP path skips it."""
-    key = (id(term.model), inputs.n)
-    if key in _CONVEX_OK:
-        return
-    import cvxpy as cp
-
-    assert inputs.trade_context is not None
-    e = term.model.expr(cp.Variable(inputs.n), inputs.trade_context)
-    if not (e.is_dcp() and e.is_convex()):
-        raise NonConvexError("cost model expression is not convex", field="model",
-                             value=repr(term.model))
-    _CONVEX_OK.add(key)
+def spec_value(s: _Spec, w: np.ndarray, inputs: PortfolioInputs) -> float:
+    """The minimised objective at ``w`` (NumPy): ``q'w + c'|t| + power'|t|^e + gamma var``."""
+    assert s.q_w is not None and s.cost_t is not None
+    t = np.abs(w - inputs.current)
+    val = float(s.q_w @ w) + float(s.cost_t @ t)
+    if s.power is not None:
+        val += float(s.power @ t ** s.exponent)
+    if s.gamma:
+        val += s.gamma * inputs.variance(w if s.offset is None else w - s.offset)
+    return val
 
 
 def _const(m: sp.spmatrix) -> MatFn:
     return lambda: m
 
 
-def _ones(n: int) -> MatFn:
-    return lambda: sp.csr_matrix(np.ones((1, n)))
-
-
 def translate(terms: Sequence[Term], constraints: Sequence[cm.Constraint],
               inputs: PortfolioInputs) -> _Spec | None:
-    """The QP pieces for these terms/constraints, or None when not expressible."""
+    """The solver-form pieces, assembled from each term's and constraint's own
+    ``solver_form``; None when one of them has none (the CVXPY engine then solves)."""
     n = inputs.n
     s = _Spec(n=n, lb=np.full(n, -INF), ub=np.full(n, INF), q_w=np.zeros(n),
               cost_t=np.zeros(n))
+    forms: list[LinearForm | None] = [c.solver_form(inputs, False) for c in constraints]
+    lb = np.full(n, -INF)
+    for f in forms:
+        if f is not None and f.lower is not None:
+            lb = np.maximum(lb, f.lower)
+    nonneg = bool(np.all(lb >= 0))
+    if nonneg:  # a gross or long cap is linear once w >= 0 is known
+        forms = [c.solver_form(inputs, True) if f is None else f
+                 for c, f in zip(constraints, forms, strict=True)]
+    for i, f in enumerate(forms):
+        if f is None:
+            return None
+        if f.lower is not None or f.upper is not None:
+            if f.lower is not None:
+                s.lb = np.maximum(s.lb, f.lower)
+            if f.upper is not None:
+                s.ub = np.minimum(s.ub, f.upper)
+            s.bound_owner.append(i)
+        for r in f.rows:
+            block = "t" if r.on == "abs_trade" else "w"
+            s.need_t |= block == "t"
+            s.rows.append(_Row(i, _const(r.matrix), np.asarray(r.lo, dtype=np.float64),
+                               np.asarray(r.hi, dtype=np.float64), block))
     assert s.q_w is not None and s.cost_t is not None
-    long_only = any(isinstance(c, cm.LongOnly) for c in constraints)
     for t in terms:
-        if isinstance(t, Alpha):
-            s.q_w -= t.scale * inputs.alpha
-        elif isinstance(t, Risk):
+        tf = t.solver_form(inputs, nonneg)
+        if tf is None:
+            return None
+        if tf.linear is not None:
+            s.q_w += tf.linear
+        if tf.abs_trade is not None and np.any(tf.abs_trade):
+            s.cost_t += tf.abs_trade
+            s.need_t = True
+        if tf.power is not None:
+            if s.power is not None and tf.exponent != s.exponent:
+                return None
+            s.power = tf.power if s.power is None else s.power + tf.power
+            s.exponent = tf.exponent
+        if tf.risk_aversion:
             if s.gamma or inputs.risk is None:
                 return None
-            s.gamma = t.risk_aversion
-            if t.benchmark_relative:
-                if inputs.benchmark is None:
-                    return None
+            s.gamma = tf.risk_aversion
+            if tf.benchmark_relative:
                 s.offset = inputs.benchmark
-        elif isinstance(t, TransactionCost):
-            c = l1_coefficients(t.model, inputs)
-            if c is None:
-                return None
-            _check_convex(t, inputs)
-            s.cost_t += t.scale * c
-            s.need_t = True
-        elif isinstance(t, HoldingCost):
-            fee = t._fee(inputs)
-            if t.margin_rate != t.cash_rate or (np.any(fee > 0) and not long_only):
-                return None
-            s.q_w += t.cash_rate
-        else:
-            return None
-    for i, con in enumerate(constraints):
-        if not _add(s, i, con, inputs, long_only):
-            return None
     return s
-
-
-def _bound(s: _Spec, owner: int, lb: np.ndarray | float | None,
-           ub: np.ndarray | float | None) -> None:
-    if lb is not None:
-        s.lb = np.maximum(s.lb, lb)
-    if ub is not None:
-        s.ub = np.minimum(s.ub, ub)
-    s.bound_owner.append(owner)
-
-
-def _add(s: _Spec, i: int, c: cm.Constraint, x: PortfolioInputs, long_only: bool) -> bool:
-    n = s.n
-    if isinstance(c, cm.Budget):
-        s.rows.append(_Row(i, _ones(n), np.array([c.target]), np.array([c.target])))
-    elif isinstance(c, cm.LongOnly):
-        _bound(s, i, 0.0, None)
-    elif isinstance(c, cm.WeightBounds):
-        _bound(s, i, None if c.lower is None else c._bound("lower", x),
-               None if c.upper is None else c._bound("upper", x))
-    elif isinstance(c, cm.GrossExposure):
-        if not long_only:
-            return False
-        s.rows.append(_Row(i, _ones(n), np.array([-INF]), np.array([c.max_gross])))
-    elif isinstance(c, cm.NetExposure):
-        s.rows.append(_Row(i, _ones(n), np.array([c.lower]), np.array([c.upper])))
-    elif isinstance(c, cm.MinCash):
-        s.rows.append(_Row(i, _ones(n), np.array([-INF]), np.array([1.0 - c.min_cash])))
-    elif isinstance(c, cm.Turnover):
-        if c.max_total is not None:
-            s.need_t = True
-            s.rows.append(_Row(i, _ones(n), np.array([-INF]), np.array([c.max_total]),
-                               block="t"))
-        if c.max_per_name is not None:
-            cap = c._per_name(x)
-            _bound(s, i, x.current - cap, x.current + cap)
-    elif isinstance(c, cm.Liquidity):
-        if x.adv_weight is None:
-            return False
-        if c.max_trade_adv is not None:
-            cap = c.max_trade_adv * x.adv_weight
-            _bound(s, i, x.current - cap, x.current + cap)
-        if c.max_position_adv is not None:
-            cap = c.max_position_adv * x.adv_weight
-            _bound(s, i, -cap, cap)
-    elif isinstance(c, cm.BetaNeutral):
-        if x.betas is None:
-            return False
-        beta = x.betas
-        s.rows.append(_Row(i, lambda: sp.csr_matrix(beta[None, :]),
-                           np.array([c.target - c.tolerance]),  # type: ignore[operator]
-                           np.array([c.target + c.tolerance])))  # type: ignore[operator]
-    elif isinstance(c, cm.SectorCaps):
-        if x.sectors is None or ((c.long is not None or c.short is not None) and not long_only):
-            return False
-        labels, m = c._membership(x)
-        for name, caps in c._parts(labels):
-            rows = np.flatnonzero(np.isfinite(caps))
-            if name == "short" or not len(rows):
-                continue  # long only: shorts are zero
-            sub = m[rows]
-            lo = -caps[rows] if name == "net" else np.full(len(rows), -INF)
-            s.rows.append(_Row(i, _const(sub), lo, caps[rows]))
-    elif isinstance(c, cm.FactorExposureBounds):
-        if not isinstance(x.risk, FactorCovariance):
-            return False
-        lo, hi = c._bounds(x)
-        fsqrt = x.risk.factor_sqrt()
-        if s.gamma and s.offset is None and np.linalg.matrix_rank(fsqrt) == x.risk.n_factors:
-            # B'w = L'^-1 y: K x K rows on y instead of K dense rows of length N
-            linv_t = np.linalg.inv(fsqrt.T)
-            s.rows.append(_Row(i, lambda: sp.csr_matrix(linv_t), lo, hi, block="y"))
-        else:
-            bt = x.risk.exposures.T
-            s.rows.append(_Row(i, lambda: sp.csr_matrix(bt), lo, hi))
-    else:
-        return False
-    return True
 
 
 @dataclass
@@ -240,9 +155,11 @@ class QP:
     need_t: bool
     owners: np.ndarray
     matrix_key: str
-    ident: tuple[Any, ...] = ()
     x_mat: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     d: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: > 0: the last n variables ``p`` are epigraphs ``p_i >= t_i ** power_exponent`` of a
+    #: power cost, which only a conic solver (ClarabelDirect) can take
+    power_exponent: float = 0.0
 
 
 def _risk_blocks(inputs: PortfolioInputs) -> tuple[np.ndarray, np.ndarray]:
@@ -253,59 +170,89 @@ def _risk_blocks(inputs: PortfolioInputs) -> tuple[np.ndarray, np.ndarray]:
     return dense_sqrt(risk).T, np.zeros(inputs.n)
 
 
+def _on_factor_rows(rows: list[_Row], x_mat: np.ndarray, b: np.ndarray
+                    ) -> tuple[list[_Row], list[sp.csr_matrix]]:
+    """Dense row blocks on ``w`` that lie in the row space of ``X`` (factor exposure bounds:
+    ``B' = L'^-1 X``) are rewritten as K-wide rows on ``y = X (w - b)``: ``M w = T y + T X b``
+    with ``T = M X^+``. Decided by content (the residual of ``T X = M``), not by class; a
+    (K, N) dense block becomes (K, K), which an interior-point KKT system feels."""
+    k, n = x_mat.shape
+    out_rows, out_mats = [], []
+    gram = x_mat @ x_mat.T if k else None
+    for r in rows:
+        m = sp.csr_matrix(r.matrix())
+        if k and r.block == "w" and m.nnz >= 0.5 * m.shape[0] * n and gram is not None:
+            dense = m.toarray()
+            try:
+                t = np.linalg.solve(gram, x_mat @ dense.T).T
+            except np.linalg.LinAlgError:
+                t = None
+            if t is not None and np.abs(t @ x_mat - dense).max() <= 1e-10 * max(
+                    1.0, float(np.abs(dense).max())):
+                shift = t @ (x_mat @ b)
+                out_rows.append(_Row(r.owner, _const(sp.csr_matrix(t)), r.lo - shift,
+                                     r.hi - shift, "y"))
+                out_mats.append(sp.csr_matrix(t))
+                continue
+        out_rows.append(r)
+        out_mats.append(m)
+    return out_rows, out_mats
+
+
 def assemble(s: _Spec, inputs: PortfolioInputs, cached: QP | None) -> QP:
     """Vectors always; matrices only when their inputs changed (else reuse ``cached``)."""
     n = s.n
-    nt = n if s.need_t else 0
-    shape = [np.array([r.owner, "wyt".index(r.block), len(r.lo)]) for r in s.rows]
-    ident = (id(inputs.risk), id(inputs.betas), id(inputs.sectors), s.gamma, nt,
-             fingerprint(*shape))
-    if cached is not None and cached.ident == ident:
-        # same objects as last time: matrices and risk blocks are reused as they are
-        x_mat, d, key = cached.x_mat, cached.d, cached.matrix_key
-    else:
-        x_mat, d = _risk_blocks(inputs) if s.gamma else (np.zeros((0, n)), np.zeros(n))
-        key = fingerprint(x_mat, d, np.array([s.gamma, nt]), inputs.betas, inputs.sectors,
-                          *shape, inputs.risk.exposures
-                          if isinstance(inputs.risk, FactorCovariance) else None)
-    k = x_mat.shape[0]
+    need_t = s.need_t or s.power is not None
+    nt = n if need_t else 0
+    npw = n if s.power is not None else 0  # epigraph p >= |t|^e of a power cost (cones)
+    # content, never identity: a recycled id of a dropped risk model must not reuse its matrices
+    x_mat, d = _risk_blocks(inputs) if s.gamma else (np.zeros((0, n)), np.zeros(n))
     b = np.zeros(n) if s.offset is None else s.offset
+    rows, mats = _on_factor_rows(s.rows, x_mat, b)
+    shape = [np.array([r.owner, "wyt".index(r.block), len(r.lo)]) for r in rows]
+    key = fingerprint(x_mat, d, np.array([s.gamma, nt, npw, s.exponent]), *shape,
+                      *[a for m in mats for a in (m.data, m.indices, m.indptr)])
+    k = x_mat.shape[0]
     assert s.q_w is not None and s.cost_t is not None
     q = np.concatenate([s.q_w - 2 * s.gamma * d * b, np.zeros(k),
-                        s.cost_t if s.need_t else np.zeros(0)])
+                        s.cost_t if need_t else np.zeros(0),
+                        s.power if s.power is not None else np.zeros(0)])
     lo = [s.lb, x_mat @ b]
     hi = [s.ub, x_mat @ b]
     owners = [np.full(n, -2), np.full(k, -1)]
-    if s.need_t:
+    if need_t:
         lo += [-inputs.current, inputs.current]
         hi += [np.full(n, INF), np.full(n, INF)]
         owners += [np.full(2 * n, -1)]
-    for r in s.rows:
+    for r in rows:
         lo.append(np.asarray(r.lo, dtype=np.float64))
         hi.append(np.asarray(r.hi, dtype=np.float64))
         owners.append(np.full(len(r.lo), r.owner))
     lo_v, hi_v = np.concatenate(lo), np.concatenate(hi)
     if cached is not None and cached.matrix_key == key:
-        return QP(cached.P, q, cached.A, lo_v, hi_v, n, k, s.need_t, cached.owners, key,
-                  ident, x_mat, d)
+        return QP(cached.P, q, cached.A, lo_v, hi_v, n, k, need_t, cached.owners, key,
+                  x_mat, d, s.exponent if npw else 0.0)
     p = sp.block_diag([sp.diags(2 * s.gamma * d), 2 * s.gamma * sp.identity(k),
-                       sp.csr_matrix((nt, nt))], format="csc")
+                       sp.csr_matrix((nt + npw, nt + npw))], format="csc")
     eye = sp.identity(n, format="csr")
     z_nk, z_kt = sp.csr_matrix((n, k)), sp.csr_matrix((k, nt))
-    blocks: list[list[Any]] = [[eye, z_nk, sp.csr_matrix((n, nt))],
-                               [sp.csr_matrix(x_mat), -sp.identity(k), z_kt]]
-    if s.need_t:
-        blocks += [[-eye, z_nk, eye], [eye, z_nk, eye]]
-    for r in s.rows:
-        m = sp.csr_matrix(r.matrix())
-        rows = m.shape[0]
-        blk = {"w": sp.csr_matrix((rows, n)), "y": sp.csr_matrix((rows, k)),
-               "t": sp.csr_matrix((rows, nt))}
+
+    def zp(rows: int) -> sp.csr_matrix:
+        return sp.csr_matrix((rows, npw))
+
+    blocks: list[list[Any]] = [[eye, z_nk, sp.csr_matrix((n, nt)), zp(n)],
+                               [sp.csr_matrix(x_mat), -sp.identity(k), z_kt, zp(k)]]
+    if need_t:
+        blocks += [[-eye, z_nk, eye, zp(n)], [eye, z_nk, eye, zp(n)]]
+    for r, m in zip(rows, mats, strict=True):
+        mr = m.shape[0]
+        blk = {"w": sp.csr_matrix((mr, n)), "y": sp.csr_matrix((mr, k)),
+               "t": sp.csr_matrix((mr, nt))}
         blk[r.block] = m
-        blocks.append([blk["w"], blk["y"], blk["t"]])
+        blocks.append([blk["w"], blk["y"], blk["t"], zp(mr)])
     a = sp.bmat(blocks, format="csc")
-    return QP(p, q, a, lo_v, hi_v, n, k, s.need_t, np.concatenate(owners), key, ident, x_mat,
-              d)
+    return QP(p, q, a, lo_v, hi_v, n, k, need_t, np.concatenate(owners), key, x_mat, d,
+              s.exponent if npw else 0.0)
 
 
 class OSQPDirect:
@@ -324,6 +271,9 @@ class OSQPDirect:
 
     def solve(self, qp: QP) -> tuple[str, np.ndarray | None, np.ndarray | None]:
         import osqp
+
+        if qp.power_exponent:
+            return "not_applicable: power cost", None, None
 
         lo = np.maximum(qp.lo, -1e30)
         hi = np.minimum(qp.hi, 1e30)
@@ -351,6 +301,8 @@ class ClarabelDirect:
     factorisation) is kept and only ``q`` and ``b`` are updated when the matrices are."""
 
     name = "CLARABEL-direct"
+    #: takes the power cones of an impact cost (see ``QP.power_exponent``)
+    cones = True
 
     def __init__(self, **settings: Any) -> None:
         self.settings = {"verbose": False, "tol_gap_abs": 1e-12, "tol_gap_rel": 1e-10,
@@ -366,18 +318,32 @@ class ClarabelDirect:
         eq = np.isfinite(qp.lo) & np.isfinite(qp.hi) & (qp.lo == qp.hi)
         up = np.isfinite(qp.hi) & ~eq
         dn = np.isfinite(qp.lo) & ~eq
-        b_all = np.concatenate([qp.hi[eq], qp.hi[up], -qp.lo[dn]])
+        nv = qp.P.shape[0]
+        npw = qp.n if qp.power_exponent else 0
+        # power cones (p_i, 1, t_i): p_i^(1/e) >= |t_i|, i.e. p_i >= |t_i|^e
+        b_cone = np.tile([0.0, 1.0, 0.0], npw)
+        b_all = np.concatenate([qp.hi[eq], qp.hi[up], -qp.lo[dn], b_cone])
         key = (qp.matrix_key, np.packbits(np.concatenate([eq, up, dn])).tobytes())
         if self._solver is not None and key == self._key:
             self._solver.update(q=qp.q, b=b_all)
         else:
             a = qp.A.tocsr()
-            a_all = sp.vstack([a[eq], a[up], -a[dn]], format="csc")
+            parts = [a[eq], a[up], -a[dn]]
+            if npw:
+                t0, p0 = nv - 2 * npw, nv - npw
+                i = np.arange(npw)
+                rows = np.concatenate([3 * i, 3 * i + 2])
+                cols = np.concatenate([p0 + i, t0 + i])
+                parts.append(sp.csr_matrix((-np.ones(2 * npw), (rows, cols)),
+                                           shape=(3 * npw, nv)))
+            a_all = sp.vstack(parts, format="csc")
             cones = []
             if eq.any():
                 cones.append(clarabel.ZeroConeT(int(eq.sum())))
             if up.any() or dn.any():
                 cones.append(clarabel.NonnegativeConeT(int(up.sum() + dn.sum())))
+            if npw:
+                cones += [clarabel.PowerConeT(1.0 / qp.power_exponent)] * npw
             st = clarabel.DefaultSettings()
             for k, v in self.settings.items():
                 setattr(st, k, v)
@@ -388,7 +354,7 @@ class ClarabelDirect:
         status = str(sol.status)
         if status not in ("Solved", "AlmostSolved") or not np.all(np.isfinite(sol.x)):
             return status.lower(), None, None
-        z = np.asarray(sol.z)
+        z = np.asarray(sol.z)[:len(sol.z) - 3 * npw]
         y = np.zeros(qp.A.shape[0])
         ne, nu = int(eq.sum()), int(up.sum())
         y[eq] = z[:ne]
@@ -420,11 +386,22 @@ class PDASDirect:
     def solve(self, qp: QP) -> tuple[str, np.ndarray | None, np.ndarray | None]:
         return "not_applicable", None, None
 
-    def solve_structured(self, s: _Spec, inputs: PortfolioInputs
-                         ) -> tuple[str, np.ndarray | None, np.ndarray, float] | None:
+    def solve_structured(self, s: _Spec, inputs: PortfolioInputs) -> Answer | None:
+        """An :class:`Answer`, or None when not applicable."""
+        got = self._solve(s, inputs)
+        if got is None:
+            return None
+        status, w, mu, nu = got
+        budget = [r.owner for r in s.rows]
+        rows = {budget[0]: abs(nu)} if budget and w is not None else {}
+        return Answer(status, w, np.abs(mu) if w is not None else np.zeros(s.n), rows)
+
+    def _solve(self, s: _Spec, inputs: PortfolioInputs
+               ) -> tuple[str, np.ndarray | None, np.ndarray, float] | None:
         """(status, w, mu per name, nu of the budget row) or None when not applicable."""
         fc = inputs.risk
         if (not isinstance(fc, FactorCovariance) or s.need_t or not s.gamma
+                or s.power is not None
                 or s.offset is not None or np.any(fc.specific_variance <= 0)):
             return None
         budget = [r for r in s.rows if r.block == "w"]

@@ -14,6 +14,7 @@ from keel.costs.base import CostModel
 from keel.optimize.constraints import Constraint
 from keel.optimize.engine import ConvexPortfolioProblem, Solver
 from keel.optimize.fastqp import ClarabelDirect, PDASDirect
+from keel.optimize.piqp_direct import PIQPDirect
 from keel.optimize.terms import Alpha, Risk, Term, TransactionCost
 
 
@@ -47,7 +48,7 @@ class MeanVariance(ConvexPortfolioProblem):
         if terms is None:
             terms = [Alpha(), Risk(risk_aversion), *[TransactionCost(c) for c in costs]]
         if direct is None:
-            direct = [PDASDirect(), ClarabelDirect()]
+            direct = [PDASDirect(), ClarabelDirect(), PIQPDirect()]
         super().__init__(terms, constraints, solvers=solvers, solver_options=solver_options,
                          feasibility_tol=feasibility_tol, binding_tol=binding_tol,
                          diagnose=diagnose, direct=direct)

@@ -15,9 +15,10 @@ import cvxpy as cp
 import numpy as np
 import pandas as pd
 
-from keel.costs.base import CostModel
+from keel.costs.base import CostModel, TradeContext
 from keel.errors import NonConvexError, ValidationError
 from keel.optimize.build import BuildContext, require
+from keel.optimize.forms import TermForm
 from keel.optimize.inputs import PortfolioInputs, align_series, fingerprint
 
 
@@ -43,6 +44,11 @@ class Term(ABC):
         """Anything compiled in as a constant (recompile when it changes)."""
         return None
 
+    def solver_form(self, inputs: PortfolioInputs, nonneg: bool = False) -> TermForm | None:
+        """The term in solver form (:class:`~keel.optimize.forms.TermForm`), or None when it
+        has none (the CVXPY engine solves). ``nonneg``: the constraints force ``w >= 0``."""
+        return None
+
     def sign(self) -> float:
         return 1.0 if self.kind == "alpha" else -1.0
 
@@ -63,6 +69,9 @@ class Alpha(Term):
 
     def value(self, w: np.ndarray, inputs: PortfolioInputs) -> float:
         return self.scale * float(inputs.alpha @ w)
+
+    def solver_form(self, inputs: PortfolioInputs, nonneg: bool = False) -> TermForm | None:
+        return TermForm(linear=-self.scale * inputs.alpha)
 
 
 class Risk(Term):
@@ -90,6 +99,13 @@ class Risk(Term):
         x = w - inputs.benchmark if self.benchmark_relative else w
         return self.risk_aversion * inputs.variance(x)
 
+    def solver_form(self, inputs: PortfolioInputs, nonneg: bool = False) -> TermForm | None:
+        require(inputs, "risk", self.name)
+        if self.benchmark_relative:
+            require(inputs, "benchmark", self.name)
+        return TermForm(risk_aversion=self.risk_aversion,
+                        benchmark_relative=self.benchmark_relative)
+
 
 class TransactionCost(Term):
     """A :class:`CostModel` of the trades ``w - w_current`` (fraction of NAV).
@@ -108,6 +124,7 @@ class TransactionCost(Term):
             raise NonConvexError("cost scale must be >= 0", field="scale", value=scale)
         self.model = model
         self.scale = float(scale)
+        self._convex_checked: tuple[CostModel, int] | None = None
 
     @property
     def name(self) -> str:
@@ -125,6 +142,36 @@ class TransactionCost(Term):
         tc = require(inputs, "trade_context", self.name)
         trades = (w - inputs.current) * tc.nav
         return self.scale * float(np.sum(self.model.cost_array(trades, tc))) / tc.nav
+
+    def solver_form(self, inputs: PortfolioInputs, nonneg: bool = False) -> TermForm | None:
+        """From the model's declared :class:`~keel.costs.base.SeparableForm` (never probed);
+        a model that declares none leaves the problem to CVXPY."""
+        tc = require(inputs, "trade_context", self.name)
+        f = self.model.separable_form(tc)
+        if f is None:
+            return None
+        self._check_convex(tc)
+        if np.any(f.linear < 0) or (f.power is not None and (
+                np.any(f.power < 0) or f.exponent < 1)):
+            raise NonConvexError("cost model declares a non-convex form", field="model",
+                                 value=repr(self.model))
+        if f.power is None or not np.any(f.power):
+            return TermForm(abs_trade=self.scale * f.linear)
+        return TermForm(abs_trade=self.scale * f.linear, power=self.scale * f.power,
+                        exponent=f.exponent)
+
+    def _check_convex(self, tc: TradeContext) -> None:
+        """The model's CVXPY expression must be convex even where the direct path skips it;
+        checked once per model and size (remembered holding the model, never its id)."""
+        n = len(tc.symbols)
+        done = self._convex_checked
+        if done is not None and done[0] is self.model and done[1] == n:
+            return
+        e = self.model.expr(cp.Variable(n), tc)
+        if not (e.is_dcp() and e.is_convex()):
+            raise NonConvexError("cost model expression is not convex", field="model",
+                                 value=repr(self.model))
+        self._convex_checked = (self.model, n)
 
     def structure(self, inputs: PortfolioInputs) -> Hashable:
         tc = inputs.trade_context
@@ -184,6 +231,14 @@ class HoldingCost(Term):
         cash = 1.0 - float(np.sum(w))
         return (float(self._fee(inputs) @ np.maximum(-w, 0.0)) - self.cash_rate * cash
                 + (self.margin_rate - self.cash_rate) * max(-cash, 0.0))
+
+    def solver_form(self, inputs: PortfolioInputs, nonneg: bool = False) -> TermForm | None:
+        """Linear (``cash_rate * sum(w)`` plus a constant) when leverage costs what cash earns
+        and no short can pay a fee; else None."""
+        if self.margin_rate != self.cash_rate or (np.any(self._fee(inputs) > 0)
+                                                  and not nonneg):
+            return None
+        return TermForm(linear=np.full(inputs.n, self.cash_rate))
 
 
 def objective_split(terms: list[Term], w: np.ndarray, inputs: PortfolioInputs

@@ -8,12 +8,12 @@ reported as ``False``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -111,14 +111,34 @@ class OrdersRepo:
                    children: Iterable[ChildOrder] = ()) -> bool:
         """Insert a parent and its NEW children in one transaction (False, nothing written,
         when the parent id already exists)."""
-        o = rec.order
-        assert isinstance(o, Order)
         try:
             with self.store.session() as s:
-                if s.scalar(select(OrderRow.id).where(
-                        OrderRow.client_order_id == o.client_order_id)) is not None:
-                    return False
-                s.add(OrderRow(
+                return self._insert_parent(s, rec, now, reason, children)
+        except StoreError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                return False
+            raise
+
+    def add_parents(self, items: Sequence[tuple[OrderRecord, str, Sequence[ChildOrder]]],
+                    now: datetime) -> list[bool]:
+        """Group commit of :meth:`add_parent`: every ``(record, reason, children)`` in one
+        transaction (one fsync, multi-row inserts); False for a parent id that already exists
+        or repeats an earlier one of the batch (not written)."""
+        ids = [rec.client_order_id for rec, _, _ in items]
+        with self.store.session() as s:
+            conn = s.connection()
+            known = set(conn.execute(select(OrderRow.client_order_id).where(
+                OrderRow.client_order_id.in_(ids))).scalars()) if ids else set()
+            parents, kids, events, out = [], [], [], []
+            for rec, reason, children in items:
+                o = rec.order
+                assert isinstance(o, Order)
+                if o.client_order_id in known:
+                    out.append(False)
+                    continue
+                known.add(o.client_order_id)
+                out.append(True)
+                parents.append(dict(
                     client_order_id=o.client_order_id, symbol=o.symbol, side=o.side.value,
                     qty=o.qty, order_type=o.order_type.value, tif=o.tif.value,
                     limit_price=o.limit_price, stop_price=o.stop_price,
@@ -126,14 +146,45 @@ class OrdersRepo:
                     avg_fill_price=rec.avg_price, strategy=o.strategy, algo=rec.algo,
                     arrival_price=rec.arrival_price, decision_price=rec.decision_price,
                     created_at=o.created_at, updated_at=now))
-                s.add(OrderEventRow(client_order_id=o.client_order_id, from_status=None,
-                                    to_status=rec.status.value, reason=reason, timestamp=now))
-                s.flush()
-                self._add_children(s, children, now)
-        except StoreError as exc:
-            if isinstance(exc.__cause__, IntegrityError):
-                return False
-            raise
+                events.append(dict(client_order_id=o.client_order_id, from_status=None,
+                                   to_status=rec.status.value, reason=reason, timestamp=now))
+                for c in children:
+                    kids.append(dict(
+                        client_order_id=c.client_order_id, parent_id=c.parent_id,
+                        slice_index=c.slice_index, symbol=c.symbol, side=c.side.value,
+                        qty=c.qty, order_type=c.order_type.value, tif=c.tif.value,
+                        limit_price=c.limit_price, not_before=c.not_before,
+                        expire_at=c.expire_at, status=OrderStatus.NEW.value, filled_qty=ZERO,
+                        venue_order_id=None, venue=None, created_at=c.created_at,
+                        updated_at=now))
+                    events.append(dict(client_order_id=c.client_order_id, from_status=None,
+                                       to_status=OrderStatus.NEW.value, reason="scheduled",
+                                       timestamp=now))
+            for table, rows in ((OrderRow, parents), (ChildOrderRow, kids),
+                                (OrderEventRow, events)):
+                if rows:
+                    conn.execute(insert(table), rows)
+            return out
+
+    def _insert_parent(self, s: Session, rec: OrderRecord, now: datetime, reason: str,
+                       children: Iterable[ChildOrder]) -> bool:
+        o = rec.order
+        assert isinstance(o, Order)
+        if s.scalar(select(OrderRow.id).where(
+                OrderRow.client_order_id == o.client_order_id)) is not None:
+            return False
+        s.add(OrderRow(
+            client_order_id=o.client_order_id, symbol=o.symbol, side=o.side.value,
+            qty=o.qty, order_type=o.order_type.value, tif=o.tif.value,
+            limit_price=o.limit_price, stop_price=o.stop_price,
+            status=rec.status.value, filled_qty=rec.filled_qty,
+            avg_fill_price=rec.avg_price, strategy=o.strategy, algo=rec.algo,
+            arrival_price=rec.arrival_price, decision_price=rec.decision_price,
+            created_at=o.created_at, updated_at=now))
+        s.add(OrderEventRow(client_order_id=o.client_order_id, from_status=None,
+                            to_status=rec.status.value, reason=reason, timestamp=now))
+        s.flush()
+        self._add_children(s, children, now)
         return True
 
     @staticmethod
@@ -172,6 +223,61 @@ class OrdersRepo:
                 return False
             raise
         return True
+
+    def apply_batch(self, ops: Sequence[tuple[Sequence[StateChange], Fill | None, str | None]],
+                    now: datetime) -> list[bool]:
+        """Group commit of :meth:`apply`: every ``(changes, fill, parent_id)`` in one
+        transaction (one fsync; one multi-row statement per kind of write). An op whose fill
+        is already booked is skipped (False)."""
+        fill_ids = [f.exec_id for _, f, _ in ops if f is not None]
+        with self.store.session() as s:
+            conn = s.connection()
+            booked = set(conn.execute(select(FillRow.exec_id).where(
+                FillRow.exec_id.in_(fill_ids))).scalars()) if fill_ids else set()
+            fills: list[dict[str, object]] = []
+            kids: list[dict[str, object]] = []
+            parents: list[dict[str, object]] = []
+            events: list[dict[str, object]] = []
+            out: list[bool] = []
+            for changes, fill, parent_id in ops:
+                if fill is not None:
+                    if fill.exec_id in booked:
+                        out.append(False)
+                        continue
+                    booked.add(fill.exec_id)
+                    fills.append(dict(
+                        exec_id=fill.exec_id, client_order_id=fill.client_order_id,
+                        parent_id=parent_id, symbol=fill.symbol, side=fill.side.value,
+                        qty=fill.qty, price=fill.price, commission=fill.commission,
+                        venue=fill.venue, timestamp=fill.timestamp))
+                out.append(True)
+                for ch in changes:
+                    rec = ch.record
+                    if rec.is_child:
+                        kids.append({"b_coid": rec.client_order_id, "b_status": rec.status.value,
+                                     "b_qty": rec.order.qty, "b_filled": rec.filled_qty,
+                                     "b_now": now, "b_voi": rec.venue_order_id or None})
+                    else:
+                        parents.append({"b_coid": rec.client_order_id,
+                                        "b_status": rec.status.value,
+                                        "b_filled": rec.filled_qty, "b_now": now,
+                                        "b_avg": rec.avg_price})
+                    if ch.from_status is not rec.status or ch.reason:
+                        events.append(dict(
+                            client_order_id=rec.client_order_id,
+                            from_status=ch.from_status.value if ch.from_status else None,
+                            to_status=rec.status.value, reason=ch.reason, timestamp=now))
+            if fills:
+                conn.execute(insert(FillRow), fills)
+            for stmt, rows in ((_CHILD_UPDATE, kids), (_PARENT_UPDATE, parents)):
+                if rows:
+                    res = conn.execute(stmt, rows)
+                    if 0 <= getattr(res, "rowcount", -1) < len(rows):
+                        raise StoreError("order not in the store", field="client_order_id",
+                                         value=rows[0]["b_coid"])
+            if events:
+                conn.execute(insert(OrderEventRow), events)
+        return out
 
     @staticmethod
     def _write_state(s: Session, ch: StateChange, now: datetime) -> None:
@@ -259,3 +365,35 @@ class OrdersRepo:
                 q = q.where(OrderEventRow.client_order_id == client_order_id)
             return [(r.client_order_id, r.from_status, r.to_status, r.reason, r.timestamp)
                     for r in s.scalars(q)]
+
+    def known_ids(self, client_order_ids: Sequence[str]) -> set[str]:
+        """Which of ``client_order_ids`` are stored (parents or children), in two queries."""
+        ids = list(dict.fromkeys(client_order_ids))
+        if not ids:
+            return set()
+        with self.store.session() as s:
+            found = set(s.scalars(select(OrderRow.client_order_id).where(
+                OrderRow.client_order_id.in_(ids))))
+            found |= set(s.scalars(select(ChildOrderRow.client_order_id).where(
+                ChildOrderRow.client_order_id.in_(ids))))
+        return found
+
+    def has_exec_id(self, exec_id: str) -> bool:
+        """True when a fill with ``exec_id`` is booked."""
+        with self.store.session() as s:
+            return s.scalar(select(FillRow.id).where(FillRow.exec_id == exec_id)) is not None
+
+
+_C, _P = ChildOrderRow.__table__.c, OrderRow.__table__.c
+_CHILD_UPDATE = update(ChildOrderRow).where(
+    ChildOrderRow.client_order_id == bindparam("b_coid")).values(
+    status=bindparam("b_status"), qty=bindparam("b_qty", type_=_C.qty.type),
+    filled_qty=bindparam("b_filled", type_=_C.filled_qty.type),
+    updated_at=bindparam("b_now", type_=_C.updated_at.type),
+    venue_order_id=func.coalesce(bindparam("b_voi", type_=_C.venue_order_id.type),
+                                 ChildOrderRow.venue_order_id))
+_PARENT_UPDATE = update(OrderRow).where(OrderRow.client_order_id == bindparam("b_coid")).values(
+    status=bindparam("b_status"), filled_qty=bindparam("b_filled", type_=_P.filled_qty.type),
+    updated_at=bindparam("b_now", type_=_P.updated_at.type),
+    avg_fill_price=bindparam("b_avg", type_=_P.avg_fill_price.type),
+    version=OrderRow.version + 1)

@@ -12,7 +12,7 @@ Time is injected: every command takes the timestamp to stamp its events with.
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,21 +63,34 @@ class OrderView:
 class SimulatedExchange:
     """A thread-safe venue: matching, accounts, positions, per-account event logs.
 
+    Memory is bounded: finished orders leave the engine's live registry (see
+    :class:`MatchingEngine`) and each account's event log keeps its last ``max_events``
+    events (sequence numbers keep counting; a reader further behind gets what is left).
+    :attr:`epoch` names this incarnation: it changes when the exchange restarts, and is in
+    every ExecID, so clients can tell a restart from a replay.
+
     Args:
         symbols: tradable symbols (None accepts any).
         starting_cash: cash credited to each new account, currency.
+        epoch: id of this incarnation (default: random); see :class:`MatchingEngine`.
+        lot_size: smallest quantity increment.
     """
 
     def __init__(self, symbols: Sequence[str] | None = None,
-                 starting_cash: Decimal | int = 10_000_000) -> None:
-        self.engine = MatchingEngine(symbols)
+                 starting_cash: Decimal | int = 10_000_000, *, epoch: str | None = None,
+                 lot_size: Decimal | str = "0.00000001", max_events: int = 20_000) -> None:
+        self.engine = MatchingEngine(symbols, epoch=epoch, lot_size=lot_size,
+                                     transient_owners=(LIQUIDITY_ACCOUNT,))
+        self.epoch = self.engine.epoch
         self.starting_cash = to_decimal(starting_cash, "starting_cash")
         self._lock = threading.RLock()
-        self._events: dict[str, list[OrderEvent]] = defaultdict(list)
+        self._max_events = max_events
+        self._events: dict[str, deque[OrderEvent]] = defaultdict(
+            lambda: deque(maxlen=max_events))
+        self._logged: dict[str, int] = defaultdict(int)  # events ever logged per account
         self._positions: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(
             lambda: ZERO))
         self._cash: dict[str, Decimal] = {}
-        self._status: dict[tuple[str, str], OrderStatus] = {}
         self._listeners: list[EventListener] = []
         self.last_price: dict[str, Decimal] = {}
 
@@ -108,12 +121,7 @@ class SimulatedExchange:
     def replace(self, account: str, orig_client_order_id: str, new: Order,
                 ts: datetime) -> list[OrderEvent]:
         with self._lock:
-            routed = self.engine.replace(account, orig_client_order_id, new, ts)
-            if routed and routed[0].event.kind is EventKind.REPLACED:
-                old = self._status.pop((account, orig_client_order_id), None)
-                if old is not None:
-                    self._status[(account, new.client_order_id)] = old
-            return self._publish(routed)
+            return self._publish(self.engine.replace(account, orig_client_order_id, new, ts))
 
     def _publish(self, routed: list[Routed]) -> list[OrderEvent]:
         mine: list[OrderEvent] = []
@@ -122,39 +130,33 @@ class SimulatedExchange:
             self._book(r.owner, ev)
             if r.owner == LIQUIDITY_ACCOUNT:
                 continue
-            log = self._events[r.owner]
-            log.append(ev)
+            self._events[r.owner].append(ev)
+            self._logged[r.owner] += 1
             for listener in self._listeners:
-                listener(r.owner, len(log), ev)
+                listener(r.owner, self._logged[r.owner], ev)
             mine.append(ev)
         return mine
 
     def _book(self, account: str, ev: OrderEvent) -> None:
-        key = (account, str(ev.extra.get("new_client_order_id", ev.client_order_id)))
+        # order statuses live on the engine's orders; the exchange books cash and positions
         if ev.kind is EventKind.FILL and ev.fill is not None:
             f = ev.fill
             pos = self._positions[account]
             pos[f.symbol] += f.signed_qty
             self._cash[account] = self.cash(account) + f.cash_delta
             self.last_price[f.symbol] = f.price
-            self._status[key] = (OrderStatus.FILLED if ev.leaves_qty == 0
-                                 else OrderStatus.PARTIALLY_FILLED)
-        elif ev.kind in (EventKind.ACK, EventKind.REPLACED):
-            self._status.setdefault(key, OrderStatus.ACKNOWLEDGED)
-        elif ev.kind is EventKind.CANCELLED:
-            self._status[key] = OrderStatus.CANCELLED
-        elif ev.kind is EventKind.REJECTED:
-            self._status[key] = OrderStatus.REJECTED
-        elif ev.kind is EventKind.EXPIRED:
-            self._status[key] = OrderStatus.EXPIRED
 
     # ------------------------------------------------------------------ queries
 
     def events_since(self, account: str, seq: int = 0) -> list[tuple[int, OrderEvent]]:
         """Events of ``account`` with sequence number > ``seq`` (numbers start at 1)."""
         with self._lock:
-            log = self._events.get(account, [])
-            return [(i + 1, ev) for i, ev in enumerate(log[seq:], start=seq)]
+            log = self._events.get(account)
+            if log is None:
+                return []
+            first = self._logged[account] - len(log) + 1  # seq of log[0]
+            skip = max(0, seq - first + 1)
+            return [(first + i, log[i]) for i in range(skip, len(log))]
 
     def order(self, account: str, client_order_id: str) -> OrderView | None:
         with self._lock:
@@ -163,12 +165,16 @@ class SimulatedExchange:
 
     def orders(self, account: str, *, open_only: bool = False) -> list[OrderView]:
         with self._lock:
-            views = [self._view(own, o) for (own, _), o in self.engine._orders.items()
-                     if own == account]
+            views = [self._view(account, o) for o in self.engine.orders_of(account)]
             return [v for v in views if v.status.is_open] if open_only else views
 
+    def order_by_venue_id(self, account: str, venue_order_id: str) -> OrderView | None:
+        with self._lock:
+            o = self.engine.by_venue_id(account, venue_order_id)
+            return None if o is None else self._view(account, o)
+
     def _view(self, account: str, o: RestingOrder) -> OrderView:
-        status = self._status.get((account, o.client_order_id), OrderStatus.ACKNOWLEDGED)
+        status = o.status
         return OrderView(o.client_order_id, o.venue_order_id, o.symbol, o.side, o.qty, o.price,
                          o.order_type, o.tif, o.cum_qty,
                          o.leaves_qty if status.is_open else ZERO, o.avg_price, status)

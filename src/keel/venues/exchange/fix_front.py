@@ -26,7 +26,7 @@ import logging
 import os
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -60,6 +60,8 @@ log = logging.getLogger("keel.venues.exchange.fix")
 #: the CompID :class:`~keel.venues.fix.broker.FixBroker` examples use, and its account
 DEFAULT_CLIENTS: Mapping[str, str] = {"KEEL": "default"}
 BEGIN_STRINGS = ("FIX.4.2", "FIX.4.4")
+#: cancel request ids remembered for PossDup detection (the oldest are forgotten)
+MAX_CANCEL_IDS = 100_000
 
 
 def _is_possdup(msg: Message) -> bool:
@@ -178,7 +180,9 @@ class _ExchangeApplication(Application):
             if _is_possdup(msg) and (account, request_id) in srv._cancel_ids:
                 srv.duplicates += 1
                 return
-            srv._cancel_ids.add((account, request_id))
+            srv._cancel_ids[(account, request_id)] = None
+            if len(srv._cancel_ids) > MAX_CANCEL_IDS:  # bounded: a PossDup comes soon or never
+                srv._cancel_ids.popitem(last=False)
             ex.cancel(account, orig, ts, cancel_id=request_id)
         elif mt == "G":
             orig = msg.get(41, "") or ""
@@ -240,7 +244,7 @@ class FixExchangeServer:
         self.clients = clients
         self.clock = clock if clock is not None else WallClock()
         self.duplicates = 0
-        self._cancel_ids: set[tuple[str, str]] = set()
+        self._cancel_ids: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._pending: deque[tuple[str, OrderEvent]] = deque()
         self._wake_lock = threading.Lock()
         self._wake_scheduled = False

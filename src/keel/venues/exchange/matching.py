@@ -12,7 +12,8 @@ Quantities and prices are ``Decimal``; every order conserves ``cum_qty + leaves_
 from __future__ import annotations
 
 import bisect
-from collections import deque
+import uuid
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,7 @@ from keel.types import (
     Fill,
     Order,
     OrderEvent,
+    OrderStatus,
     OrderType,
     Side,
     TimeInForce,
@@ -47,6 +49,7 @@ class RestingOrder:
     tif: TimeInForce
     cum_qty: Decimal = ZERO
     notional: Decimal = ZERO  # sum of fill qty x price, for the average price
+    status: OrderStatus = OrderStatus.ACKNOWLEDGED
 
     @property
     def leaves_qty(self) -> Decimal:
@@ -101,6 +104,7 @@ class Book:
         self._ask_prices: list[Decimal] = []
         self._bids: dict[Decimal, _Level] = {}
         self._asks: dict[Decimal, _Level] = {}
+        self._count: dict[Side, int] = {Side.BUY: 0, Side.SELL: 0}
 
     def _side(self, side: Side) -> tuple[list[Decimal], dict[Decimal, _Level]]:
         return (self._bid_prices, self._bids) if side is Side.BUY else (
@@ -128,12 +132,14 @@ class Book:
             lvl = levels[order.price] = _Level(order.price)
             bisect.insort(prices, order.price)
         lvl.orders.append(order)
+        self._count[order.side] += 1
 
     def remove(self, order: RestingOrder) -> None:
         assert order.price is not None
         _prices, levels = self._side(order.side)
         lvl = levels[order.price]
         lvl.orders.remove(order)
+        self._count[order.side] -= 1
         if not lvl.orders:
             self._drop_level(order.side, order.price)
 
@@ -152,6 +158,10 @@ class Book:
                 break
             yield levels[p]
 
+    def resting_count(self, side: Side) -> int:
+        """Resting orders on ``side`` (kept up to date, O(1))."""
+        return self._count[side]
+
     def depth(self, n_levels: int = 10) -> dict[str, list[tuple[Decimal, Decimal]]]:
         """Top ``n_levels`` of each side as (price, qty), best first."""
         bids = [(p, self._bids[p].qty) for p in reversed(self._bid_prices[-n_levels:])]
@@ -162,19 +172,46 @@ class Book:
 class MatchingEngine:
     """Books for many symbols plus the order registry.
 
+    Memory is bounded: a finished order (filled, cancelled, replaced away) leaves the live
+    registry at once; the last ``max_finished`` of them stay queryable (status, duplicate-id
+    check) and older ones are forgotten; orders of ``transient_owners`` (the liquidity
+    provider) are forgotten as soon as they finish. A book holds at most ``max_resting``
+    resting orders per side (a new order that would rest beyond it is cancelled, not rested),
+    and :attr:`trades` keeps the last ``max_trades``.
+
+    ExecIDs and venue order ids carry ``epoch``, a token drawn once per engine (per start of
+    the venue), so they never repeat across restarts: a client de-duplicating on ExecID never
+    mistakes a new fill for one it saw before the restart.
+
     Args:
         symbols: tradable symbols (None: any symbol is accepted and gets a book on first use).
         venue: name written on fills.
+        epoch: id prefix of this incarnation (default: 8 random hex digits).
+        lot_size: smallest quantity increment; an order whose qty is not a multiple is refused.
+        max_qty: largest quantity of one order.
     """
 
-    def __init__(self, symbols: Iterable[str] | None = None, venue: str = "KEELX") -> None:
+    def __init__(self, symbols: Iterable[str] | None = None, venue: str = "KEELX", *,
+                 epoch: str | None = None, lot_size: Decimal | str = "0.00000001",
+                 max_finished: int = 10_000, max_resting: int = 50_000,
+                 max_trades: int = 10_000, max_qty: Decimal | str = "1e12",
+                 transient_owners: Iterable[str] = ("__liquidity__",)) -> None:
         self.venue = venue
+        self.epoch = epoch if epoch is not None else uuid.uuid4().hex[:8]
+        self.lot_size = Decimal(lot_size)
+        if not self.lot_size.is_finite() or self.lot_size <= 0:
+            raise ValidationError("lot_size must be > 0", field="lot_size", value=lot_size)
+        self.max_qty = Decimal(max_qty)
         self._allowed = None if symbols is None else set(symbols)
         self._books: dict[str, Book] = {}
         self._orders: dict[tuple[str, str], RestingOrder] = {}  # (owner, clordid) -> order
+        self._finished: OrderedDict[tuple[str, str], RestingOrder] = OrderedDict()
+        self._by_venue_id: dict[str, tuple[str, str]] = {}
+        self.max_finished, self.max_resting = max_finished, max_resting
+        self._transient = frozenset(transient_owners)
         self._seq = 0
         self._exec_seq = 0
-        self.trades: list[Trade] = []
+        self.trades: deque[Trade] = deque(maxlen=max_trades)
 
     # ------------------------------------------------------------------ helpers
 
@@ -186,12 +223,52 @@ class MatchingEngine:
             b = self._books[symbol] = Book(symbol)
         return b
 
+    def qty_problem(self, qty: Decimal) -> str | None:
+        """Why ``qty`` cannot be traded here (None when it can): not positive, above
+        :attr:`max_qty`, or not a multiple of :attr:`lot_size`."""
+        if not qty.is_finite() or qty <= 0:
+            return f"qty {qty} must be a positive number"
+        if qty > self.max_qty:
+            return f"qty {qty} is above the maximum {self.max_qty}"
+        if qty % self.lot_size != 0:
+            return f"qty {qty} is not a multiple of the lot {self.lot_size}"
+        return None
+
     def order(self, owner: str, client_order_id: str) -> RestingOrder | None:
-        return self._orders.get((owner, client_order_id))
+        key = (owner, client_order_id)
+        return self._orders.get(key) or self._finished.get(key)
+
+    def by_venue_id(self, owner: str, venue_order_id: str) -> RestingOrder | None:
+        """The order ``venue_order_id`` of ``owner`` (live or recently finished), or None."""
+        key = self._by_venue_id.get(venue_order_id)
+        return None if key is None or key[0] != owner else self.order(*key)
+
+    def orders_of(self, owner: str) -> list[RestingOrder]:
+        """Live then recently finished orders of ``owner``."""
+        return ([o for (own, _), o in self._orders.items() if own == owner]
+                + [o for (own, _), o in self._finished.items() if own == owner])
 
     def open_orders(self, owner: str | None = None) -> list[RestingOrder]:
         return [o for (own, _), o in self._orders.items()
                 if o.leaves_qty > 0 and (owner is None or own == owner) and self._is_resting(o)]
+
+    def live_count(self) -> int:
+        """Orders in the live registry (resting or being matched)."""
+        return len(self._orders)
+
+    def _finish(self, o: RestingOrder, status: OrderStatus) -> None:
+        """Move a done order out of the live registry (kept in the bounded finished window)."""
+        o.status = status
+        key = (o.owner, o.client_order_id)
+        if self._orders.get(key) is o:
+            del self._orders[key]
+        if o.owner in self._transient:
+            self._by_venue_id.pop(o.venue_order_id, None)
+            return
+        self._finished[key] = o
+        while len(self._finished) > self.max_finished:
+            _, old = self._finished.popitem(last=False)
+            self._by_venue_id.pop(old.venue_order_id, None)
 
     def _is_resting(self, o: RestingOrder) -> bool:
         if o.price is None:
@@ -201,11 +278,11 @@ class MatchingEngine:
 
     def _next_order_id(self) -> str:
         self._seq += 1
-        return f"O{self._seq}"
+        return f"O{self.epoch}-{self._seq}"
 
     def _next_exec_id(self) -> str:
         self._exec_seq += 1
-        return f"X{self._exec_seq}"
+        return f"X{self.epoch}-{self._exec_seq}"
 
     def _event(self, o: RestingOrder, kind: EventKind, ts: datetime, *, reason: str = "",
                fill: Fill | None = None, client_order_id: str | None = None,
@@ -243,32 +320,40 @@ class MatchingEngine:
 
     def submit(self, order: Order, owner: str, ts: datetime) -> list[Routed]:
         """Accept, match and (for DAY/GTC limits) rest ``order``; return the events caused."""
-        if (owner, order.client_order_id) in self._orders:
+        if self.order(owner, order.client_order_id) is not None:
             return self._reject(order, owner, ts, "duplicate client order id")
         if self._allowed is not None and order.symbol not in self._allowed:
             return self._reject(order, owner, ts, f"unknown symbol {order.symbol}")
         if order.order_type not in (OrderType.LIMIT, OrderType.MARKET):
             return self._reject(order, owner, ts, f"unsupported order type {order.order_type}")
+        if (why := self.qty_problem(order.qty)) is not None:
+            return self._reject(order, owner, ts, why)
         book = self.book(order.symbol)
         o = RestingOrder(self._next_order_id(), order.client_order_id, owner, order.symbol,
                          order.side, order.qty, order.limit_price, order.order_type, order.tif)
         self._orders[(owner, order.client_order_id)] = o
+        self._by_venue_id[o.venue_order_id] = (owner, order.client_order_id)
         events = [self._event(o, EventKind.ACK, ts)]
         if order.tif is TimeInForce.FOK:
             available = sum((lvl.qty for lvl in book.crossing_levels(o.side, o.price)), ZERO)
             if available < o.qty:
                 events.append(self._event(o, EventKind.CANCELLED, ts,
                                           reason="FOK: not fully fillable"))
+                self._finish(o, OrderStatus.CANCELLED)
                 return events
         events += self._match(book, o, ts)
         if o.leaves_qty > 0:
             rests = (o.order_type is OrderType.LIMIT
                      and o.tif not in (TimeInForce.IOC, TimeInForce.FOK))
+            if rests and book.resting_count(o.side) >= self.max_resting:
+                rests, why = False, f"book full ({self.max_resting} resting orders per side)"
+            else:
+                why = "no more liquidity" if o.order_type is OrderType.MARKET else "IOC remainder"
             if rests:
                 book.add(o)
             else:
-                why = "no more liquidity" if o.order_type is OrderType.MARKET else "IOC remainder"
                 events.append(self._event(o, EventKind.CANCELLED, ts, reason=why))
+                self._finish(o, OrderStatus.CANCELLED)
         return events
 
     def _match(self, book: Book, o: RestingOrder, ts: datetime) -> list[Routed]:
@@ -290,8 +375,14 @@ class MatchingEngine:
                                 side=party.side, qty=qty, price=px, timestamp=ts,
                                 venue=self.venue)
                     events.append(self._event(party, EventKind.FILL, ts, fill=fill))
+                    party.status = (OrderStatus.FILLED if party.leaves_qty == 0
+                                    else OrderStatus.PARTIALLY_FILLED)
                 if resting.leaves_qty == 0:
                     lvl.orders.popleft()
+                    book._count[resting.side] -= 1
+                    self._finish(resting, OrderStatus.FILLED)
+                if o.leaves_qty == 0:
+                    self._finish(o, OrderStatus.FILLED)
             if not lvl.orders:
                 book._drop_level(o.side.opposite, lvl.price)
             if o.leaves_qty == 0:
@@ -309,8 +400,10 @@ class MatchingEngine:
             reason = "unknown order" if o is None else "order not open"
             return self._cancel_reject(owner, client_order_id, cancel_id, ts, reason, "cancel")
         self.book(o.symbol).remove(o)
-        return [self._event(o, EventKind.CANCELLED, ts, reason="cancelled by owner",
-                            request_id=cancel_id or o.client_order_id)]
+        ev = self._event(o, EventKind.CANCELLED, ts, reason="cancelled by owner",
+                         request_id=cancel_id or o.client_order_id)
+        self._finish(o, OrderStatus.CANCELLED)
+        return [ev]
 
     def replace(self, owner: str, orig_client_order_id: str, new: Order,
                 ts: datetime) -> list[Routed]:
@@ -326,8 +419,10 @@ class MatchingEngine:
             reject_reason = "cannot change symbol or side"
         elif new.qty <= o.cum_qty:
             reject_reason = "new quantity not above filled quantity"
-        elif (owner, new.client_order_id) in self._orders:
+        elif self.order(owner, new.client_order_id) is not None:
             reject_reason = "duplicate client order id"
+        elif self.qty_problem(new.qty) is not None:
+            reject_reason = self.qty_problem(new.qty)
         if reject_reason is not None or o is None:
             return self._cancel_reject(owner, orig_client_order_id, new.client_order_id, ts,
                                        reject_reason or "unknown order", "replace")
@@ -337,6 +432,7 @@ class MatchingEngine:
         del self._orders[(owner, orig_client_order_id)]
         o.client_order_id = new.client_order_id
         self._orders[(owner, new.client_order_id)] = o
+        self._by_venue_id[o.venue_order_id] = (owner, new.client_order_id)
         if keeps_priority:
             o.qty = new.qty
             return [self._event(o, EventKind.REPLACED, ts,

@@ -5,19 +5,37 @@ Endpoints (JSON; Decimals as strings): ``POST /v2/orders``, ``GET /v2/orders?sta
 ``DELETE /v2/orders/{order_id}``, ``GET /v2/positions``, ``GET /v2/account``, and the keel
 extension ``GET /v2/events?after=SEQ`` (the account's order events in sequence, for polling).
 Authentication: the ``APCA-API-KEY-ID`` header names an account key (401 otherwise).
+
+Input is strict: a quantity or price is a JSON string or number, never a boolean; it must be
+finite, positive and (quantity) a multiple of the exchange's lot; text fields go through
+:func:`keel.types.check_text` (no SOH, no control character). Every answer carries the
+exchange's incarnation in the ``X-Keel-Venue-Epoch`` header, so a client polling
+``/v2/events`` can tell that the venue restarted (sequence numbers start again).
 """
 
 # No `from __future__ import annotations`: FastAPI must see the local dependency aliases.
+from decimal import ROUND_DOWN, Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from keel.clock import Clock
 from keel.errors import ValidationError
-from keel.types import Order, OrderStatus, OrderType, Side, TimeInForce, to_decimal
+from keel.types import (
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    check_text,
+    to_decimal,
+)
 from keel.venues.exchange.core import OrderView, SimulatedExchange
 from keel.venues.wire import event_to_json
+
+MAX_PRICE = Decimal("1e9")
+PRICE_QUANTUM = Decimal("1e-8")
 
 _STATUS = {OrderStatus.ACKNOWLEDGED: "new", OrderStatus.PARTIALLY_FILLED: "partially_filled",
            OrderStatus.FILLED: "filled", OrderStatus.CANCELLED: "canceled",
@@ -29,22 +47,22 @@ class OrderRequest(BaseModel):
     """Body of ``POST /v2/orders``."""
 
     model_config = ConfigDict(extra="forbid")
-    symbol: str = Field(min_length=1, max_length=32)
-    qty: str | int | float
+    symbol: StrictStr = Field(min_length=1, max_length=32)
+    qty: StrictStr | StrictInt | StrictFloat
     side: Literal["buy", "sell"]
     type: Literal["market", "limit"] = "market"
     time_in_force: Literal["day", "gtc", "ioc", "fok"] = "day"
-    limit_price: str | float | None = None
-    client_order_id: str = Field(min_length=1, max_length=64)
+    limit_price: StrictStr | StrictInt | StrictFloat | None = None
+    client_order_id: StrictStr = Field(min_length=1, max_length=64)
 
 
 class ReplaceRequest(BaseModel):
     """Body of ``PATCH /v2/orders/{order_id}``."""
 
     model_config = ConfigDict(extra="forbid")
-    qty: str | int | float | None = None
-    limit_price: str | float | None = None
-    client_order_id: str = Field(min_length=1, max_length=64)
+    qty: StrictStr | StrictInt | StrictFloat | None = None
+    limit_price: StrictStr | StrictInt | StrictFloat | None = None
+    client_order_id: StrictStr = Field(min_length=1, max_length=64)
 
 
 def order_json(v: OrderView) -> dict[str, Any]:
@@ -62,6 +80,12 @@ def create_rest_app(exchange: SimulatedExchange, clock: Clock,
     """The REST app. ``api_keys`` maps an ``APCA-API-KEY-ID`` value to an account name."""
     app = FastAPI(title="keel simulated exchange", version="1")
 
+    @app.middleware("http")
+    async def epoch_header(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        response.headers["X-Keel-Venue-Epoch"] = exchange.epoch
+        return response
+
     def account(apca_api_key_id: Annotated[str | None, Header()] = None) -> str:
         if apca_api_key_id is None or apca_api_key_id not in api_keys:
             raise HTTPException(401, "missing or unknown APCA-API-KEY-ID")
@@ -70,10 +94,30 @@ def create_rest_app(exchange: SimulatedExchange, clock: Clock,
     Acct = Annotated[str, Depends(account)]
 
     def find(acct: str, order_id: str) -> OrderView:
-        for v in exchange.orders(acct):
-            if v.venue_order_id == order_id:
-                return v
-        raise HTTPException(404, f"order not found: {order_id}")
+        v = exchange.order_by_venue_id(acct, order_id)
+        if v is None:
+            raise HTTPException(404, f"order not found: {order_id[:64]}")
+        return v
+
+    def quantity(value: str | int | float, name: str) -> Any:
+        if isinstance(value, str) and "_" in value:  # Decimal("1_90") would read 190
+            raise ValidationError("not a number", field=name, value=value[:32])
+        q = to_decimal(value, name)
+        why = exchange.engine.qty_problem(q)
+        if why is not None:
+            raise ValidationError(why[:120], field=name, value=str(value)[:32])
+        return q
+
+    def price(value: str | int | float | None, name: str) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str) and "_" in value:
+            raise ValidationError("not a number", field=name, value=value[:32])
+        p = to_decimal(value, name)
+        if not 0 < p <= MAX_PRICE or p != p.quantize(PRICE_QUANTUM, rounding=ROUND_DOWN):
+            raise ValidationError(f"{name} must be in (0, {MAX_PRICE}] with at most 8 "
+                                  "decimal places", field=name, value=str(value)[:32])
+        return p
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -81,15 +125,15 @@ def create_rest_app(exchange: SimulatedExchange, clock: Clock,
 
     @app.post("/v2/orders")
     def submit(body: OrderRequest, acct: Acct) -> dict[str, Any]:
-        if exchange.order(acct, body.client_order_id) is not None:
-            raise HTTPException(422, "client_order_id must be unique")
         try:  # to_decimal and Order validate qty and price (finite, > 0), naming the field
+            check_text(body.client_order_id, "client_order_id")
+            if exchange.order(acct, body.client_order_id) is not None:
+                raise HTTPException(422, "client_order_id must be unique")
             order = Order(
                 client_order_id=body.client_order_id, symbol=body.symbol,
-                side=Side(body.side.upper()), qty=to_decimal(body.qty, "qty"),
+                side=Side(body.side.upper()), qty=quantity(body.qty, "qty"),
                 created_at=clock.now(), order_type=OrderType(body.type.upper()),
-                limit_price=(None if body.limit_price is None
-                             else to_decimal(body.limit_price, "limit_price")),
+                limit_price=price(body.limit_price, "limit_price"),
                 tif=TimeInForce(body.time_in_force.upper()))
         except ValidationError as exc:
             raise HTTPException(422, str(exc)) from None
@@ -114,7 +158,7 @@ def create_rest_app(exchange: SimulatedExchange, clock: Clock,
     def by_client_id(acct: Acct, client_order_id: str = Query(min_length=1)) -> dict[str, Any]:
         view = exchange.order(acct, client_order_id)
         if view is None:
-            raise HTTPException(404, f"order not found: {client_order_id}")
+            raise HTTPException(404, f"order not found: {client_order_id[:64]}")
         return order_json(view)
 
     @app.delete("/v2/orders/{order_id}", status_code=204)
@@ -129,9 +173,9 @@ def create_rest_app(exchange: SimulatedExchange, clock: Clock,
     def replace(order_id: str, body: ReplaceRequest, acct: Acct) -> dict[str, Any]:
         view = find(acct, order_id)
         try:  # to_decimal and Order validate qty and price (finite, > 0), naming the field
-            qty = view.qty if body.qty is None else to_decimal(body.qty, "qty")
+            qty = view.qty if body.qty is None else quantity(body.qty, "qty")
             px = (view.limit_price if body.limit_price is None
-                  else to_decimal(body.limit_price, "limit_price"))
+                  else price(body.limit_price, "limit_price"))
             new = Order(body.client_order_id, view.symbol, view.side, qty, clock.now(),
                         order_type=view.order_type, limit_price=px, tif=view.tif)
         except ValidationError as exc:
