@@ -161,6 +161,12 @@ def _text(value: str) -> str:
     return v
 
 
+def _reuse_address(value: str) -> bool:
+    if not _yes_no(value):
+        raise ValueError("keel's acceptor always reuses the address; only Y is supported")
+    return True
+
+
 def _use_dictionary(value: str) -> bool:
     if not _yes_no(value):
         raise ValueError("keel always validates against a data dictionary; only Y is "
@@ -190,6 +196,7 @@ _KEYS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "SocketConnectPort": (_port, "ep.connect_port"),
     "SocketAcceptAddress": (_text, "ep.accept_host"),
     "SocketAcceptPort": (_port, "ep.accept_port"),
+    "SocketReuseAddress": (_reuse_address, None),
     "ReconnectInterval": (_seconds, "ep.reconnect_interval"),
     "FileStorePath": (_text, "ep.file_store_path"),
     "DataDictionary": (_text, "ep.data_dictionary"),
