@@ -209,3 +209,36 @@ def test_acceptance_server_sessions_from_a_settings_file(tmp_path: Path) -> None
     s.store.close()
     with pytest.raises(ConfigError, match="ConnectionType=acceptor"):
         acceptance_sessions(settings=[x for x in parse_settings(text) if x.initiator])
+
+
+def test_quickfix_reads_the_documented_file_the_same_way(tmp_path: Path) -> None:
+    """Peer check: QuickFIX's own parser (``quickfix.SessionSettings``) finds the same
+    sessions, and the same value for every key keel read, [DEFAULT] inheritance included.
+    Runs where the QuickFIX binding imports (bench/fix/build_quickfix.sh's venv)."""
+    fix = pytest.importorskip("quickfix")
+    cfg_file = tmp_path / "keel-fix.cfg"
+    cfg_file.write_text(EXAMPLE)
+    qf = fix.SessionSettings(str(cfg_file))
+    ours = {s.config.session_id: s for s in load_settings(cfg_file)}
+    theirs = {}
+    for sid in qf.getSessions():
+        d = qf.get(sid)
+        key = f"{sid.getBeginString().getValue()}:{sid.getSenderCompID().getValue()}->" \
+              f"{sid.getTargetCompID().getValue()}"
+        theirs[key] = d
+    assert set(theirs) == set(ours)
+    for key, s in ours.items():
+        d = theirs[key]
+        c = s.config
+        assert d.getString("ConnectionType") == ("initiator" if c.initiator else "acceptor")
+        assert int(d.getString("HeartBtInt")) == c.heartbeat_interval
+        assert (d.getString("ResetOnLogon") == "Y") == c.reset_on_logon
+        assert tmp_path / d.getString("FileStorePath") == s.file_store_path
+        assert c.schedule is not None
+        assert d.getString("StartTime") == c.schedule.start_time.isoformat()
+        assert d.getString("EndTime") == c.schedule.end_time.isoformat()
+        if c.initiator:
+            assert d.getString("SocketConnectHost") == s.connect_host
+            assert int(d.getString("SocketConnectPort")) == s.connect_port
+        else:
+            assert int(d.getString("SocketAcceptPort")) == s.accept_port
