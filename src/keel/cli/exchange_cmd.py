@@ -90,6 +90,12 @@ def register(app: typer.Typer) -> None:
             if port is None:
                 port = 9878 if settings is None else accept_port(settings,
                                                                  source=str(fix_settings))
+            if settings is not None and store_dir is not None:
+                from keel.errors import ConfigError
+
+                raise ConfigError("--store-dir and --fix-settings both say where the FIX "
+                                  "stores go; use FileStorePath in the settings file",
+                                  field="store_dir", value=str(store_dir))
             check_port(port, "port")
             if rest_port != -1:
                 check_port(rest_port, "rest_port")

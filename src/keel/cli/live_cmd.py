@@ -84,7 +84,12 @@ def register(app: typer.Typer) -> None:
         from keel.app.live import Desk, LiveOptions, StopFlag, run_live, session_start
         from keel.app.metrics import KeelMetrics
         from keel.app.service import limits_from_config
-        from keel.app.venue import LocalVenue, fix_unavailable, remote_broker
+        from keel.app.venue import (
+            LocalVenue,
+            fix_unavailable,
+            initiator_settings,
+            remote_broker,
+        )
         from keel.cli.demo_cmd import load_run_config
         from keel.clock import SimulatedClock, WallClock
         from keel.data.source import load_market
@@ -93,6 +98,11 @@ def register(app: typer.Typer) -> None:
         from keel.types import to_money, to_price
 
         with friendly_errors():
+            if fix_settings is not None:
+                if venue != "fix":
+                    raise ConfigError("--fix-settings needs --venue fix", field="venue",
+                                      value=venue)
+                initiator_settings(fix_settings)  # a bad file is refused before anything starts
             stop = StopFlag()
             stop.install()
             cfg = load_run_config(config, out_dir, assets, days, seed, engine)

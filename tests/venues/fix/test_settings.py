@@ -158,6 +158,16 @@ def test_cli_refuses_a_bad_settings_file_with_one_line(tmp_path: Path) -> None:
         assert "ConnectionType" in result.output and "SESSION 1" in result.output
     assert "--fix-settings" in CliRunner().invoke(app, ["run", "--help"],
                                                   env={"COLUMNS": "200"}).output
+    result = CliRunner().invoke(app, ["run", "--venue", "fix", "--fix-settings", str(bad)])
+    assert result.exit_code == 2 and "ConnectionType" in result.output, result.output
+    good = tmp_path / "good.cfg"
+    good.write_text(EXAMPLE)
+    result = CliRunner().invoke(app, ["run", "--venue", "local", "--fix-settings", str(good)])
+    assert result.exit_code == 2 and "--venue fix" in result.output, result.output
+    result = CliRunner().invoke(app, ["exchange", "--fix-settings", str(good), "--store-dir",
+                                      str(tmp_path / "s"), "--rest-port", "-1"])
+    assert result.exit_code == 2 and "FileStorePath" in result.output, result.output
+    assert not (tmp_path / "keel-out").exists()  # refused before anything was created
 
 
 def test_exchange_and_desk_from_the_documented_file_trade(tmp_path: Path) -> None:
