@@ -4,8 +4,8 @@ Sans-I/O core: :mod:`.codec` (frames, messages, checksum), :mod:`.dictionary` (Q
 dictionaries read at run time), :mod:`.validate` (session-level validation), :mod:`.session`
 (the session state machine), :mod:`.schedule` (session hours) and :mod:`.application` (the
 callback interface); :mod:`.config` and :mod:`.settings` (QuickFIX-style settings files).
-At the edge: :mod:`.transport` (asyncio acceptor / initiator, TLS), :mod:`.store` (memory, file, SQL).
-On top: :mod:`.messages` (orders <-> FIX), :mod:`.broker` (:class:`FixBroker`),
+At the edge: :mod:`.transport` (asyncio acceptor / initiator, TLS), :mod:`.store` (memory,
+file, SQL). On top: :mod:`.messages` (orders <-> FIX), :mod:`.broker` (:class:`FixBroker`),
 :mod:`.sim` (a minimal ack-and-fill venue), :mod:`.marketdata` (top-of-book MarketDataRequest /
 Snapshot / IncrementalRefresh, both sides) and :mod:`.acceptance` (QuickFIX's test server).
 """
