@@ -51,7 +51,9 @@ def main() -> None:
         with BackgroundServer(app) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
             print(f"{'endpoint':<26}{'median ms':>10}{'p95 ms':>10}")
             for path in ("/health", "/metrics", "/api/portfolio", "/api/risk",
-                         "/api/orders?limit=25", "/api/orders?limit=1000", "/api/execution"):
+                         "/api/orders?limit=25", "/api/orders?limit=1000", "/api/execution",
+                         "/api/timeseries/equity", "/api/timeseries/trading",
+                         "/api/timeseries/breaches"):
                 c.get(path).raise_for_status()  # warm-up (fits the risk model once)
                 ts = []
                 for _ in range(a.n):

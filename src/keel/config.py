@@ -33,6 +33,8 @@ class MissingPolicy(StrEnum):
     RAISE = "raise"
     DROP = "drop"
     FFILL = "ffill"
+    #: keep holes as NaN; ``MarketData.tradable`` says per date which names can trade.
+    MASK = "mask"
 
 
 class DataSource(StrEnum):

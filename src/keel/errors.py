@@ -71,6 +71,11 @@ class CalendarError(DataError):
     """An unknown exchange calendar, or a time outside the calendar's range."""
 
 
+class AmbiguousTimeError(DataError):
+    """A daily bar's timestamp says neither which session it is nor when it became known
+    (not a date, not the session close; or a naive time of day): names the column and row."""
+
+
 class ConfigError(KeelError):
     """A configuration file or value is invalid (names the key and the file)."""
 

@@ -16,12 +16,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from keel import fmt
 from keel.app.sample import sample_book, trade
+from keel.app.scrape import BREACH_ACTION
 from keel.app.service import BackgroundServer, create_app
 from keel.clock import SimulatedClock
 from keel.data.synthetic import synthetic_market
+from keel.portfolio.ledger import Ledger
 from keel.risk.limits import RiskLimits
+from keel.store.audit import AuditLog
 from keel.store.db import Store
+from keel.store.orders_repo import OrdersRepo
 from keel.types import Side
 
 pytestmark = pytest.mark.service
@@ -88,6 +93,9 @@ def test_dashboard_shows_the_book_and_follows_new_fills(browser, tmp_path):
     clock = SimulatedClock(market.now.to_pydatetime())
     syms = [str(s) for s in market.symbols[:6]]
     sample_book(store, clock, market, syms)
+    audit = AuditLog(store)
+    for code in ("MAX_POSITION", "MAX_POSITION", "SECTOR_CAP"):
+        audit.append("risk", BREACH_ACTION, "limit", code, {"code": code}, clock.now())
     app = create_app(store, market=lambda: market, clock=clock, poll_seconds=0.5,
                      limits=RiskLimits(max_position=0.03, max_sector_weight=0.25))
     wait = WebDriverWait(browser, 45, poll_frequency=0.2)
@@ -118,6 +126,7 @@ def test_dashboard_shows_the_book_and_follows_new_fills(browser, tmp_path):
             assert text("#n-fills") == "12"
             assert text("#store-status") == "store ok"
             assert text("#kill-switch") == "kill switch off"
+            _charts_show_the_store(browser, wait, store, clock, srv.url)
             wait.until(lambda d: text("#risk-summary").startswith("Total"))
             assert "Factor" in text("#risk-summary") and "Specific" in text("#risk-summary")
             assert text("#vol").endswith("%") and float(text("#vol")[:-1]) > 0
@@ -153,10 +162,70 @@ def test_dashboard_shows_the_book_and_follows_new_fills(browser, tmp_path):
             trade(store, clock, market, "live-2", str(market.symbols[20]), Side.BUY, 1500)
             wait.until(lambda d: text("#n-fills") == "16")
             wait.until(lambda d: text("#n-positions") == "7")  # both trades in the ledger
+            # a poll may have read the ledger between two slices: wait for the next one
+            wait.until(lambda d: row("positions", str(market.symbols[20]))[2:3] == ["1,500"])
             assert row("positions", syms[0])[2] == "5,000"
-            assert row("positions", str(market.symbols[20]))[2] == "1,500"
             assert text("#equity") != equity_before  # commissions and slippage moved it
             assert row("tca", syms[0])[1] == "2"
+            # the equity curve follows: its last point is the ledger's equity after the trades
+            eq = float(Ledger.open(store, clock=clock).state.equity)
+            wait.until(lambda d: _trace(d, "equity-chart", 0)["y"][-1] == pytest.approx(eq))
             _shot(browser, tmp_path, "dashboard-after-fills.png")
     finally:
         store.dispose()
+
+
+def _trace(drv, chart: str, i: int) -> dict:
+    """The ``i``-th trace Plotly drew in ``#chart`` (x, y and name), as the page holds it."""
+    return drv.execute_script(
+        "const g = document.getElementById(arguments[0]);"
+        "if (!g || !g.data || !g.data[arguments[1]]) return {x: [], y: [], name: null};"
+        "const t = g.data[arguments[1]];"
+        "return {x: Array.from(t.x || []), y: Array.from(t.y || []), name: t.name};",
+        chart, i)
+
+
+def _charts_show_the_store(drv, wait, store, clock, url) -> None:
+    """What the charts over time show equals the store, recomputed here from its rows."""
+    state = Ledger.open(store, clock=clock).state
+    wait.until(lambda d: _trace(d, "equity-chart", 0)["y"])
+    eq = _trace(drv, "equity-chart", 0)
+    # the equity curve starts at the deposit and ends at the ledger's equity
+    assert eq["y"][0] == pytest.approx(10_000_000)
+    assert eq["y"][-1] == pytest.approx(float(state.equity))
+    assert drv.execute_script("return document.getElementById('equity').innerText") == (
+        fmt.money(state.equity))  # the KPI is written as keel.fmt writes money
+    pnl, dd = _trace(drv, "pnl-chart", 0), _trace(drv, "pnl-chart", 1)
+    assert pnl["y"][-1] == pytest.approx(float(state.equity - state.net_deposits))
+    assert all(v <= 1e-12 for v in dd["y"]) and min(dd["y"]) < 0  # costs: below the start
+
+    # turnover and realised cost per day, recomputed from fills and their parents' arrival
+    fills = OrdersRepo(store).fills()
+    parents = {p.order.client_order_id: p for p in OrdersRepo(store).parents()}
+    notional = sum(float(f.qty * f.price) for f, _ in fills)
+    cost = sum(float(f.side.sign * (f.price - parents[pid].arrival_price) * f.qty
+                     + f.commission) for f, pid in fills)
+    turnover = _trace(drv, "trading-chart", 0)
+    assert len(turnover["x"]) == 1  # the sample book trades on one day
+    assert turnover["y"][0] == pytest.approx(100 * notional / float(state.equity))
+    realised = _trace(drv, "slippage-chart", 0)
+    assert realised["y"][0] == pytest.approx(1e4 * cost / notional)
+    predicted = _trace(drv, "slippage-chart", 1)
+    assert predicted["y"][0] > 0
+    # breaches per day and limit, stacked
+    shown = {drv.execute_script(
+        "return document.getElementById('breach-chart').data[arguments[0]].name", i):
+        _trace(drv, "breach-chart", i)["y"] for i in range(2)}
+    assert shown == {"MAX_POSITION": [2], "SECTOR_CAP": [1]}
+
+    # offline: every script and resource came from the service itself (no CDN)
+    sources = drv.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)")
+    assert any(s.endswith("/static/plotly.min.js") for s in sources)
+    assert all(s.startswith(url) for s in sources), sources
+    # tables and charts fit the 1400 px window: no section scrolls sideways
+    wide = drv.execute_script(
+        "return [...document.querySelectorAll('main > section')]"
+        ".filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.id)")
+    assert wide == []
+    assert drv.execute_script("return document.documentElement.scrollWidth") <= 1400

@@ -6,6 +6,7 @@ import re
 import sqlite3
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from keel.app.venue import fix_unavailable
@@ -65,6 +66,18 @@ def test_demo_day_end_to_end(tmp_path, monkeypatch):
     assert len(report) > 1_000_000  # plotly.js itself is in the file
     first_parent = parents[0][0]
     assert first_parent in report
+    # written as a desk reads it: key figures first, thousands separators, fixed decimals,
+    # units in the headers, never 1e+07
+    text = re.sub(r"<script.*?</script>", "", report, flags=re.S)
+    assert text.index("Key figures") < text.index("Positions") < text.index("Run details")
+    equity = re.search(r"equity \(USD\)</div><div class='value'>([^<]+)<", text).group(1)
+    assert re.fullmatch(r"\d{1,3}(,\d{3})*\.\d\d", equity), equity
+    assert float(equity.replace(",", "")) == pytest.approx(
+        float(re.search(r'"equity": ([0-9.]+)', metrics).group(1)), abs=0.005)
+    # no number cell or tile in scientific notation (reason-code text may quote one)
+    sci = re.search(r">\s*[-+]?[\d.,]+[eE][-+]?\d+\s*<", text)
+    assert sci is None, text[max(0, sci.start() - 300):sci.end() + 50]
+    assert "market value (USD)" in text and "weight (%)" in text
 
 
 def test_demo_bad_config_is_one_clean_line(tmp_path):

@@ -189,17 +189,19 @@ def test_cost_estimate_equals_the_closed_forms(client, market):
     want = {"spread": 0.5 * spread * q,
             "impact": c.impact_coefficient * sigma * np.sqrt(q / adv) * q,
             "commission": c.commission_bps * 1e-4 * q}
-    assert b["notional"] == pytest.approx(q)
+    # money as strings on the tick (price) and in cents (amounts)
+    assert b["price"] == f"{px:.2f}"
+    assert float(b["notional"]) == pytest.approx(q, abs=0.005)
     for k, v in want.items():
-        assert b["components"][k] == pytest.approx(v, rel=1e-9)
+        assert float(b["components"][k]) == pytest.approx(v, abs=0.005)
         assert b["components_bps"][k] == pytest.approx(1e4 * v / q, rel=1e-9)
-    assert b["cost"] == pytest.approx(sum(want.values()), rel=1e-9)
+    assert float(b["cost"]) == pytest.approx(sum(want.values()), abs=0.005)
     assert b["cost_bps"] == pytest.approx(1e4 * sum(want.values()) / q, rel=1e-9)
     assert b["components_bps"]["commission"] == pytest.approx(0.5)
     # two days: impact scales with sqrt(participation) at beta = 1/2, so it is unchanged
     b2 = client.post("/api/cost-estimate", json={"symbol": sym, "qty": 25_000, "side": "SELL",
                                                  "horizon_days": 2}).json()
-    assert b2["components"]["impact"] == pytest.approx(want["impact"], rel=1e-9)
+    assert float(b2["components"]["impact"]) == pytest.approx(want["impact"], abs=0.005)
     assert b2["inputs"]["participation"] == pytest.approx(q / adv / 2)
     assert isinstance(default_cost_model(), type(default_cost_model()))
 
@@ -306,10 +308,11 @@ def test_writes_are_refused_without_a_configured_token(booked):
 def test_embedded_metrics_are_the_processes_own(booked):
     store, clock = booked
     m = KeelMetrics()
-    m.orders.labels(venue="fix", side="BUY").inc(5)
+    m.oms_step.observe(0.002)
     text = TestClient(create_app(store, metrics=m, clock=clock)).get("/metrics").text
-    assert 'keel_orders_total{side="BUY",venue="fix"} 5.0' in text
-    assert "keel_store_up" not in text  # not recounted from the store
+    assert "keel_oms_step_seconds_count 1.0" in text
+    # the store's families, as keel serve counts them
+    assert 'keel_parent_orders_total{side="BUY"} 7.0' in text
 
 
 def test_dashboard_page_is_served(client):
@@ -343,4 +346,4 @@ def test_any_cost_request_gets_an_answer_or_a_reason(client, body):
     if r.status_code == 422:
         assert r.json()["detail"]
     else:
-        assert r.json()["cost"] >= 0 and r.json()["symbol"] in ("S0001", "S0002")
+        assert float(r.json()["cost"]) >= 0 and r.json()["symbol"] in ("S0001", "S0002")

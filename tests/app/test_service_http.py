@@ -67,15 +67,21 @@ def test_metrics_scraped_from_a_real_server_follow_the_store(db_url):
             assert s[("keel_store_up", ())] == 1
             fills = OrdersRepo(store).fills()
             assert total(s, "keel_fills_total") == len(fills) == 8
-            for sym in syms:
-                assert s[("keel_fills_total", (("symbol", sym), ("venue", "fix")))] == 2
+            # one series per (venue, side), never per symbol
+            assert s[("keel_fills_total", (("side", "BUY"), ("venue", "fix")))] == 8
+            assert not any("symbol" in dict(ls) for _, ls in s)
             assert s[("keel_filled_notional_total", (("venue", "fix"),))] == pytest.approx(
                 float(sum(f.qty * f.price for f, _ in fills)))
-            # 8 filled slices at the venue + 2 slices the venue refused
-            assert total(s, "keel_orders_total", side="BUY") == 10
-            assert s[("keel_rejects_total", (("reason", "MAX_PARTICIPATION"),))] == 2
+            # parents and children are separate series: 5 parents, 8 filled slices sent to
+            # the venue + 2 slices it refused (their venue is not recorded: unknown)
+            assert total(s, "keel_parent_orders_total", side="BUY") == 5
+            assert total(s, "keel_child_orders_sent_total", side="BUY") == 10
+            assert s[("keel_child_orders_sent_total", (("side", "BUY"), ("venue", "fix")))] == 8
+            assert s[("keel_rejects_total",
+                      (("level", "child"), ("reason", "MAX_PARTICIPATION")))] == 2
+            assert total(s, "keel_rejects_total", level="parent") == 0
             # every slice was answered 4 ms after it was sent
-            h = "keel_order_roundtrip_seconds"
+            h = "keel_venue_roundtrip_seconds"
             assert total(s, h + "_count") == 10
             assert total(s, h + "_bucket", le="0.0025") == 0
             assert total(s, h + "_bucket", le="0.005") == 10
@@ -86,7 +92,8 @@ def test_metrics_scraped_from_a_real_server_follow_the_store(db_url):
             assert s[("keel_equity", ())] == pytest.approx(float(st.equity))
             assert s[("keel_gross_exposure", ())] == pytest.approx(
                 float(st.gross_exposure / st.equity))
-            assert s[("keel_open_orders", ())] == 0
+            assert s[("keel_open_orders", (("level", "parent"),))] == 0
+            assert s[("keel_open_orders", (("level", "child"),))] == 0
             risk = httpx.get(srv.url + "/api/risk", timeout=30).json()
             assert s[("keel_portfolio_volatility", ())] == pytest.approx(risk["volatility"])
             assert s[("keel_portfolio_var", (("confidence", "0.95"), ("horizon_days", "21")))
@@ -96,8 +103,9 @@ def test_metrics_scraped_from_a_real_server_follow_the_store(db_url):
             # the trading process books more: the next scrape counts it, counters only grow
             trade(store, clock, market, "more-1", syms[0], Side.SELL, 500)
             s2 = scrape(srv.url)
-            assert s2[("keel_fills_total", (("symbol", syms[0]), ("venue", "fix")))] == 4
-            assert total(s2, "keel_orders_total", side="SELL") == 2
+            assert s2[("keel_fills_total", (("side", "SELL"), ("venue", "fix")))] == 2
+            assert total(s2, "keel_parent_orders_total", side="SELL") == 1
+            assert total(s2, "keel_child_orders_sent_total", side="SELL") == 2
             for key, v in s.items():
                 if key[0].endswith(("_total", "_count")):
                     assert s2[key] >= v, key
@@ -140,7 +148,7 @@ def test_keel_serve_runs_the_service_over_the_configured_store(tmp_path):
         assert r.status_code == 200
         est = httpx.post(url + "/api/cost-estimate",
                          json={"symbol": "S0003", "qty": 100, "side": "BUY"}, timeout=60)
-        assert est.status_code == 200 and est.json()["cost"] > 0
+        assert est.status_code == 200 and float(est.json()["cost"]) > 0
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -153,26 +161,25 @@ def test_keel_serve_runs_the_service_over_the_configured_store(tmp_path):
 
 
 def test_embedded_metrics_follow_the_trading_process(sqlite_url):
-    """Embedded in the trading process, /metrics is that process's registry, live."""
+    """Embedded in the trading process, /metrics is that process's registry: the store's
+    families (as ``keel serve`` counts them) plus its own order-manager step latency."""
     from keel.app.metrics import KeelMetrics
 
+    market = synthetic_market(20, 300, seed=6)
     store = Store.from_url(sqlite_url)
     store.create_all()
+    clock = SimulatedClock(market.now.to_pydatetime())
     m = KeelMetrics()
     try:
         with BackgroundServer(create_app(store, metrics=m)) as srv:
-            m.orders.labels(venue="exchange", side="SELL").inc()
-            m.roundtrip.labels(venue="exchange").observe(0.0003)
-            m.limit_breaches.labels(limit="VAR_BUDGET", severity="warning").inc()
+            m.oms_step.observe(0.0003)
             s = scrape(srv.url)
-            assert s[("keel_orders_total", (("side", "SELL"), ("venue", "exchange")))] == 1
-            assert s[("keel_order_roundtrip_seconds_bucket",
-                      (("le", "0.0005"), ("venue", "exchange")))] == 1
-            assert s[("keel_limit_breaches_total",
-                      (("limit", "VAR_BUDGET"), ("severity", "warning")))] == 1
-            m.orders.labels(venue="exchange", side="SELL").inc(2)
-            assert scrape(srv.url)[("keel_orders_total",
-                                    (("side", "SELL"), ("venue", "exchange")))] == 3
+            assert s[("keel_oms_step_seconds_bucket", (("le", "0.0005"),))] == 1
+            assert total(s, "keel_parent_orders_total") == 0
+            trade(store, clock, market, "emb-1", str(market.symbols[0]), Side.SELL, 300)
+            s = scrape(srv.url)
+            assert s[("keel_parent_orders_total", (("side", "SELL"),))] == 1
+            assert s[("keel_child_orders_sent_total", (("side", "SELL"), ("venue", "fix")))] == 2
             assert httpx.get(srv.url + "/health").json()["metrics"] == "embedded"
     finally:
         store.dispose()

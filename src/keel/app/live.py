@@ -101,10 +101,6 @@ class Desk:
     def _on_fill(self, fill: Fill, parent: OrderRecord) -> None:
         if self.ledger.apply_fill(fill):
             self.stats.fills += 1
-            if self.metrics is not None:
-                self.metrics.fills.labels(self.venue_name, fill.symbol).inc()
-                self.metrics.filled_notional.labels(self.venue_name).inc(
-                    float(fill.qty * fill.price))
 
     # ------------------------------------------------------------------ life cycle
 
@@ -188,16 +184,8 @@ class Desk:
         summary = res.to_dict()
         st.history.append(summary)
         self.audit.append(ACTOR, "live.cycle", "cycle", now.isoformat(), summary, now)
-        if self.metrics is not None:
-            m = self.metrics
-            m.cycles.labels("traded" if res.traded else "held").inc()
-            for o in res.orders:
-                m.orders.labels(self.venue_name, o.side.value).inc()
-            for code in res.rejected.values():
-                m.rejects.labels(code).inc()
-            m.equity.set(float(self.ledger.state.equity))
-            m.gross_exposure.set(float(self.ledger.state.gross_exposure
-                                       / max(self.ledger.state.equity, Decimal(1))))
+        # orders, rejects, cycles, equity: /metrics counts them from the store (one meaning
+        # with `keel serve`); see keel.app.scrape
         return res
 
     def _check_limits(self, market: MarketData, now: datetime) -> None:
@@ -222,8 +210,6 @@ class Desk:
             if key in self._breaches:
                 continue
             self.audit.append("risk", "risk.breach", "limit", b.code.value, b.to_dict(), now)
-            if self.metrics is not None:
-                self.metrics.limit_breaches.labels(b.code.value, b.severity.value).inc()
         self._breaches = now_set
 
     def pump(self) -> None:
@@ -231,8 +217,7 @@ class Desk:
         t0 = time.perf_counter()
         self.oms.step()
         if self.metrics is not None:
-            self.metrics.roundtrip.labels(self.venue_name).observe(time.perf_counter() - t0)
-            self.metrics.open_orders.set(self.working())
+            self.metrics.oms_step.observe(time.perf_counter() - t0)
 
     def settle(self, timeout_s: float = 5.0) -> int:
         """Pump until no parent is working or ``timeout_s`` passed (asynchronous venues such

@@ -1,53 +1,78 @@
 """Prometheus metrics of a running keel, on a registry of its own (no global state).
 
-Names follow Prometheus conventions (``keel_`` prefix, ``_total`` counters, base units).
+One meaning in both modes. Every count, histogram and gauge a desk alerts on is a function of
+the store (:class:`keel.app.scrape.StoreCollector`, GROUP BY queries at scrape time), so the
+standalone ``keel serve`` and the service embedded in ``keel run --serve`` report the same
+numbers for the same store. The trading process adds the one thing only it can observe: how
+long an order-manager step takes (``keel_oms_step_seconds``).
+
+Names follow Prometheus conventions (``keel_`` prefix, ``_total`` counters, base units);
+labels come from fixed sets (:data:`VENUES`, sides, levels) or bounded code lists (reject
+reasons, limit codes), never symbols or order ids. Every metric is documented in
+``docs/service.md`` with the alert rules of ``deploy/prometheus/keel-rules.yml``.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
-#: round-trip latency buckets, seconds (100 µs .. 5 s)
+#: latency buckets, seconds (100 µs .. 30 s)
 LATENCY_BUCKETS = (1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25,
-                   0.5, 1.0, 2.5, 5.0)
+                   0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+#: the venue label's values: the route an order took (``exchange`` is the simulated
+#: exchange reporting under its own id), ``unknown`` when the store does not say
+VENUES = ("paper", "fix", "rest", "exchange", "unknown")
+
+
+def venue_label(raw: str | None) -> str:
+    """The fixed-set label of a venue name as brokers write it into the store.
+
+    ``"fix"``/``"fix-…"`` -> ``fix``; ``"rest"`` -> ``rest``; ``"paper"``/``"paper-…"`` ->
+    ``paper``; ``"KEELX"`` (the simulated exchange's own id) -> ``exchange``; anything else,
+    empty or missing -> ``unknown``.
+    """
+    v = (raw or "").strip().lower()
+    if not v:
+        return "unknown"
+    for name in ("fix", "rest", "paper"):
+        if v == name or v.startswith(name + "-") or v.startswith(name + "_"):
+            return name
+    if v in ("keelx", "exchange", "local"):
+        return "exchange"
+    return "unknown"
 
 
 class KeelMetrics:
-    """The metrics one keel process exposes on ``/metrics``."""
+    """The metrics one trading process exposes on ``/metrics``.
+
+    The process updates :attr:`oms_step` itself; :meth:`attach` adds the store-derived
+    families (``create_app`` attaches its :class:`~keel.app.scrape.StoreCollector`).
+    """
 
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.orders = Counter("keel_orders_total", "Orders sent to a venue.",
-                              ["venue", "side"], registry=r)
-        self.fills = Counter("keel_fills_total", "Fills received.", ["venue", "symbol"],
-                             registry=r)
-        self.filled_notional = Counter("keel_filled_notional_total",
-                                       "Notional filled, currency.", ["venue"], registry=r)
-        self.rejects = Counter("keel_rejects_total", "Orders refused (pre-trade or venue).",
-                               ["reason"], registry=r)
-        self.roundtrip = Histogram("keel_order_roundtrip_seconds",
-                                   "Order sent to first venue acknowledgement, seconds.",
-                                   ["venue"], buckets=LATENCY_BUCKETS, registry=r)
-        self.limit_breaches = Counter("keel_limit_breaches_total", "Risk-limit breaches.",
-                                      ["limit", "severity"], registry=r)
-        self.limit_breaches_active = Gauge("keel_limit_breaches_active",
-                                           "Limits breached by the current book.",
-                                           ["limit", "severity"], registry=r)
-        self.portfolio_vol = Gauge("keel_portfolio_volatility",
-                                   "Predicted annualised portfolio volatility (fraction).",
-                                   registry=r)
-        self.portfolio_var = Gauge("keel_portfolio_var", "Value at risk, fraction of NAV.",
-                                   ["confidence", "horizon_days"], registry=r)
-        self.equity = Gauge("keel_equity", "Portfolio equity, currency.", registry=r)
-        self.gross_exposure = Gauge("keel_gross_exposure", "Gross exposure, fraction of NAV.",
-                                    registry=r)
-        self.cycles = Counter("keel_cycles_total", "Decision cycles run.", ["outcome"],
-                              registry=r)
-        self.open_orders = Gauge("keel_open_orders", "Orders working at venues.", registry=r)
+        self.oms_step = Histogram(
+            "keel_oms_step_seconds",
+            "Wall time of one order-manager step (send due slices, drain venue events), "
+            "seconds; observed by the trading process only.",
+            buckets=LATENCY_BUCKETS, registry=self.registry)
+        self._attached: list[Collector] = []
+
+    def attach(self, collector: Collector) -> None:
+        """Add ``collector``'s families to this registry (once; a second call is a no-op)."""
+        if collector in self._attached:
+            return
+        if self._attached:  # one store per process: replace the previous view
+            for old in self._attached:
+                self.registry.unregister(old)
+            self._attached.clear()
+        self.registry.register(collector)
+        self._attached.append(collector)
 
     def render(self) -> bytes:
         """The text exposition format."""

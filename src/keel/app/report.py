@@ -1,29 +1,78 @@
-"""The demo's self-contained HTML report: positions, orders and fills, cost / TCA, risk.
+"""The demo's self-contained HTML report: key figures first, then the run's sections
+(decision, positions, orders and fills, cost / TCA, risk).
 
 One file, no network: plotly.js is inlined once (the first figure), the other figures reuse it.
-Tables are plain HTML from pandas. Units are stated in every heading.
+Every number is written by :mod:`keel.fmt` (thousands separators, fixed decimals) with its
+unit in the column header, as the CLI and the dashboard write them.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+from keel import fmt
 
 if TYPE_CHECKING:
     from keel.app.demo import DemoContext
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
-max-width:1100px;color:#222}
+max-width:1200px;color:#222}
 h1{margin-bottom:0}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
-table{border-collapse:collapse;font-size:13px;margin:.5em 0}
+table{border-collapse:collapse;font-size:13px;margin:.5em 0;font-variant-numeric:tabular-nums}
 td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#f4f4f4}
-.kv td:first-child{text-align:left}.muted{color:#777;font-size:13px}
+td.l,th.l{text-align:left}.muted{color:#777;font-size:13px}
 .scroll{max-height:420px;overflow-y:auto}
+.kpis{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:10px}
+.kpi{border:1px solid #ddd;border-radius:6px;padding:8px 12px}
+.kpi .label{color:#666;font-size:12px}.kpi .value{font-size:20px;font-weight:600}
+.sections{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:12px}
+.bad{color:#b23b3b}
 """
+
+#: kinds of numbers: how each is written and the unit its header carries
+_KINDS: dict[str, tuple[Any, str | None]] = {
+    "money": (fmt.money, "USD"), "price": (fmt.price, "USD"), "qty": (fmt.qty, "sh"),
+    "bps": (fmt.bps, "bps"), "pct": (fmt.pct, "%"), "frac": (lambda v: fmt.number(v, 4), None),
+    "int": (lambda v: fmt.number(v, 0), None), "text": (lambda v: str(v), None),
+}
+
+#: the kind of each summary figure the demo records (the rest are text or counts)
+_SUMMARY_KINDS = {
+    "equity": "money", "cash": "money", "traded_notional": "money",
+    "gross_exposure": "pct", "slippage_bps_weighted": "bps", "slippage_bps_median": "bps",
+    "is_bps_weighted": "bps", "predicted_bps_mean": "bps", "predicted_vol": "pct",
+    "factor_share": "pct", "report_kb": "frac",
+}
+
+#: the key figures, in the order a desk reads them
+_KEY_FIGURES = ("equity", "cash", "gross_exposure", "positions", "parent_orders",
+                "child_orders", "fills", "traded_notional", "slippage_bps_weighted",
+                "is_bps_weighted", "predicted_bps_mean", "ledger_matches_exchange")
+
+
+def _label(key: str) -> str:
+    kind = _SUMMARY_KINDS.get(key)
+    name = key.replace("_bps", "").replace("_", " ")
+    return fmt.header(name, _KINDS[kind][1] if kind else None)
+
+
+def _value(key: str, v: Any) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
+    kind = _SUMMARY_KINDS.get(key)
+    if kind is not None:
+        return str(_KINDS[kind][0](v))
+    if isinstance(v, int):
+        return fmt.number(v, 0)
+    if isinstance(v, float):
+        return fmt.number(v, 2)
+    return str(v)
 
 
 class _Figures:
@@ -39,22 +88,50 @@ class _Figures:
         return str(out)
 
 
-def _table(df: pd.DataFrame, *, floatfmt: str = "{:,.2f}", max_rows: int | None = None) -> str:
+def _table(df: pd.DataFrame, kinds: Mapping[str, str], *, index: str | None = None,
+           max_rows: int | None = None) -> str:
+    """``df`` as an HTML table: columns in ``kinds`` order, each written by its kind with the
+    unit in the header; text columns left-aligned. ``index`` names the index column."""
     if df.empty:
         return "<p class='muted'>(none)</p>"
     if max_rows is not None and len(df) > max_rows:
         df = df.head(max_rows)
-    return str(df.to_html(float_format=lambda v: floatfmt.format(v), border=0,
-                          na_rep="", escape=True))
+    cols = [c for c in kinds if c in df.columns]
+    left = {c for c in cols if kinds[c] == "text"}
+    head = ([f"<th class='l'>{html.escape(index)}</th>"] if index else []) + [
+        f"<th class='{'l' if c in left else ''}'>"
+        f"{html.escape(fmt.header(c.replace('_', ' '), _KINDS[kinds[c]][1]))}</th>"
+        for c in cols]
+    body = []
+    for key, row in df.iterrows():
+        cells = ([f"<td class='l'>{html.escape(str(key))}</td>"] if index else []) + [
+            f"<td class='{'l' if c in left else ''}'>"
+            f"{html.escape(str(_KINDS[kinds[c]][0](row[c])))}</td>" for c in cols]
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{''.join(head)}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _kv(results: dict[str, Any]) -> str:
-    rows = []
-    for k, v in results.items():
-        text = f"{v:,.4g}" if isinstance(v, float) else str(v)
-        rows.append(f"<tr><td>{html.escape(k.replace('_', ' '))}</td>"
-                    f"<td>{html.escape(text)}</td></tr>")
-    return f"<table class='kv'>{''.join(rows)}</table>"
+def _key_figures(results: Mapping[str, Any]) -> str:
+    cards = []
+    for k in _KEY_FIGURES:
+        if k not in results:
+            continue
+        v = results[k]
+        bad = " bad" if v is False else ""
+        cards.append(f"<div class='kpi'><div class='label'>{html.escape(_label(k))}</div>"
+                     f"<div class='value{bad}'>{html.escape(_value(k, v))}</div></div>")
+    return f"<div class='kpis'>{''.join(cards)}</div>"
+
+
+def _sections(sections: Mapping[str, Mapping[str, Any]]) -> str:
+    """The run's recorded values, one small table per step."""
+    out = []
+    for step, values in sections.items():
+        rows = "".join(f"<tr><td class='l'>{html.escape(_label(k))}</td>"
+                       f"<td>{html.escape(_value(k, v))}</td></tr>"
+                       for k, v in values.items())
+        out.append(f"<div><h3>{html.escape(step)}</h3><table>{rows}</table></div>")
+    return f"<div class='sections'>{''.join(out)}</div>"
 
 
 def positions_frame(ctx: DemoContext) -> pd.DataFrame:
@@ -66,7 +143,7 @@ def positions_frame(ctx: DemoContext) -> pd.DataFrame:
     for s, h in st.holdings.items():
         rows.append({"symbol": s, "qty": float(h.qty), "avg_price": float(h.avg_price),
                      "market_value": float(h.market_value),
-                     "weight_pct": 100 * float(h.market_value / st.equity),
+                     "weight": float(h.market_value / st.equity),
                      "sector": "" if sectors is None else str(sectors.get(s, ""))})
     df = pd.DataFrame(rows)
     return df.sort_values("market_value", ascending=False).set_index("symbol") if rows else df
@@ -101,29 +178,37 @@ def write_report(ctx: DemoContext, path: Path) -> Path:
     parts: list[str] = [f"<h1>keel demo</h1><p class='muted'>run {html.escape(ctx.run_id)}"
                         f" &middot; session {html.escape(str(ctx.results.get('session_start')))}"
                         f" &middot; venue {html.escape(str(ctx.results.get('venue_protocol')))}"
-                        "</p>", "<h2>Summary</h2>", _kv(ctx.results)]
+                        "</p>", "<h2>Key figures</h2>", _key_figures(ctx.results)]
     # decision
     res = ctx.artifacts.get("cycle_result")
     if res is not None:
         stages = pd.DataFrame([{"stage": s.stage, "reason codes": ", ".join(s.codes)}
                                for s in res.stages]).set_index("stage")
-        parts += ["<h2>Decision cycle (reason codes per stage)</h2>", _table(stages)]
+        parts += ["<h2>Decision cycle (reason codes per stage)</h2>",
+                  _table(stages, {"reason codes": "text"}, index="stage")]
     # positions
     pos = positions_frame(ctx)
     parts.append("<h2>Positions (end of day; weight in % of equity)</h2>")
     if not pos.empty:
-        fig = go.Figure(go.Bar(x=pos.index, y=pos["weight_pct"], marker_color="#2a6fb0"))
+        fig = go.Figure(go.Bar(x=pos.index, y=100 * pos["weight"], marker_color="#2a6fb0"))
         fig.update_layout(height=320, margin=dict(l=40, r=10, t=30, b=60),
                           yaxis_title="weight, % of equity", title="Holdings")
         parts.append(fig_html(fig))
-    parts.append(f"<div class='scroll'>{_table(pos)}</div>")
+    parts.append("<div class='scroll'>" + _table(pos, {
+        "sector": "text", "qty": "qty", "avg_price": "price", "market_value": "money",
+        "weight": "pct"}, index="symbol") + "</div>")
     # orders and fills
     orders = orders_frame(ctx)
     fills = fills_frame(ctx)
-    parts += ["<h2>Orders (parents; quantities in shares, prices per share)</h2>",
-              f"<div class='scroll'>{_table(orders)}</div>",
-              f"<h2>Fills ({len(fills)}; first 200)</h2>",
-              f"<div class='scroll'>{_table(fills, max_rows=200)}</div>"]
+    parts += ["<h2>Orders (parents)</h2>", "<div class='scroll'>" + _table(orders, {
+        "symbol": "text", "side": "text", "qty": "qty", "filled": "qty", "avg_price": "price",
+        "arrival": "price", "algo": "text", "children": "int", "status": "text"},
+        index="order") + "</div>",
+              f"<h2>Fills ({fmt.number(len(fills), 0)}; first 200)</h2>",
+              "<div class='scroll'>" + _table(fills, {
+                  "time": "text", "child": "text", "symbol": "text", "side": "text",
+                  "qty": "qty", "price": "price", "exec_id": "text"}, max_rows=200)
+              + "</div>"]
     if not fills.empty:
         per = fills.groupby("time")["qty"].count()
         fig = go.Figure(go.Bar(x=per.index, y=per.to_numpy(), marker_color="#4c9a2a"))
@@ -143,16 +228,19 @@ def write_report(ctx: DemoContext, path: Path) -> Path:
         fig.add_trace(go.Bar(x=by.index, y=by["slippage_bps_mean"], name="slippage"), 1, 2)
         fig.add_trace(go.Bar(x=by.index, y=by["is_bps_mean"], name="impl. shortfall"), 1, 2)
         fig.update_layout(height=320, margin=dict(l=40, r=10, t=40, b=40))
-        parts += [fig_html(fig), _table(by)]
-        cols = [c for c in ("parent_id", "symbol", "algo", "filled_qty", "avg_price",
-                            "arrival_price", "slippage_bps", "is_bps", "predicted_bps")
-                if c in df]
-        parts.append(f"<div class='scroll'>{_table(df[cols].set_index('parent_id'))}</div>")
+        parts += [fig_html(fig), _table(by, {c: _tca_kind(c) for c in by.columns},
+                                        index="algo")]
+        parts.append("<div class='scroll'>" + _table(df.set_index("parent_id"), {
+            "symbol": "text", "algo": "text", "filled_qty": "qty", "avg_price": "price",
+            "arrival_price": "price", "slippage_bps": "bps", "is_bps": "bps",
+            "predicted_bps": "bps"}, index="order") + "</div>")
     else:
         parts.append("<p class='muted'>(no filled orders)</p>")
     # risk
     parts.append("<h2>Risk decomposition (annualised volatility contributions)</h2>")
     parts.append(_risk_html(ctx, fig_html, go))
+    parts += ["<h2>Run details (every recorded value, by step)</h2>",
+              _sections(ctx.sections)]
     body = "\n".join(parts)
     doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>keel demo "
            f"{html.escape(ctx.run_id)}</title><style>{_CSS}</style></head><body>{body}"
@@ -160,6 +248,17 @@ def write_report(ctx: DemoContext, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(doc, encoding="utf-8")
     return path
+
+
+def _tca_kind(column: str) -> str:
+    """How a TCA summary column is written: counts, money, bps or fractions as %."""
+    if column == "orders":
+        return "int"
+    if "notional" in column:
+        return "money"
+    if "bps" in column:
+        return "bps"
+    return "pct"  # participation, spread capture: fractions
 
 
 def _risk_html(ctx: DemoContext, fig_html: _Figures, go: Any) -> str:
@@ -181,6 +280,9 @@ def _risk_html(ctx: DemoContext, fig_html: _Figures, go: Any) -> str:
     fig.update_layout(height=300, margin=dict(l=40, r=10, t=30, b=40),
                       title=d.summary(), yaxis_title="% per year")
     top = d.by_factor.reindex(d.by_factor.abs().sort_values(ascending=False).index).head(12)
-    return "".join([fig_html(fig), "<h3>Top factor contributions (fraction per year)</h3>",
-                    _table(top.to_frame(), floatfmt="{:.4f}"),
-                    "<h3>By sector</h3>", _table(d.by_sector, floatfmt="{:.4f}")])
+    top_df = top.to_frame("contribution")
+    return "".join([fig_html(fig), "<h3>Top factor contributions (annualised)</h3>",
+                    _table(top_df, {"contribution": "pct"}, index="factor"),
+                    "<h3>By sector</h3>",
+                    _table(d.by_sector, {c: "pct" for c in d.by_sector.columns},
+                           index="sector")])

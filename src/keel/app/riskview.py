@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from keel.data.market import MarketData
+from keel.fmt import time_json
 from keel.risk import measures as m
 from keel.risk.attribution import decompose
 from keel.risk.base import FactorCovariance
@@ -78,7 +79,7 @@ class RiskView:
         known = {s: float(w) for s, w in weights.items() if s in mkt.symbols and w != 0}
         unmodelled = sorted(s for s in weights if s not in mkt.symbols)
         base: dict[str, Any] = {
-            "as_of": str(mkt.now), "model": "fundamental", "confidence": self.confidence,
+            "as_of": time_json(mkt.now), "model": "fundamental", "confidence": self.confidence,
             "horizon_days": self.horizon_days, "unmodelled": unmodelled,
             "n_positions": len(known)}
         if not known:
@@ -108,7 +109,9 @@ class RiskView:
                 "by_sector": sectors.to_dict(orient="records"),
                 "top_assets": {str(k): float(dec.by_asset[k]) for k in top},
             },
-            "var_cvar": var, "breaches": [b.to_dict() for b in self.breaches(w, fit)],
+            "var_cvar": var,
+            "breaches": [{**b.to_dict(), "code": b.code.name, "severity": b.severity.name}
+                         for b in self.breaches(w, fit)],
         }
 
     def breaches(self, w: pd.Series, fit: _Fit | None = None) -> list[Breach]:

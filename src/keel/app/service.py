@@ -17,6 +17,8 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from decimal import Decimal
+from functools import cache
 from importlib import resources
 from typing import Annotated, Any
 
@@ -28,7 +30,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from keel.app import control, views
+from keel.app import control, timeseries, views
 from keel.app.auth import require_token
 from keel.app.guard import Guard, GuardSettings
 from keel.app.metrics import KeelMetrics
@@ -40,6 +42,7 @@ from keel.config import CostsConfig, EngineKind, KeelConfig
 from keel.costs.base import CostModel, TradeContext
 from keel.data.market import MarketData
 from keel.errors import KeelError, StoreError, ValidationError
+from keel.fmt import js_config, money_json, tick_of, time_json
 from keel.risk.limits import RiskLimits
 from keel.store.db import Store
 from keel.types import OrderStatus, Side, ensure_utc
@@ -104,6 +107,12 @@ def _static(name: str) -> str:
     return resources.files("keel.app").joinpath("static", name).read_text(encoding="utf-8")
 
 
+@cache
+def _plotly_js() -> bytes:
+    """plotly.js as the plotly Python package bundles it: the dashboard works offline."""
+    return resources.files("plotly").joinpath("package_data", "plotly.min.js").read_bytes()
+
+
 def _error_body(exc: KeelError) -> dict[str, Any]:
     body = exc.to_dict()
     body["detail"] = str(exc)
@@ -116,13 +125,15 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
                account: str = "default", confidence: float = 0.95, horizon_days: int = 21,
                default_spread: float | None = None, poll_seconds: float = 3.0,
                readiness: Mapping[str, Check] | None = None,
-               guard: GuardSettings | None = None) -> FastAPI:
+               guard: GuardSettings | None = None,
+               ticks: Mapping[str, Decimal] | None = None) -> FastAPI:
     """The service over ``store``.
 
     Args:
         store: the database the trading process writes (orders, fills, ledger, audit).
-        metrics: the trading process's metrics when embedded; ``None`` (standalone) recounts
-            them from the store at every scrape.
+        metrics: the trading process's registry when embedded (the store's families are
+            attached to it, plus its own OMS step latency); ``None`` (standalone) serves the
+            store's families alone. Both count from the store at every scrape.
         token: bearer token for write endpoints; ``None`` disables writes (403).
         market: returns the current market (risk, sectors, cost estimates); ``None`` turns
             those endpoints into 503 with a reason.
@@ -138,16 +149,34 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
             "venue logged on"); each returns None when fine, else the reason.
         guard: host check, body limit and authentication applied before any route parses
             a request (:mod:`keel.app.guard`); ``keel serve`` should always set it.
+        ticks: symbol -> price tick of its instrument (JSON prices are quantized to it);
+            symbols not in it use a cent, an equity's tick.
 
     Control requests are control records in the audit log (:mod:`keel.app.control`), which
     ``keel run`` applies every bar; the service never calls into the trading process.
     """
     clk: Clock = clock or WallClock()
     ledger = views.LedgerView(store, clk, account)
-    execution = views.ExecutionView(store)
+    execution = views.ExecutionView(store, ticks)
     risk = RiskView(market, limits, confidence=confidence,
                     horizon_days=horizon_days) if market is not None else None
     costs = cost_model or default_cost_model()
+    equity_series = timeseries.EquitySeries(store, account)
+
+    def predict(by_symbol: dict[str, float]) -> dict[str, float]:
+        """Predicted cost (currency) of signed notionals per symbol at the current market."""
+        mkt = market() if market is not None else None
+        if mkt is None:
+            return {}
+        syms = [s for s in by_symbol if s in mkt.symbols]
+        missing = [s for s in by_symbol if s not in mkt.symbols]
+        if missing:
+            raise ValidationError("symbol not in the market", field="symbol",
+                                  symbol=missing[0])
+        ctx = TradeContext.from_market(mkt.select(syms), nav=1.0,
+                                       default_spread=default_spread)
+        est = costs.cost(np.array([by_symbol[s] for s in syms]), ctx)
+        return {s: float(v) for s, v in zip(syms, est.currency.to_numpy(), strict=True)}
     write = Depends(require_token(token))
 
     def book() -> tuple[float, float, dict[str, float]]:
@@ -155,10 +184,15 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
         eq = float(st.equity)
         return eq, (float(st.gross_exposure) / eq if eq else 0.0), st.weights()
 
+    # One meaning in both modes: every store-derived family comes from the same collector;
+    # embedded, the trading process's registry adds only what it alone observes.
+    collector = StoreCollector(store, book, risk.evaluate if risk else None)
     registry: CollectorRegistry | None = None
     if metrics is None:
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(StoreCollector(store, book, risk.evaluate if risk else None))
+        registry.register(collector)
+    else:
+        metrics.attach(collector)
 
     app = FastAPI(title="keel", version="0.1.0",
                   description="Portfolio, risk, orders, execution quality and controls of a "
@@ -248,7 +282,7 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
     @app.get("/api/portfolio", summary="Positions, weights, cash and equity")
     def get_portfolio() -> dict[str, Any]:
         mkt = market() if market is not None else None
-        return views.clean(views.portfolio(ledger.state(), mkt))
+        return views.clean(views.portfolio(ledger.state(), mkt, ticks))
 
     @app.get("/api/risk", summary="Risk decomposition, VaR/CVaR and limit breaches")
     def get_risk() -> dict[str, Any]:
@@ -264,12 +298,13 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
         if since is not None:
             since = ensure_utc(since, "since")
         return views.orders(store, status=status, symbol=symbol, side=side, since=since,
-                            open_only=open_only, limit=limit)
+                            open_only=open_only, limit=limit, ticks=ticks)
 
     @app.get("/api/orders/{client_order_id}", summary="One order with its children and fills")
     def get_order(client_order_id: str) -> dict[str, Any]:
         pid = views.parent_of(store, client_order_id)
-        found = views.orders(store, parent_id=pid, limit=1) if pid is not None else None
+        found = (views.orders(store, parent_id=pid, limit=1, ticks=ticks)
+                 if pid is not None else None)
         if not found or not found["orders"]:
             raise HTTPException(404, f"unknown order {client_order_id!r}")
         return found["orders"][0]
@@ -280,7 +315,7 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
 
     @app.get("/api/control", summary="Kill switch and engine requests in force")
     def get_control() -> dict[str, Any]:
-        return control.read_control(store).to_dict()
+        return views.clean(control.read_control(store).to_dict())
 
     @app.post("/api/cost-estimate", summary="Expected cost of a proposed trade")
     def cost_estimate(req: CostRequest) -> dict[str, Any]:
@@ -295,11 +330,14 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
         notional = req.qty * price
         est = costs.cost(np.array([req.side.sign * notional]), ctx)
         comps = {k: float(v.iloc[0]) for k, v in est.components.items()}
+        step = tick_of(req.symbol, ticks)
         return views.clean({
-            "symbol": req.symbol, "side": req.side.value, "qty": req.qty, "price": price,
-            "notional": notional, "horizon_days": req.horizon_days, "as_of": str(mkt.now),
-            "cost": float(est.currency.iloc[0]), "cost_bps": float(est.bps.iloc[0]),
-            "components": comps,
+            "symbol": req.symbol, "side": req.side.name, "qty": req.qty,
+            "price": money_json(price, step), "notional": money_json(notional),
+            "horizon_days": req.horizon_days, "as_of": time_json(mkt.now),
+            "cost": money_json(float(est.currency.iloc[0])),
+            "cost_bps": float(est.bps.iloc[0]),
+            "components": {k: money_json(v) for k, v in comps.items()},
             "components_bps": {k: 1e4 * v / notional for k, v in comps.items()},
             "inputs": {"spread": float(ctx.spreads[0]),
                        "daily_volatility": float(ctx.volatility[0]),
@@ -307,6 +345,26 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
                        "participation": notional / (float(ctx.adv_notional[0])
                                                     * req.horizon_days)},
         })
+
+    # ------------------------------------------------------------------ over time
+
+    trading_view = timeseries.TradingView(store, equity_series,
+                                          predict if market is not None else None)
+
+    @app.get("/api/timeseries/equity",
+             summary="Equity, cash, exposure, P&L and drawdown after every ledger entry")
+    def get_equity_series(max_points: Annotated[int, Query(ge=2, le=20000)] = 2000
+                          ) -> dict[str, Any]:
+        return equity_series.get(max_points)  # JSON-ready (strings, finite floats), cached
+
+    @app.get("/api/timeseries/trading",
+             summary="Per day: notional, turnover, commissions, realised vs predicted cost")
+    def get_trading_series() -> dict[str, Any]:
+        return views.clean(trading_view.get())
+
+    @app.get("/api/timeseries/breaches", summary="Risk-limit breaches per day and limit")
+    def get_breach_series() -> dict[str, Any]:
+        return views.clean(timeseries.breaches_by_day(store))
 
     # ------------------------------------------------------------------ writes (token)
 
@@ -334,12 +392,18 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> HTMLResponse:
-        html = _static("dashboard.html").replace("{{POLL_MS}}", str(int(poll_seconds * 1000)))
+        html = (_static("dashboard.html").replace("{{POLL_MS}}", str(int(poll_seconds * 1000)))
+                .replace("{{FMT}}", js_config()))
         return HTMLResponse(html)
 
     @app.get("/static/dashboard.js", include_in_schema=False)
     def dashboard_js() -> Response:
         return Response(_static("dashboard.js"), media_type="text/javascript")
+
+    @app.get("/static/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> Response:
+        return Response(_plotly_js(), media_type="text/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})
 
     if guard is not None:  # hardening lives in keel.app.guard; this is its one hook
         app.add_middleware(Guard, settings=guard)

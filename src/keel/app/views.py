@@ -1,14 +1,17 @@
 """JSON views of the store for the service: portfolio, orders with children and fills, TCA.
 
-Pure reads; every function takes what it reads and returns plain JSON-ready dicts. Money,
-quantities and prices are exact decimal strings where the store books them (ledger, orders,
-fills) and floats for analytics (weights, bps).
+Pure reads; every function takes what it reads and returns plain JSON-ready dicts, written
+with :mod:`keel.fmt`'s JSON helpers so every endpoint speaks alike: money as exact decimal
+strings (prices on the instrument's tick, average prices on a hundredth of it, amounts in
+cents), quantities as exact strings, enums by name (``"side": "BUY"``), times ISO-8601 with
+their offset; analytics (weights, bps) are floats, ``null`` when undefined.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
@@ -19,6 +22,7 @@ from sqlalchemy import func, or_, select
 from keel.clock import Clock
 from keel.data.market import MarketData
 from keel.execution.feedback import TCA
+from keel.fmt import money_json, qty_json, tick_of, time_json, to_json
 from keel.portfolio.book import LedgerState
 from keel.portfolio.ledger import Ledger
 from keel.store.db import Store
@@ -26,9 +30,18 @@ from keel.store.orders_repo import OrdersRepo
 from keel.store.tables import ChildOrderRow, FillRow, OrderRow
 from keel.types import OrderStatus, Side
 
+#: symbol -> price tick (currency); symbols not in it use a cent
+Ticks = Mapping[str, Decimal]
 
-def _dec(x: Decimal | None) -> str | None:
-    return None if x is None else str(x)
+
+def _px(x: Decimal | float | None, symbol: str, ticks: Ticks | None) -> str | None:
+    """A price on the symbol's tick."""
+    return money_json(x, tick_of(symbol, ticks))
+
+
+def _avg(x: Decimal | float | None, symbol: str, ticks: Ticks | None) -> str | None:
+    """An average price (of several fills) on a hundredth of the tick."""
+    return money_json(x, tick_of(symbol, ticks) / 100)
 
 
 def _num(x: float) -> float | None:
@@ -37,14 +50,9 @@ def _num(x: float) -> float | None:
 
 
 def clean(obj: Any) -> Any:
-    """``obj`` with every non-finite float replaced by ``None`` (JSON has no NaN)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [clean(v) for v in obj]
-    return obj
+    """``obj`` as JSON-ready values (:func:`keel.fmt.to_json`: no NaN, enums by name,
+    times with offset)."""
+    return to_json(obj)
 
 
 class LedgerView:
@@ -66,7 +74,8 @@ class LedgerView:
             return self._ledger.refresh()
 
 
-def portfolio(state: LedgerState, market: MarketData | None = None) -> dict[str, Any]:
+def portfolio(state: LedgerState, market: MarketData | None = None,
+              ticks: Ticks | None = None) -> dict[str, Any]:
     """Positions, weights (fraction of equity), cash and equity of a ledger state.
 
     Each position carries its last mark from the ledger and, when ``market`` is given, its
@@ -77,9 +86,10 @@ def portfolio(state: LedgerState, market: MarketData | None = None) -> dict[str,
     rows: list[dict[str, Any]] = []
     for sym, h in sorted(state.holdings.items(), key=lambda kv: -abs(kv[1].market_value)):
         rows.append({
-            "symbol": sym, "qty": str(h.qty), "avg_price": str(h.avg_price),
-            "mark": str(h.mark), "market_value": str(h.market_value),
-            "unrealized_pnl": str(h.unrealized_pnl), "weight": weights.get(sym, 0.0),
+            "symbol": sym, "qty": qty_json(h.qty), "avg_price": _avg(h.avg_price, sym, ticks),
+            "mark": _px(h.mark, sym, ticks), "market_value": money_json(h.market_value),
+            "unrealized_pnl": money_json(h.unrealized_pnl),
+            "weight": weights.get(sym, 0.0),
             "sector": (str(sectors.get(sym, "Unknown")) if sectors is not None else None),
         })
     by_sector: dict[str, float] = {}
@@ -89,45 +99,50 @@ def portfolio(state: LedgerState, market: MarketData | None = None) -> dict[str,
     eq = state.equity
     return {
         "version": state.version,
-        "updated_at": state.updated_at.isoformat() if state.updated_at else None,
-        "cash": str(state.cash), "equity": str(eq),
-        "gross_exposure": str(state.gross_exposure),
+        "updated_at": time_json(state.updated_at),
+        "cash": money_json(state.cash), "equity": money_json(eq),
+        "gross_exposure": money_json(state.gross_exposure),
         "gross_weight": float(state.gross_exposure / eq) if eq else 0.0,
         "net_weight": float(sum(weights.values())),
-        "realized_pnl": str(state.realized_pnl), "fees": str(state.fees),
-        "net_deposits": str(state.net_deposits),
+        "realized_pnl": money_json(state.realized_pnl), "fees": money_json(state.fees),
+        "net_deposits": money_json(state.net_deposits),
         "n_positions": len(rows), "positions": rows,
         "weights": weights, "sector_weights": by_sector,
     }
 
 
-def _child_json(r: ChildOrderRow) -> dict[str, Any]:
+def _child_json(r: ChildOrderRow, ticks: Ticks | None) -> dict[str, Any]:
     return {"client_order_id": r.client_order_id, "parent_id": r.parent_id,
-            "slice_index": r.slice_index, "symbol": r.symbol, "side": r.side,
-            "qty": str(r.qty), "status": r.status, "filled_qty": str(r.filled_qty),
-            "leaves_qty": str(r.qty - r.filled_qty), "venue_order_id": r.venue_order_id,
-            "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat()}
+            "slice_index": r.slice_index, "symbol": r.symbol, "side": Side(r.side).name,
+            "qty": qty_json(r.qty), "status": OrderStatus(r.status).name,
+            "filled_qty": qty_json(r.filled_qty), "leaves_qty": qty_json(r.qty - r.filled_qty),
+            "limit_price": _px(r.limit_price, r.symbol, ticks),
+            "venue_order_id": r.venue_order_id,
+            "created_at": time_json(r.created_at), "updated_at": time_json(r.updated_at)}
 
 
-def _parent_json(r: OrderRow) -> dict[str, Any]:
-    return {"client_order_id": r.client_order_id, "symbol": r.symbol, "side": r.side,
-            "qty": str(r.qty), "status": r.status, "filled_qty": str(r.filled_qty),
-            "leaves_qty": str(r.qty - r.filled_qty), "algo": r.algo,
-            "avg_price": _dec(r.avg_fill_price), "arrival_price": _dec(r.arrival_price),
-            "decision_price": _dec(r.decision_price), "strategy": r.strategy,
-            "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat()}
+def _parent_json(r: OrderRow, ticks: Ticks | None) -> dict[str, Any]:
+    return {"client_order_id": r.client_order_id, "symbol": r.symbol,
+            "side": Side(r.side).name, "qty": qty_json(r.qty),
+            "status": OrderStatus(r.status).name, "filled_qty": qty_json(r.filled_qty),
+            "leaves_qty": qty_json(r.qty - r.filled_qty), "algo": r.algo,
+            "avg_price": _avg(r.avg_fill_price, r.symbol, ticks),
+            "arrival_price": _px(r.arrival_price, r.symbol, ticks),
+            "decision_price": _px(r.decision_price, r.symbol, ticks), "strategy": r.strategy,
+            "created_at": time_json(r.created_at), "updated_at": time_json(r.updated_at)}
 
 
-def _fill_row_json(r: FillRow) -> dict[str, Any]:
+def _fill_row_json(r: FillRow, ticks: Ticks | None) -> dict[str, Any]:
     return {"exec_id": r.exec_id, "client_order_id": r.client_order_id, "symbol": r.symbol,
-            "side": r.side, "qty": str(r.qty), "price": str(r.price),
-            "commission": str(r.commission), "venue": r.venue,
-            "timestamp": r.timestamp.isoformat()}
+            "side": Side(r.side).name, "qty": qty_json(r.qty),
+            "price": _px(r.price, r.symbol, ticks), "commission": money_json(r.commission),
+            "venue": r.venue, "timestamp": time_json(r.timestamp)}
 
 
 def orders(store: Store, *, status: OrderStatus | None = None, symbol: str | None = None,
            side: Side | None = None, since: datetime | None = None, open_only: bool = False,
-           limit: int = 100, parent_id: str | None = None) -> dict[str, Any]:
+           limit: int = 100, parent_id: str | None = None,
+           ticks: Ticks | None = None) -> dict[str, Any]:
     """Parent orders matching the filters, newest first, each with its children and fills.
 
     Args:
@@ -161,15 +176,15 @@ def orders(store: Store, *, status: OrderStatus | None = None, symbol: str | Non
         if ids:
             for c in s.scalars(select(ChildOrderRow).where(ChildOrderRow.parent_id.in_(ids))
                                .order_by(ChildOrderRow.id)):
-                kids.setdefault(c.parent_id, []).append(_child_json(c))
+                kids.setdefault(c.parent_id, []).append(_child_json(c, ticks))
             for f in s.scalars(select(FillRow).where(or_(FillRow.parent_id.in_(ids),
                                                          FillRow.client_order_id.in_(ids)))
                                .order_by(FillRow.id)):
                 fills.setdefault(f.parent_id or f.client_order_id, []).append(
-                    _fill_row_json(f))
+                    _fill_row_json(f, ticks))
         out = []
         for p in parents:
-            row = _parent_json(p)
+            row = _parent_json(p, ticks)
             row["children"] = kids.get(p.client_order_id, [])
             row["fills"] = fills.get(p.client_order_id, [])
             out.append(row)
@@ -185,23 +200,35 @@ def parent_of(store: Store, client_order_id: str) -> str | None:
             ChildOrderRow.client_order_id == client_order_id))
 
 
-def execution_quality(repo: OrdersRepo) -> dict[str, Any]:
-    """TCA of every parent with fills: per order, per symbol and per algorithm (bps)."""
+def execution_quality(repo: OrdersRepo, ticks: Ticks | None = None) -> dict[str, Any]:
+    """TCA of every parent with fills: per order, per symbol and per algorithm (bps).
+
+    Per order, prices are money strings (averages on a hundredth of the tick, arrival and
+    decision prices on the tick), the commission in cents, quantities exact strings."""
     report = TCA(repo).report()
-    per_order = [{k: (v.isoformat() if isinstance(v, datetime) else
-                      _num(v) if isinstance(v, float) else v)
-                  for k, v in asdict(s).items()} for s in report.summaries]
+    per_order = []
+    for s in report.summaries:
+        row = to_json(asdict(s))
+        row["side"] = Side.BUY.name if s.side > 0 else Side.SELL.name
+        row["avg_price"] = _avg(_num(s.avg_price), s.symbol, ticks)
+        for k in ("arrival_price", "decision_price"):
+            row[k] = _px(_num(getattr(s, k)), s.symbol, ticks)
+        row["commission"] = money_json(_num(s.commission))
+        row["qty"], row["filled_qty"] = qty_json(_num(s.qty)), qty_json(_num(s.filled_qty))
+        per_order.append(row)
 
     def table(df: Any) -> list[dict[str, Any]]:
         if df is None or df.empty:
             return []
-        return [{"key": str(k), **{c: _num(float(v)) for c, v in row.items()}}
+        money_cols = {"notional", "commission", "filled_notional"}
+        return [{"key": str(k), **{c: (money_json(_num(float(v))) if c in money_cols
+                                       else _num(float(v))) for c, v in row.items()}}
                 for k, row in df.iterrows()]
 
     fills = repo.fills()
     return {
         "n_orders": len(per_order), "n_fills": len(fills),
-        "filled_notional": float(sum(float(f.qty * f.price) for f, _ in fills)),
+        "filled_notional": money_json(sum((f.qty * f.price for f, _ in fills), Decimal(0))),
         "orders": per_order, "by_symbol": table(report.by_symbol()),
         "by_algo": table(report.by_algo()),
         "recommendations": clean([asdict(r) for r in report.recommendations()]),
@@ -215,8 +242,8 @@ class ExecutionView:
     queries; the TCA itself (pandas over every parent) runs once per change, not per poll.
     """
 
-    def __init__(self, store: Store) -> None:
-        self.store, self.repo = store, OrdersRepo(store)
+    def __init__(self, store: Store, ticks: Ticks | None = None) -> None:
+        self.store, self.repo, self.ticks = store, OrdersRepo(store), ticks
         self._last: tuple[Any, dict[str, Any]] | None = None
         self._lock = threading.Lock()
 
@@ -230,5 +257,5 @@ class ExecutionView:
         key = self._fingerprint()
         with self._lock:
             if self._last is None or self._last[0] != key:
-                self._last = (key, clean(execution_quality(self.repo)))
+                self._last = (key, clean(execution_quality(self.repo, self.ticks)))
             return self._last[1]

@@ -2,8 +2,10 @@
 
 Public API (imported lazily, so ``import keel.data`` stays cheap):
 
-* calendar: ``ExchangeCalendar``, ``get_calendar``, ``stamp_at_close``
-* panels: ``MarketData``, ``MissingReport``, ``BookSnapshots``
+* calendar: ``ExchangeCalendar``, ``get_calendar``, ``stamp_at_close``; ``stamp_daily``
+  (any notation of a daily bar -> its session close; ambiguous times refused)
+* panels: ``MarketData``, ``MissingReport``, ``BookSnapshots``; ``tradable_mask`` (the
+  point-in-time universe)
 * loaders: ``load_prices_long``, ``read_ohlcv_long``, ``OHLCV``, ``read_wide``,
   ``load_prices_wide``, ``load_sectors``, ``load_lobster``, ``LobsterDay``,
   ``load_lean_minute``, ``load_lean_minute_folder``, ``load_lean_daily``,
@@ -24,6 +26,8 @@ _EXPORTS = {
     "keel.data.calendar": ("ExchangeCalendar", "get_calendar", "calendar_covering",
                            "stamp_at_close"),
     "keel.data.market": ("MarketData", "MissingReport", "UNKNOWN_SECTOR"),
+    "keel.data.stamps": ("stamp_daily",),
+    "keel.data.universe": ("tradable_mask",),
     "keel.data.orderbook": ("BookSnapshots",),
     "keel.data.prices": ("load_prices_long", "read_ohlcv_long", "OHLCV", "LoadReport",
                          "read_wide", "load_prices_wide", "load_sectors"),

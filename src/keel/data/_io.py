@@ -157,7 +157,9 @@ def check_time_order(ts: pd.DatetimeIndex | pd.Series, file: str, field: str, *,
 
 
 def parse_dates(col: pd.Series, file: str, field: str) -> pd.DatetimeIndex:
-    """Parse a date/time column. Returns naive dates/times or UTC when offsets are present.
+    """Parse a date/time column: naive dates/times, or tz-aware in the zone the file wrote
+    (``Z`` -> UTC, ``-05:00`` -> that fixed offset), so the wall clock of the notation is kept
+    (:func:`keel.data.stamps.stamp_daily` needs it to tell a date from a time of day).
 
     Raises DataError on unparseable values or on mixed time zones (naming the first row whose
     zone differs from the first row's).
@@ -176,10 +178,10 @@ def parse_dates(col: pd.Series, file: str, field: str) -> pd.DatetimeIndex:
         raise DataError("mixed time zones", field=field, row=diff + 1,
                         value=(s.iloc[0], s.iloc[diff]), file=file)
     try:
-        out = pd.DatetimeIndex(pd.to_datetime(s, format="ISO8601", utc=bool(z[0])))
+        out = pd.DatetimeIndex(pd.to_datetime(s, format="ISO8601"))
     except (ValueError, TypeError):
         try:
-            out = pd.DatetimeIndex(pd.to_datetime(s, format="mixed", utc=bool(z[0])))
+            out = pd.DatetimeIndex(pd.to_datetime(s, format="mixed"))
         except (ValueError, TypeError):
             bad = pd.to_datetime(s, errors="coerce", format="mixed").isna().to_numpy()
             r0 = first_bad(bad) or 0

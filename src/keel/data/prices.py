@@ -10,8 +10,9 @@ Formats:
   :func:`load_prices_wide`.
 * **sector map** (``Symbol, Sector`` or ``Ticker symbol, GICS Sector``): :func:`load_sectors`.
 
-Daily dates are stamped at their session close in UTC (:func:`~keel.data.calendar.stamp_at_close`);
-tz-aware timestamps are kept (converted to UTC); naive intraday times are refused.
+Daily bars are stamped at their session close in UTC whatever the notation (a date, a
+tz-aware midnight, or the close itself); any other time of day is refused
+(:func:`keel.data.stamps.stamp_daily`).
 Units: prices in currency per share, volumes in shares, spreads as a fraction of mid.
 """
 
@@ -34,10 +35,11 @@ from keel.data._io import (
     read_table,
     require_columns,
 )
-from keel.data.calendar import ExchangeCalendar, stamp_at_close
+from keel.data.calendar import ExchangeCalendar
 from keel.data.market import MarketData, validate_panel
 from keel.data.spreads import abdi_ranaldo_spread
-from keel.errors import CalendarError, DataError
+from keel.data.stamps import stamp_daily
+from keel.errors import DataError
 
 PRICE_FIELDS = ("open", "high", "low", "close")
 
@@ -61,23 +63,8 @@ class LoadReport:
 
 def stamp_dates(dates: pd.DatetimeIndex, calendar: ExchangeCalendar | str | None,
                 file: str, field: str) -> pd.DatetimeIndex:
-    """Daily dates -> session close (UTC); tz-aware times -> UTC; naive intraday -> DataError."""
-    idx = pd.DatetimeIndex(dates)
-    if idx.tz is not None:
-        return idx.tz_convert("UTC")
-    if (idx != idx.normalize()).any():
-        r = int(np.argmax(np.asarray(idx != idx.normalize())))
-        raise DataError("naive intraday timestamp: give a time zone", field=field,
-                        row=r + 1, value=str(idx[r]), file=file)
-    inv, uniq = pd.factorize(idx, sort=True)
-    try:
-        closes = stamp_at_close(pd.DatetimeIndex(uniq), calendar)
-    except CalendarError as exc:
-        bad = str(exc.value)
-        r = int(np.argmax(idx.strftime("%Y-%m-%d") == bad))
-        raise DataError(f"date is not a trading session: {exc.message}", field=field,
-                        row=r + 1, value=bad, file=file) from None
-    return pd.DatetimeIndex(closes[inv])
+    """Daily dates -> session close (UTC); see :func:`keel.data.stamps.stamp_daily`."""
+    return stamp_daily(dates, calendar, file=file, field=field)
 
 
 # ---------------------------------------------------------------------- sectors
@@ -137,7 +124,7 @@ class OHLCV:
         return abdi_ranaldo_spread(self.high, self.low, self.close, window=window,
                                    min_spread=min_spread)
 
-    def to_market(self, sectors: pd.Series | None = None, *,
+    def to_market(self, sectors: pd.Series | pd.DataFrame | None = None, *,
                   on_missing: MissingPolicy | str = MissingPolicy.RAISE,
                   spreads: bool = True, spread_window: int = 21, **kwargs: Any) -> MarketData:
         """Build ``MarketData`` (close prices, volumes, sectors, optional estimated spreads).
@@ -170,9 +157,13 @@ def _row_missing(df: pd.DataFrame, cols: tuple[str, ...], policy: MissingPolicy,
     if not nan.to_numpy().any():
         return df, []
     per_col = {c: int(n) for c, n in nan.sum().items() if n}
+    if policy is MissingPolicy.MASK:
+        # Kept as NaN: a missing open/high/low never hides a known close; a missing close or
+        # volume makes the name untradable that day only (MarketData.tradable).
+        return df, [f"kept NaN cells ({per_col}); the tradable mask excludes missing closes"]
     if policy is MissingPolicy.RAISE:
         check_no_nan(df, cols, file, symbol_col=symbol_col,
-                     hint="; choose on_missing='drop' or 'ffill'")
+                     hint="; choose on_missing='mask', 'drop' or 'ffill'")
     if policy is MissingPolicy.DROP:
         bad = nan.any(axis=1).to_numpy()
         return (df.loc[~bad].reset_index(drop=True),
@@ -222,20 +213,23 @@ def read_ohlcv_long(path: str | Path, *, date_col: str = "date", symbol_col: str
     check_numeric(df, value_cols, file)
     check_no_nan(df, (date_col, symbol_col), file)
     dates = _parse_date_column(df[date_col], file, date_col)
-    df = df.assign(**{date_col: dates})
     codes, syms = pd.factorize(df[symbol_col], sort=True)
-    check_time_order(pd.DatetimeIndex(df[date_col]), file, date_col, groups=codes,
-                     symbol_values=df[symbol_col].to_numpy())
+    sym_values = df[symbol_col].to_numpy()
+    check_time_order(dates, file, date_col, groups=codes, symbol_values=sym_values)
+    # Stamp every row at its session close before dropping any, so errors name file rows;
+    # two notations of one session (its date and its close) then collide as duplicates.
+    stamped = stamp_daily(dates, calendar, file=file, field=date_col)
+    check_time_order(stamped, file, date_col, groups=codes, symbol_values=sym_values)
+    df = df.assign(**{date_col: stamped})
     df, actions = _row_missing(df, value_cols, policy, file, symbol_col)
     check_positive(df, [cmap[f] for f in present if f != "volume"], file,
                    symbol_col=symbol_col)
     check_positive(df, [cmap["volume"]], file, strict=False, symbol_col=symbol_col)
     codes, syms = pd.factorize(df[symbol_col], sort=True)
-    raw = pd.DatetimeIndex(df[date_col])
-    dcode, udates = pd.factorize(raw, sort=True)
-    stamps = stamp_dates(pd.DatetimeIndex(udates), calendar, file, date_col)
-    panels: dict[str, pd.DataFrame] = {}
+    dcode, udates = pd.factorize(pd.DatetimeIndex(df[date_col]), sort=True)
+    stamps = pd.DatetimeIndex(udates, name="timestamp")
     cols = pd.Index(syms.astype(str), name="symbol")
+    panels: dict[str, pd.DataFrame] = {}
     for f in (*PRICE_FIELDS, "volume"):
         arr = np.full((len(udates), len(syms)), np.nan)
         if f in present:
@@ -246,7 +240,8 @@ def read_ohlcv_long(path: str | Path, *, date_col: str = "date", symbol_col: str
     return OHLCV(report=report, **panels)
 
 
-def load_prices_long(path: str | Path, *, sectors: pd.Series | str | Path | None = None,
+def load_prices_long(path: str | Path, *,
+                     sectors: pd.Series | pd.DataFrame | str | Path | None = None,
                      on_missing: MissingPolicy | str = MissingPolicy.RAISE,
                      calendar: ExchangeCalendar | str | None = "XNYS", spreads: bool = True,
                      date_col: str = "date", symbol_col: str = "Name",
@@ -261,7 +256,7 @@ def load_prices_long(path: str | Path, *, sectors: pd.Series | str | Path | None
     """
     ohlcv = read_ohlcv_long(path, date_col=date_col, symbol_col=symbol_col, columns=columns,
                             calendar=calendar, on_missing=on_missing)
-    if sectors is not None and not isinstance(sectors, pd.Series):
+    if sectors is not None and not isinstance(sectors, pd.Series | pd.DataFrame):
         sectors = load_sectors(sectors)
     return ohlcv.to_market(sectors, on_missing=on_missing, spreads=spreads, **market_kwargs)
 
@@ -302,7 +297,7 @@ def read_wide(path: str | Path, *, name: str = "prices", positive: bool = True,
 
 
 def load_prices_wide(prices: str | Path, volumes: str | Path, *,
-                     sectors: pd.Series | str | Path | None = None,
+                     sectors: pd.Series | pd.DataFrame | str | Path | None = None,
                      spreads: str | Path | None = None,
                      on_missing: MissingPolicy | str = MissingPolicy.RAISE,
                      calendar: ExchangeCalendar | str | None = "XNYS",
@@ -311,7 +306,7 @@ def load_prices_wide(prices: str | Path, volumes: str | Path, *,
     px = read_wide(prices, name="prices", calendar=calendar)
     vol = read_wide(volumes, name="volumes", positive=False, calendar=calendar)
     spr = None if spreads is None else read_wide(spreads, name="spreads", calendar=calendar)
-    if sectors is not None and not isinstance(sectors, pd.Series):
+    if sectors is not None and not isinstance(sectors, pd.Series | pd.DataFrame):
         sectors = load_sectors(sectors)
     return MarketData(prices=px, volumes=vol, sectors=sectors, spreads=spr,
                       on_missing=MissingPolicy(on_missing), source=str(prices),

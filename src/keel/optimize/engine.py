@@ -21,6 +21,7 @@ from keel.errors import InfeasibleError, NonConvexError, ValidationError
 from keel.optimize.build import BuildContext, structure_key
 from keel.optimize.constraints import Constraint, unique_names
 from keel.optimize.inputs import PortfolioInputs
+from keel.optimize.limits import SolverLimits
 from keel.optimize.result import (
     BindingConstraint,
     OptimizationResult,
@@ -77,6 +78,8 @@ class ConvexPortfolioProblem:
         diagnose: run the elastic-slack diagnosis when a solver reports infeasibility.
         direct: solvers of the direct QP path (:mod:`keel.optimize.fastqp`), tried first when
             the problem is a factor-form QP; the CVXPY chain follows if they fail.
+        limits: time limit and iteration cap per solve attempt (:class:`SolverLimits`); an
+            attempt that reaches one is recorded as ``limit`` and the next solver is tried.
     """
 
     default_solvers: tuple[Solver, ...] = (Solver.CLARABEL, Solver.OSQP, Solver.SCS)
@@ -85,7 +88,8 @@ class ConvexPortfolioProblem:
                  solvers: Sequence[Solver | str] | None = None,
                  solver_options: Mapping[str, Mapping[str, Any]] | None = None,
                  feasibility_tol: float = 1e-6, binding_tol: float = 1e-6,
-                 diagnose: bool = True, direct: Sequence[Any] = ()) -> None:
+                 diagnose: bool = True, direct: Sequence[Any] = (),
+                 limits: SolverLimits | None = None) -> None:
         for t in terms:
             if not isinstance(t, Term):
                 raise ValidationError("terms must be Term objects", field="terms",
@@ -109,6 +113,12 @@ class ConvexPortfolioProblem:
         self.binding_tol = float(binding_tol)
         self.diagnose = diagnose
         self.direct = list(direct)
+        self.limits = limits or SolverLimits()
+        for solver in self.direct:        # the same caps under each direct solver's own names
+            if hasattr(solver, "settings") and hasattr(solver, "name"):
+                solver.settings.update(self.limits.options(solver.name))
+            elif hasattr(solver, "max_iter") and self.limits.max_iter is not None:
+                solver.max_iter = min(solver.max_iter, self.limits.max_iter)
         self._compiled: Compiled | None = None
         self._qp: Any = None
         self._memo: tuple[np.ndarray, PortfolioInputs, list[np.ndarray]] | None = None
@@ -316,7 +326,8 @@ class ConvexPortfolioProblem:
         return out
 
     def _try(self, comp: Compiled, solver: Solver) -> tuple[str, str]:
-        opts = {**DEFAULT_OPTIONS.get(solver, {}), **self.solver_options.get(solver, {})}
+        opts = {**DEFAULT_OPTIONS.get(solver, {}), **self.limits.options(solver.value),
+                **self.solver_options.get(solver, {})}
         try:
             comp.problem.solve(solver=solver.value, warm_start=True, **opts)
         except cp.error.SolverError as exc:
@@ -328,6 +339,8 @@ class ConvexPortfolioProblem:
             return "infeasible", st
         if st in _UNBOUNDED:
             return "unbounded", "add a risk term or bounds"
+        if st == cp.USER_LIMIT:
+            return "limit", f"{self.limits.describe()} reached"
         if st not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or comp.ctx.w.value is None:
             return "not_solved", str(st)
         if not np.all(np.isfinite(comp.ctx.w.value)):

@@ -14,6 +14,7 @@ from keel.costs.base import CostModel
 from keel.optimize.constraints import Constraint
 from keel.optimize.engine import ConvexPortfolioProblem, Solver
 from keel.optimize.fastqp import ClarabelDirect, PDASDirect
+from keel.optimize.limits import SolverLimits
 from keel.optimize.piqp_direct import PIQPDirect
 from keel.optimize.terms import Alpha, Risk, Term, TransactionCost
 
@@ -44,11 +45,12 @@ class MeanVariance(ConvexPortfolioProblem):
                  solvers: Sequence[Solver | str] | None = None,
                  solver_options: Mapping[str, Mapping[str, Any]] | None = None,
                  feasibility_tol: float = 1e-6, binding_tol: float = 1e-6,
-                 diagnose: bool = True, direct: Sequence[Any] | None = None) -> None:
+                 diagnose: bool = True, direct: Sequence[Any] | None = None,
+                 limits: SolverLimits | None = None) -> None:
         if terms is None:
             terms = [Alpha(), Risk(risk_aversion), *[TransactionCost(c) for c in costs]]
         if direct is None:
             direct = [PDASDirect(), ClarabelDirect(), PIQPDirect()]
         super().__init__(terms, constraints, solvers=solvers, solver_options=solver_options,
                          feasibility_tol=feasibility_tol, binding_tol=binding_tol,
-                         diagnose=diagnose, direct=direct)
+                         diagnose=diagnose, direct=direct, limits=limits)

@@ -5,14 +5,21 @@
 const POLL_MS = Number(document.body.dataset.pollMs) || 3000;
 const $ = (id) => document.getElementById(id);
 
-const money = (x) => x === null || x === undefined || x === "" ? "–" :
-  Number(x).toLocaleString("en-US", {maximumFractionDigits: 0});
-const price = (x) => x === null || x === undefined ? "–" :
-  Number(x).toLocaleString("en-US", {minimumFractionDigits: 2, maximumFractionDigits: 2});
-const pct = (x, d = 2) => x === null || x === undefined ? "–" : (100 * Number(x)).toFixed(d) + "%";
-const num = (x, d = 1) => x === null || x === undefined ? "–" : Number(x).toFixed(d);
-const qty = (x) => x === null || x === undefined ? "–" :
-  Number(x).toLocaleString("en-US", {maximumFractionDigits: 4});
+// Formatting follows keel.fmt (the same rules as the CLI and the reports): the decimals come
+// from the service (window.KEEL_FMT = keel.fmt.js_config()).
+const FMT = window.KEEL_FMT || {money: 2, price: 2, bps: 1, pct: 2, qty_max: 6, missing: "–"};
+const missing = (x) => x === null || x === undefined || x === "" || !isFinite(Number(x));
+const fixed = (x, d) => {
+  const s = Number(x).toLocaleString("en-US", {minimumFractionDigits: d,
+                                               maximumFractionDigits: d});
+  return /^-[0.,]*$/.test(s) ? s.slice(1) : s;  // no "-0.00"
+};
+const money = (x, d = FMT.money) => missing(x) ? FMT.missing : fixed(x, d);
+const price = (x) => missing(x) ? FMT.missing : fixed(x, FMT.price);
+const pct = (x, d = FMT.pct) => missing(x) ? FMT.missing : fixed(100 * Number(x), d) + "%";
+const num = (x, d = FMT.bps) => missing(x) ? FMT.missing : fixed(x, d);
+const qty = (x) => missing(x) ? FMT.missing :
+  Number(x).toLocaleString("en-US", {maximumFractionDigits: FMT.qty_max});
 
 function esc(s) {
   return String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;",
@@ -62,6 +69,7 @@ async function getJSON(path) {
 
 function renderPortfolio(p) {
   $("equity").textContent = money(p.equity);
+  $("pnl").textContent = money(Number(p.equity) - Number(p.net_deposits));
   $("cash").textContent = money(p.cash);
   $("gross").textContent = pct(p.gross_weight, 1);
   $("n-positions").textContent = String(p.n_positions);
@@ -109,8 +117,8 @@ function renderRisk(r) {
     `VaR / CVaR ${Math.round(100 * r.confidence)}%, ${r.horizon_days} days, fraction of NAV: ` +
     `normal ${pct(nv.var)} / ${pct(nv.cvar)} · historical ${pct(hv.var)} / ${pct(hv.cvar)}`;
   rows("#breaches tbody", r.breaches, (b) =>
-    `<tr class="breach"><td>${esc(b.code)}</td><td class="l sev-${esc(b.severity)}">` +
-    `${esc(b.severity)}</td><td class="l">${esc(b.subject)}</td><td>${num(b.value, 4)}</td>` +
+    `<tr class="breach"><td>${esc(b.code)}</td>` +
+    `<td class="l sev-${esc(b.severity.toLowerCase())}">${esc(b.severity.toLowerCase())}</td><td class="l">${esc(b.subject)}</td><td>${num(b.value, 4)}</td>` +
     `<td>${num(b.limit, 4)}</td></tr>`, "no limit breached", 5);
 }
 
@@ -126,11 +134,12 @@ function renderExecution(x) {
 
 function renderOrders(o) {
   rows("#orders tbody", o.orders.slice(0, 25), (r) =>
-    `<tr data-order="${esc(r.client_order_id)}"><td>${esc(r.client_order_id)}</td>` +
+    `<tr data-order="${esc(r.client_order_id)}"><td class="id">${esc(r.client_order_id)}</td>` +
     `<td class="l">${esc(r.symbol)}</td><td class="l">${esc(r.side)}</td>` +
     `<td>${qty(r.qty)}</td><td>${qty(r.filled_qty)}</td><td class="l">${esc(r.status)}</td>` +
-    `<td>${r.children.length}</td><td>${r.fills.length}</td><td>${price(r.avg_price)}</td></tr>`,
-    "no orders", 9);
+    `<td>${r.children.length}</td><td>${r.fills.length}</td><td>${price(r.avg_price)}</td>` +
+    `<td class="l">${esc((r.created_at || "").slice(0, 19).replace("T", " "))}</td></tr>`,
+    "no orders", 10);
 }
 
 function renderControl(c) {
@@ -138,6 +147,61 @@ function renderControl(c) {
   k.textContent = c.kill_switch.engaged ? "KILL SWITCH ENGAGED" : "kill switch off";
   k.className = "pill " + (c.kill_switch.engaged ? "bad" : "ok");
   $("engine").textContent = "engine: " + (c.engine.requested || "config");
+}
+
+// ---------------------------------------------------------------- charts over time (Plotly)
+
+const PLOT_CONFIG = {displayModeBar: false, responsive: true};
+const LAYOUT = {margin: {l: 70, r: 60, t: 10, b: 40}, height: 300, showlegend: true,
+                legend: {orientation: "h", y: -0.2}, font: {size: 11},
+                paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)"};
+const nums = (xs) => xs.map((v) => (missing(v) ? null : Number(v)));
+
+function plot(id, traces, layout) {
+  if (typeof Plotly === "undefined") { $(id).textContent = "charts unavailable"; return; }
+  Plotly.react(id, traces, {...LAYOUT, ...layout}, PLOT_CONFIG);
+}
+
+function renderEquity(e) {
+  $("max-dd").textContent = pct(e.max_drawdown);
+  plot("equity-chart", [{x: e.t, y: nums(e.equity), name: "equity (USD)", type: "scatter",
+                         mode: "lines", line: {color: "#4c78a8"}}],
+       {yaxis: {title: {text: "USD"}, tickformat: ",.0f"}});
+  plot("pnl-chart", [
+    {x: e.t, y: nums(e.pnl), name: "P&L (USD)", type: "scatter", mode: "lines",
+     line: {color: "#2f7d4f"}},
+    {x: e.t, y: e.drawdown.map((v) => (v === null ? null : 100 * v)), name: "drawdown (%)",
+     type: "scatter", mode: "lines", fill: "tozeroy", yaxis: "y2",
+     fillcolor: "rgba(178,59,59,0.15)", line: {color: "#b23b3b", width: 1}}],
+    {yaxis: {title: {text: "USD"}, tickformat: ",.0f"},
+     yaxis2: {title: {text: "%"}, overlaying: "y", side: "right", rangemode: "tozero",
+              tickformat: ".3~f"}});
+}
+
+function renderTrading(t) {
+  const costs = t.commission.map((c, i) => Number(c) + Number(t.slippage[i]));
+  plot("trading-chart", [
+    {x: t.day, y: t.turnover.map((v) => (v === null ? null : 100 * v)), name: "turnover (%)",
+     type: "bar", marker: {color: "#4c78a8"}},
+    {x: t.day, y: costs, name: "costs (USD)", type: "scatter", mode: "lines+markers",
+     yaxis: "y2", line: {color: "#c98a00"}}],
+    {yaxis: {title: {text: "%"}}, yaxis2: {title: {text: "USD"}, overlaying: "y",
+                                            side: "right", tickformat: ",.0f"},
+     xaxis: {type: "category"}});
+  plot("slippage-chart", [
+    {x: t.day, y: t.realised_bps, name: "realised (bps)", type: "bar",
+     marker: {color: "#b23b3b"}},
+    {x: t.day, y: t.predicted_bps, name: "predicted (bps)", type: "bar",
+     marker: {color: "#4c78a8"}}],
+    {barmode: "group", yaxis: {title: {text: "bps"}}, xaxis: {type: "category"}});
+}
+
+function renderBreaches(b) {
+  const traces = Object.entries(b.limits).map(([code, counts]) =>
+    ({x: b.days, y: counts, name: code, type: "bar"}));
+  plot("breach-chart", traces.length ? traces : [{x: [], y: [], type: "bar", name: "none"}],
+       {barmode: "stack", yaxis: {title: {text: "breaches"}, rangemode: "tozero"},
+        xaxis: {type: "category"}});
 }
 
 async function refresh() {
@@ -152,6 +216,9 @@ async function refresh() {
     ["/api/execution", renderExecution],
     ["/api/orders?limit=25", renderOrders],
     ["/api/control", renderControl],
+    ["/api/timeseries/equity", renderEquity],
+    ["/api/timeseries/trading", renderTrading],
+    ["/api/timeseries/breaches", renderBreaches],
   ];
   await Promise.all(jobs.map(async ([path, render]) => {
     try { render(await getJSON(path)); } catch (e) {
