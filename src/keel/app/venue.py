@@ -8,6 +8,7 @@ and REST API), so orders really cross a socket.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from keel.data.market import MarketData
     from keel.venues.base import Broker
     from keel.venues.fix.broker import FixBroker
+    from keel.venues.fix.settings import FixSessionSettings
 
 #: REST API key of the local venue, and the exchange account it maps to
 API_KEY = "keel"
@@ -154,15 +156,24 @@ def _start_fix(exchange: Any, clock: Clock) -> tuple[Any, int, str]:
 
 
 def fix_broker(host: str, port: int, *, sender: str = "KEEL", target: str = "KEELX",
-               begin_string: str = "FIX.4.4") -> FixBroker:
-    """A logged-on :class:`~keel.venues.fix.FixBroker` (sequence numbers reset at logon)."""
+               begin_string: str = "FIX.4.4",
+               settings: FixSessionSettings | None = None) -> FixBroker:
+    """A logged-on :class:`~keel.venues.fix.FixBroker` (sequence numbers reset at logon), or
+    one whose session, store and dictionary come from a settings file's initiator
+    ``[SESSION]`` (``settings``; ``sender`` / ``target`` / ``begin_string`` then unused)."""
     from keel.venues.fix.broker import FixBroker
     from keel.venues.fix.config import SessionConfig
 
-    cfg = SessionConfig(begin_string, sender, target, initiator=True, reset_on_logon=True,
-                        heartbeat_interval=30)
     spec = fix_spec_dir()
-    broker = FixBroker(cfg, host, port, spec_dir=None if spec is None else str(spec))
+    if settings is not None:
+        extra: dict[str, Any] = ({} if settings.reconnect_interval is None else
+                                 {"reconnect_interval": settings.reconnect_interval})
+        broker = FixBroker(settings.config, host, port, dictionary=settings.dictionary(spec),
+                           store=settings.store(), **extra)
+    else:
+        cfg = SessionConfig(begin_string, sender, target, initiator=True, reset_on_logon=True,
+                            heartbeat_interval=30)
+        broker = FixBroker(cfg, host, port, spec_dir=None if spec is None else str(spec))
     try:
         return broker.start(wait_logon=10.0)
     except BaseException:
@@ -170,9 +181,26 @@ def fix_broker(host: str, port: int, *, sender: str = "KEEL", target: str = "KEE
         raise
 
 
-def remote_broker(kind: str, *, rest_url: str, fix_host: str, fix_port: int,
-                  sender: str = "KEEL", target: str = "KEELX") -> Broker:
-    """A broker to a running ``keel exchange``: ``rest``, or ``fix`` with REST fallback."""
+def initiator_settings(path: str | os.PathLike[str]) -> FixSessionSettings:
+    """The one initiator ``[SESSION]`` of the QuickFIX-style settings file at ``path``."""
+    from keel.venues.fix.settings import load_settings, only
+
+    found = only(load_settings(path), initiator=True, source=str(path))
+    if len(found) != 1:
+        raise ConfigError("expected exactly one [SESSION] with ConnectionType=initiator",
+                          field="ConnectionType", value=[s.section for s in found],
+                          file=str(path))
+    return found[0]
+
+
+def remote_broker(kind: str, *, rest_url: str, fix_host: str | None, fix_port: int | None,
+                  sender: str = "KEEL", target: str = "KEELX",
+                  fix_settings: str | os.PathLike[str] | None = None) -> Broker:
+    """A broker to a running ``keel exchange``: ``rest``, or ``fix`` with REST fallback.
+
+    With ``fix_settings`` (a QuickFIX-style settings file) the FIX session is its initiator
+    ``[SESSION]``: host and port default to its SocketConnectHost / SocketConnectPort.
+    """
     from keel.venues.rest import RestBroker
 
     if kind == "rest":
@@ -180,6 +208,12 @@ def remote_broker(kind: str, *, rest_url: str, fix_host: str, fix_port: int,
     if kind == "fix":
         from keel.venues.routing import RoutingBroker
 
-        fix = fix_broker(fix_host, fix_port, sender=sender, target=target)
+        settings = None if fix_settings is None else initiator_settings(fix_settings)
+        host = fix_host or (settings.connect_host if settings is not None else None)
+        port = fix_port or (settings.connect_port if settings is not None else None)
+        if not host or not port:
+            raise ConfigError("FIX venue host and port are needed", field="fix_host",
+                              value=f"{host}:{port}")
+        fix = fix_broker(host, port, sender=sender, target=target, settings=settings)
         return RoutingBroker(fix, RestBroker(rest_url, API_KEY))
     raise ConfigError("unknown venue", field="venue", value=kind)

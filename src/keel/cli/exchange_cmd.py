@@ -33,7 +33,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("exchange")
     def exchange(
-        port: int = typer.Option(9878, help="Port of the FIX acceptor (0: any free port)."),
+        port: int | None = typer.Option(None, help="Port of the FIX acceptor (0: any free "
+                                        "port; default: SocketAcceptPort of --fix-settings, "
+                                        "else 9878)."),
         rest_port: int = typer.Option(9880, help="Port of the Alpaca-style REST order API "
                                       "(-1: no REST API)."),
         host: str = typer.Option("127.0.0.1", help="Bind address."),
@@ -55,7 +57,12 @@ def register(app: typer.Typer) -> None:
                                               "(sequence numbers survive a restart); "
                                               "default: memory."),
         spec_dir: Path | None = typer.Option(None, help="Folder of FIX42.xml / FIX44.xml "
-                                             "(default: $KEEL_FIX_SPEC_DIR or shared/fix/spec)."),
+                                             "(default: $KEEL_FIX_SPEC_DIR, else the copies "
+                                             "keel ships)."),
+        fix_settings: Path | None = typer.Option(None, "--fix-settings", help="QuickFIX-style "
+                                                 "settings file: its acceptor [SESSION]s "
+                                                 "replace --sender-comp-id / --client / "
+                                                 "--begin-string sessions (docs/fix.md)."),
         api_key: str = typer.Option("keel", help="APCA-API-KEY-ID of the REST API (account "
                                     "'default')."),
         api_secret: str | None = typer.Option(None, envvar="KEEL_EXCHANGE_API_SECRET",
@@ -73,6 +80,7 @@ def register(app: typer.Typer) -> None:
         from keel.venues.exchange.fix_front import FixExchangeServer
         from keel.venues.exchange.rest_api import create_rest_app
         from keel.venues.exchange.server import BackgroundServer
+        from keel.venues.fix.settings import accept_port, load_settings, only
 
         with friendly_errors():
             from keel.cli.validate import number
@@ -80,6 +88,17 @@ def register(app: typer.Typer) -> None:
             from keel.types import check_text
 
             # validate first: nothing binds or starts before every option is checked
+            settings = None if fix_settings is None else only(load_settings(fix_settings),
+                                                              initiator=False)
+            if port is None:
+                port = 9878 if settings is None else accept_port(settings,
+                                                                 source=str(fix_settings))
+            if settings is not None and store_dir is not None:
+                from keel.errors import ConfigError
+
+                raise ConfigError("--store-dir and --fix-settings both say where the FIX "
+                                  "stores go; use FileStorePath in the settings file",
+                                  field="store_dir", value=str(store_dir))
             check_port(port, "port")
             if rest_port != -1:
                 check_port(rest_port, "rest_port")
@@ -99,15 +118,17 @@ def register(app: typer.Typer) -> None:
             fix = FixExchangeServer(ex, host=host, port=port, sender_comp_id=sender_comp_id,
                                     clients=clients, begin_string=begin_string,
                                     store_dir=store_dir, spec_dir=spec_dir,
-                                    clock=clock).start()
+                                    clock=clock, settings=settings).start()
             rest = None
             if rest_port >= 0:
                 secrets = None if api_secret is None else {api_key: api_secret}
                 rest = BackgroundServer(create_rest_app(ex, clock, {api_key: "default"},
                                                         secrets),
                                         host, rest_port or None).start()
-            console.print(f"keel exchange: FIX on {host}:{fix.port} as {sender_comp_id} "
-                          f"({', '.join(begin_string)}; clients {', '.join(client)})",
+            served = (f"as {sender_comp_id} ({', '.join(begin_string)}; clients "
+                      f"{', '.join(client)})" if settings is None else
+                      "sessions " + ", ".join(s.session_id for s in fix.sessions))
+            console.print(f"keel exchange: FIX on {host}:{fix.port} {served}",
                           soft_wrap=True, highlight=False)
             if rest is not None:
                 console.print(f"keel exchange: REST on {rest.url} (key {api_key[:2]}***)",

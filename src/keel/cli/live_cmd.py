@@ -67,6 +67,10 @@ def register(app: typer.Typer) -> None:
         rest_url: str | None = typer.Option(None, help="REST venue URL (default: config)."),
         fix_host: str | None = typer.Option(None, help="FIX venue host (default: config)."),
         fix_port: int | None = typer.Option(None, help="FIX venue port (default: config)."),
+        fix_settings: Path | None = typer.Option(None, "--fix-settings", help="QuickFIX-style "
+                                                 "settings file whose initiator [SESSION] "
+                                                 "is the FIX session (--venue fix; host and "
+                                                 "port default to its SocketConnect*)."),
         engine: str | None = typer.Option(None, help="mean_variance or greedy (default: "
                                           "config optimize.engine)."),
         interval: float = typer.Option(1.0, help="Wall seconds between bars."),
@@ -101,7 +105,12 @@ def register(app: typer.Typer) -> None:
         from keel.app.live import Desk, LiveOptions, StopFlag, run_live, session_start
         from keel.app.metrics import KeelMetrics
         from keel.app.pipeline import load_market
-        from keel.app.venue import LocalVenue, fix_unavailable, remote_broker
+        from keel.app.venue import (
+            LocalVenue,
+            fix_unavailable,
+            initiator_settings,
+            remote_broker,
+        )
         from keel.cli.demo_cmd import load_run_config
         from keel.cli.validate import number, validate_run_options
         from keel.clock import SimulatedClock, WallClock
@@ -117,6 +126,11 @@ def register(app: typer.Typer) -> None:
                                  drain=drain, control=control, config=config,
                                  serve_port=serve_port)
             number(wait_lease, "wait_lease", lo=0, hi=86_400)
+            if fix_settings is not None:
+                if venue != "fix":
+                    raise ConfigError("--fix-settings needs --venue fix", field="venue",
+                                      value=venue)
+                initiator_settings(fix_settings)  # a bad file is refused before anything starts
             stop = StopFlag()
             stop.install()
             cfg = load_run_config(config, out_dir, assets, days, seed, engine,
@@ -153,10 +167,12 @@ def register(app: typer.Typer) -> None:
                 broker = local.broker(fallback=True)
             else:
                 v = cfg.venues
+                from_file = fix_settings is not None
                 broker = remote_broker(venue, rest_url=rest_url or v.rest_url,
-                                       fix_host=fix_host or v.fix_host,
-                                       fix_port=fix_port or v.fix_port,
-                                       sender=v.sender_comp_id, target=v.target_comp_id)
+                                       fix_host=fix_host or (None if from_file else v.fix_host),
+                                       fix_port=fix_port or (None if from_file else v.fix_port),
+                                       sender=v.sender_comp_id, target=v.target_comp_id,
+                                       fix_settings=fix_settings)
             desk = Desk(store, clock, broker, cycle, metrics=KeelMetrics(), venue_name=venue,
                         limits=cycle.pipeline.risk_limits())
             if sim is not None:

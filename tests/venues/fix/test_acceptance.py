@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,12 +25,13 @@ from keel.venues.exchange.server import free_port
 TIMER_DEFS = ("4a_NoDataSentDuringHeartBtInt.def", "6_SendTestRequest.def")
 
 
-def _start_server(spec_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
+def _start_server(spec_dir: Path | None, *extra: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    spec = [] if spec_dir is None else ["--spec-dir", str(spec_dir)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "keel", "fix", "acceptance-server", "--port", str(port),
-         "--spec-dir", str(spec_dir)], env=env, stdout=subprocess.DEVNULL,
+         *spec, *extra], env=env, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -74,6 +76,27 @@ def test_acceptance_suite_fast_definitions(fix_dir: Path, spec_dir: Path) -> Non
         proc.terminate()
         proc.wait(10)
     _check(out, len(defs))
+
+
+def test_acceptance_suite_with_quickfixs_own_settings_file(fix_dir: Path,
+                                                           tmp_path: Path) -> None:
+    """The server built from the settings file QuickFIX's own acceptance run uses
+    (``quickfix_reference_at.cfg``: its DataDictionary, ResetOnLogon, 24-hour schedule) passes
+    the same definitions as the built-in one."""
+    cfg = fix_dir / "quickfix_reference_at.cfg"
+    if not cfg.is_file():
+        pytest.skip(f"{cfg} not found")
+    shutil.copy(cfg, tmp_path / "at.cfg")  # its FileStorePath=store lands in tmp_path
+    shutil.copytree(fix_dir / "spec", tmp_path / "spec")
+    defs = [d for d in _defs(fix_dir) if d.name not in TIMER_DEFS]
+    proc, port = _start_server(None, "--fix-settings", str(tmp_path / "at.cfg"))
+    try:
+        out, _ = _run_suite(fix_dir, port, defs).communicate(timeout=240)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    _check(out, len(defs))
+    assert (tmp_path / "store").is_dir()
 
 
 @pytest.mark.slow

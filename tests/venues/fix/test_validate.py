@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+from tests.conftest import REPO
 from tests.venues.fix.conftest import FIX_DIR, fixify
 
 from keel.errors import ConfigError
@@ -96,11 +103,10 @@ def test_spec_dir_from_environment(spec_dir, monkeypatch) -> None:
     assert find_spec_dir() == spec_dir
 
 
-def test_packaged_dictionaries_are_the_last_resort(tmp_path, monkeypatch) -> None:
+def test_packaged_dictionaries_are_the_last_resort(monkeypatch) -> None:
     from keel.venues.fix.dictionary import PACKAGED_SPEC_DIR
 
     monkeypatch.delenv("KEEL_FIX_SPEC_DIR", raising=False)
-    monkeypatch.chdir(tmp_path)  # no shared/fix/spec anywhere above a tmp folder
     assert find_spec_dir() == PACKAGED_SPEC_DIR
     assert load_dictionary("FIX.4.4").messages  # parses
     spec = FIX_DIR / "spec"
@@ -108,3 +114,46 @@ def test_packaged_dictionaries_are_the_last_resort(tmp_path, monkeypatch) -> Non
     if shared is not None:  # the shipped copy is the reference one, byte for byte
         for name in ("FIX42.xml", "FIX44.xml"):
             assert (PACKAGED_SPEC_DIR / name).read_bytes() == (shared / name).read_bytes()
+
+
+def _stranger_above(tmp_path: Path) -> Path:
+    """``tmp/shared/fix/spec`` with broken dictionaries, and a copy of keel's sources in
+    ``tmp/work/clone`` below it; returns a folder deep inside the clone."""
+    spec = tmp_path / "shared" / "fix" / "spec"
+    spec.mkdir(parents=True)
+    for name in ("FIX42.xml", "FIX44.xml"):
+        (spec / name).write_text("<fix broken")
+    (tmp_path / "fix" / "spec").mkdir(parents=True)  # the old search's other candidate
+    (tmp_path / "fix" / "spec" / "FIX42.xml").write_text("<fix broken")
+    clone = tmp_path / "work" / "clone"
+    shutil.copytree(REPO / "src", clone / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    deep = clone / "a" / "b"
+    deep.mkdir(parents=True)
+    return deep
+
+
+def test_an_unrelated_shared_folder_above_is_ignored(tmp_path, monkeypatch) -> None:
+    """A stranger's ``shared/fix/spec`` above the working directory is never read: in this
+    process (cwd inside it) and in a clean interpreter running a copy of keel from below it."""
+    from keel.venues.fix.dictionary import PACKAGED_SPEC_DIR
+
+    deep = _stranger_above(tmp_path)
+    monkeypatch.delenv("KEEL_FIX_SPEC_DIR", raising=False)
+    monkeypatch.chdir(deep)
+    assert find_spec_dir() == PACKAGED_SPEC_DIR
+    assert load_dictionary("FIX.4.2").messages["D"].required == [11, 21, 40, 54, 55, 60]
+    env = {k: v for k, v in os.environ.items() if k != "KEEL_FIX_SPEC_DIR"}
+    env["PYTHONPATH"] = str(deep.parents[1] / "src")
+    code = ("import keel.venues.fix.dictionary as d; p = d.find_spec_dir(); "
+            "print(p); print(len(d.load_dictionary('FIX.4.4').messages))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=deep, env=env, text=True,
+                         capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    where, n = out.stdout.split()
+    assert Path(where) == deep.parents[1] / "src" / "keel" / "venues" / "fix" / "spec"
+    assert int(n) == len(load_dictionary("FIX.4.4", PACKAGED_SPEC_DIR).messages) > 50
+    # the variable, when set, still wins (and names its folder when wrong)
+    monkeypatch.setenv("KEEL_FIX_SPEC_DIR", str(tmp_path / "shared" / "fix" / "spec"))
+    with pytest.raises(ConfigError, match="malformed"):
+        load_dictionary("FIX.4.2")

@@ -27,7 +27,7 @@ import os
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -51,6 +51,7 @@ from keel.venues.fix.messages import (
     order_from_new_order_single,
 )
 from keel.venues.fix.session import Session, SessionConfig
+from keel.venues.fix.settings import FixSessionSettings, only
 from keel.venues.fix.store import FileStore, MemoryStore, MessageStore
 from keel.venues.fix.transport import Acceptor
 
@@ -216,6 +217,10 @@ class FixExchangeServer:
         reset_on_logon: reset sequence numbers at each Logon (exactly-once across a reconnect
             then rests on PossDup detection only; keep False for resend recovery).
         clock: timestamps of exchange events (default: wall clock).
+        settings: acceptor sessions of a QuickFIX-style settings file
+            (:func:`keel.venues.fix.settings.load_settings`); when given they replace the
+            sessions built from ``sender_comp_id`` x ``clients`` x ``begin_string`` (each
+            client's account is ``clients[TargetCompID]``, else ``default``).
     """
 
     def __init__(self, exchange: SimulatedExchange, *, host: str = "127.0.0.1", port: int = 0,
@@ -223,7 +228,8 @@ class FixExchangeServer:
                  begin_string: str | Iterable[str] = BEGIN_STRINGS,
                  store_dir: str | os.PathLike[str] | None = None, fsync: bool = False,
                  spec_dir: str | os.PathLike[str] | None = None, reset_on_logon: bool = False,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None,
+                 settings: Sequence[FixSessionSettings] | None = None) -> None:
         begins = (begin_string,) if isinstance(begin_string, str) else tuple(begin_string)
         bad = [b for b in begins if b not in BEGIN_STRINGS]
         if not begins or bad:
@@ -250,7 +256,13 @@ class FixExchangeServer:
         self.sessions: list[Session] = []
         self._account: dict[Session, str] = {}
         self._by_account: dict[str, list[Session]] = {}
-        for begin in begins:
+        for fs in only(list(settings), initiator=False) if settings is not None else ():
+            s = Session(fs.config, fs.dictionary(spec_dir), fs.store(fsync=fsync), app)
+            account = clients.get(fs.config.target_comp_id, "default")
+            self.sessions.append(s)
+            self._account[s] = account
+            self._by_account.setdefault(account, []).append(s)
+        for begin in begins if settings is None else ():
             dd = load_dictionary(begin, spec_dir)
             for comp_id, account in clients.items():
                 cfg = SessionConfig(begin_string=begin, sender_comp_id=sender_comp_id,

@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 
 from keel.venues.fix.application import Application, UnsupportedMessageType
 from keel.venues.fix.codec import Message
 from keel.venues.fix.dictionary import load_dictionary
 from keel.venues.fix.session import Session, SessionConfig
+from keel.venues.fix.settings import FixSessionSettings, only
 from keel.venues.fix.transport import Acceptor
 
 ACCEPTANCE_SESSIONS = (("FIX.4.2", "TW42"), ("FIX.4.4", "TW44"))
@@ -48,10 +50,16 @@ class AcceptanceApplication(Application):
 
 
 def acceptance_sessions(spec_dir: str | os.PathLike[str] | None = None,
-                        application: Application | None = None) -> list[Session]:
-    """The ISLD->TW42 (FIX.4.2) and ISLD->TW44 (FIX.4.4) sessions with the reference settings."""
+                        application: Application | None = None,
+                        settings: Sequence[FixSessionSettings] | None = None) -> list[Session]:
+    """The ISLD->TW42 (FIX.4.2) and ISLD->TW44 (FIX.4.4) sessions with the reference settings,
+    or the acceptor sessions of a QuickFIX-style settings file (``settings``)."""
     app = application if application is not None else AcceptanceApplication()
     out = []
+    if settings is not None:
+        for s in only(list(settings), initiator=False):
+            out.append(Session(s.config, s.dictionary(spec_dir), s.store(), application=app))
+        return out
     for begin, target in ACCEPTANCE_SESSIONS:
         cfg = SessionConfig(begin_string=begin, sender_comp_id="ISLD", target_comp_id=target,
                             reset_on_logon=True)
@@ -61,9 +69,11 @@ def acceptance_sessions(spec_dir: str | os.PathLike[str] | None = None,
 
 async def serve_acceptance(port: int, host: str = "127.0.0.1",
                            spec_dir: str | os.PathLike[str] | None = None,
-                           ready: asyncio.Event | None = None) -> None:
-    """Run the acceptance server until cancelled."""
-    acceptor = Acceptor(acceptance_sessions(spec_dir), host, port)
+                           ready: asyncio.Event | None = None,
+                           settings: Sequence[FixSessionSettings] | None = None) -> None:
+    """Run the acceptance server until cancelled (``settings``: sessions from a settings
+    file instead of the reference ones)."""
+    acceptor = Acceptor(acceptance_sessions(spec_dir, settings=settings), host, port)
     await acceptor.start()
     if ready is not None:
         ready.set()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from keel.venues.fix.schedule import SessionSchedule
+
 
 @dataclass(frozen=True)
 class SessionConfig:
@@ -22,6 +24,9 @@ class SessionConfig:
         validate_user_defined_fields: reject unknown tags >= 5000 too.
         persist_messages: keep sent messages to answer ResendRequest (else gap fill all).
         max_queued: messages above a sequence gap held at most (more are dropped and resent).
+        schedule: the hours the session is open (None: always, QuickFIX's NonStopSession).
+            Outside them a Logon is refused and a logged-on session logs out; both sequence
+            numbers reset when a new session period starts.
     """
 
     begin_string: str
@@ -40,6 +45,7 @@ class SessionConfig:
     validate_user_defined_fields: bool = True
     persist_messages: bool = True
     max_queued: int = 10_000
+    schedule: SessionSchedule | None = None
 
     @property
     def session_id(self) -> str:

@@ -2,9 +2,10 @@
 
 A :class:`DataDictionary` knows every field (tag, name, type, allowed values), the header and
 trailer fields, and for every message type its allowed fields, required fields and repeating
-groups (components are expanded in place). The dictionary folder is configurable: pass it
-explicitly, or set ``KEEL_FIX_SPEC_DIR``; :func:`find_spec_dir` raises a ``ConfigError`` that says
-how when neither is given and no ``shared/fix/spec`` folder is found near the working directory.
+groups (components are expanded in place). The dictionary folder is chosen explicitly: the
+``spec_dir`` argument (``--spec-dir`` on the CLI), else ``$KEEL_FIX_SPEC_DIR``, else the copies
+keel ships. No folder is ever searched for implicitly (not the working directory, not its
+parents), so what a process reads does not depend on where it was started.
 """
 
 from __future__ import annotations
@@ -175,27 +176,24 @@ def _add(target: MessageDef | GroupDef, tag: int, required: bool, order: list[in
 def find_spec_dir(spec_dir: str | os.PathLike[str] | None = None) -> Path:
     """The folder holding ``FIX42.xml`` / ``FIX44.xml``.
 
-    Order: the explicit argument, ``$KEEL_FIX_SPEC_DIR``, then ``shared/fix/spec`` in the
-    working directory or any parent, then the copies shipped with keel. An explicit folder or
-    variable that holds no dictionary raises ``ConfigError`` saying how to configure it.
+    Order: the explicit argument, else ``$KEEL_FIX_SPEC_DIR``, else the copies shipped with
+    keel (:data:`PACKAGED_SPEC_DIR`). Nothing is searched for: the working directory and its
+    parents are never looked at. An explicit folder or variable that holds no dictionary raises
+    ``ConfigError`` saying how to configure it (never a silent fall back to the packaged copy).
     """
-    candidates: list[Path] = []
     if spec_dir is not None:
-        candidates = [Path(spec_dir)]
+        folder, source = Path(spec_dir), "spec_dir"
     elif os.environ.get(SPEC_ENV):
-        candidates = [Path(os.environ[SPEC_ENV])]
+        folder, source = Path(os.environ[SPEC_ENV]), SPEC_ENV
     else:
-        here = Path.cwd().resolve()
-        for d in (here, *here.parents):
-            candidates += [d / "shared" / "fix" / "spec", d / "fix" / "spec"]
-        candidates.append(PACKAGED_SPEC_DIR)
-    for c in candidates:
-        if (c / "FIX42.xml").is_file() or (c / "FIX44.xml").is_file():
-            return c
+        return PACKAGED_SPEC_DIR
+    if (folder / "FIX42.xml").is_file() or (folder / "FIX44.xml").is_file():
+        return folder
     raise ConfigError(
-        "FIX data dictionaries (FIX42.xml, FIX44.xml) not found; pass --spec-dir or set "
-        f"{SPEC_ENV} to the folder holding them (QuickFIX's spec/ folder works)",
-        field="spec_dir", value=str(candidates[0]) if candidates else None)
+        f"FIX data dictionaries (FIX42.xml, FIX44.xml) not found in {folder} (from {source}); "
+        f"pass --spec-dir or set {SPEC_ENV} to the folder holding them (QuickFIX's spec/ "
+        "folder works), or unset both to use the copies keel ships",
+        field="spec_dir", value=str(folder))
 
 
 def load_dictionary(begin_string: str, spec_dir: str | os.PathLike[str] | None = None

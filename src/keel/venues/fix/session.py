@@ -98,6 +98,9 @@ class Session:
         self.resend_range: tuple[int, int] | None = None
         self._queue: dict[int, Message] = {}
         self._now = 0.0
+        #: (start, end) of the schedule period the sequence numbers belong to (None: not
+        #: seen yet; a new period resets them, as QuickFIX does)
+        self.period: tuple[float, float] | None = None
         self.on_event: Callable[[str], None] | None = None
         self.app.on_create(self)
 
@@ -126,6 +129,10 @@ class Session:
         self.connected = True
         self.disconnect_requested = False
         self.last_sent = self.last_received = now
+        if not self.in_session_time(now):
+            self._event("connected outside the session's hours; disconnecting")
+            self._disconnect()
+            return
         if self.config.initiator:
             if self.config.reset_on_logon:
                 self.store.reset()
@@ -143,6 +150,10 @@ class Session:
         self._now = now
         if self.disconnect_requested:
             return
+        if not self.in_session_time(now):
+            self._event("message received outside the session's hours; disconnecting")
+            self._disconnect()
+            return
         try:
             msg = decode(data, self.dd)
         except InvalidMessage as exc:
@@ -156,6 +167,12 @@ class Session:
         """Heartbeats, test requests and time-outs; call it about every 100 ms."""
         self._now = now
         if not self.connected or self.disconnect_requested:
+            return
+        if not self.in_session_time(now):
+            self._event("session hours ended")
+            if self.is_logged_on and not self.sent_logout:
+                self._generate_logout("Session end")
+            self._disconnect()
             return
         if not self.received_logon:
             if self.sent_logon and now - self.last_received >= self.config.logon_timeout:
@@ -180,6 +197,34 @@ class Session:
             self.test_request += 1
         elif now - self.last_sent >= hb and not self.test_request:
             self._generate_heartbeat(None)
+
+    def in_session_time(self, now: float) -> bool:
+        """True when the schedule has the session open at ``now`` (always without one).
+
+        Entering a new schedule period resets both sequence numbers (and the stored messages),
+        as QuickFIX does at the start of each session.
+        """
+        schedule = self.config.schedule
+        if schedule is None:
+            return True
+        p = self.period
+        if p is not None and p[0] <= now <= p[1]:
+            return True
+        current = schedule.period(now)
+        if current is None:
+            return False
+        # the period the stored numbers belong to: this process's, else the store's record
+        # (a restart in a later period must reset too, as QuickFIX's creation time makes it)
+        known = p[0] if p is not None else getattr(self.store, "period_start", None)
+        if known is not None and current[0] != known:
+            self._event("new session period: resetting sequence numbers")
+            self.store.reset()
+        if known != current[0]:
+            mark = getattr(self.store, "set_period_start", None)
+            if mark is not None:
+                mark(current[0])
+        self.period = current
+        return True
 
     def send(self, msg: Message, now: float | None = None) -> int:
         """Send an application message; returns its MsgSeqNum.

@@ -54,7 +54,12 @@ class MemoryStore:
         self.next_sender = 1
         self.next_target = 1
         self.max_messages = max_messages
+        #: start (POSIX s) of the schedule period the numbers belong to (see Session)
+        self.period_start: float | None = None
         self._messages: OrderedDict[int, bytes] = OrderedDict()
+
+    def set_period_start(self, start: float) -> None:
+        self.period_start = start
 
     def set_next_sender(self, seq: int) -> None:
         self.next_sender = seq
@@ -87,7 +92,9 @@ class FileStore:
     """File-backed store in ``folder`` for ``session_id``.
 
     ``<id>.seqnums`` holds ``sender:target`` rewritten in place; ``<id>.body`` the appended
-    messages; ``<id>.header`` one ``seq,offset,length`` line per message. ``fsync=True`` syncs
+    messages; ``<id>.header`` one ``seq,offset,length`` line per message; ``<id>.session`` the
+    start of the schedule period the numbers belong to (POSIX s; like QuickFIX's creation
+    time, it lets a restart in a later session period reset them). ``fsync=True`` syncs
     each write to disk before returning (survives power loss, costs a disk flush per message).
     """
 
@@ -103,6 +110,8 @@ class FileStore:
             self._seq_path = self.folder / f"{name}.seqnums"
             self._body_path = self.folder / f"{name}.body"
             self._header_path = self.folder / f"{name}.header"
+            self._period_path = self.folder / f"{name}.session"
+            self.period_start: float | None = None
             self._index: dict[int, tuple[int, int]] = {}
             self.next_sender = self.next_target = 1
             self._load()
@@ -115,6 +124,13 @@ class FileStore:
         self._write_seqs()
 
     def _load(self) -> None:
+        if self._period_path.exists():
+            text = self._period_path.read_text().strip()
+            try:
+                self.period_start = float(text)
+            except ValueError:
+                raise StoreError("corrupt FIX session-period file", field="session",
+                                 value=str(self._period_path)) from None
         if self._seq_path.exists():
             text = self._seq_path.read_text().strip()
             m = re.fullmatch(r"(\d+)\s*:\s*(\d+)\s*", text)
@@ -127,6 +143,16 @@ class FileStore:
                 parts = line.split(",")
                 if len(parts) == 3 and all(p.isdigit() for p in parts):
                     self._index[int(parts[0])] = (int(parts[1]), int(parts[2]))
+
+    def set_period_start(self, start: float) -> None:
+        """Record the schedule period the sequence numbers now belong to (atomic replace)."""
+        tmp = self._period_path.with_name(self._period_path.name + ".tmp")
+        tmp.write_text(repr(float(start)))
+        if self.fsync:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, self._period_path)
+        self.period_start = start
 
     def _write_seqs(self) -> None:
         data = b"%020d : %020d" % (self.next_sender, self.next_target)
