@@ -396,7 +396,10 @@ class Backtester:
             b.ledger.charge_fee(-interest_d, timestamp=ts, memo="margin")
 
     def _finish(self, b: _Book, index: pd.DatetimeIndex, market: MarketData) -> BookResult:
-        steps = index[:-1]
+        # a decision at close t trades through session t+1 (next_session): its costs, traded
+        # notional and turnover are dated when they are realised, not when decided
+        same_close = self.config.backtest.execution_lag is ExecutionLag.SAME_CLOSE
+        steps = index[:-1] if same_close else index[1:]
         risk = pd.DataFrame(b.risk, columns=["date", "total", "factor", "specific"])
         risk = risk.set_index("date")
         nav = pd.Series(b.nav, index=index, name=b.name)
