@@ -77,10 +77,11 @@ def evar(losses: np.ndarray, beta: float = 0.95) -> float:
     return centre + scale * min(float(best.fun), float(x.max()))
 
 
-class CDaRRisk(Term):
-    """``aversion * CDaR_beta`` of the portfolio's historical return path (a linear program)."""
+class _ScenarioRisk(Term):
+    """A risk term of ``inputs.scenarios`` at level ``beta``, scaled by ``aversion``."""
 
     kind = "risk"
+    label = ""
 
     def __init__(self, beta: float = 0.95, aversion: float = 1.0) -> None:
         if not aversion >= 0:
@@ -89,7 +90,24 @@ class CDaRRisk(Term):
 
     @property
     def name(self) -> str:
-        return f"CDaR{self.beta:g}"
+        return f"{self.label}{self.beta:g}"
+
+    def measure(self, portfolio_returns: np.ndarray) -> float:
+        """The risk measure of a (T,) portfolio return path."""
+        raise NotImplementedError
+
+    def value(self, w: np.ndarray, inputs: PortfolioInputs) -> float:
+        r = require(inputs, "scenarios", self.name)
+        return self.aversion * self.measure(r @ w)
+
+    def structure(self, inputs: PortfolioInputs) -> Hashable:
+        return fingerprint(inputs.scenarios)
+
+
+class CDaRRisk(_ScenarioRisk):
+    """``aversion * CDaR_beta`` of the portfolio's historical return path (a linear program)."""
+
+    label = "CDaR"
 
     def expr(self, ctx: BuildContext) -> cp.Expression:
         r = require(ctx.inputs, "scenarios", self.name)
@@ -100,27 +118,14 @@ class CDaRRisk(Term):
         tail = cp.sum(cp.pos(drawdown - level)) / ((1.0 - self.beta) * t)
         return -self.aversion * (level + tail)
 
-    def value(self, w: np.ndarray, inputs: PortfolioInputs) -> float:
-        r = require(inputs, "scenarios", self.name)
-        return self.aversion * cdar(r @ w, self.beta)
-
-    def structure(self, inputs: PortfolioInputs) -> Hashable:
-        return fingerprint(inputs.scenarios)
+    def measure(self, portfolio_returns: np.ndarray) -> float:
+        return cdar(portfolio_returns, self.beta)
 
 
-class EVaRRisk(Term):
+class EVaRRisk(_ScenarioRisk):
     """``aversion * EVaR_beta`` of the portfolio loss ``-R w`` (an exponential-cone program)."""
 
-    kind = "risk"
-
-    def __init__(self, beta: float = 0.95, aversion: float = 1.0) -> None:
-        if not aversion >= 0:
-            raise ValidationError("aversion must be >= 0", field="aversion", value=aversion)
-        self.beta, self.aversion = _beta(beta), float(aversion)
-
-    @property
-    def name(self) -> str:
-        return f"EVaR{self.beta:g}"
+    label = "EVaR"
 
     def expr(self, ctx: BuildContext) -> cp.Expression:
         r = require(ctx.inputs, "scenarios", self.name)
@@ -130,9 +135,5 @@ class EVaRRisk(Term):
         entropic = cp.perspective(cp.log_sum_exp(-(r @ ctx.w)), z)
         return -self.aversion * (entropic - z * float(np.log(t * (1.0 - self.beta))))
 
-    def value(self, w: np.ndarray, inputs: PortfolioInputs) -> float:
-        r = require(inputs, "scenarios", self.name)
-        return self.aversion * evar(-(r @ w), self.beta)
-
-    def structure(self, inputs: PortfolioInputs) -> Hashable:
-        return fingerprint(inputs.scenarios)
+    def measure(self, portfolio_returns: np.ndarray) -> float:
+        return evar(-portfolio_returns, self.beta)
