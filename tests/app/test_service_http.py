@@ -120,11 +120,16 @@ def test_keel_serve_runs_the_service_over_the_configured_store(tmp_path):
     cfg.write_text(f'[store]\nurl = "sqlite:///{db}"\n\n[data]\nn_assets = 20\n'
                    'n_days = 300\n')
     port = free_port()
+    # the token comes from a private file, never argv (ps shows argv)
+    token_file = tmp_path / "token"
+    token_file.write_text("cli-token-for-tests-0001\n", encoding="utf-8")
+    token_file.chmod(0o600)
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     env.pop("KEEL_STORE__URL", None)
+    env.pop("KEEL_SERVICE__API_TOKEN", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "keel", "serve", "--config", str(cfg), "--port", str(port),
-         "--token", "cli-token", "--log-level", "warning"],
+         "--token-file", str(token_file), "--log-level", "warning"],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -144,7 +149,7 @@ def test_keel_serve_runs_the_service_over_the_configured_store(tmp_path):
         assert r.status_code == 401
         r = httpx.post(url + "/api/control/kill-switch", json={"engaged": True,
                                                                "reason": "cli test"},
-                       headers={"Authorization": "Bearer cli-token"})
+                       headers={"Authorization": "Bearer cli-token-for-tests-0001"})
         assert r.status_code == 200
         est = httpx.post(url + "/api/cost-estimate",
                          json={"symbol": "S0003", "qty": 100, "side": "BUY"}, timeout=60)

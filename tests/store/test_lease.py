@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,7 @@ import pytest
 from keel.clock import SimulatedClock
 from keel.errors import LeaseHeldError, ValidationError
 from keel.store import Store
-from keel.store.lease import Lease
+from keel.store.lease import Lease, holder_is_gone
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 T0 = datetime(2026, 12, 2, 14, 0, tzinfo=UTC)
@@ -52,6 +53,23 @@ def test_expired_lease_is_taken_over_and_old_holder_learns_it(store: Store) -> N
     assert a.lost and not a.held
     a.release()                           # must not delete b's lease
     assert b.current() == ("b", T0 + timedelta(seconds=20.001))
+
+
+def test_a_dead_holder_on_this_host_is_taken_over_at_once(store: Store) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    clock = SimulatedClock(T0)
+    Lease(store, ttl_s=30, holder=f"{host}:{dead.pid}:deadbeef", clock=clock).acquire()
+    Lease(store, ttl_s=30, holder="next", clock=clock).acquire()          # pid gone: taken
+    Lease(store, name="other", ttl_s=30, holder=f"{host}:{os.getpid()}:alive001",
+          clock=clock).acquire()
+    with pytest.raises(LeaseHeldError):                                   # pid alive: held
+        Lease(store, name="other", ttl_s=30, holder="next", clock=clock).acquire()
+    Lease(store, name="far", ttl_s=30, holder="elsewhere:1:x", clock=clock).acquire()
+    with pytest.raises(LeaseHeldError):                                   # other host: held
+        Lease(store, name="far", ttl_s=30, holder="next", clock=clock).acquire()
+    assert holder_is_gone(f"{host}:{dead.pid}:x") and not holder_is_gone("victim")
 
 
 def test_renewal_pushes_expiry(store: Store) -> None:
@@ -96,7 +114,7 @@ def test_bad_arguments_are_named(store: Store) -> None:
 HOLDER = textwrap.dedent("""
     import sys, time
     from keel.store import Store
-    from keel.store.lease import Lease
+    from keel.store.lease import Lease, holder_is_gone
     lease = Lease(Store.from_url(sys.argv[1]), ttl_s=float(sys.argv[2]), holder="victim")
     lease.acquire(); lease.start_heartbeat()
     print("held", flush=True)

@@ -3,7 +3,8 @@
 ``keel run`` takes the lease named ``keel-run`` before it touches the book and renews it from a
 heartbeat thread; a second ``keel run`` on the same store refuses to start (or waits) while the
 lease is held. A holder that dies without releasing (SIGKILL, a lost pod) blocks the next writer
-for at most one time-to-live: after ``expires_at`` the lease may be taken over.
+for at most one time-to-live: after ``expires_at`` the lease may be taken over, and at once when
+the holder was a process on the same host that no longer exists.
 
 The row update is a compare-and-set inside one transaction (``BEGIN IMMEDIATE`` on SQLite,
 ``SELECT ... FOR UPDATE`` on PostgreSQL), so two contenders can never both win. Expiry is
@@ -40,6 +41,24 @@ LIVE_LEASE = "keel-run"
 def default_holder() -> str:
     """``host:pid:random``: unique per process, readable in an error message."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def holder_is_gone(holder: str) -> bool:
+    """True when ``holder`` (``host:pid:random``) names a process on this host that no longer
+    exists: a SIGKILLed ``keel run`` restarted on the same machine takes over at once instead
+    of waiting out the time-to-live. Another host's holder, or an unparseable id, is never
+    judged gone (only expiry frees it); a live pid, even if reused, keeps the lease."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
 
 
 class Lease:
@@ -107,15 +126,17 @@ class Lease:
                                expires_at=now + self.ttl))
                 return
             ours = row.holder == self.holder
-            if not ours and (renew_only or row.expires_at > now):
+            gone = not ours and not renew_only and holder_is_gone(row.holder)
+            if not ours and not gone and (renew_only or row.expires_at > now):
                 raise LeaseHeldError(
                     "lease lost: taken over by another holder" if renew_only
                     else "another process holds the single-writer lease",
                     field="lease", value=self.name, holder=row.holder,
                     expires_at=row.expires_at.isoformat())
             if not ours:
-                log.warning("taking over expired lease %s from %s (expired %s)", self.name,
-                            row.holder, row.expires_at.isoformat())
+                log.warning("taking over lease %s from %s (%s)", self.name, row.holder,
+                            "its process is gone" if gone
+                            else f"expired {row.expires_at.isoformat()}")
                 row.acquired_at = now
             row.holder = self.holder
             row.expires_at = now + self.ttl
