@@ -15,6 +15,14 @@ from keel.errors import KeelError
 console = Console()
 err_console = Console(stderr=True)
 
+
+def print_wide(renderable: object, min_width: int = 100) -> None:
+    """Print at least ``min_width`` columns wide: a narrow terminal soft-wraps the lines rather
+    than rich eliding cells (ids, dates, order types), so the output reads the same at any
+    width and when piped."""
+    Console(width=max(console.width, min_width), file=console.file,
+            force_terminal=console.is_terminal).print(renderable)
+
 T = TypeVar("T")
 
 

@@ -7,16 +7,7 @@ from pathlib import Path
 
 import typer
 
-from keel.cli.common import console, friendly_errors
-
-
-def _print_wide(renderable: object) -> None:
-    """Print at least 100 columns wide: a narrow terminal soft-wraps the lines rather than
-    rich eliding cells (dates, order types), so the output reads the same at any width."""
-    from rich.console import Console
-
-    Console(width=max(console.width, 100), file=console.file,
-            force_terminal=console.is_terminal).print(renderable)
+from keel.cli.common import console, friendly_errors, print_wide
 
 
 class ImpactMethod(StrEnum):
@@ -121,7 +112,7 @@ def impact_fit(
             table.add_row(k, params, f"{f.r2_in:.3f}", f"{f.r2_out:.3f}",
                           f"{f.r2_slippage_in:.3f}", f"{f.r2_slippage_out:.3f}",
                           f"{f.rmse_out:.4g}", f"{f.mae_out:.4g}")
-        _print_wide(table)
+        print_wide(table)
         console.print(f"wrote {out}")
         _save(impact_fit_figure(model, samples), png or out.with_suffix(".png"))
 
@@ -232,7 +223,7 @@ def costs_estimate(
             table.add_row(str(name), f"{row.expected_cost:,.2f}", f"{row.cost_bps:.2f}",
                           f"{row.impact_bps:.2f}", f"{row.risk_std:,.2f}",
                           f"{row.fill_probability:.3f}")
-        _print_wide(table)
+        print_wide(table)
         for w in est.warnings:
             console.print(f"[bold yellow]warning:[/] {w}")
 

@@ -6,16 +6,7 @@ from pathlib import Path
 
 import typer
 
-from keel.cli.common import console, friendly_errors
-
-
-def _print_wide(renderable: object) -> None:
-    """Print at least 100 columns wide: a narrow terminal soft-wraps the lines rather than
-    rich eliding cells (dates, order types), so the output reads the same at any width."""
-    from rich.console import Console
-
-    Console(width=max(console.width, 100), file=console.file,
-            force_terminal=console.is_terminal).print(renderable)
+from keel.cli.common import console, friendly_errors, print_wide
 
 data_app = typer.Typer(help="Market data: validate files, generate synthetic data, calendars.",
                        no_args_is_help=True)
@@ -98,7 +89,7 @@ def inspect(
                 table.add_row("median spread (bps), from the spreads file",
                               f"{1e4 * float(np.nanmedian(md.spreads.iloc[-1])):.1f}")
         table.add_row("load time (s)", f"{elapsed:.2f}")
-        _print_wide(table)
+        print_wide(table)
         if caveat:
             console.print(caveat)
         if raw_close is not None:
@@ -114,7 +105,7 @@ def inspect(
                                  str(raw_close[sym].first_valid_index()))
                 if len(holes) > 15:
                     miss.add_row(f"... {len(holes) - 15} more", "", "")
-                _print_wide(miss)
+                print_wide(miss)
 
 
 @data_app.command("synth")
@@ -181,7 +172,7 @@ def calendar_cmd(
         for day, row in sched.iterrows():
             table.add_row(str(day.date()), str(row["open"].time()), str(row["close"].time()),
                           "early close" if day in early else "")
-        _print_wide(table)
+        print_wide(table)
 
 
 @data_app.command("lobster")
@@ -211,7 +202,7 @@ def lobster(
         table.add_row("median touch depth bid / ask (shares)",
                       f"{float(np.median(b.bid_sz[:, 0])):,.0f} / "
                       f"{float(np.median(b.ask_sz[:, 0])):,.0f}")
-        _print_wide(table)
+        print_wide(table)
 
 
 @data_app.command("bars")
@@ -240,7 +231,7 @@ def bars(
             share = (v.iloc[:30].sum() / v.sum(), v.iloc[-30:].sum() / v.sum())
             table.add_row(str(d), str(len(g)), str(g["bar_start"].iloc[0]), f"{v.sum():,.0f}",
                           f"{share[0]:.1%} / {share[1]:.1%}")
-        _print_wide(table)
+        print_wide(table)
 
 
 def register(app: typer.Typer) -> None:

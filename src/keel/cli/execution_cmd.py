@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from keel.cli.common import console, friendly_errors
+from keel.cli.common import console, friendly_errors, print_wide
 
 
 def _bars_dir(bars: Path, symbol: str) -> Path:
@@ -137,9 +137,10 @@ def register(app: typer.Typer) -> None:
                               .strftime("%H:%M"),
                               f"{k.qty}", f"{100 * k.qty / parent.qty:.2f}",
                               "" if k.limit_price is None else str(k.limit_price))
-            console.print(table)
+            print_wide(table)
+            # plain lines never wrap (scripts and narrow terminals read them whole)
             console.print(f"children: {len(kids)}; total {sum(k.qty for k in kids)} "
-                          f"(parent {parent.qty})")
+                          f"(parent {parent.qty})", soft_wrap=True, highlight=False)
 
     @app.command("tca")
     def tca_cmd(
@@ -172,5 +173,7 @@ def register(app: typer.Typer) -> None:
                     folder = _bars_dir(bars, sym)
                     if folder.is_dir() and any(folder.glob("*_minute_trade.csv")):
                         bar_map[sym] = load_minute_bars(folder)
-            console.print(TCA(repo, bar_map).report().to_text())
-            console.print(_multipliers_text(store, model, history))
+            console.print(TCA(repo, bar_map).report().to_text(), soft_wrap=True,
+                          highlight=False, markup=False)
+            console.print(_multipliers_text(store, model, history), soft_wrap=True,
+                          highlight=False, markup=False)
