@@ -78,6 +78,7 @@ def test_annual_turnover_budget_spans_rebalances():
     days = pd.date_range("2024-01-31", periods=12, freq="ME", tz="UTC")
     for i, d in enumerate(days):
         new, _ = gov.apply(d, w, b if i % 2 == 0 else a)
+        gov.commit(d, w, new)  # each rebalance trades what the governor allowed
         spent += np.abs(new - w).sum()
         w = new
     assert spent == pytest.approx(1.0)  # the year's budget, then nothing
@@ -207,3 +208,22 @@ def test_backtest_and_keel_run_make_the_same_decision(market, tmp_path):
 
 def book_targets(result):
     return next(iter(result.books.values())).decisions[0]["target"]
+
+
+def test_the_annual_budget_is_charged_only_by_what_trades() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from keel.app.engines import TurnoverGovernor
+
+    g = TurnoverGovernor(None, annual=1.0, exempt_funding=False)
+    now = pd.Timestamp("2024-03-06", tz="UTC")
+    cur, tgt = np.array([0.5, 0.5]), np.array([0.9, 0.1])
+    for _ in range(10):                      # ten bars that plan but never trade
+        w, codes = g.apply(now, cur, tgt)
+    assert g.spent == [] and "TURNOVER_CAP" not in codes
+    g.commit(now, cur, tgt)                  # one rebalance traded 0.8
+    w, codes = g.apply(now, cur, tgt)
+    assert "TURNOVER_CAP" in codes and np.abs(w - cur).sum() == pytest.approx(0.2)
+    g.commit(now + pd.Timedelta(days=400), cur, cur)   # a year later the old spend is gone
+    assert len(g.spent) == 1 and g.allowed(now + pd.Timedelta(days=400)) == 1.0

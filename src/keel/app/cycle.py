@@ -284,6 +284,13 @@ class DecisionCycle:
                              strategy=f"live-{self.engine}"),
                          names=names)
         self.standing_target = targets
+        if plan.orders:  # the annual budget is charged by what this rebalance plans to trade
+            w_now_arr = w_now.to_numpy(dtype=np.float64)
+            traded = targets.reindex(view.symbols).fillna(0.0).to_numpy(dtype=np.float64)
+            if names is not None:
+                keep = view.symbols.isin(list(names))
+                traded = np.where(keep, traded, w_now_arr)
+            self.governor.commit(pd.Timestamp(now), w_now_arr, traded)
         res.stages.append(StageReport(
             "rebalance", ("ORDERS", *_count_codes(plan.skipped.values())),
             {"orders": len(plan.orders), "buy_notional": float(plan.buy_notional)}))

@@ -265,7 +265,7 @@ class TurnoverGovernor:
 
     Attributes:
         max_turnover: cap per rebalance (None: none).
-        annual: budget over any 252 sessions (None: none), spent as rebalances trade.
+        annual: budget over any 365 days (None: none), charged by :meth:`commit`.
         exempt_funding: see above.
         budget: invested fraction the engine aims at (``1 - cash_buffer``).
         spent: (session stamp, counted turnover) of past rebalances.
@@ -289,13 +289,16 @@ class TurnoverGovernor:
 
     def apply(self, now: pd.Timestamp, current: np.ndarray, target: np.ndarray
               ) -> tuple[np.ndarray, tuple[str, ...]]:
-        """The weights to trade to, and reason codes (``TURNOVER_CAP``, ``FUNDING_EXEMPT``)."""
+        """The weights to trade to, and reason codes (``TURNOVER_CAP``, ``FUNDING_EXEMPT``).
+
+        Spends nothing: the annual budget is charged by :meth:`commit` once a rebalance
+        actually trades (a cycle that holds, or a bar with working orders, spends nothing)."""
         if not np.all(np.isfinite(target)):
             raise ValidationError("target weights are not finite", field="target")
         gross = float(np.abs(target - current).sum())
         funding = (max(min(float(target.sum()), self.budget) - float(current.sum()), 0.0)
                    if self.exempt_funding else 0.0)
-        counted = max(gross - funding, 0.0)
+        counted = self.counted(current, target)
         cap = self.allowed(now)
         codes: list[str] = []
         if funding > 0:
@@ -304,8 +307,22 @@ class TurnoverGovernor:
         if cap is not None and counted > cap + 1e-12:
             f = (cap + funding) / gross if gross > 0 else 0.0
             w = current + f * (target - current)
-            counted = cap
             codes.append("TURNOVER_CAP")
-        if self.annual is not None:
-            self.spent.append((now, counted))
         return w, tuple(codes)
+
+    def counted(self, current: np.ndarray, target: np.ndarray) -> float:
+        """The turnover a move from ``current`` to ``target`` counts against the budgets."""
+        gross = float(np.abs(target - current).sum())
+        funding = (max(min(float(target.sum()), self.budget) - float(current.sum()), 0.0)
+                   if self.exempt_funding else 0.0)
+        return max(gross - funding, 0.0)
+
+    def commit(self, now: pd.Timestamp, current: np.ndarray, traded_to: np.ndarray) -> None:
+        """Charge the annual budget with a rebalance that traded from ``current`` to
+        ``traded_to`` (weights after every later cut: mask, governance, participation);
+        entries older than a year are dropped."""
+        if self.annual is None:
+            return
+        start = now - pd.Timedelta(days=365)
+        self.spent = [(d, t) for d, t in self.spent if d > start]
+        self.spent.append((now, self.counted(current, traded_to)))

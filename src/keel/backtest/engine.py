@@ -270,6 +270,8 @@ class Backtester:
                     if capped:
                         u = shares * ctx.prices
                         b.gov["participation_capped"] += capped
+                    # the annual budget pays for what is traded, after every cut above
+                    b.governor.commit(now, w, (b.h + u) / nav)
                     b.decisions.append({
                         "date": now.isoformat(), "engine": list(b.engine.codes),
                         "triggers": [r.value for r in decision.reasons],
