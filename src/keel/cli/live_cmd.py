@@ -138,10 +138,6 @@ def register(app: typer.Typer) -> None:
                                   if horizon_minutes else None)
             out = Path(cfg.general.out_dir)
             out.mkdir(parents=True, exist_ok=True)
-            if clock_kind not in ("sim", "wall"):
-                raise ConfigError("unknown clock", field="clock", value=clock_kind)
-            if drain not in ("cancel", "finish"):
-                raise ConfigError("unknown drain mode", field="drain", value=drain)
             store = Store.from_url(cfg.store.url)
             store.upgrade()
             # one live loop per book: refuse (or wait) while another keel run holds the store
@@ -151,67 +147,71 @@ def register(app: typer.Typer) -> None:
             else:
                 lease.acquire()
             lease.start_heartbeat()
-            market = load_market(cfg)
-            venue = venue or cfg.venues.broker.value
-            bar = timedelta(minutes=bar_minutes)
-            sim = (SimulatedClock(session_start(market, calendar=cfg.data.calendar))
-                   if clock_kind == "sim" else None)
-            clock = sim if sim is not None else WallClock()
-            cycle = DecisionCycle(cfg)
-            local = None
-            if venue == "local":
-                proto = local_protocol
-                if proto == "auto":
-                    proto = "rest" if fix_unavailable() else "fix"
-                local = LocalVenue.start(market, clock, protocol=proto, seed=cfg.general.seed)
-                broker = local.broker(fallback=True)
-            else:
-                v = cfg.venues
-                from_file = fix_settings is not None
-                broker = remote_broker(venue, rest_url=rest_url or v.rest_url,
-                                       fix_host=fix_host or (None if from_file else v.fix_host),
-                                       fix_port=fix_port or (None if from_file else v.fix_port),
-                                       sender=v.sender_comp_id, target=v.target_comp_id,
-                                       fix_settings=fix_settings)
-            desk = Desk(store, clock, broker, cycle, metrics=KeelMetrics(), venue_name=venue,
-                        limits=cycle.pipeline.risk_limits())
-            if sim is not None:
-                last = desk.last_cycle_time()
-                if last is not None:
-                    sim.set(max(last + bar, sim.now()))
-            recovered = desk.recover()
-            desk.fund(to_money(nav))
-            where = f" ({local.protocol} {local.url})" if local else ""
-            started = clock.now().strftime("%Y-%m-%d %H:%M")
-            print(f"RECOVERED loaded={recovered['loaded']} "
-                  f"resubmitted={recovered['resubmitted']} "
-                  f"ledger_caught_up={recovered['ledger_caught_up']}", flush=True)
-            console.print(f"[green]keel run[/]: venue {venue}{where}, engine "
-                          f"{cycle.engine.value}, clock {clock_kind} at {started}Z, "
-                          f"recovered {recovered}")
-            last_close = {s: to_price(p, Decimal("0.0001"), symbol=s)
-                          for s, p in market.latest("prices").items()}
+            try:  # a failure before the loop must not leave the lease held
+                market = load_market(cfg)
+                venue = venue or cfg.venues.broker.value
+                bar = timedelta(minutes=bar_minutes)
+                sim = (SimulatedClock(session_start(market, calendar=cfg.data.calendar))
+                       if clock_kind == "sim" else None)
+                clock = sim if sim is not None else WallClock()
+                cycle = DecisionCycle(cfg)
+                local = None
+                if venue == "local":
+                    proto = local_protocol
+                    if proto == "auto":
+                        proto = "rest" if fix_unavailable() else "fix"
+                    local = LocalVenue.start(market, clock, protocol=proto, seed=cfg.general.seed)
+                    broker = local.broker(fallback=True)
+                else:
+                    v = cfg.venues
+                    from_file = fix_settings is not None
+                    broker = remote_broker(venue, rest_url=rest_url or v.rest_url,
+                                           fix_host=fix_host or (None if from_file else v.fix_host),
+                                           fix_port=fix_port or (None if from_file else v.fix_port),
+                                           sender=v.sender_comp_id, target=v.target_comp_id,
+                                           fix_settings=fix_settings)
+                desk = Desk(store, clock, broker, cycle, metrics=KeelMetrics(), venue_name=venue,
+                            limits=cycle.pipeline.risk_limits())
+                if sim is not None:
+                    last = desk.last_cycle_time()
+                    if last is not None:
+                        sim.set(max(last + bar, sim.now()))
+                recovered = desk.recover()
+                desk.fund(to_money(nav))
+                where = f" ({local.protocol} {local.url})" if local else ""
+                started = clock.now().strftime("%Y-%m-%d %H:%M")
+                print(f"RECOVERED loaded={recovered['loaded']} "
+                      f"resubmitted={recovered['resubmitted']} "
+                      f"ledger_caught_up={recovered['ledger_caught_up']}", flush=True)
+                console.print(f"[green]keel run[/]: venue {venue}{where}, engine "
+                              f"{cycle.engine.value}, clock {clock_kind} at {started}Z, "
+                              f"recovered {recovered}")
+                last_close = {s: to_price(p, Decimal("0.0001"), symbol=s)
+                              for s, p in market.latest("prices").items()}
 
-            def prices() -> dict[str, Decimal]:
-                return local.mids() if local is not None else last_close
+                def prices() -> dict[str, Decimal]:
+                    return local.mids() if local is not None else last_close
 
-            def step_market(now: object, dt: float) -> None:
-                if local is not None:
-                    local.simulator.step(now, dt)
+                def step_market(now: object, dt: float) -> None:
+                    if local is not None:
+                        local.simulator.step(now, dt)
 
-            def on_cycle(r: CycleResult) -> None:
-                trig = ",".join(r.codes("triggers")) or "-"
-                # one plain line per bar (tests and log scrapers read it)
-                print(f"CYCLE {r.now:%Y-%m-%dT%H:%M} engine={r.engine.value} "
-                      f"triggers={trig} orders={len(r.orders)} working={desk.working()} "
-                      f"fills={desk.stats.fills}", flush=True)
+                def on_cycle(r: CycleResult) -> None:
+                    trig = ",".join(r.codes("triggers")) or "-"
+                    # one plain line per bar (tests and log scrapers read it)
+                    print(f"CYCLE {r.now:%Y-%m-%dT%H:%M} engine={r.engine.value} "
+                          f"triggers={trig} orders={len(r.orders)} working={desk.working()} "
+                          f"fills={desk.stats.fills}", flush=True)
 
-            control_path = control or out / "control.json"
-            server = _embedded_service(cfg, store, desk, market, clock,
-                                       serve_port, lease) if serve else None
-            opts = LiveOptions(interval_s=interval, bar=bar, max_bars=max_bars,
-                               drain_finish=drain == "finish", drain_timeout_s=drain_timeout,
-                               control=control_path, calendar=cfg.data.calendar)
+                control_path = control or out / "control.json"
+                server = _embedded_service(cfg, store, desk, market, clock,
+                                           serve_port, lease) if serve else None
+                opts = LiveOptions(interval_s=interval, bar=bar, max_bars=max_bars,
+                                   drain_finish=drain == "finish", drain_timeout_s=drain_timeout,
+                                   control=control_path, calendar=cfg.data.calendar)
+            except BaseException:
+                lease.release()
+                raise
             try:
                 summary = run_live(desk, market, opts, prices=prices, step_market=step_market,
                                    sim_clock=sim, stop=stop, on_cycle=on_cycle)
