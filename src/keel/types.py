@@ -127,6 +127,9 @@ def to_decimal(value: Any, field_name: str, *, symbol: str | None = None) -> Dec
                                   value=value)
         result = Decimal(repr(float(value)))  # float(): numpy 2 scalars repr as np.float64(x)
     elif isinstance(value, str):
+        if "_" in value:  # Decimal("1_90") reads 190: digit separators are not money
+            raise ValidationError("not a number", field=field_name, symbol=symbol,
+                                  value=value[:32])
         try:
             result = Decimal(value.strip())
         except InvalidOperation:

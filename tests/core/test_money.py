@@ -115,3 +115,11 @@ def test_qty_rounds_toward_zero_on_the_lot(x: float, lot: Decimal) -> None:
     assert q % lot == 0
     assert abs(q) <= abs(exact)
     assert abs(exact - q) < lot
+
+
+def test_digit_separators_are_not_money() -> None:
+    from keel.errors import ValidationError
+    from keel.types import to_decimal
+
+    with pytest.raises(ValidationError, match="not a number"):
+        to_decimal("1_90", "qty")

@@ -112,3 +112,18 @@ def test_unreachable_venue_is_transient():
     b = RestBroker(f"http://127.0.0.1:{free_port()}", "k", timeout_s=0.5)
     with pytest.raises(TransientVenueError):
         b.submit(Order("u1", "AAPL", Side.BUY, 1, T0))
+
+
+def test_a_configured_secret_guards_every_route_not_only_alpaca():
+    from fastapi.testclient import TestClient
+
+    ex = SimulatedExchange(["AAPL"])
+    clock = SimulatedClock(utc(2024, 3, 6, 15))
+    app = create_rest_app(ex, clock, {"key-a": "ACCT-A"},
+                          api_secrets={"key-a": "s3cret-0123456789"})
+    c = TestClient(app)
+    assert c.get("/v2/account", headers={"APCA-API-KEY-ID": "key-a"}).status_code == 401
+    bad = {"APCA-API-KEY-ID": "key-a", "APCA-API-SECRET-KEY": "wrong"}
+    assert c.get("/v2/account", headers=bad).status_code == 401
+    good = {"APCA-API-KEY-ID": "key-a", "APCA-API-SECRET-KEY": "s3cret-0123456789"}
+    assert c.get("/v2/account", headers=good).status_code == 200
