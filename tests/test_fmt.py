@@ -21,7 +21,8 @@ from keel.types import OrderStatus, Side
 @pytest.mark.parametrize(("x", "want"), [
     (1e7, "10,000,000.00"), (1.19e6, "1,190,000.00"), (8.81e6, "8,810,000.00"),
     (Decimal("6503.961500000000000000000142"), "6,503.96"), (-1234.5, "-1,234.50"),
-    (-0.001, "0.00"), (None, "–"), (float("nan"), "–"), (np.float64(2.5), "2.50"),
+    (-0.001, "0.00"), (Decimal("-0.001"), "0.00"), (None, "–"), (float("nan"), "–"),
+    (np.float64(2.5), "2.50"),
 ])
 def test_money(x, want):
     assert fmt.money(x) == want

@@ -48,6 +48,8 @@ def number(x: Any, decimals: int = 0, *, sign: bool = False) -> str:
         if not x.is_finite():
             return MISSING
         q = x.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN)
+        if q.is_zero():
+            q = abs(q)  # no "-0.00"
         s = f"{q:,.{decimals}f}"
         return ("+" + s) if sign and q > 0 else s
     v = _finite(x)

@@ -15,6 +15,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from keel.fmt import to_json
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -31,11 +33,11 @@ class JsonLineFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                out[key] = value if isinstance(value, str | int | float | bool) else repr(value)
+            if key not in _STANDARD and not key.startswith("_") and key not in out:
+                out[key] = to_json(value)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False)
+        return json.dumps(out, ensure_ascii=False, default=repr, allow_nan=False)
 
 
 def wants_json(stream: TextIO | None = None) -> bool:

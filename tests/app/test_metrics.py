@@ -209,3 +209,11 @@ def test_a_process_registry_serves_one_store_view(tmp_path):
         assert text.count("# TYPE keel_oms_step_seconds histogram") == 1
     finally:
         store.dispose()
+
+
+def test_free_text_reject_reasons_share_one_label() -> None:
+    from keel.app.scrape import reason_code
+
+    assert reason_code("MAX_NOTIONAL: order notional 6e6 > 5e6") == "MAX_NOTIONAL"
+    assert reason_code("Order 123 rejected by venue") == "other"
+    assert reason_code("") == "unknown"

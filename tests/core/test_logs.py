@@ -38,3 +38,18 @@ def test_json_line_carries_message_extras_and_traceback() -> None:
 def test_json_only_off_a_terminal() -> None:
     assert wants_json(io.StringIO()) is True
     assert wants_json(_Tty()) is False
+
+
+def test_extras_never_break_the_json_or_the_fixed_keys() -> None:
+    log = logging.getLogger("keel.test.logs2")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonLineFormatter())
+    log.addHandler(handler)
+    try:
+        log.warning("odd extras", extra={"ratio": float("nan"), "level": "OVERRIDE"})
+    finally:
+        log.removeHandler(handler)
+    rec = json.loads(stream.getvalue())
+    assert "NaN" not in stream.getvalue()        # collectors reject bare NaN tokens
+    assert rec["level"] == "WARNING" and rec["ratio"] is None

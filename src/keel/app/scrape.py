@@ -28,6 +28,7 @@ the broker recorded it, else of the venue on its first fill; labels never carry 
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter as Tally
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -81,9 +82,12 @@ _COUNTERS = {"keel_parent_orders", "keel_child_orders_sent", "keel_fills",
 
 
 def reason_code(reason: str) -> str:
-    """``"MAX_NOTIONAL: order notional 6e6 > 5e6"`` -> ``"MAX_NOTIONAL"``."""
+    """``"MAX_NOTIONAL: order notional 6e6 > 5e6"`` -> ``"MAX_NOTIONAL"``; free text (a venue's
+    own reject message) -> ``"other"``, so the label set stays bounded."""
     code = reason.split(":", 1)[0].strip()
-    return code or "unknown"
+    if not code:
+        return "unknown"
+    return code if re.fullmatch(r"[A-Z][A-Z0-9_]{0,39}", code) else "other"
 
 
 def histogram_buckets(values: np.ndarray) -> tuple[list[tuple[str, float]], float]:

@@ -42,7 +42,7 @@ from keel.config import EngineKind, KeelConfig
 from keel.costs.base import CostModel, TradeContext
 from keel.data.market import MarketData
 from keel.errors import KeelError, StoreError, ValidationError
-from keel.fmt import js_config, money_json, tick_of, time_json
+from keel.fmt import js_config, money_json, qty_json, tick_of, time_json
 from keel.risk.limits import RiskLimits
 from keel.store.db import Store
 from keel.types import OrderStatus, Side, ensure_utc
@@ -330,7 +330,7 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
         comps = {k: float(v.iloc[0]) for k, v in est.components.items()}
         step = tick_of(req.symbol, ticks)
         return views.clean({
-            "symbol": req.symbol, "side": req.side.name, "qty": req.qty,
+            "symbol": req.symbol, "side": req.side.name, "qty": qty_json(req.qty),
             "price": money_json(price, step), "notional": money_json(notional),
             "horizon_days": req.horizon_days, "as_of": time_json(mkt.now),
             "cost": money_json(float(est.currency.iloc[0])),
