@@ -81,7 +81,10 @@ def market_risk_aversion(market_returns: pd.Series | np.ndarray, *,
                          risk_free: float = 0.0) -> float:
     """``delta = (E[r_m] - r_f) / var(r_m)`` from a market (or benchmark) return series."""
     r = np.asarray(market_returns, dtype=np.float64)
-    r = r[np.isfinite(r)]
+    if not np.all(np.isfinite(r)):
+        i = int(np.argmax(~np.isfinite(r)))
+        raise ValidationError("market returns must be finite (drop missing rows first)",
+                              field="market_returns", value=i)
     if r.size < 2 or r.var(ddof=1) <= 0:
         raise ValidationError("need at least two varying market returns",
                               field="market_returns", value=int(r.size))

@@ -7,6 +7,7 @@ every solver fails, and diagnose infeasibility with elastic slacks.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -114,14 +115,19 @@ class ConvexPortfolioProblem:
         self.diagnose = diagnose
         self.direct = list(direct)
         self.limits = limits or SolverLimits()
-        for solver in self.direct:        # the same caps under each direct solver's own names
-            if hasattr(solver, "settings") and hasattr(solver, "name"):
-                solver.settings.update(self.limits.options(solver.name))
-            elif hasattr(solver, "max_iter") and self.limits.max_iter is not None:
-                solver.max_iter = min(solver.max_iter, self.limits.max_iter)
+        if self.limits.active:  # the same caps under each direct solver's own names, applied
+            self.direct = [self._capped(s) for s in self.direct]  # to copies, never the caller's
         self._compiled: Compiled | None = None
         self._qp: Any = None
         self._memo: tuple[np.ndarray, PortfolioInputs, list[np.ndarray]] | None = None
+
+    def _capped(self, solver: Any) -> Any:
+        capped = copy.copy(solver)
+        if hasattr(solver, "settings") and hasattr(solver, "name"):
+            capped.settings = {**solver.settings, **self.limits.options(solver.name)}
+        elif hasattr(solver, "max_iter") and self.limits.max_iter is not None:
+            capped.max_iter = min(solver.max_iter, self.limits.max_iter)
+        return capped
 
     # ------------------------------------------------------------------ build
 

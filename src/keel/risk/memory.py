@@ -29,7 +29,10 @@ def fit_bytes(kind: str, n_assets: int, n_obs: int, n_factors: int) -> int:
         return _F8 * t * n * 9
     if kind == "pca":
         return _F8 * (3 * t * n + n * k)
-    return _F8 * (3 * n * n + 2 * t * n)
+    if kind in ("sample", "ewma", "lw"):
+        return _F8 * (3 * n * n + 2 * t * n)
+    raise ValidationError("no memory estimate for this risk model kind", field="risk.model",
+                          value=kind)
 
 
 def check_fit_budget(kind: str, n_assets: int, n_obs: int, n_factors: int,

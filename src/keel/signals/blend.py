@@ -92,7 +92,8 @@ DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType(
 
 def composite_score(market: MarketData,
                     weights: Mapping[str, float] | None = None) -> pd.Series:
-    """Weighted sum of z-scored signals, re-standardised (NaN-safe: a missing signal counts 0).
+    """Weighted sum of z-scored signals, re-standardised (a signal a name lacks counts 0; a
+    name with none at all scores NaN).
 
     Args:
         weights: signal name -> weight (default: momentum 0.5, reversal 0.25, low vol 0.25).
@@ -104,10 +105,14 @@ def composite_score(market: MarketData,
     px = market.prices.to_numpy()
     rets = market.returns.to_numpy()
     total = np.zeros(market.n_assets)
+    known = np.zeros(market.n_assets, dtype=bool)
     for name, w in weights.items():
         _need(market, _ROWS[name], name)
         z = _zscore_array(_ARRAY_SIGNALS[name](px, rets), 3.0, name)
+        known |= np.isfinite(z)
         total += w * np.nan_to_num(z, nan=0.0)
+    # a name no signal can score (no history yet) has no view: NaN, not an average score
+    total[~known] = np.nan
     return _series(_zscore_array(total, 3.0, "composite"), market, "composite")
 
 
