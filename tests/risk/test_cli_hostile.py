@@ -3,8 +3,6 @@ written; a 100 KB value reported in constant time (Rich's highlighter took 195 s
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -54,14 +52,13 @@ def _risk(files, weights: str, *extra: str):
     ("ok.csv", ("--horizon", "0"), "horizon"), ("ok.csv", ("--model", "magic"), "model"),
     ("ok.csv", ("--json", "/no/such/dir/out.json"), "json")])
 def test_risk_refuses_with_one_line(files, weights, extra, word):
-    t0 = time.monotonic()
     res = _risk(files, weights, *extra)
     assert res.exit_code == 2, res.output
     assert res.exception is None or isinstance(res.exception, SystemExit)
     assert "Traceback" not in res.output
     assert word.lower() in res.output.lower(), res.output
-    assert len(res.output) < 1200  # one (soft-wrapped) line, truncated
-    assert time.monotonic() - t0 < 30  # generous: was 195 s for the 100 KB symbol
+    assert len(res.output) < 1200  # one (soft-wrapped) line, truncated (the 100 KB symbol
+    # took 195 s when the whole value went through Rich's highlighter)
 
 
 def test_one_line_is_bounded_and_escapes_control_characters():
