@@ -305,3 +305,46 @@ def emit(report: Report, output: OutputFormat) -> None:
     sys.stdout.flush()
     for line in report.notes:
         notice(line, output)
+
+
+def frame_section(report: Report, name: str, frame: Any, *, index: str | None = None,
+                  kinds: dict[str, Kind] | None = None, title: str | None = None,
+                  default: Kind = Kind.NUM) -> Section:
+    """A pandas DataFrame as a section: the index (when ``index`` names it) then every
+    column; ``kinds`` maps a column to its kind (default ``default`` for numbers, text
+    otherwise); units come from the column names (``..._bps`` is bps)."""
+    import pandas as pd
+
+    kinds = kinds or {}
+
+    def kind_of(col: str, series: Any) -> Kind:
+        if col in kinds:
+            return kinds[col]
+        if col.endswith("_bps"):
+            return Kind.BPS
+        if pd.api.types.is_bool_dtype(series):
+            return Kind.TEXT
+        if pd.api.types.is_integer_dtype(series):
+            return Kind.INT
+        if pd.api.types.is_numeric_dtype(series):
+            return default
+        if pd.api.types.is_datetime64_any_dtype(series):
+            return Kind.TIME
+        return Kind.TEXT
+
+    cols = ([Col(index, kinds.get(index, Kind.TEXT))] if index is not None else [])
+    cols += [Col(str(c), kind_of(str(c), frame[c])) for c in frame.columns]
+    sec = report.section(name, cols, title=title)
+    for key, row in frame.iterrows():
+        values = [None if _is_missing(v) else v for v in row.tolist()]
+        sec.add(*([key] if index is not None else []), *values)
+    return sec
+
+
+def _is_missing(v: Any) -> bool:
+    try:
+        import pandas as pd
+
+        return bool(pd.isna(v)) if not isinstance(v, list | tuple | dict) else False
+    except (TypeError, ValueError):
+        return False
