@@ -16,10 +16,19 @@ from keel.cli.common import (
     format_option,
     friendly_errors,
 )
-from keel.config import MissingPolicy
 
 data_app = typer.Typer(help="Market data: validate files, generate synthetic data, calendars.",
                        no_args_is_help=True)
+
+
+class MissingPolicy(StrEnum):
+    """The ``--on-missing`` choices: :class:`keel.config.MissingPolicy`, spelled here so
+    ``keel --help`` does not import pandas (a test keeps the two equal)."""
+
+    RAISE = "raise"
+    DROP = "drop"
+    FFILL = "ffill"
+    MASK = "mask"
 
 
 class Layout(StrEnum):
@@ -71,21 +80,21 @@ def inspect(
         if layout is Layout.LONG:
             # read keeping every hole, so the report lists them all; the policy comes after
             ohlcv = read_ohlcv_long(prices, date_col=date_col, symbol_col=symbol_col,
-                                    calendar=calendar, on_missing=MissingPolicy.MASK
-                                    if on_missing is MissingPolicy.RAISE else on_missing)
+                                    calendar=calendar, on_missing="mask"
+                                    if on_missing is MissingPolicy.RAISE else on_missing.value)
             actions = ohlcv.report.actions
             raw_close, raw_volume = ohlcv.close, ohlcv.volume
             try:
-                md: MarketData = ohlcv.to_market(sec, on_missing=on_missing)
+                md: MarketData = ohlcv.to_market(sec, on_missing=on_missing.value)
             except DataError as exc:
                 if on_missing is not MissingPolicy.RAISE:
                     raise
                 refused = exc
-                md = ohlcv.to_market(sec, on_missing=MissingPolicy.MASK)
+                md = ohlcv.to_market(sec, on_missing="mask")
         else:
             if volumes is None:
                 raise typer.BadParameter("--volumes is required with --layout wide")
-            md = load_prices_wide(prices, volumes, sectors=sec, on_missing=on_missing,
+            md = load_prices_wide(prices, volumes, sectors=sec, on_missing=on_missing.value,
                                   calendar=calendar)
         elapsed = time.perf_counter() - t0
 

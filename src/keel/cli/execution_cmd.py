@@ -17,7 +17,17 @@ from keel.cli.common import (
     frame_section,
     friendly_errors,
 )
-from keel.execution.schedule import Algo
+
+
+class Algo(StrEnum):
+    """The ``--algo`` choices: :class:`keel.execution.schedule.Algo`, spelled here so
+    ``keel --help`` does not import pandas (a test keeps the two equal)."""
+
+    MARKET = "market"
+    TWAP = "twap"
+    VWAP = "vwap"
+    IS = "is"
+    POV = "pov"
 
 
 class CliSide(StrEnum):
@@ -129,7 +139,7 @@ def register(app: typer.Typer) -> None:
                 min_child_qty=to_qty(min_child, rounding=Rounding.HALF_EVEN),
                 horizon=timedelta(minutes=horizon_min) if horizon_min > 0 else None,
                 limit_offset_bps=None if math.isnan(limit_offset_bps) else limit_offset_bps)
-            sched = make_scheduler(algo, cfg, profile=profile,
+            sched = make_scheduler(algo.value, cfg, profile=profile,
                                    risk_aversion=None if math.isnan(risk_aversion)
                                    else risk_aversion,
                                    participation=participation,
