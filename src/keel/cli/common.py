@@ -348,3 +348,53 @@ def _is_missing(v: Any) -> bool:
         return bool(pd.isna(v)) if not isinstance(v, list | tuple | dict) else False
     except (TypeError, ValueError):
         return False
+
+
+# ------------------------------------------------------------------ choices
+# Spelled here (no pandas import for `keel --help`); tests/cli/test_formats.py keeps each equal
+# to the library enum it mirrors.
+
+
+class Engine(StrEnum):
+    """``--engine``: :class:`keel.config.EngineKind`."""
+
+    MEAN_VARIANCE = "mean_variance"
+    MEAN_CVAR = "mean_cvar"
+    GREEDY = "greedy"
+    RISK_PARITY = "risk_parity"
+    EQUAL_WEIGHT = "equal_weight"
+
+
+class Venue(StrEnum):
+    """``--venue``: :class:`keel.config.VenueKind`."""
+
+    LOCAL = "local"
+    FIX = "fix"
+    REST = "rest"
+
+
+class LocalProtocol(StrEnum):
+    AUTO = "auto"
+    FIX = "fix"
+    REST = "rest"
+
+
+class ClockKind(StrEnum):
+    SIM = "sim"
+    WALL = "wall"
+
+
+class Drain(StrEnum):
+    CANCEL = "cancel"
+    FINISH = "finish"
+
+
+class LogLevel(StrEnum):
+    """uvicorn's log levels."""
+
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+    DEBUG = "debug"
+    TRACE = "trace"

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from keel.cli.common import (
+    Engine,
     Kind,
     OutputFormat,
     Report,
@@ -63,8 +64,9 @@ def register(app: typer.Typer) -> None:
         assets: int | None = typer.Option(None, help="Synthetic universe size."),
         days: int | None = typer.Option(None, help="Synthetic history length, sessions."),
         seed: int | None = typer.Option(None, help="Seed of every random generator."),
-        engine: str | None = typer.Option(None, help="mean_variance or greedy (default: "
-                                          "config optimize.engine)."),
+        engine: Engine | None = typer.Option(None, case_sensitive=False,
+                                             help="Optimizer engine (default: config "
+                                                  "optimize.engine)."),
         output: OutputFormat = format_option(),
     ) -> None:
         """Run keel end to end on the synthetic market; results in ./keel-out/.
