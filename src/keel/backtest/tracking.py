@@ -103,9 +103,9 @@ def log_to_mlflow(result: BacktestResult, paths: dict[str, Path], *,
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(name)
     if exp is None:
-        local = out_dir is not None and not tracking_uri and "MLFLOW_TRACKING_URI" not in \
-            os.environ
-        artifacts = (Path(out_dir).resolve() / "mlruns").as_uri() if local else None
+        local = not tracking_uri and "MLFLOW_TRACKING_URI" not in os.environ
+        artifacts = ((Path(out_dir).resolve() / "mlruns").as_uri()
+                     if local and out_dir is not None else None)
         exp_id = client.create_experiment(name, artifact_location=artifacts)
     else:
         exp_id = exp.experiment_id
