@@ -99,17 +99,24 @@ def register(app: typer.Typer) -> None:
         from keel.store import migrate
 
         with friendly_errors():
+            from keel.store import Store
+
+            target = _url(url, config)
             try:
-                with _store(url, config, create=False) as store:
-                    shown, rev, head = store.url, store.current_revision(), store.head_revision()
+                store = Store.from_url(target, create=False)
             except StoreError as exc:
                 if exc.context.get("kind") != "missing":
                     raise
-                shown, rev, head = _url(url, config), None, migrate.head_revision()
+                shown, rev, head = target, None, migrate.head_revision()
+            else:
+                try:
+                    shown, rev, head = store.url, store.current_revision(), store.head_revision()
+                finally:
+                    store.dispose()
             state = "up to date" if rev == head else "needs `keel db upgrade`"
             if output is OutputFormat.TABLE:
                 console.print(f"{shown}: current={rev or '(none)'} head={head} ({state})",
-                              highlight=False)
+                              highlight=False, soft_wrap=True)
             else:
                 emit(_revision_report(shown, rev, head, state), output)
 
@@ -125,7 +132,8 @@ def register(app: typer.Typer) -> None:
             store.check_schema()
             rev = store.current_revision()
             if output is OutputFormat.TABLE:
-                console.print(f"{store.url}: schema OK at revision {rev}", highlight=False)
+                console.print(f"{store.url}: schema OK at revision {rev}", highlight=False,
+                              soft_wrap=True)
             else:
                 emit(_revision_report(store.url, rev, store.head_revision(), "OK"), output)
 

@@ -169,8 +169,22 @@ def _run(**o: Any) -> None:
     mode = RebalanceMode(Mode(o["mode"]).value)
     deposit = positive_amount(o["deposit"], "deposit") if o["deposit"] else None
 
-    store = Store.from_url(o["db"] or load_config().store.url)
-    store.upgrade()  # migrations: creates the schema on a new database
+    url = o["db"] or load_config().store.url
+    if o["commit"]:
+        store = Store.from_url(url)
+        store.upgrade()  # migrations: creates the schema on a new database
+    else:
+        # a dry run writes nothing: an existing store is read as it is; a SQLite file that
+        # does not exist yet is a new, empty ledger in memory (no file or folder is made)
+        from keel.errors import StoreError
+
+        try:
+            store = Store.from_url(url, create=False)
+        except StoreError as exc:
+            if exc.context.get("kind") != "missing":
+                raise
+            store = Store.from_url("sqlite://")
+            store.upgrade()
     ledger = Ledger.open(store, clock=clock, account=o["account"], actor="cli.rebalance")
     t = clock.now()
     state = ledger.state
