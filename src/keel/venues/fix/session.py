@@ -18,7 +18,7 @@ accuracy (120 s) and CompID checks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from keel.errors import ProtocolError
 from keel.venues.fix.application import (
@@ -102,6 +102,9 @@ class Session:
         #: seen yet; a new period resets them, as QuickFIX does)
         self.period: tuple[float, float] | None = None
         self.on_event: Callable[[str], None] | None = None
+        #: lazy validation: the values checked per message type (strict: none named)
+        self._read_tags: Mapping[str, frozenset[int]] = (
+            self.app.read_tags if config.validation == "lazy" else {})
         self.app.on_create(self)
 
     # ------------------------------------------------------------------ public API
@@ -258,7 +261,8 @@ class Session:
                 raise _FieldNotFound(56)
             if h.get(8) != self._begin:
                 raise _UnsupportedVersion()
-            validate(msg, self.dd, check_user_defined=self.config.validate_user_defined_fields)
+            validate(msg, self.dd, check_user_defined=self.config.validate_user_defined_fields,
+                     read_tags=None if mt in ADMIN_TYPES else self._read_tags.get(mt))
             if mt == "A":
                 self._next_logon(msg, now)
             elif mt == "0":
