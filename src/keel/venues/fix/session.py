@@ -79,6 +79,7 @@ class Session:
         self.config = config
         self.dd = dictionary
         self.store: MessageStore = store if store is not None else MemoryStore()
+        self._store_flush: Callable[[], None] | None = getattr(self.store, "flush", None)
         self.app = application if application is not None else Application()
         self.session_id = config.session_id
         self._begin = config.begin_string
@@ -122,7 +123,13 @@ class Session:
         return self.store.next_target
 
     def take_output(self) -> list[bytes]:
-        """Frames to write to the socket, in order (the list is handed over and cleared)."""
+        """Frames to write to the socket, in order (the list is handed over and cleared).
+
+        A store that holds writes back (``FileStore(deferred=True)``) is flushed first, so a
+        message is in the store before the peer can see it."""
+        flush = self._store_flush
+        if flush is not None:
+            flush()
         out, self._outbox = self._outbox, []
         return out
 
@@ -147,6 +154,8 @@ class Session:
         if self.connected:
             self._disconnect()
         self.connected = False
+        if self._store_flush is not None:
+            self._store_flush()
 
     def on_frame(self, data: bytes, now: float) -> None:
         """Process one frame from the peer."""
