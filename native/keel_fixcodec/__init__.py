@@ -4,8 +4,8 @@ keel.venues.fix.codec uses it when it is installed (``scripts/build-native``) an
 its pure-Python code otherwise; see ``_fixcodec.c`` for the three functions.
 """
 
-from keel_fixcodec._fixcodec import encode, maps, parse
+from keel_fixcodec._fixcodec import encode, frames, maps, parse
 
-__all__ = ["encode", "maps", "parse"]
+__all__ = ["encode", "frames", "maps", "parse"]
 #: bumped with any change of the functions' contract; keel checks it before use
-ABI = 1
+ABI = 2

@@ -12,6 +12,12 @@
  * maps(tags, values, nh, nt) -> (header, body, trailer)
  *     Three dicts: fields [0, nh), [nh, nt) and [nt, n).
  *
+ * frames(data, max_size) -> (frames, used)
+ *     The complete, regular frames at the start of ``data`` (``8=..|9=N|`` + N bytes whose
+ *     last is SOH + ``10=...|``) and the bytes they take; stops at anything else (garbage, a
+ *     partial frame, a CheckSum not right after the body, a frame over ``max_size``), which
+ *     the caller's splitter then handles from ``used`` on.
+ *
  * encode(begin, keys, values) -> bytes or None
  *     A complete frame ``8=begin|9=len|`` + ``keys[i] value[i] <SOH>``... + ``10=sum|``;
  *     keys are the bytes ``b"35="`` etc. None when a value is not a str, holds a control
@@ -228,7 +234,60 @@ fc_encode(PyObject *self, PyObject *args)
     return out;
 }
 
+static PyObject *
+fc_frames(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer view;
+    Py_ssize_t max_size;
+    if (!PyArg_ParseTuple(args, "y*n", &view, &max_size)) {
+        return NULL;
+    }
+    const unsigned char *s = (const unsigned char *)view.buf;
+    Py_ssize_t n = view.len, pos = 0;
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    while (pos + 2 <= n && s[pos] == '8' && s[pos + 1] == '=') {
+        const unsigned char *soh = memchr(s + pos, 1, (size_t)(n - pos));
+        if (soh == NULL) break;
+        Py_ssize_t i = soh - s; /* SOH after BeginString */
+        if (i + 3 > n || s[i + 1] != '9' || s[i + 2] != '=') break;
+        Py_ssize_t j = i + 3, len = 0;
+        int digits = 0;
+        while (j < n && s[j] >= '0' && s[j] <= '9' && digits < 9) {
+            len = len * 10 + (s[j] - '0');
+            j++;
+            digits++;
+        }
+        if (digits == 0 || j >= n || s[j] != 1 || len < 1) break;
+        Py_ssize_t end = j + 1 + len; /* first byte after the body */
+        if (end + 4 > n || s[end - 1] != 1 || s[end] != '1' || s[end + 1] != '0'
+                || s[end + 2] != '=') {
+            break;
+        }
+        const unsigned char *last = memchr(s + end + 3, 1, (size_t)(n - end - 3));
+        if (last == NULL) break;
+        Py_ssize_t stop = last - s + 1;
+        if (stop - pos > max_size) break;
+        PyObject *frame = PyBytes_FromStringAndSize((const char *)s + pos, stop - pos);
+        if (frame == NULL || PyList_Append(out, frame) < 0) {
+            Py_XDECREF(frame);
+            Py_DECREF(out);
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+        Py_DECREF(frame);
+        pos = stop;
+    }
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(Nn)", out, pos);
+}
+
 static PyMethodDef methods[] = {
+    {"frames", fc_frames, METH_VARARGS, "Complete regular frames at the start of a buffer."},
     {"parse", fc_parse, METH_O, "Split a FIX frame into tags, values, offsets and checksum."},
     {"maps", fc_maps, METH_VARARGS, "Header, body and trailer dicts from tags and values."},
     {"encode", fc_encode, METH_VARARGS, "A complete FIX frame from keys and values."},

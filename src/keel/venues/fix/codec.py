@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 #: environment variable choosing the codec: ``auto`` (default: compiled when installed),
 #: ``python`` (never the compiled one) or ``native`` (refuse to start without it)
 CODEC_ENV = "KEEL_FIX_CODEC"
-_NATIVE_ABI = 1
+_NATIVE_ABI = 2
 
 
 def _load_native() -> ModuleType | None:
@@ -695,8 +695,17 @@ class FrameSplitter:
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add ``data``; return the complete frames now available, in order."""
-        self._buf += data
-        out: list[bytes] = []
+        nat = _native
+        if nat is not None and not self._buf and data:
+            # nothing held back: the compiled codec cuts the regular frames in one call and
+            # the loop below takes whatever it stopped at (garbage, a partial frame, ...)
+            out, used = nat.frames(data, self.max_message_size)
+            if used == len(data):
+                return cast(list[bytes], out)
+            self._buf += memoryview(data)[used:]
+        else:
+            self._buf += data
+            out = []
         while True:
             f = self._next()
             if f is None:
