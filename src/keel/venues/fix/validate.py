@@ -144,32 +144,30 @@ def _values_ok(msg: Message, dd: DataDictionary) -> bool:
 
 
 def _read_values_ok(msg: Message, dd: DataDictionary, read_tags: frozenset[int]) -> bool:
-    """:func:`_values_ok` over the session's header tags and ``read_tags`` of the body."""
-    checks = _checks(dd)
-    good = cast(dict[int, set[str]], dd.validation_cache.setdefault("good_values", {}))
+    """:func:`_values_ok` over the session's header tags and ``read_tags`` of the body, by a
+    plan made once per ``read_tags``: (header?, tag, format, enumeration, multi-value)."""
+    plans = cast(dict[frozenset[int], list[tuple[bool, int, _Check | None]]],
+                 dd.validation_cache.setdefault("read_plans", {}))
+    plan = plans.get(read_tags)
+    if plan is None:
+        checks = _checks(dd)
+        plan = [(True, t, checks.get(t)) for t in SESSION_READS]
+        plan += [(False, t, checks.get(t)) for t in sorted(read_tags)]
+        plans[read_tags] = plan
     h, b = msg.header.fields, msg.body.fields
-    for fields, tags in ((h, SESSION_READS), (b, read_tags)):
-        for tag in tags:
-            value = fields.get(tag)
-            if value is None:
-                continue
-            ok = good.get(tag)
-            if ok is not None and value in ok:
-                continue
-            if not value:
+    for in_header, tag, check in plan:
+        value = (h if in_header else b).get(tag)
+        if value is None:
+            continue
+        if not value:
+            return False
+        if check is not None:
+            fmt, values, multi = check
+            if fmt is not None and not fmt(value):
                 return False
-            check = checks.get(tag)
-            if check is not None:
-                fmt, values, multi = check
-                if fmt is not None and not fmt(value):
-                    return False
-                if values is not None and value not in values and not (
-                        multi and all(v in values for v in value.split(" "))):
-                    return False
-            if ok is None:
-                good[tag] = {value}
-            elif len(ok) < _SEEN_PER_TAG:
-                ok.add(value)
+            if values is not None and value not in values and not (
+                    multi and all(v in values for v in value.split(" "))):
+                return False
     return True
 
 
