@@ -8,7 +8,8 @@ ConvexPortfolioProblem` as :class:`~keel.optimize.cvar.CVaRRisk` and give the sa
   the *uncompounded* cumulative return path ``c_t = sum_{s <= t} r_s' w`` (from a start at 0),
   drawdown ``d_t = max(0, max_{s <= t} c_s) - c_t``. Uncompounded keeps it linear in ``w``: a
   linear program, built as the standard LP in the drawdowns (``d >= 0``,
-  ``d_t - d_{t-1} + r_t' w >= 0``: bidiagonal rows, the scenario matrix entered once). ``inputs.scenarios`` must be historical returns in time order.
+  ``d_t - d_{t-1} + r_t' w >= 0``: bidiagonal rows, the scenario matrix entered once).
+  ``inputs.scenarios`` must be historical returns in time order.
 * **EVaR** (Ahmadi-Javid 2012): the entropic value at risk of the loss ``L = -R w``,
   ``inf_{z > 0} z ln(mean(exp(L / z)) / (1 - beta))``, the tightest Chernoff bound on VaR; it
   bounds CVaR from above. An exponential-cone program (Clarabel or SCS).
