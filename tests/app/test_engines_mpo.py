@@ -211,3 +211,69 @@ def test_views_wrap_any_engine_from_the_config(desk):
         assert abs(w.sum() - 1.0) < 1e-6 and np.all(w <= 0.1 + 1e-7)
         assert eng.codes[-2:] == ("BL_RELATIVE", "BL_CONFIDENCE_0.50")
         assert eng.solver  # the inner engine's attributes show through
+
+
+class _NullBroker:
+    """Accepts everything, fills nothing (the cycle only admits orders)."""
+
+    name = "null"
+
+    def submit(self, order):
+        pass
+
+    def cancel(self, client_order_id):
+        pass
+
+    def replace(self, client_order_id, new_order):
+        pass
+
+    def open_orders(self):
+        return []
+
+    def positions(self):
+        return {}
+
+    def account(self):
+        from decimal import Decimal
+
+        from keel.venues.base import Account
+
+        return Account(cash=Decimal(0), equity=Decimal(0), buying_power=Decimal(0))
+
+    def poll_events(self):
+        return []
+
+
+def test_the_live_cycle_runs_mpo_with_views_from_the_config(tmp_path):
+    """``keel run``'s decision cycle builds the engine from the one config: mpo (with views)
+    targets within the bounds and submits orders, as the other engines do."""
+    from decimal import Decimal
+
+    from keel.app.cycle import DecisionCycle
+    from keel.clock import SimulatedClock
+    from keel.config import DataConfig, with_overrides
+    from keel.data.source import load_market
+    from keel.execution.oms import OrderManager
+    from keel.portfolio.ledger import Ledger
+    from keel.store.db import Store
+    from keel.store.orders_repo import OrdersRepo
+    from keel.types import utc
+
+    market = load_market(DataConfig(n_assets=30, n_days=300), seed=3)
+    cfg = with_overrides(parse_config({"optimize": {"cash_buffer": 0.02},
+                                       "governance": {"sector_cap": None}}),
+                         {"optimize.engine": "mpo", "optimize.mpo_horizon": 2,
+                          "optimize.bl_views": "relative"})
+    now = utc(2022, 3, 14, 13, 36)          # 09:35 New York, the session after the last close
+    clock = SimulatedClock(now)
+    ledger = Ledger(clock=clock)
+    ledger.deposit(Decimal(1_000_000))
+    prices = {s: Decimal(str(round(p, 2))) for s, p in market.latest("prices").items()}
+    store = Store.from_url(f"sqlite:///{tmp_path / 'oms.db'}")
+    store.create_all()
+    oms = OrderManager(_NullBroker(), OrdersRepo(store), clock, sleep=lambda s: None)
+    res = DecisionCycle(cfg).run(market, now=now, state=ledger.state, prices=prices,
+                                 clock=clock, oms=oms)
+    codes = res.codes("optimize")
+    assert codes[:2] == ("MPO_OPTIMAL", "MPO_H2") and "BL_RELATIVE" in codes
+    assert res.codes("rebalance")[0] == "ORDERS" and res.orders
