@@ -240,7 +240,7 @@ class EqualWeightEngine:
 def build_engine(name: str, o: OptimizeConfig, *, costs: CostModel, period_days: int = 1,
                  holding: HoldingCost | None = None) -> Engine:
     """The engine of ``o.engine`` with every ``[optimize]`` setting."""
-    if o.engine is EngineKind.MPO or o.bl_views.value != "none":  # keel.app.engines_mpo
+    if str(o.engine) == "mpo" or str(o.bl_views) != "none":  # keel.app.engines_mpo
         from keel.app.engines_mpo import build_extended
         return build_extended(name, o, costs=costs, period_days=period_days, holding=holding)
     if o.engine in (EngineKind.MEAN_VARIANCE, EngineKind.MEAN_CVAR):

@@ -264,11 +264,11 @@ def build_extended(name: str, o: OptimizeConfig, *, costs: CostModel, period_day
                    holding: HoldingCost | None = None) -> Engine:
     """The engine of ``o`` when it is ``mpo`` and/or has ``bl_views`` (called by
     :func:`keel.app.engines.build_engine`)."""
-    if o.bl_views is not ViewSource.NONE:
+    if str(o.bl_views) != ViewSource.NONE.value:
         inner = build_extended(name, o.model_copy(update={"bl_views": ViewSource.NONE}),
                                costs=costs, period_days=period_days, holding=holding)
         return ViewsEngine(inner, o)
-    if o.engine is EngineKind.MPO:
+    if str(o.engine) == EngineKind.MPO.value:
         return MultiPeriodEngine(name, o, costs=costs, period_days=period_days,
                                  holding=holding)
     return build_engine(name, o, costs=costs, period_days=period_days, holding=holding)
