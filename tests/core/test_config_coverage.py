@@ -51,11 +51,16 @@ BY_REFERENCE = {
     **{("tracking", k): "tracking" for k in ("record_runs", "mlflow", "mlflow_uri")},
     ("data", "source"): "file data", ("data", "prices_path"): "file data",
     ("data", "sectors_path"): "file data", ("data", "on_missing"): "file data",
+    ("data", "spreads_path"): "file data (tests/app/test_spread_wiring.py)",
+    ("costs", "spread_fallback"): "file data (tests/app/test_spread_wiring.py)",
     ("execution", "max_order_notional"): "order manager",
     ("execution", "min_order_value"): "rebalance plan", ("backtest", "report"): "report",
     ("governance", "alert_after_failures"): "live loop (tests/app/test_desk.py)",
     ("governance", "kill_after_failures"): "live loop (tests/app/test_desk.py)",
     ("backtest", "sweep"): "keel sweep", ("general", "seed"): "synthetic",
+    **{("optimize", k): "mpo / views engines (tests/app/test_engines_mpo.py)"
+       for k in ("mpo_horizon", "mpo_alpha_decay", "mpo_alpha_profile", "bl_views",
+                 "bl_quantile", "bl_tau", "bl_confidence", "bl_min_track")},
 }
 
 #: changed values for keys whose default cannot simply be bumped
