@@ -363,6 +363,7 @@ class Engine(StrEnum):
     GREEDY = "greedy"
     RISK_PARITY = "risk_parity"
     EQUAL_WEIGHT = "equal_weight"
+    MPO = "mpo"
 
 
 class Venue(StrEnum):
