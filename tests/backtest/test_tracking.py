@@ -59,7 +59,8 @@ def _check_runs(uri: str, run_id: str, books: dict[str, float]) -> None:
     assert by_name["ew"].data.params["optimize.engine"] == "equal_weight"
 
 
-def test_cli_logs_a_parent_and_nested_runs_and_prints_the_run(tmp_path):
+def test_cli_logs_a_parent_and_nested_runs_and_prints_the_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root is ./mlruns
     uri = f"sqlite:///{tmp_path / 'tracking.db'}"
     r = CliRunner().invoke(app, ["backtest", "-c", str(_toml(tmp_path)), "--tracking-uri", uri,
                                  "--format", "json"])
@@ -74,6 +75,7 @@ def test_cli_logs_a_parent_and_nested_runs_and_prints_the_run(tmp_path):
 
 
 def test_mlflow_tracking_uri_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root is ./mlruns
     uri = f"sqlite:///{tmp_path / 'env.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     assert resolve_tracking_uri(None, tmp_path) == uri
