@@ -1,6 +1,7 @@
 """`keel demo` end to end through the CLI in a fresh folder, checking what it stored, traded and
 reported."""
 
+import json
 import os
 import re
 import sqlite3
@@ -15,6 +16,7 @@ from keel.cli import app
 SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "fix" / "spec"
 
 
+@pytest.mark.slow  # two demo runs, about a minute
 def test_demo_day_end_to_end(tmp_path, monkeypatch):
     monkeypatch.delenv("KEEL_STORE__URL", raising=False)
     if SPEC.is_dir() and "KEEL_FIX_SPEC_DIR" not in os.environ:
@@ -78,6 +80,14 @@ def test_demo_day_end_to_end(tmp_path, monkeypatch):
     sci = re.search(r">\s*[-+]?[\d.,]+[eE][-+]?\d+\s*<", text)
     assert sci is None, text[max(0, sci.start() - 300):sci.end() + 50]
     assert "market value (USD)" in text and "weight (%)" in text
+    # a second demo on the same store: the stored book and the new exchange disagree; the
+    # command says so and exits 1 instead of printing False and exiting 0
+    again = CliRunner().invoke(app, ["demo", "--out-dir", str(out), "--assets", "30",
+                                     "--days", "300", "--seed", "3", "--format", "json"])
+    assert again.exit_code == 1, again.output
+    err = " ".join(again.stderr.split())
+    assert "ledger and exchange disagree" in err and "fresh --out-dir" in err
+    assert json.loads(again.stdout)["run"]["ledger_matches_exchange"] is False
 
 
 def test_demo_bad_config_is_one_clean_line(tmp_path):

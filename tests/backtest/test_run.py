@@ -117,11 +117,14 @@ def test_mlflow_tracking(tmp_path):
     run_backtest(cfg)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path.resolve() / 'backtest' / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["keel-backtest"])
-    assert len(runs) == 1
-    row = runs.iloc[0]
-    assert "metrics.mv.sharpe" in runs.columns and row["params.general.name"] == '"small"'
+    assert len(runs) == 3  # the backtest and one nested run per book
+    parent = runs[runs["tags.mlflow.parentRunId"].isna()].iloc[0]
+    assert parent["params.general.name"] == "small"
+    books = runs[runs["tags.mlflow.parentRunId"] == parent["run_id"]]
+    assert set(books["tags.mlflow.runName"]) == {"mv", "ew"}
+    assert "metrics.sharpe" in runs.columns and "metrics.mv.sharpe" not in runs.columns
     client = mlflow.tracking.MlflowClient()
-    names = {a.path for a in client.list_artifacts(row["run_id"])}
+    names = {a.path for a in client.list_artifacts(parent["run_id"])}
     assert {"report.html", "metrics.csv", "result.json"} <= names
 
 

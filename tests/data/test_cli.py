@@ -67,3 +67,21 @@ def test_lobster_and_bars_commands(shared_data, tmp_path):
     assert "2013-10-11" in bars.output
     empty = runner.invoke(app, ["data", "lobster", str(tmp_path)])
     assert empty.exit_code == 2 and "DataError" in empty.output
+
+
+def test_inspect_reports_every_symbol_with_holes_before_refusing(tmp_path):
+    # BBB misses a session, CCC has a NaN close in a row: both are listed, then exit 2
+    p = tmp_path / "holes.csv"
+    p.write_text(GOOD + "2013-02-08,30,31,29,30.5,100,CCC\n2013-02-11,30,31,29,,100,CCC\n"
+                 "2013-02-12,30,31,29,30.9,100,CCC\n")
+    import json
+
+    r = runner.invoke(app, ["data", "inspect", "--prices", str(p), "--format", "json"])
+    assert r.exit_code == 2
+    assert "DataError" in r.stderr  # the refusal is a notice, stdout stays JSON
+    rep = json.loads(r.stdout)
+    missing = {row["symbol"]: row for row in rep["missing"]}
+    assert set(missing) == {"BBB", "CCC"}
+    assert missing["BBB"]["missing_close"] == 1 and missing["CCC"]["missing_close"] == 1
+    assert missing["BBB"]["first_stamp"].startswith("2013-02-11T")
+    assert rep["summary"]["symbols"] == 3

@@ -48,3 +48,19 @@ def test_db_bad_url_is_one_line_and_exit_2(url: str) -> None:
     out = runner.invoke(app, ["db", "upgrade", "--url", url])
     assert out.exit_code == 2
     assert "StoreError" in out.output and "Traceback" not in out.output
+
+
+def test_read_only_commands_never_create(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    url = "sqlite:///no-such-dir/keel.db"
+    out = runner.invoke(app, ["db", "check", "--url", url])
+    assert out.exit_code == 2 and "no database" in out.output
+    out = runner.invoke(app, ["db", "current", "--url", url, "--format", "json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["database"]["current"] is None
+    out = runner.invoke(app, ["tca", "--db", url])
+    assert out.exit_code == 2 and "no database" in out.output
+    assert not (tmp_path / "no-such-dir").exists()
+    assert list(tmp_path.iterdir()) == []

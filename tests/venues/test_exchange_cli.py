@@ -122,3 +122,29 @@ def test_exchange_cli_bad_client_exits_2() -> None:
     result = CliRunner().invoke(app, ["exchange", "--port", "0", "--rest-port", "-1",
                                       "--client", "nonsense", "--duration", "0.1"])
     assert result.exit_code == 2 and "client" in result.output
+
+
+def test_exchange_cli_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    # docker stop / kubectl / systemd send SIGTERM: FIX sessions are logged out, the stores
+    # closed, and the process exits 0 saying why
+    port = free_port()
+    proc, lines = start("--port", str(port), "--rest-port", "-1", "--spec-dir", str(SPEC),
+                        "--symbols", "AAPL", "--step-seconds", "0.2",
+                        "--store-dir", str(tmp_path / "fix"))
+    try:
+        wait_line(lines, "ready")
+        trade(port, Order("t1", "AAPL", Side.BUY, 10, T0))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert code == 0
+    time.sleep(0.2)
+    tail = []
+    while not lines.empty():
+        tail.append(lines.get_nowait())
+    text = "".join(tail)
+    assert "Traceback" not in text and "stopped (SIGTERM)" in text

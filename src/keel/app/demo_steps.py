@@ -119,6 +119,12 @@ def step_book(ctx: DemoContext) -> None:
     st = desk.ledger.state
     ex_pos = {s: q for s, q in venue.exchange.positions(ACCOUNT).items() if q != 0}
     ledger_pos = {s: p.qty for s, p in st.positions.items()}
+    # what disagrees, for the caller to say (a store holding an earlier run's book)
+    ctx.artifacts["reconciliation"] = {
+        "positions": {s: (str(ledger_pos.get(s, 0)), str(ex_pos.get(s, 0)))
+                      for s in sorted(set(ledger_pos) | set(ex_pos))
+                      if ledger_pos.get(s, 0) != ex_pos.get(s, 0)},
+        "cash": (str(st.cash), str(venue.exchange.cash(ACCOUNT)))}
     ctx.record("book", equity=float(st.equity), cash=float(st.cash),
                positions=len(ledger_pos), gross_exposure=float(st.gross_exposure / st.equity),
                ledger_matches_exchange=ledger_pos == ex_pos,

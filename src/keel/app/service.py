@@ -25,6 +25,7 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -103,6 +104,18 @@ _LOC_ROOTS = ("body", "query", "path", "header")
 
 def _static(name: str) -> str:
     return resources.files("keel.app").joinpath("static", name).read_text(encoding="utf-8")
+
+
+#: the packaged Swagger UI and Redoc files served under /static/docs/ (name -> media type)
+_DOC_ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css",
+               "redoc.standalone.js": "text/javascript"}
+#: no favicon request leaves the machine
+_FAVICON = "data:,"
+
+
+@cache
+def _asset(name: str) -> bytes:
+    return resources.files("keel.app").joinpath("static", name).read_bytes()
 
 
 @cache
@@ -192,9 +205,12 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
     else:
         metrics.attach(collector)
 
-    app = FastAPI(title="keel", version="0.1.0",
+    # /docs and /redoc from the packaged Swagger UI and Redoc (keel/app/static, see
+    # THIRD_PARTY_NOTICES there): the pages work offline, no CDN
+    app = FastAPI(title="keel", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Portfolio, risk, orders, execution quality and controls of a "
-                              "running keel; Prometheus metrics on /metrics.")
+                              "running keel; Prometheus metrics on /metrics. Write endpoints "
+                              "need the API token (Authorize: bearerAuth).")
     app.state.store = store
 
     @app.exception_handler(KeelError)
@@ -401,6 +417,30 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
     @app.get("/static/plotly.min.js", include_in_schema=False)
     def plotly_js() -> Response:
         return Response(_plotly_js(), media_type="text/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+    # ------------------------------------------------------------------ API docs, offline
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json",
+                                   title="keel - Swagger UI",
+                                   swagger_js_url="/static/docs/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/docs/swagger-ui.css",
+                                   swagger_favicon_url=_FAVICON)
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url=app.openapi_url or "/openapi.json",
+                              title="keel - ReDoc", redoc_js_url="/static/docs/redoc.standalone.js",
+                              redoc_favicon_url=_FAVICON, with_google_fonts=False)
+
+    @app.get("/static/docs/{name}", include_in_schema=False)
+    def docs_asset(name: str) -> Response:
+        media = _DOC_ASSETS.get(name)
+        if media is None:
+            raise HTTPException(404, "no such asset")
+        return Response(_asset(name), media_type=media,
                         headers={"Cache-Control": "public, max-age=86400"})
 
     if guard is not None:  # hardening lives in keel.app.guard; this is its one hook

@@ -2,11 +2,62 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from keel.cli.common import configure_logging, console, friendly_errors
+from keel.cli.common import (
+    Col,
+    Kind,
+    OutputFormat,
+    Report,
+    configure_logging,
+    emit,
+    err_console,
+    format_option,
+    frame_section,
+    friendly_errors,
+)
+
+if TYPE_CHECKING:
+    from keel.backtest.engine import BacktestResult
+
+#: how the backtest's metrics read in a table (fractions as %, costs in bps)
+_METRIC_KINDS = {"total_return": Kind.PCT, "cagr": Kind.PCT, "ann_return": Kind.PCT,
+                 "ann_vol": Kind.PCT, "sharpe": Kind.RATIO, "max_drawdown": Kind.PCT,
+                 "turnover_ann": Kind.PCT, "tracking_error": Kind.PCT,
+                 "active_return": Kind.PCT, "hit_rate": Kind.PCT}
+
+
+class SweepEngine(StrEnum):
+    """The ``--engine`` choices: :class:`keel.backtest.sweep.Engine`, spelled here so
+    ``keel --help`` does not import pandas (a test keeps the two equal)."""
+
+    LOCAL = "local"
+    RAY = "ray"
+
+
+def _backtest_report(name: str, result: BacktestResult, paths: dict[str, Path]) -> Report:
+    m = result.metrics()
+    u = result.universe
+    rep = Report()
+    f = rep.fields("run", title=f"{name}: {len(result.books)} books")
+    f.add("name", name)
+    f.add("execution", result.execution_lag)
+    f.add("universe_min", int(u.min()), Kind.INT, "names", "universe, fewest")
+    f.add("universe_max", int(u.max()), Kind.INT, "names", "universe, most")
+    f.add("simulated_s", result.timings["total_s"], Kind.NUM, "s", "simulated in")
+    for key, p in paths.items():
+        f.add(f"file.{key}", str(p), title=f"file: {key}")
+    frame_section(rep, "books", m, index="book", kinds=_METRIC_KINDS, title="books")
+    fails = rep.section("failures", [Col("book"), Col("date", Kind.TIME), Col("reason")],
+                        title="failed books")
+    for book, fl in result.failures.items():
+        fails.add(book, fl["date"], fl["reason"])
+        rep.note(f"{book} failed on {fl['date']}: {fl['reason']}")
+    return rep
 
 
 def register(app: typer.Typer) -> None:
@@ -18,13 +69,18 @@ def register(app: typer.Typer) -> None:
                                            "configuration (default: built-in; see "
                                            "docs/backtest.md)."),
         out: Path | None = typer.Option(None, "--out", help="Output folder (default: "
-                                        "general.out_dir/backtest)."),
+                                        "general.out_dir/backtest, i.e. keel-out/backtest)."),
         same_close: bool = typer.Option(False, "--same-close", help="Fill at the decision "
                                         "close (backtest.execution_lag = same_close; "
                                         "labelled in the report)."),
         mlflow: bool = typer.Option(False, "--mlflow", help="Also log to MLflow (needs the "
-                                    "mlflow extra)."),
+                                    "mlflow extra): a parent run, a nested run per book."),
+        tracking_uri: str | None = typer.Option(
+            None, "--tracking-uri", help="MLflow tracking URI (implies --mlflow; default: "
+            "tracking.mlflow_uri, else MLFLOW_TRACKING_URI, else "
+            "sqlite:///<out>/mlflow.db)."),
         no_report: bool = typer.Option(False, "--no-report", help="Skip the HTML report."),
+        output: OutputFormat = format_option(),
     ) -> None:
         """Run a multi-period backtest: strategies side by side, with costs, and a report."""
         with friendly_errors():
@@ -36,7 +92,6 @@ def register(app: typer.Typer) -> None:
                 TimeElapsedColumn,
                 TimeRemainingColumn,
             )
-            from rich.table import Table
 
             from keel.backtest.run import load_market, run_backtest
             from keel.config import load_config, with_overrides
@@ -44,16 +99,20 @@ def register(app: typer.Typer) -> None:
             cfg = load_config(config)
             configure_logging(cfg.general.log_level)
             over: dict[str, object] = {}
-            if mlflow:
-                over["tracking.mlflow"] = True
             if no_report:
                 over["backtest.report"] = False
             if same_close:
                 over["backtest.execution_lag"] = "same_close"
             if over:
                 cfg = with_overrides(cfg, over)
+            track = mlflow or tracking_uri is not None or cfg.tracking.mlflow
+            uri = tracking_uri or cfg.tracking.mlflow_uri
+            if track:  # logged here, so the run id and URI can be printed
+                cfg = with_overrides(cfg, {"tracking.mlflow": False})
+            # progress on stderr: stdout carries only the report
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
+                          TimeElapsedColumn(), TimeRemainingColumn(),
+                          console=err_console) as bar:
                 load = bar.add_task("loading data", total=1)
                 market = load_market(cfg)
                 bar.update(load, completed=1,
@@ -64,56 +123,55 @@ def register(app: typer.Typer) -> None:
                     bar.update(task, completed=done, total=total)
 
                 result, paths = run_backtest(cfg, market=market, progress=tick, out_dir=out)
-            m = result.metrics()
-            u = result.universe
-            console.print(f"execution: {result.execution_lag}; universe "
-                          f"{int(u.min())}-{int(u.max())} names")
-            table = Table(title=f"{cfg.general.name}: {len(result.books)} books")
-            cols = ["cagr", "ann_vol", "sharpe", "max_drawdown", "turnover_ann",
-                    "cost_total_bps", "tracking_error", "hit_rate"]
-            table.add_column("book")
-            for c in cols:
-                table.add_column(c, justify="right")
-            for name, row in m.iterrows():
-                table.add_row(str(name), *[f"{row[c]:.4g}" if c in row else "-" for c in cols])
-            console.print(table)
-            for name, f in result.failures.items():
-                console.print(f"[red]{name} failed on {f['date']}: {f['reason']}[/]")
-            console.print(f"simulated in {result.timings['total_s']:.1f} s; outputs: "
-                          + ", ".join(str(p) for p in paths.values()))
+            folder = out if out is not None else Path(cfg.general.out_dir) / "backtest"
+            rep = _backtest_report(cfg.general.name, result, paths)
+            if track:
+                from keel.backtest.tracking import log_to_mlflow
+
+                run = log_to_mlflow(result, paths, tracking_uri=uri, out_dir=folder,
+                                    run_name=cfg.general.name)
+                f = rep.fields("mlflow", title="MLflow")
+                f.add("run_id", run.run_id, title="run id")
+                f.add("tracking_uri", run.tracking_uri, title="tracking URI")
+                f.add("experiment", run.experiment)
+                f.add("experiment_id", run.experiment_id, title="experiment id")
+                for book, rid in run.books.items():
+                    f.add(f"run_id.{book}", rid, title=f"nested run: {book}")
+                rep.note(f"mlflow: run {run.run_id} ({run.run_uri}) in {run.tracking_uri}")
+            emit(rep, output)
 
     @app.command("sweep")
     def sweep(
         config: Path = typer.Option(..., "--config", "-c", help="The keel TOML with a "
                                     "[backtest.sweep] grid of dotted keys."),
-        engine: str = typer.Option("local", "--engine", help="local (process pool) or ray."),
+        engine: SweepEngine = typer.Option(SweepEngine.LOCAL, "--engine",
+                                           case_sensitive=False,
+                                           help="local (process pool) or ray."),
         workers: int | None = typer.Option(None, "--workers", help="Parallel workers "
                                            "(default: backtest.sweep.workers)."),
         out: Path | None = typer.Option(None, "--out", help="Output folder (default: "
                                         "general.out_dir/sweep)."),
+        output: OutputFormat = format_option(),
     ) -> None:
         """Run a grid of backtests in parallel; one table (sweep.csv) and one report."""
         with friendly_errors():
             from keel.backtest.report import write_sweep_report
             from keel.backtest.sweep import Engine, grid_points, run_sweep
             from keel.config import load_config
-            from keel.errors import ConfigError
 
             cfg = load_config(config)
-            try:
-                eng = Engine(engine)
-            except ValueError:
-                raise ConfigError("unknown engine (local, ray)", field="engine",
-                                  value=engine) from None
+            eng = Engine(engine.value)
             n = len(grid_points(cfg))
-            console.print(f"sweep: {n} points on {eng.value}")
-            with console.status("running the sweep"):
+            err_console.print(f"sweep: {n} points on {eng.value}", highlight=False)
+            with err_console.status("running the sweep"):
                 table, nav = run_sweep(cfg, engine=eng, workers=workers)
             folder = out or Path(cfg.general.out_dir) / "sweep"
             folder.mkdir(parents=True, exist_ok=True)
             table.to_csv(folder / "sweep.csv", index=False)
-            rep = write_sweep_report(table, nav, folder / "sweep.html", f"{cfg.general.name} sweep")
-            cols = [c for c in ("point", "book", "sharpe", "cagr", "cost_total_bps", "error")
-                    if c in table.columns]
-            console.print(table[cols].to_string(index=False))
-            console.print(f"outputs: {folder / 'sweep.csv'}, {rep}")
+            html = write_sweep_report(table, nav, folder / "sweep.html",
+                                      f"{cfg.general.name} sweep")
+            rep = Report()
+            frame_section(rep, "points", table, kinds=_METRIC_KINDS,
+                          title=f"{cfg.general.name} sweep: {n} points")
+            rep.note(f"outputs: {folder / 'sweep.csv'}, {html}")
+            emit(rep, output)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from keel.cli.common import console, friendly_errors
+from keel.cli.common import OutputFormat, Report, emit, format_option, friendly_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -18,14 +17,23 @@ def register(app: typer.Typer) -> None:
     def show(
         config: Path | None = typer.Option(None, "--config", "-c",
                                            help="TOML file (default: built-in defaults)."),
+        output: OutputFormat = format_option(OutputFormat.JSON),
     ) -> None:
-        """Print the effective configuration (file + KEEL_* environment) as JSON, secrets (API
-        token, database password) masked."""
+        """Print the effective configuration (file + KEEL_* environment), secrets (API
+        token, database password) masked: JSON by default (one object per section), or a
+        table / CSV of section, key, value."""
         from keel.app.guard import mask_secrets
         from keel.config import config_as_dict, load_config
 
         with friendly_errors():
-            console.print_json(json.dumps(mask_secrets(config_as_dict(load_config(config)))))
+            shown = mask_secrets(config_as_dict(load_config(config)))
+            rep = Report()
+            for section, values in shown.items():
+                block = rep.fields(section, title=f"[{section}]")
+                for key, value in (values.items() if isinstance(values, dict)
+                                   else [("value", values)]):
+                    block.add(key, value)
+            emit(rep, output)
 
     @config_app.command("reference")
     def reference() -> None:

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import typer
 
-from keel.cli.common import console, friendly_errors, print_wide
+from keel.cli.common import (
+    Col,
+    Kind,
+    OutputFormat,
+    Report,
+    emit,
+    format_option,
+    friendly_errors,
+    notice,
+)
 
 
 class ImpactMethod(StrEnum):
@@ -35,12 +44,12 @@ costs_app = typer.Typer(help="Transaction-cost estimates: market vs limit vs TWA
                                  "trajectories.", no_args_is_help=True)
 
 
-def _save(fig: object, path: Path) -> None:
+def _save(fig: object, path: Path, output: OutputFormat = OutputFormat.TABLE) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     fig.savefig(path, dpi=110)  # type: ignore[attr-defined]
-    console.print(f"wrote {path}")
+    notice(f"wrote {path}", output)
 
 
 @impact_app.command("fit")
@@ -62,12 +71,12 @@ def impact_fit(
     buckets: int = typer.Option(13, help="Time-of-day buckets over the 390-minute session."),
     sizes: int = typer.Option(40, help="book method: number of order sizes walked."),
     png: Path | None = typer.Option(None, help="Plot of the fits (default: OUT with .png)."),
+    output: OutputFormat = format_option(),
 ) -> None:
     """Fit impact curves g(x) on a LOBSTER day (or a synthetic book); print in/out-of-sample
     scores, write the model JSON and a PNG of the fits."""
     with friendly_errors():
         import numpy as np
-        from rich.table import Table
 
         from keel.costs.impact import book_samples, market_order_samples
         from keel.costs.impact_fit import fit_impact_model
@@ -102,19 +111,28 @@ def impact_fit(
                                  method=how.value, kind=kind.value, train_frac=train_frac,
                                  n_buckets=buckets)
         model.save(out)
-        table = Table(title=f"{book.symbol}: {len(samples):,} samples ({how.value}), "
-                            f"train {train_frac:.0%} / test by time")
-        for col in ("curve", "params", "R² in", "R² out", "R² slip in", "R² slip out",
-                    "RMSE out", "MAE out"):
-            table.add_column(col)
+        rep = Report()
+        info = rep.fields("fit", title=f"{book.symbol}: impact fit")
+        info.add("symbol", book.symbol)
+        info.add("samples", len(samples), Kind.INT)
+        info.add("method", how.value)
+        info.add("train_frac", train_frac, Kind.PCT, title="train share")
+        names = sorted({n for f in model.fits.values() for n in f.curve.params()})
+        table = rep.section("curves", [
+            Col("curve"), *[Col(n, Kind.NUM) for n in names],
+            Col("r2_in", Kind.RATIO, title="R² in"), Col("r2_out", Kind.RATIO, title="R² out"),
+            Col("r2_slippage_in", Kind.RATIO, title="R² slip in"),
+            Col("r2_slippage_out", Kind.RATIO, title="R² slip out"),
+            Col("rmse_out", Kind.NUM, title="RMSE out"), Col("mae_out", Kind.NUM,
+                                                           title="MAE out")],
+            title="in-sample / out-of-sample (test by time)")
         for k, f in model.fits.items():
-            params = ", ".join(f"{n}={v[0]:.4g}" for n, v in f.curve.params().items())
-            table.add_row(k, params, f"{f.r2_in:.3f}", f"{f.r2_out:.3f}",
-                          f"{f.r2_slippage_in:.3f}", f"{f.r2_slippage_out:.3f}",
-                          f"{f.rmse_out:.4g}", f"{f.mae_out:.4g}")
-        print_wide(table)
-        console.print(f"wrote {out}")
-        _save(impact_fit_figure(model, samples), png or out.with_suffix(".png"))
+            params = {n: v[0] for n, v in f.curve.params().items()}
+            table.add(k, *[params.get(n) for n in names], f.r2_in, f.r2_out,
+                      f.r2_slippage_in, f.r2_slippage_out, f.rmse_out, f.mae_out)
+        rep.note(f"wrote {out}")
+        emit(rep, output)
+        _save(impact_fit_figure(model, samples), png or out.with_suffix(".png"), output)
 
 
 @impact_app.command("allocate")
@@ -130,6 +148,7 @@ def impact_allocate(
         "model's measured volume profile)."),
     solver: Solver = typer.Option(Solver.AUTO, help="auto, exact, slsqp or cvxpy."),
     png: Path | None = typer.Option(None, help="Plot of the split (default: next to MODEL)."),
+    output: OutputFormat = format_option(),
 ) -> None:
     """Split S shares over T intervals at least cost with the model's time-of-day curves."""
     with friendly_errors():
@@ -150,19 +169,32 @@ def impact_allocate(
                 raise ValidationError("the model has no volume profile", field="participation")
             caps = participation * m.volume_by_bucket.sum() * share
         res = optimal_split(shares, curves, cap=cap, caps=caps, solver=solver.value)
-        console.print(f"{m.symbol}: {shares:,.0f} shares over {intervals} intervals "
-                      f"[solver {res.solver.value}]")
-        console.print(f"  optimal cost  {res.cost:,.2f}")
-        console.print(f"  uniform cost  {res.uniform_cost:,.2f}"
-                      + ("" if res.uniform_feasible else "  (uniform breaks the caps)"))
-        console.print(f"  improvement   {res.improvement_pct:.2f} %")
+        # the model's curves give the cost in currency (shares x price impact per share)
+        rep = Report()
+        f = rep.fields("split", title=f"{m.symbol}: {shares:,.0f} shares over {intervals} "
+                                      "intervals")
+        f.add("symbol", m.symbol)
+        f.add("shares", shares, Kind.QTY)
+        f.add("intervals", intervals, Kind.INT)
+        f.add("solver", res.solver.value)
+        f.add("optimal_cost", res.cost, Kind.MONEY, "currency", title="optimal cost")
+        f.add("uniform_cost", res.uniform_cost, Kind.MONEY, "currency", title="uniform cost")
+        f.add("uniform_feasible", res.uniform_feasible, title="uniform within the caps")
+        f.add("improvement_pct", res.improvement_pct / 100.0, Kind.PCT, title="improvement")
+        minutes = (np.arange(intervals) + 0.5) * SESSION_MINUTES / intervals
+        sched = rep.section("intervals", [Col("interval", Kind.INT),
+                                          Col("minute", Kind.NUM, "min from open"),
+                                          Col("shares", Kind.QTY)], title="the split")
+        for i, (mnt, q) in enumerate(zip(minutes, res.shares, strict=True)):
+            sched.add(i, float(mnt), float(q))
         for t in res.trail:
-            console.print(f"  fallback: {t}")
+            rep.note(f"fallback: {t}")
         for w in curve_range_warnings({"the largest interval order": float(res.shares.max())},
                                       m.size_range):
-            console.print(f"[bold yellow]warning:[/] {w}")
-        minutes = (np.arange(intervals) + 0.5) * SESSION_MINUTES / intervals
-        _save(split_figure(res, minutes), png or model.with_name(model.stem + "_split.png"))
+            rep.note(f"warning: {w}")
+        emit(rep, output)
+        _save(split_figure(res, minutes), png or model.with_name(model.stem + "_split.png"),
+              output)
 
 
 @costs_app.command("estimate")
@@ -189,6 +221,7 @@ def costs_estimate(
         help="Impact model JSON from `keel impact fit`: its all-day curve g(x) prices crossing "
         "the book (market order, TWAP children) instead of the square-root law; sizes beyond "
         "the fitted ones are flagged."),
+    output: OutputFormat = format_option(),
 ) -> None:
     """Expected cost of one order as a market order, a limit order and a TWAP.
 
@@ -197,8 +230,6 @@ def costs_estimate(
     (see docs/costs.md)."""
     with friendly_errors():
         import math
-
-        from rich.table import Table
 
         from keel.costs.impact_fit import ImpactModel
         from keel.costs.order_types import OrderInputs, estimate_order_types
@@ -213,19 +244,27 @@ def costs_estimate(
             max_passive_participation=passive_participation),
             market_curve=None if m is None else m.curve,
             curve_range=None if m is None else m.size_range)
-        table = Table(title=f"{shares:,.0f} shares at {price:,.2f} (notional "
-                            f"{shares * price:,.0f}, {shares / adv:.2%} of ADV; impact: "
-                            f"{est.impact_source})")
-        for col in ("order type", "expected cost", "bps", "impact bps", "risk (std)",
-                    "fill"):
-            table.add_column(col)
+        rep = Report()
+        f = rep.fields("order", title="the order")
+        f.add("shares", shares, Kind.QTY)
+        f.add("price", price, Kind.PRICE, "currency")
+        f.add("notional", shares * price, Kind.MONEY, "currency")
+        f.add("adv_fraction", shares / adv, Kind.PCT, title="of ADV")
+        f.add("impact_source", est.impact_source, title="impact")
+        t = rep.section("estimates", [
+            Col("order_type", title="order type"),
+            Col("expected_cost", Kind.MONEY, "currency", "expected cost"),
+            Col("cost_bps", Kind.BPS, title="cost"),
+            Col("impact_bps", Kind.BPS, title="impact"),
+            Col("risk_std", Kind.MONEY, "currency", "risk (std)"),
+            Col("fill_probability", Kind.RATIO, title="fill probability")],
+            title=f"{shares:,.0f} shares at {price:,.2f}: {shares / adv:.2%} of ADV")
         for name, row in est.table.iterrows():
-            table.add_row(str(name), f"{row.expected_cost:,.2f}", f"{row.cost_bps:.2f}",
-                          f"{row.impact_bps:.2f}", f"{row.risk_std:,.2f}",
-                          f"{row.fill_probability:.3f}")
-        print_wide(table)
+            t.add(str(name), float(row.expected_cost), float(row.cost_bps),
+                  float(row.impact_bps), float(row.risk_std), float(row.fill_probability))
         for w in est.warnings:
-            console.print(f"[bold yellow]warning:[/] {w}")
+            rep.note(f"warning: {w}")
+        emit(rep, output)
 
 
 @costs_app.command("trajectory")
@@ -238,6 +277,7 @@ def costs_trajectory(
     gamma: float = typer.Option(0.0, help="Permanent impact, currency/share per share."),
     epsilon: float = typer.Option(0.0, help="Fixed cost, currency per share."),
     risk_aversion: float = typer.Option(0.0, help="Lambda, 1/currency (0 = TWAP)."),
+    output: OutputFormat = format_option(),
 ) -> None:
     """Almgren-Chriss optimal trajectory with its expected cost and standard deviation."""
     with friendly_errors():
@@ -247,9 +287,18 @@ def costs_trajectory(
 
         tr = ac_trajectory(shares, intervals, interval, sigma, eta, gamma, epsilon,
                            risk_aversion)
-        console.print("trades: " + ", ".join(f"{v:,.0f}" for v in tr))
-        console.print(f"E = {ac_expected_cost(tr, interval, eta, gamma, epsilon):,.0f}   "
-                      f"sqrt(V) = {np.sqrt(ac_variance(tr, interval, sigma)):,.0f}")
+        rep = Report()
+        f = rep.fields("trajectory", title="Almgren-Chriss")
+        f.add("expected_cost", ac_expected_cost(tr, interval, eta, gamma, epsilon), Kind.MONEY,
+              "currency", "E[cost]", decimals=0)
+        f.add("cost_std", float(np.sqrt(ac_variance(tr, interval, sigma))), Kind.MONEY,
+              "currency", "sqrt(V)", decimals=0)
+        t = rep.section("trades", [Col("interval", Kind.INT),
+                                   Col("shares", Kind.QTY, decimals=0)],
+                        title="shares sold per interval")
+        for i, v in enumerate(tr):
+            t.add(i + 1, float(v))
+        emit(rep, output)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 import typer
 
-from keel.cli.common import console, friendly_errors, print_wide
+from keel.cli.common import (
+    Col,
+    Kind,
+    OutputFormat,
+    Report,
+    emit,
+    format_option,
+    friendly_errors,
+)
 
 data_app = typer.Typer(help="Market data: validate files, generate synthetic data, calendars.",
                        no_args_is_help=True)
+
+
+class MissingPolicy(StrEnum):
+    """The ``--on-missing`` choices: :class:`keel.config.MissingPolicy`, spelled here so
+    ``keel --help`` does not import pandas (a test keeps the two equal)."""
+
+    RAISE = "raise"
+    DROP = "drop"
+    FFILL = "ffill"
+    MASK = "mask"
+
+
+class Layout(StrEnum):
+    LONG = "long"
+    WIDE = "wide"
 
 
 @data_app.command("inspect")
@@ -19,93 +43,111 @@ def inspect(
                                 "CSV.gz or Parquet."),
     sectors: Path | None = typer.Option(None, "--sectors",
                                         help="Sector map CSV (Symbol, Sector)."),
-    layout: str = typer.Option("long", "--layout", help="'long' or 'wide'."),
+    layout: Layout = typer.Option(Layout.LONG, "--layout", help="long or wide."),
     volumes: Path | None = typer.Option(None, "--volumes",
                                         help="Wide layout: the volume file."),
-    on_missing: str = typer.Option("raise", "--on-missing",
-                                   help="Missing values: raise, drop or ffill."),
+    on_missing: MissingPolicy = typer.Option(
+        MissingPolicy.RAISE, "--on-missing",
+        help="Missing values: raise (report them all, then exit 2), drop, ffill or mask."),
     symbol_col: str = typer.Option("Name", "--symbol-col", help="Long layout: symbol column."),
     date_col: str = typer.Option("date", "--date-col", help="Long layout: date column."),
     calendar: str = typer.Option("XNYS", "--calendar",
                                  help="Exchange calendar stamping daily dates at the close."),
+    output: OutputFormat = format_option(),
 ) -> None:
-    """Validate a price file and print a summary and a missing-data report.
+    """Validate a price file and print a summary and a missing-data report per symbol.
 
-    Exits 2 with a one-line message naming file, column and row on bad data.
+    Missing values never stop the report: every symbol with holes is listed (sessions with no
+    close, NaN volumes, the first and last stamp). With ``--on-missing raise`` (the default)
+    the command then exits 2 naming the first one. Bad data (negative price, a date that is
+    not a session) exits 2 with a one-line message naming file, column and row.
     """
     import time
 
     import numpy as np
     import pandas as pd
-    from rich.table import Table
 
     from keel.data.market import MarketData
     from keel.data.prices import load_prices_wide, load_sectors, read_ohlcv_long
+    from keel.errors import DataError
 
     with friendly_errors():
         t0 = time.perf_counter()
         sec = load_sectors(sectors) if sectors else None
         actions: tuple[str, ...] = ()
-        raw_close = None
-        if layout == "long":
+        raw_close = raw_volume = None
+        refused: DataError | None = None
+        if layout is Layout.LONG:
+            # read keeping every hole, so the report lists them all; the policy comes after
             ohlcv = read_ohlcv_long(prices, date_col=date_col, symbol_col=symbol_col,
-                                    calendar=calendar, on_missing=on_missing)
+                                    calendar=calendar, on_missing="mask"
+                                    if on_missing is MissingPolicy.RAISE else on_missing.value)
             actions = ohlcv.report.actions
-            raw_close = ohlcv.close
-            md: MarketData = ohlcv.to_market(sec, on_missing=on_missing)
-        elif layout == "wide":
+            raw_close, raw_volume = ohlcv.close, ohlcv.volume
+            try:
+                md: MarketData = ohlcv.to_market(sec, on_missing=on_missing.value)
+            except DataError as exc:
+                if on_missing is not MissingPolicy.RAISE:
+                    raise
+                refused = exc
+                md = ohlcv.to_market(sec, on_missing="mask")
+        else:
             if volumes is None:
                 raise typer.BadParameter("--volumes is required with --layout wide")
-            md = load_prices_wide(prices, volumes, sectors=sec, on_missing=on_missing,
+            md = load_prices_wide(prices, volumes, sectors=sec, on_missing=on_missing.value,
                                   calendar=calendar)
-        else:
-            raise typer.BadParameter("--layout must be 'long' or 'wide'")
         elapsed = time.perf_counter() - t0
 
-        table = Table(title=f"keel data inspect: {prices.name}")
-        table.add_column("check")
-        table.add_column("result")
-        table.add_row("layout", layout)
-        table.add_row("symbols", str(md.n_assets))
-        table.add_row("sessions", str(len(md.dates)))
-        table.add_row("first / last stamp (UTC)", f"{md.dates[0]} / {md.dates[-1]}")
-        table.add_row("file-level missing policy", "; ".join(actions) or "no missing data")
-        table.add_row("panel missing policy", md.missing_report.summary())
+        rep = Report()
+        f = rep.fields("summary", title=f"keel data inspect: {prices.name}")
+        f.add("layout", layout.value)
+        f.add("symbols", md.n_assets, Kind.INT)
+        f.add("sessions", len(md.dates), Kind.INT)
+        f.add("first_stamp", md.dates[0], Kind.TIME, "UTC", "first stamp")
+        f.add("last_stamp", md.dates[-1], Kind.TIME, "UTC", "last stamp")
+        f.add("file_missing_policy", "; ".join(actions) or "no missing cells",
+              title="file-level missing policy")
+        f.add("panel_missing_policy", md.missing_report.summary(),
+              title="panel missing policy")
         labels = pd.Series(md.sectors)
-        known = float((labels != "Unknown").mean())
-        table.add_row("sector coverage", f"{known:.1%} ({labels.nunique()} labels)")
-        table.add_row("median price", f"{float(np.nanmedian(md.prices.iloc[-1])):.2f}")
-        table.add_row("median ADV (notional)",
-                      f"{float(np.nanmedian(md.adv_notional.iloc[-1])):,.0f}")
-        caveat = ""
+        f.add("sector_coverage", float((labels != "Unknown").mean()), Kind.PCT,
+              title="sector coverage")
+        f.add("sector_labels", int(labels.nunique()), Kind.INT, title="sector labels")
+        f.add("median_price", float(np.nanmedian(md.prices.iloc[-1])), Kind.PRICE,
+              "currency", "median price")
+        f.add("median_adv", float(np.nanmedian(md.adv_notional.iloc[-1])), Kind.MONEY,
+              "currency", "median ADV (notional)", decimals=0)
         if md.spreads is not None:
-            if layout == "long":  # estimated from high/low/close, never quoted
+            spread = 1e4 * float(np.nanmedian(md.spreads.iloc[-1]))
+            if layout is Layout.LONG:  # estimated from high/low/close, never quoted
                 from keel.data.spreads import ESTIMATE_CAVEAT
 
-                table.add_row("median spread (bps), ESTIMATE*",
-                              f"{1e4 * float(np.nanmedian(md.spreads.iloc[-1])):.1f}")
-                caveat = f"* {ESTIMATE_CAVEAT}."
+                f.add("median_spread_estimate_bps", spread, Kind.BPS,
+                      title="median spread, ESTIMATE*")
+                rep.note(f"* {ESTIMATE_CAVEAT}.")
             else:
-                table.add_row("median spread (bps), from the spreads file",
-                              f"{1e4 * float(np.nanmedian(md.spreads.iloc[-1])):.1f}")
-        table.add_row("load time (s)", f"{elapsed:.2f}")
-        print_wide(table)
-        if caveat:
-            console.print(caveat)
-        if raw_close is not None:
+                f.add("median_spread_bps", spread, Kind.BPS,
+                      title="median spread, from the spreads file")
+        f.add("load_time_s", elapsed, Kind.NUM, "s", "load time")
+        if raw_close is not None and raw_volume is not None:
             holes = raw_close.isna().sum()
-            holes = holes[holes > 0].sort_values(ascending=False)
-            if len(holes):
-                miss = Table(title="missing sessions per symbol (before the panel policy)")
-                miss.add_column("symbol")
-                miss.add_column("missing sessions", justify="right")
-                miss.add_column("first stamp")
-                for sym, n in holes.head(15).items():
-                    miss.add_row(str(sym), str(int(n)),
-                                 str(raw_close[sym].first_valid_index()))
-                if len(holes) > 15:
-                    miss.add_row(f"... {len(holes) - 15} more", "", "")
-                print_wide(miss)
+            vol_holes = raw_volume.isna().sum()
+            bad = holes[(holes > 0) | (vol_holes > 0)].sort_values(ascending=False, kind="stable")
+            miss = rep.section("missing", [
+                Col("symbol"), Col("missing_close", Kind.INT, "sessions", "no close"),
+                Col("missing_volume", Kind.INT, "sessions", "no volume"),
+                Col("first_stamp", Kind.TIME, title="first close"),
+                Col("last_stamp", Kind.TIME, title="last close")],
+                title="missing data per symbol (before the panel policy)")
+            for sym in bad.index:
+                col = raw_close[sym]
+                miss.add(str(sym), int(holes[sym]), int(vol_holes[sym]),
+                         col.first_valid_index(), col.last_valid_index())
+            if not len(bad):
+                rep.note("no symbol misses a session")
+        emit(rep, output)
+        if refused is not None:
+            raise refused
 
 
 @data_app.command("synth")
@@ -118,6 +160,7 @@ def synth(
     out: Path = typer.Option(Path("keel-out/synthetic.parquet"), "--out",
                              help="Output: a long Parquet file (date, close, volume, spread, "
                              "market_cap, Name) plus <out>_sectors.csv."),
+    output: OutputFormat = format_option(),
 ) -> None:
     """Generate the seeded synthetic market and write it as a long Parquet file."""
     import time
@@ -145,10 +188,17 @@ def synth(
         long.to_parquet(out, index=False)
         sec_path = out.with_name(out.stem + "_sectors.csv")
         pd.Series(md.sectors).rename_axis("Symbol").rename("Sector").to_csv(sec_path)
-        console.print(f"synthetic market: {md.n_assets} assets x {len(md.dates)} sessions "
-                      f"({md.dates[0].date()} .. {md.dates[-1].date()}), seed {seed}, "
-                      f"generated in {gen:.2f} s")
-        console.print(f"wrote {out} and {sec_path}")
+        rep = Report()
+        f = rep.fields("synthetic", title="synthetic market")
+        f.add("assets", md.n_assets, Kind.INT)
+        f.add("sessions", len(md.dates), Kind.INT)
+        f.add("first_session", md.dates[0].date(), Kind.TIME, title="first session")
+        f.add("last_session", md.dates[-1].date(), Kind.TIME, title="last session")
+        f.add("seed", seed, Kind.INT)
+        f.add("generated_s", gen, Kind.NUM, "s", "generated in")
+        f.add("prices_file", str(out), title="prices file")
+        f.add("sectors_file", str(sec_path), title="sectors file")
+        emit(rep, output)
 
 
 @data_app.command("calendar")
@@ -156,53 +206,60 @@ def calendar_cmd(
     start: str = typer.Option(..., "--start", help="First date (ISO)."),
     end: str = typer.Option(..., "--end", help="Last date (ISO)."),
     calendar: str = typer.Option("XNYS", "--calendar", help="Exchange calendar name."),
+    output: OutputFormat = format_option(),
 ) -> None:
     """List the sessions between two dates with their UTC open and close."""
-    from rich.table import Table
-
     from keel.data.calendar import ExchangeCalendar
 
     with friendly_errors():
         cal = ExchangeCalendar(calendar, start, end)
         sched = cal.schedule()
         early = set(cal.early_closes())
-        table = Table(title=f"{calendar} sessions {start} .. {end}")
-        for c in ("session", "open (UTC)", "close (UTC)", "note"):
-            table.add_column(c)
+        rep = Report()
+        table = rep.section("sessions", [Col("session", Kind.TIME),
+                                         Col("open", Kind.TIME, "UTC"),
+                                         Col("close", Kind.TIME, "UTC"), Col("note")],
+                            title=f"{calendar} sessions {start} .. {end}")
         for day, row in sched.iterrows():
-            table.add_row(str(day.date()), str(row["open"].time()), str(row["close"].time()),
-                          "early close" if day in early else "")
-        print_wide(table)
+            table.add(day.date(), row["open"].to_pydatetime(), row["close"].to_pydatetime(),
+                      "early close" if day in early else "")
+        emit(rep, output)
 
 
 @data_app.command("lobster")
 def lobster(
     folder: Path = typer.Argument(..., help="Folder holding one LOBSTER message + orderbook "
                                   "pair (TICKER_DATE_START_END_{message,orderbook}_LEVEL.csv)."),
+    output: OutputFormat = format_option(),
 ) -> None:
     """Load a LOBSTER day and summarise its messages and book (spread, depth)."""
     import numpy as np
-    from rich.table import Table
 
     from keel.data.lobster import LobsterEvent, find_lobster_pair, load_lobster
 
     with friendly_errors():
         day = load_lobster(*find_lobster_pair(folder))
         b, m = day.book, day.messages
-        table = Table(title=f"LOBSTER {day.symbol} {day.date.date()} ({day.levels} levels)")
-        table.add_column("item")
-        table.add_column("value", justify="right")
-        table.add_row("messages / snapshots", f"{len(m):,} / {b.n_snapshots:,}")
-        table.add_row("first / last (UTC)", f"{m['timestamp'].iloc[0]} / "
-                      f"{m['timestamp'].iloc[-1]}")
-        counts = m["event"].value_counts().sort_index()
-        for ev, n in counts.items():
-            table.add_row(f"  {LobsterEvent(int(ev)).name.lower()}", f"{int(n):,}")
-        table.add_row("median spread (bps)", f"{1e4 * float(np.nanmedian(b.relative_spread)):.2f}")
-        table.add_row("median touch depth bid / ask (shares)",
-                      f"{float(np.median(b.bid_sz[:, 0])):,.0f} / "
-                      f"{float(np.median(b.ask_sz[:, 0])):,.0f}")
-        print_wide(table)
+        rep = Report()
+        f = rep.fields("day", title=f"LOBSTER {day.symbol} {day.date.date()} "
+                                    f"({day.levels} levels)")
+        f.add("symbol", day.symbol)
+        f.add("levels", day.levels, Kind.INT)
+        f.add("messages", len(m), Kind.INT)
+        f.add("snapshots", b.n_snapshots, Kind.INT)
+        f.add("first", m["timestamp"].iloc[0], Kind.TIME, "UTC")
+        f.add("last", m["timestamp"].iloc[-1], Kind.TIME, "UTC")
+        f.add("median_spread_bps", 1e4 * float(np.nanmedian(b.relative_spread)), Kind.BPS,
+              title="median spread", decimals=2)
+        f.add("median_touch_bid", float(np.median(b.bid_sz[:, 0])), Kind.QTY, "shares",
+              "median touch depth, bid")
+        f.add("median_touch_ask", float(np.median(b.ask_sz[:, 0])), Kind.QTY, "shares",
+              "median touch depth, ask")
+        ev = rep.section("events", [Col("event"), Col("messages", Kind.INT)],
+                         title="messages by event")
+        for code, n in m["event"].value_counts().sort_index().items():
+            ev.add(LobsterEvent(int(code)).name.lower(), int(n))
+        emit(rep, output)
 
 
 @data_app.command("bars")
@@ -212,10 +269,9 @@ def bars(
     extended_hours: bool = typer.Option(False, "--extended-hours",
                                         help="Keep pre/post-market bars."),
     crypto: bool = typer.Option(False, "--crypto", help="USD prices, UTC times, 24h."),
+    output: OutputFormat = format_option(),
 ) -> None:
     """Load all days of Lean minute trade bars and summarise them per day."""
-    from rich.table import Table
-
     from keel.data.lean import load_lean_minute_folder
 
     with friendly_errors():
@@ -223,15 +279,19 @@ def bars(
                                     crypto=crypto or None)
         tz = "UTC" if crypto else "America/New_York"
         day = t["bar_start"].dt.tz_convert(tz).dt.date
-        table = Table(title=f"{t.attrs['symbol']} minute trade bars")
-        for c in ("day", "bars", "first bar start", "volume", "first 30 / last 30 bars share"):
-            table.add_column(c)
+        rep = Report()
+        table = rep.section("days", [
+            Col("day", Kind.TIME), Col("bars", Kind.INT),
+            Col("first_bar_start", Kind.TIME, title="first bar start"),
+            Col("volume", Kind.QTY, "shares"),
+            Col("first_30_share", Kind.PCT, title="first 30 bars", decimals=1),
+            Col("last_30_share", Kind.PCT, title="last 30 bars", decimals=1)],
+            title=f"{t.attrs['symbol']} minute trade bars")
         for d, g in t.groupby(day):
             v = g["volume"]
-            share = (v.iloc[:30].sum() / v.sum(), v.iloc[-30:].sum() / v.sum())
-            table.add_row(str(d), str(len(g)), str(g["bar_start"].iloc[0]), f"{v.sum():,.0f}",
-                          f"{share[0]:.1%} / {share[1]:.1%}")
-        print_wide(table)
+            table.add(d, len(g), g["bar_start"].iloc[0], float(v.sum()),
+                      float(v.iloc[:30].sum() / v.sum()), float(v.iloc[-30:].sum() / v.sum()))
+        emit(rep, output)
 
 
 def register(app: typer.Typer) -> None:

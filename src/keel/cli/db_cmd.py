@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from keel.cli.common import console, friendly_errors
+from keel.cli.common import (
+    OutputFormat,
+    Report,
+    console,
+    emit,
+    format_option,
+    friendly_errors,
+)
 
 if TYPE_CHECKING:
     from keel.store import Store
@@ -18,21 +25,37 @@ _URL_HELP = "SQLAlchemy URL (default: store.url of the configuration)."
 _CONFIG_HELP = "TOML configuration file (default: built-in defaults + KEEL_* variables)."
 
 
+def _url(url: str | None, config: Path | None) -> str:
+    if url:
+        return url
+    from keel.config import load_config
+
+    return load_config(config).store.url
+
+
 @contextmanager
-def _store(url: str | None, config: Path | None) -> Iterator[Store]:
-    """The store at ``url`` (else the configured one), disposed afterwards; errors: exit 2."""
+def _store(url: str | None, config: Path | None, *, create: bool = True) -> Iterator[Store]:
+    """The store at ``url`` (else the configured one), disposed afterwards; errors: exit 2.
+
+    ``create=False`` (current, check): a missing SQLite file is reported, never made."""
     from keel.store import Store
 
     with friendly_errors():
-        if not url:
-            from keel.config import load_config
-
-            url = load_config(config).store.url
-        store = Store.from_url(url)
+        store = Store.from_url(_url(url, config), create=create)
         try:
             yield store
         finally:
             store.dispose()
+
+
+def _revision_report(url: str, rev: str | None, head: str, state: str) -> Report:
+    rep = Report()
+    f = rep.fields("database")
+    f.add("url", url)
+    f.add("current", rev)
+    f.add("head", head)
+    f.add("state", state)
+    return rep
 
 
 def register(app: typer.Typer) -> None:
@@ -68,21 +91,50 @@ def register(app: typer.Typer) -> None:
     def current(
         url: str | None = typer.Option(None, "--url", help=_URL_HELP),
         config: Path | None = typer.Option(None, "--config", "-c", help=_CONFIG_HELP),
+        output: OutputFormat = format_option(),
     ) -> None:
-        """Print the database's revision and the newest one this code ships."""
-        with _store(url, config) as store:
-            rev, head = store.current_revision(), store.head_revision()
+        """Print the database's revision and the newest one this code ships (reads only: a
+        missing SQLite file is reported as having no revision, not created)."""
+        from keel.errors import StoreError
+        from keel.store import migrate
+
+        with friendly_errors():
+            from keel.store import Store
+
+            target = _url(url, config)
+            try:
+                store = Store.from_url(target, create=False)
+            except StoreError as exc:
+                if exc.context.get("kind") != "missing":
+                    raise
+                shown, rev, head = target, None, migrate.head_revision()
+            else:
+                try:
+                    shown, rev, head = store.url, store.current_revision(), store.head_revision()
+                finally:
+                    store.dispose()
             state = "up to date" if rev == head else "needs `keel db upgrade`"
-            console.print(f"{store.url}: current={rev or '(none)'} head={head} ({state})")
+            if output is OutputFormat.TABLE:
+                console.print(f"{shown}: current={rev or '(none)'} head={head} ({state})",
+                              highlight=False, soft_wrap=True)
+            else:
+                emit(_revision_report(shown, rev, head, state), output)
 
     @db_app.command("check")
     def check(
         url: str | None = typer.Option(None, "--url", help=_URL_HELP),
         config: Path | None = typer.Option(None, "--config", "-c", help=_CONFIG_HELP),
+        output: OutputFormat = format_option(),
     ) -> None:
-        """Exit 0 if the schema is at the newest revision and equals the code, else exit 2."""
-        with _store(url, config) as store:
+        """Exit 0 if the schema is at the newest revision and equals the code, else exit 2
+        (reads only: never creates a database or its folder)."""
+        with _store(url, config, create=False) as store:
             store.check_schema()
-            console.print(f"{store.url}: schema OK at revision {store.current_revision()}")
+            rev = store.current_revision()
+            if output is OutputFormat.TABLE:
+                console.print(f"{store.url}: schema OK at revision {rev}", highlight=False,
+                              soft_wrap=True)
+            else:
+                emit(_revision_report(store.url, rev, store.head_revision(), "OK"), output)
 
     app.add_typer(db_app, name="db")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -139,17 +142,39 @@ def register(app: typer.Typer) -> None:
             console.print(f"keel exchange: ready, liquidity {step.describe()}",
                           soft_wrap=True, highlight=False)
             started = time.monotonic()
+            stop = threading.Event()
+            why = ["duration elapsed"]
+
+            def on_term(signum: int, frame: object) -> None:
+                why[0] = signal.Signals(signum).name
+                stop.set()
+
+            previous = _install(signal.SIGTERM, on_term)
             try:
                 while not duration or time.monotonic() - started < duration:
-                    time.sleep(step_seconds)
+                    if stop.wait(step_seconds):
+                        break
                     step(step_seconds)
             except KeyboardInterrupt:
-                pass
+                why[0] = "SIGINT"
             finally:
+                # a clean stop on Ctrl-C and on SIGTERM (docker stop, systemd, kubectl): FIX
+                # sessions logged out, stores closed, REST stopped
                 fix.stop()
                 if rest is not None:
                     rest.stop()
-            console.print("keel exchange: stopped", highlight=False)
+                if previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
+            console.print(f"keel exchange: stopped ({why[0]})", highlight=False)
+
+
+def _install(signum: signal.Signals, handler: Any) -> Any:
+    """Install ``handler`` for ``signum``; the previous handler, or None off the main thread
+    (where Python cannot install one)."""
+    try:
+        return signal.signal(signum, handler)
+    except ValueError:
+        return None
 
 
 class _Synthetic:

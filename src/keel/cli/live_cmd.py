@@ -8,7 +8,17 @@ from typing import Any
 
 import typer
 
-from keel.cli.common import configure_logging, console, friendly_errors
+from keel.cli.common import (
+    ClockKind,
+    Drain,
+    Engine,
+    LocalProtocol,
+    LogLevel,
+    Venue,
+    configure_logging,
+    console,
+    friendly_errors,
+)
 
 
 def venue_readiness(broker: Any) -> str | None:
@@ -59,11 +69,15 @@ def register(app: typer.Typer) -> None:
         assets: int | None = typer.Option(None, help="Synthetic universe size."),
         days: int | None = typer.Option(None, help="Synthetic history length, sessions."),
         seed: int | None = typer.Option(None, help="Seed of every random generator."),
-        venue: str | None = typer.Option(None, help="local (exchange started in this "
-                                         "process), fix (a running `keel exchange`, REST "
-                                         "fallback) or rest (default: config venues.broker)."),
-        local_protocol: str = typer.Option("auto", help="Front end of the local exchange: "
-                                           "auto (FIX when available), fix or rest."),
+        venue_opt: Venue | None = typer.Option(
+            None, "--venue", case_sensitive=False, help="local (exchange started in this "
+            "process), fix (a running `keel exchange`, REST fallback) or rest (default: config "
+            "venues.broker)."),
+        protocol_opt: LocalProtocol = typer.Option(LocalProtocol.AUTO, "--local-protocol",
+                                                   case_sensitive=False,
+                                                   help="Front end of the local exchange: "
+                                                        "auto (FIX when available), fix or "
+                                                        "rest."),
         rest_url: str | None = typer.Option(None, help="REST venue URL (default: config)."),
         fix_host: str | None = typer.Option(None, help="FIX venue host (default: config)."),
         fix_port: int | None = typer.Option(None, help="FIX venue port (default: config)."),
@@ -71,11 +85,13 @@ def register(app: typer.Typer) -> None:
                                                  "settings file whose initiator [SESSION] "
                                                  "is the FIX session (--venue fix; host and "
                                                  "port default to its SocketConnect*)."),
-        engine: str | None = typer.Option(None, help="mean_variance or greedy (default: "
-                                          "config optimize.engine)."),
+        engine: Engine | None = typer.Option(None, case_sensitive=False,
+                                             help="Optimizer engine (default: config "
+                                                  "optimize.engine)."),
         interval: float = typer.Option(1.0, help="Wall seconds between bars."),
         bar_minutes: float = typer.Option(5.0, help="Simulated minutes per bar (--clock sim)."),
-        clock_kind: str = typer.Option("sim", "--clock", help="sim (simulated session time, "
+        clock_opt: ClockKind = typer.Option(ClockKind.SIM, "--clock", case_sensitive=False,
+                                            help="sim (simulated session time, "
                                        "resumed after a restart) or wall."),
         max_bars: int = typer.Option(0, help="Stop after this many bars (0: until stopped)."),
         horizon_minutes: float | None = typer.Option(None, help="Child schedule horizon, "
@@ -83,8 +99,9 @@ def register(app: typer.Typer) -> None:
                                                      "execution.horizon_minutes)."),
         control: Path | None = typer.Option(None, help="Control file re-read every bar "
                                             "(default: <out-dir>/control.json)."),
-        drain: str = typer.Option("cancel", help="On SIGTERM: cancel working orders, or "
-                                  "finish them (bounded by --drain-timeout)."),
+        drain_opt: Drain = typer.Option(Drain.CANCEL, "--drain", case_sensitive=False,
+                                        help="On SIGTERM: cancel working orders, or finish "
+                                             "them (bounded by --drain-timeout)."),
         drain_timeout: float = typer.Option(5.0, help="Seconds allowed for the drain."),
         nav: float = typer.Option(1_000_000.0, help="Cash deposited into a new ledger."),
         serve: bool = typer.Option(False, "--serve/--no-serve", help="Also serve the "
@@ -97,6 +114,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the live cycle: every bar refresh data, score, optimize, decide, trade when a
         trigger fires; SIGTERM drains (exit 0); a restart resumes from the store."""
+        venue: str | None = venue_opt.value if venue_opt is not None else None
+        local_protocol, clock_kind, drain = protocol_opt.value, clock_opt.value, drain_opt.value
         from collections import Counter
         from datetime import timedelta
         from decimal import Decimal
@@ -246,7 +265,8 @@ def register(app: typer.Typer) -> None:
                        "config service.token_file, else KEEL_SERVICE_TOKEN / "
                        "KEEL_SERVICE__API_TOKEN, else service.api_token. Never on the "
                        "command line, where ps shows it."),
-        log_level: str = typer.Option("info", help="uvicorn log level."),
+        log_level: LogLevel = typer.Option(LogLevel.INFO, case_sensitive=False,
+                                           help="uvicorn log level."),
     ) -> None:
         """Serve the dashboard, REST API and /metrics over the configured store (hardened:
         Host check, body limit, header timeout, token before parsing; reads need the token
@@ -268,4 +288,4 @@ def register(app: typer.Typer) -> None:
             settings = guard.GuardSettings.for_bind(
                 bind, token, allowed_hosts=() if hosts == ["*"] else hosts)
             guard.serve(app_from_config(cfg, token=token), bind, port or cfg.service.port,
-                        settings, log_level=log_level)
+                        settings, log_level=log_level.value)

@@ -12,7 +12,16 @@ from pathlib import Path
 
 import typer
 
-from keel.cli.common import configure_logging, console, friendly_errors
+from keel.cli.common import (
+    Col,
+    Kind,
+    OutputFormat,
+    Report,
+    configure_logging,
+    emit,
+    format_option,
+    friendly_errors,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -30,11 +39,13 @@ def register(app: typer.Typer) -> None:
                                   "scaling)."),
         out: Path = typer.Option(Path("keel-out/optimize"), "--out", "-o",
                                  help="Folder for weights.csv and explanation.json."),
-        top: int = typer.Option(20, "--top", help="Rows of the printed weight table."),
+        top: int = typer.Option(20, "--top", help="Rows of the printed weight table (all "
+                                "of them are in weights.csv)."),
+        output: OutputFormat = format_option(),
     ) -> None:
         """Target weights for today from the configured pipeline, plus the explanation."""
         with friendly_errors():
-            _run(config, holdings, nav, out, top)
+            emit(_run(config, holdings, nav, out, top), output)
 
 
 def _holdings(path: Path, symbols: object) -> object:
@@ -54,12 +65,12 @@ def _holdings(path: Path, symbols: object) -> object:
     return w
 
 
-def _run(config: Path | None, holdings: Path | None, nav: float, out: Path, top: int) -> None:
+def _run(config: Path | None, holdings: Path | None, nav: float, out: Path,
+         top: int) -> Report:
     import json
 
     import numpy as np
     import pandas as pd
-    from rich.table import Table
 
     from keel.app.pipeline import Pipeline, load_market
     from keel.config import load_config
@@ -95,17 +106,28 @@ def _run(config: Path | None, holdings: Path | None, nav: float, out: Path, top:
     if last is not None:
         explain.update(last.explain())
     (out / "explanation.json").write_text(json.dumps(explain, indent=2, default=str))
-    t = Table(title=f"target weights ({cfg.optimize.engine.value}, risk {fit.used.value})")
-    for col in ("symbol", "current", "target", "trade"):
-        t.add_column(col, justify="left" if col == "symbol" else "right")
+    rep = Report()
+    f = rep.fields("decision", title="optimize")
+    f.add("engine", cfg.optimize.engine.value)
+    f.add("risk_model", fit.used.value, title="risk model")
+    f.add("as_of", view.now, Kind.TIME)
+    f.add("nav", nav, Kind.MONEY, "currency", "NAV")
+    f.add("codes", ", ".join(map(str, explain["codes"])))  # type: ignore[call-overload]
+    f.add("names", len(table), Kind.INT, title="names held or targeted")
+    w = rep.section("weights", [Col("symbol"), Col("current", Kind.PCT, "of NAV"),
+                                Col("target", Kind.PCT, "of NAV"),
+                                Col("trade", Kind.PCT, "of NAV")],
+                    title=f"target weights, top {min(top, len(table))} of {len(table)}")
     for sym, row in table.head(top).iterrows():
-        t.add_row(str(sym), f"{row['current']:.4f}", f"{row['target']:.4f}",
-                  f"{row['trade']:+.4f}")
-    console.print(t)
-    console.print(f"codes: {', '.join(map(str, explain['codes']))}")  # type: ignore[call-overload]
+        w.add(str(sym), float(row["current"]), float(row["target"]), float(row["trade"]))
     if last is not None:
-        split = ", ".join(f"{k}={v:.6g}" for k, v in last.objective_split.items())
-        console.print(f"objective: {split}")
-        for b in last.binding:
-            console.print(f"binding: {b.name} (dual {b.dual:.3g}, {b.n_binding} rows)")
-    console.print(f"wrote {out / 'weights.csv'} and {out / 'explanation.json'}")
+        obj = rep.section("objective", [Col("term"), Col("value", Kind.NUM)],
+                          title="objective split")
+        for k, v in last.objective_split.items():
+            obj.add(str(k), float(v))
+        b = rep.section("binding", [Col("constraint"), Col("dual", Kind.NUM),
+                                    Col("rows", Kind.INT)], title="binding constraints")
+        for c in last.binding:
+            b.add(c.name, float(c.dual), int(c.n_binding))
+    rep.note(f"wrote {out / 'weights.csv'} and {out / 'explanation.json'}")
+    return rep

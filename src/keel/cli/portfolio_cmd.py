@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from keel.cli.common import console, friendly_errors
+from keel.cli.common import (
+    Col,
+    Kind,
+    OutputFormat,
+    Report,
+    emit,
+    format_option,
+    friendly_errors,
+)
+
+
+class Mode(StrEnum):
+    """The ``--mode`` choices: :class:`keel.portfolio.rebalance.RebalanceMode`, spelled here
+    so ``keel --help`` does not import pandas (a test keeps the two equal)."""
+
+    FULL = "full"
+    INVEST_CASH = "invest_cash"
+    RAISE_CASH = "raise_cash"
 
 
 def _read_targets(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
@@ -70,7 +88,8 @@ def register(app: typer.Typer) -> None:
         account: str = typer.Option("default", "--account", help="Ledger account."),
         deposit: str = typer.Option(None, "--deposit", help="Cash to deposit before "
                                     "rebalancing (currency)."),
-        mode: str = typer.Option("full", "--mode", help="full, invest_cash or raise_cash."),
+        mode: Mode = typer.Option(Mode.FULL, "--mode", case_sensitive=False,
+                                  help="full, invest_cash or raise_cash."),
         reserve: str = typer.Option("0", "--reserve", help="Cash to set aside / raise "
                                     "(currency), e.g. a pending withdrawal."),
         band: float = typer.Option(0.05, "--band", help="Absolute drift band per name "
@@ -94,6 +113,7 @@ def register(app: typer.Typer) -> None:
                                      "(after-hours planning)."),
         now: str = typer.Option(None, "--now", help="Decision time, ISO 8601 with a zone "
                                 "(default: the wall clock)."),
+        output: OutputFormat = format_option(),
     ) -> None:
         """Show the rebalance decision, the governance verdicts and the orders; book them
         only with --commit."""
@@ -102,7 +122,7 @@ def register(app: typer.Typer) -> None:
                  account=account, deposit=deposit, mode=mode, reserve=reserve, band=band,
                  l1=l1, cooldown=cooldown, force=force, max_weight=max_weight,
                  sector_cap=sector_cap, min_order=min_order, cash_buffer=cash_buffer,
-                 fractional=fractional, anytime=anytime, now=now)
+                 fractional=fractional, anytime=anytime, now=now, output=output)
 
 
 def _run(**o: Any) -> None:
@@ -110,7 +130,6 @@ def _run(**o: Any) -> None:
     from datetime import datetime
 
     import pandas as pd
-    from rich.table import Table
 
     from keel.clock import Clock, SimulatedClock, WallClock
     from keel.config import load_config
@@ -147,14 +166,25 @@ def _run(**o: Any) -> None:
     weights, prices, sectors = _read_targets(o["targets"])
     if o["prices_file"]:
         prices.update(_read_prices(o["prices_file"]))
-    try:
-        mode = RebalanceMode(o["mode"])
-    except ValueError:
-        raise ValidationError("unknown mode", field="mode", value=o["mode"]) from None
+    mode = RebalanceMode(Mode(o["mode"]).value)
     deposit = positive_amount(o["deposit"], "deposit") if o["deposit"] else None
 
-    store = Store.from_url(o["db"] or load_config().store.url)
-    store.upgrade()  # migrations: creates the schema on a new database
+    url = o["db"] or load_config().store.url
+    if o["commit"]:
+        store = Store.from_url(url)
+        store.upgrade()  # migrations: creates the schema on a new database
+    else:
+        # a dry run writes nothing: an existing store is read as it is; a SQLite file that
+        # does not exist yet is a new, empty ledger in memory (no file or folder is made)
+        from keel.errors import StoreError
+
+        try:
+            store = Store.from_url(url, create=False)
+        except StoreError as exc:
+            if exc.context.get("kind") != "missing":
+                raise
+            store = Store.from_url("sqlite://")
+            store.upgrade()
     ledger = Ledger.open(store, clock=clock, account=o["account"], actor="cli.rebalance")
     t = clock.now()
     state = ledger.state
@@ -196,32 +226,42 @@ def _run(**o: Any) -> None:
                              registry=registry)
     verdicts = GovernanceChain(rules).evaluate(list(plan.orders) if plan else [], gctx)
 
-    console.print(f"[bold]Ledger[/] account={o['account']} version={ledger.version} "
-                  f"cash={state.cash} NAV={nav} at {t.isoformat()}")
-    console.print(f"[bold]Decision[/]: {decision.explain()}"
-                  + (" (forced)" if o["force"] and not decision.trade else ""))
+    rep = Report()
+    led = rep.fields("ledger", title="ledger")
+    led.add("account", o["account"])
+    led.add("version", ledger.version, Kind.INT)
+    led.add("cash", state.cash, Kind.MONEY, "currency")
+    led.add("nav", nav, Kind.MONEY, "currency", "NAV")
+    led.add("at", t, Kind.TIME)
+    dec = rep.fields("decision", title="decision")
+    dec.add("decision", decision.explain())
+    dec.add("trade", bool(decision.trade))
+    dec.add("forced", bool(o["force"] and not decision.trade))
+    checks = rep.section("checks", [Col("rule"), Col("fired"), Col("code"), Col("detail")],
+                         title="trigger checks")
     for c in decision.checks:
-        console.print(f"  {'*' if c.fired else ' '} {c.rule:<15} {c.code.value:<15} {c.detail}")
-    table = Table(title="Orders and governance verdicts")
-    for col in ("client id", "symbol", "side", "qty", "price", "notional", "verdict",
-                "approved qty", "reason"):
-        table.add_column(col)
+        checks.add(c.rule, bool(c.fired), c.code.value, c.detail)
+    table = rep.section("orders", [
+        Col("client_id", title="client id"), Col("symbol"), Col("side"), Col("qty", Kind.QTY),
+        Col("price", Kind.PRICE, "currency"), Col("notional", Kind.MONEY, "currency"),
+        Col("verdict"), Col("approved_qty", Kind.QTY, title="approved qty"),
+        Col("reason_code", title="reason")], title="orders and governance verdicts")
     for v in verdicts:
         o_ = v.order
-        table.add_row(o_.client_order_id, o_.symbol, o_.side.value, str(o_.qty),
-                      str(px[o_.symbol]), f"{o_.qty * px[o_.symbol]:.2f}", v.action.value,
-                      str(v.qty), v.reason_code)
-    console.print(table)
+        table.add(o_.client_order_id, o_.symbol, o_.side.value, o_.qty, px[o_.symbol],
+                  o_.qty * px[o_.symbol], v.action.value, v.qty, v.reason_code)
     for v in verdicts:
         if v.action.value != "approve":
-            console.print(f"  {v.order.symbol} {v.action.value.upper()} {v.order.qty} -> "
-                          f"{v.qty}: {v.reason_code} {v.reason}")
+            rep.note(f"{v.order.symbol} {v.action.value.upper()} {v.order.qty} -> "
+                     f"{v.qty}: {v.reason_code} {v.reason}")
     if plan and plan.skipped:
-        console.print("Skipped: " + ", ".join(f"{s} ({r.value})" for s, r in
-                                               sorted(plan.skipped.items())))
+        sk = rep.section("skipped", [Col("symbol"), Col("reason")], title="skipped")
+        for sym, r in sorted(plan.skipped.items()):
+            sk.add(sym, r.value)
     if not o["commit"]:
-        console.print("[yellow]Dry run: nothing booked (use --commit to book).[/]")
+        rep.note("Dry run: nothing booked (use --commit to book).")
         store.dispose()
+        emit(rep, o["output"])
         return
     approved = [v for v in verdicts if v.approved]
     with ledger.transaction():
@@ -238,6 +278,10 @@ def _run(**o: Any) -> None:
             "verdicts": [{"client_order_id": v.order.client_order_id,
                           "action": v.action.value, "qty": str(v.qty),
                           "reason_code": v.reason_code} for v in verdicts]})
-    console.print(f"[green]Booked[/] {len(approved)} fills; ledger version {ledger.version}, "
-                  f"cash {ledger.cash}, equity {ledger.equity}")
+    booked = rep.fields("booked", title="booked")
+    booked.add("fills", len(approved), Kind.INT)
+    booked.add("ledger_version", ledger.version, Kind.INT, title="ledger version")
+    booked.add("cash", ledger.cash, Kind.MONEY, "currency")
+    booked.add("equity", ledger.equity, Kind.MONEY, "currency")
     store.dispose()
+    emit(rep, o["output"])

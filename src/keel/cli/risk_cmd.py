@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
+from keel.cli.common import (
+    Col,
+    Kind,
+    OutputFormat,
+    Report,
+    emit,
+    format_option,
+    friendly_errors,
+)
+
 if TYPE_CHECKING:
     import pandas as pd
 
     from keel.data.market import MarketData
+
+
+class RiskModelKind(StrEnum):
+    """The ``--model`` choices: :class:`keel.risk.report.RiskModelKind`, spelled here so
+    ``keel --help`` does not import pandas (a test keeps the two equal)."""
+
+    FUNDAMENTAL = "fundamental"
+    PCA = "pca"
+    LW = "lw"
 
 
 def _read_table(path: Path, nrows: int | None = None, field: str = "path") -> pd.DataFrame:
@@ -89,49 +109,51 @@ def read_weights(path: Path) -> pd.Series:
 MAX_ABS_WEIGHT = 10.0
 
 
-def _print_report(rep: dict) -> None:
-    from rich.table import Table
-
-    from keel.cli.common import console
-
+def _report(rep: dict) -> Report:
+    """The risk report (:func:`keel.risk.report.risk_report`) as tables / JSON / CSV: every
+    fraction of NAV is a fraction in JSON and a percentage in the table."""
+    out = Report()
+    f = out.fields("model", title="risk model")
+    f.add("model", rep["model"])
+    f.add("n_assets", rep["n_assets"], Kind.INT, title="assets")
+    f.add("n_days", rep["n_days"], Kind.INT, title="days")
+    f.add("as_of", rep["as_of"], Kind.TIME)
+    f.add("model_info", rep["model_info"], title="model info")
+    f.add("summary", rep["summary"])
+    f.add("max_drawdown", rep["max_drawdown"], Kind.PCT, title="max drawdown")
+    f.add("realised_volatility_annualized", rep["realised_volatility_annualized"], Kind.PCT,
+          title="realised volatility, a year")
     dec = rep["decomposition"]
-    console.print(f"[bold]Risk model[/]: {rep['model']}  ({rep['n_assets']} assets, "
-                  f"{rep['n_days']} days, as of {rep['as_of']})  {rep['model_info']}")
-    console.print(f"[bold]{rep['summary']}[/]  (annualised volatility contributions)")
-    t = Table(title="Decomposition (annualised volatility, % of NAV)")
-    t.add_column("component")
-    t.add_column("risk %", justify="right")
-    t.add_row("Total", f"{100 * dec['total']:.2f}")
+    d = out.section("decomposition", [Col("component"), Col("risk", Kind.PCT, "of NAV")],
+                    title="decomposition (annualised volatility)")
+    d.add("total", dec["total"])
     if dec["by_group"]:
-        t.add_row("Factor", f"{100 * dec['factor']:.2f}")
+        d.add("factor", dec["factor"])
         for g, v in dec["by_group"].items():
-            t.add_row(f"  {g}", f"{100 * v:.2f}")
-        t.add_row("Specific", f"{100 * dec['specific']:.2f}")
-        t.add_row("Factor share of variance", f"{100 * dec['factor_share_of_variance']:.1f}")
-    console.print(t)
-    s = Table(title="Sectors")
-    for c in ("sector", "weight %", "risk %", "share of risk %"):
-        s.add_column(c, justify="left" if c == "sector" else "right")
+            d.add(f"factor: {g}", v)
+        d.add("specific", dec["specific"])
+        d.add("factor share of variance", dec["factor_share_of_variance"])
+    s = out.section("sectors", [Col("sector"), Col("weight", Kind.PCT, "of NAV"),
+                                Col("risk", Kind.PCT, "of NAV"),
+                                Col("share", Kind.PCT, title="share of risk")],
+                    title="sectors")
     for name, row in dec["by_sector"].items():
         if row["weight"] == 0 and row["risk"] == 0:
             continue
-        s.add_row(str(name), f"{100 * row['weight']:.2f}", f"{100 * row['risk']:.2f}",
-                  f"{100 * row['share']:.1f}")
-    console.print(s)
-    v = Table(title=f"VaR / CVaR, {rep['confidence']:.0%} over {rep['horizon_days']} days "
-                    "(loss, % of NAV)")
-    for c in ("method", "VaR %", "CVaR %"):
-        v.add_column(c, justify="left" if c == "method" else "right")
+        s.add(str(name), row["weight"], row["risk"], row["share"])
+    v = out.section("var_cvar", [Col("method"), Col("var", Kind.PCT, "loss, of NAV", "VaR"),
+                                 Col("cvar", Kind.PCT, "loss, of NAV", "CVaR")],
+                    title=f"VaR / CVaR, {rep['confidence']:.0%} over {rep['horizon_days']} days")
     for k, row in rep["var_cvar"].items():
-        v.add_row(k, f"{100 * row['var']:.2f}", f"{100 * row['cvar']:.2f}")
-    console.print(v)
-    console.print(f"max drawdown {100 * rep['max_drawdown']:.1f}%, realised volatility "
-                  f"{100 * rep['realised_volatility_annualized']:.1f}% a year")
+        v.add(k, row["var"], row["cvar"])
     if "fama_french" in rep:
         ff = rep["fama_french"]
-        betas = ", ".join(f"{k} {b:.2f} (t {ff['t_stats'][k]:.1f})"
-                          for k, b in ff["betas"].items())
-        console.print(f"Fama-French: {betas}; R2 {ff['r2']:.3f}, n={ff['n_obs']}")
+        t = out.section("fama_french", [Col("factor"), Col("beta", Kind.RATIO),
+                                        Col("t_stat", Kind.NUM, title="t")],
+                        title=f"Fama-French: R2 {ff['r2']:.3f}, n={ff['n_obs']}")
+        for k, b in ff["betas"].items():
+            t.add(k, b, ff["t_stats"][k])
+    return out
 
 
 def register(app: typer.Typer) -> None:
@@ -144,8 +166,10 @@ def register(app: typer.Typer) -> None:
                                     "CSV, CSV.gz or Parquet."),
         weights: Path = typer.Option(..., "--weights", help="CSV with symbol and weight "
                                      "(fraction of NAV) columns."),
-        model: str = typer.Option("fundamental", "--model", help="Risk model: fundamental "
-                                  "(Barra-style), pca (statistical) or lw (Ledoit-Wolf)."),
+        model: RiskModelKind = typer.Option(RiskModelKind.FUNDAMENTAL, "--model",
+                                            case_sensitive=False,
+                                            help="Risk model: fundamental (Barra-style), pca "
+                                                 "(statistical) or lw (Ledoit-Wolf)."),
         sectors: Path | None = typer.Option(None, "--sectors", help="CSV with Symbol and "
                                             "Sector columns (GICS sectors)."),
         fama_french: Path | None = typer.Option(None, "--fama-french", help="Ken French "
@@ -158,31 +182,30 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed of the Monte Carlo VaR."),
         json_out: Path | None = typer.Option(None, "--json", help="Write the full report "
                                              "as JSON to this file."),
+        output: OutputFormat = format_option(),
     ) -> None:
         """Risk decomposition (factor / specific, groups, sectors) and VaR/CVaR of a
         portfolio."""
         import json
 
-        from keel.cli.common import console, friendly_errors
-
         with friendly_errors():
-            from keel.cli.validate import choice, number, writable_file
+            from keel.cli.validate import number, writable_file
             from keel.data.factors import load_fama_french
-            from keel.risk.report import RiskModelKind, risk_report
+            from keel.risk.report import risk_report
 
             # validate first: every option before any file is read or written
             number(confidence, "confidence", lo=0, hi=1, lo_open=True, hi_open=True)
             number(horizon, "horizon", lo=1, hi=2520)
-            choice(model, "model", [k.value for k in RiskModelKind])
             writable_file(json_out, "json")
             w = read_weights(weights)
             market = read_market(prices, sectors)
             ff = None if fama_french is None else load_fama_french(
                 fama_french, start=market.dates[0].tz_convert(None).normalize(), stamp=True)
-            rep = risk_report(market, w, model=model,
+            rep = risk_report(market, w, model=model.value,
                               confidence=confidence, horizon=horizon, seed=seed,
                               fama_french=ff)
-            _print_report(rep)
+            out = _report(rep)
             if json_out is not None:
                 json_out.write_text(json.dumps(rep, indent=2, default=float))
-                console.print(f"wrote {json_out}")
+                out.note(f"wrote {json_out}")
+            emit(out, output)

@@ -51,11 +51,13 @@ def _sqlite_begin(conn: Any) -> None:
 _BEGIN_OPTION = "keel_sqlite_begin"
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
+def make_engine(url: str, *, echo: bool = False, create: bool = True) -> Engine:
     """An engine for ``url``; SQLite files get WAL, foreign keys and a busy timeout.
 
     ``postgresql://`` URLs use the psycopg (3) driver. The parent folder of a SQLite file is
-    created. Raises ``StoreError`` (field ``url``) for a malformed URL or an unknown backend.
+    created, unless ``create=False`` (read-only commands): then a SQLite file that does not
+    exist is a ``StoreError`` with ``context['kind'] == 'missing'`` and nothing is made.
+    Raises ``StoreError`` (field ``url``) for a malformed URL or an unknown backend.
     """
     try:
         parsed = make_url(url)
@@ -68,7 +70,12 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     if backend == "sqlite":
         db = parsed.database
         if db and db != ":memory:" and not db.startswith("file:"):
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
+            if not create and not Path(db).is_file():
+                raise StoreError("no database at this path (nothing was created; "
+                                 "`keel db upgrade` makes one)", field="url", value=url,
+                                 kind="missing")
+            if create:
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"check_same_thread": False}
     else:
         kwargs["pool_pre_ping"] = True
@@ -121,8 +128,10 @@ class Store:
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
 
     @classmethod
-    def from_url(cls, url: str, *, echo: bool = False) -> Store:
-        return cls(make_engine(url, echo=echo))
+    def from_url(cls, url: str, *, echo: bool = False, create: bool = True) -> Store:
+        """The store at ``url``; ``create=False`` for readers: a missing SQLite file is a
+        ``StoreError`` (kind ``missing``) instead of a new empty database."""
+        return cls(make_engine(url, echo=echo, create=create))
 
     @classmethod
     def from_config(cls, config: KeelConfig | None = None) -> Store:
