@@ -59,3 +59,20 @@ def test_attribution_refuses_unknown_symbols_and_bad_dates(files):
     res = CliRunner().invoke(app, ["attribution", "--prices", str(files / "prices.csv"),
                                    "--weights", str(files / "w.csv"), "--start", "yesterday"])
     assert res.exit_code != 0 and "start" in res.output
+
+
+def test_attribution_json_format_carries_the_same_numbers(files):
+    args = ["attribution", "--prices", str(files / "prices.csv"), "--weights",
+            str(files / "hist.csv"), "--sectors", str(files / "sectors.csv"), "--no-factors"]
+    out = files / "fmt.json"
+    res = CliRunner().invoke(app, [*args, "--json", str(out), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)  # stdout is the JSON alone ("wrote ..." goes to stderr)
+    rep = json.loads(out.read_text())
+    assert doc["summary"]["active_return"] == pytest.approx(rep["active_return"], abs=1e-15)
+    rows = {r["sector"]: r for r in doc["brinson_by_sector"]}
+    assert set(rows) == set(rep["brinson_by_sector"])
+    for sec, row in rep["brinson_by_sector"].items():
+        assert rows[sec]["total"] == pytest.approx(row["total"], abs=1e-15)
+    csv_out = CliRunner().invoke(app, [*args, "--format", "csv"])
+    assert csv_out.exit_code == 0 and csv_out.stdout.startswith("section,key,value")

@@ -9,6 +9,8 @@ from typing import Any
 
 import typer
 
+from keel.cli.common import OutputFormat, format_option
+
 
 def read_weight_history(path: Path, start: str | None) -> Any:
     """(dates x symbols) targets from a CSV: ``date, symbol, weight`` rows (one target per
@@ -112,6 +114,7 @@ def register(app: typer.Typer) -> None:
                                      "attribution on the fundamental model."),
         json_out: Path | None = typer.Option(None, "--json", help="Write the attribution "
                                              "as JSON to this file."),
+        output: OutputFormat = format_option(),
     ) -> None:
         """Return attribution against the equal-weight benchmark: Brinson-Fachler
         (allocation, selection, interaction) by sector, linked over time, and the active
@@ -119,9 +122,8 @@ def register(app: typer.Typer) -> None:
         import json
 
         import pandas as pd
-        from rich.table import Table
 
-        from keel.cli.common import console, friendly_errors, print_wide
+        from keel.cli.common import Col, Kind, Report, emit, friendly_errors
 
         with friendly_errors():
             from keel.cli.validate import writable_file
@@ -137,23 +139,27 @@ def register(app: typer.Typer) -> None:
                                               value=value) from None
             writable_file(json_out, "json")
             rep = run_attribution(prices, weights, sectors, start, end, factors)
-            console.print(f"{rep['start'][:10]} .. {rep['end'][:10]} ({rep['sessions']} "
-                          f"sessions): portfolio {rep['portfolio_return']:.4%}, benchmark "
-                          f"{rep['benchmark_return']:.4%}, active {rep['active_return']:.4%}")
-            t = Table(title="Brinson-Fachler by sector (linked)")
-            for c in ("sector", "allocation", "selection", "interaction", "total"):
-                t.add_column(c, justify="left" if c == "sector" else "right")
+            report = Report()
+            head = report.fields("summary", title="Return attribution vs equal weight")
+            head.add("start", rep["start"][:10])
+            head.add("end", rep["end"][:10])
+            head.add("sessions", rep["sessions"], Kind.INT)
+            for key in ("portfolio_return", "benchmark_return", "active_return"):
+                head.add(key, rep[key], Kind.PCT, decimals=4)
+            pct = [Col(c, Kind.PCT, decimals=4) for c in ("allocation", "selection",
+                                                          "interaction", "total")]
+            bf = report.section("brinson_by_sector", [Col("sector"), *pct],
+                                title="Brinson-Fachler by sector (linked)")
             for sec, row in rep["brinson_by_sector"].items():
-                t.add_row(sec, *(f"{row[c]:.4%}" for c in ("allocation", "selection",
-                                                           "interaction", "total")))
-            print_wide(t)
+                bf.add(sec, *(row[c.key] for c in pct))
             if "factor_groups_sum" in rep:
-                g = Table(title="Active return by factor group (sum of daily contributions)")
-                g.add_column("group")
-                g.add_column("contribution", justify="right")
-                for k, v in rep["factor_groups_sum"].items():
-                    g.add_row(k, f"{v:.4%}")
-                print_wide(g)
+                g = report.section("factor_groups", [Col("group"), Col("contribution",
+                                                                         Kind.PCT, decimals=4)],
+                                   title="Active return by factor group (sum of daily "
+                                         "contributions)")
+                for key, v in rep["factor_groups_sum"].items():
+                    g.add(key, v)
             if json_out is not None:
                 json_out.write_text(json.dumps(rep, indent=2, default=float))
-                console.print(f"wrote {json_out}")
+                report.note(f"wrote {json_out}")
+            emit(report, output)
