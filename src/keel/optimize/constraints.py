@@ -492,7 +492,15 @@ class FactorExposureBounds(Constraint):
     def solver_form(self, inputs: PortfolioInputs, nonneg: bool = False) -> LinearForm | None:
         lo, hi = self._bounds(inputs)
         keep = np.isfinite(lo) | np.isfinite(hi)
-        bt = sp.csr_matrix(self._fc(inputs).exposures.T[keep])
+        fc = self._fc(inputs)
+        # the (K, N) rows are kept with the model they came from (held, so compared by
+        # identity safely): a re-solve with the same model reuses the same matrix object
+        memo = getattr(self, "_rows_memo", None)
+        if memo is not None and memo[0] is fc and np.array_equal(memo[1], keep):
+            bt = memo[2]
+        else:
+            bt = sp.csr_matrix(fc.exposures.T[keep])
+            self._rows_memo = (fc, keep, bt)
         return LinearForm(rows=(LinearRows(bt, lo[keep], hi[keep]),))
 
     def structure(self, inputs: PortfolioInputs) -> Hashable:

@@ -60,8 +60,14 @@ class _Struct:
     m_t: int
 
 
+def _csr(m: sp.spmatrix) -> sp.csr_matrix:
+    return m if isinstance(m, sp.csr_matrix) else sp.csr_matrix(m)
+
+
 def _same_matrix(a: sp.csr_matrix, b: sp.csr_matrix) -> bool:
-    return (a.shape == b.shape and a.nnz == b.nnz and np.array_equal(a.indptr, b.indptr)
+    if a is b:
+        return True
+    return (a.shape == b.shape and np.array_equal(a.indptr, b.indptr)
             and np.array_equal(a.indices, b.indices) and np.array_equal(a.data, b.data))
 
 
@@ -98,7 +104,7 @@ class DualActiveSet:
         if (not isinstance(fc, FactorCovariance) or not s.gamma or s.power is not None
                 or fc.n_assets != s.n):
             return None
-        raw = [(r.owner, r.block, sp.csr_matrix(r.matrix())) for r in s.rows]
+        raw = [(r.owner, r.block, _csr(r.matrix())) for r in s.rows]
         st = self._st
         if st is not None and st.gamma == s.gamma and len(st.raw) == len(raw) and all(
                 o1 == o2 and b1 == b2 and _same_matrix(m1, m2)
@@ -293,7 +299,7 @@ class _Problem:
         up = (p.z > 0) | ((p.z == 0) & (step > 0))
         slope = float(step @ (p.r - np.where(up, self.hi_fin, self.lo_fin)))
         t = 1.0
-        for _ in range(40):
+        for _ in range(16 if slope > 0 else 4):
             q = self.at(self.project(p.z + t * step))
             gain = q.phi - p.phi
             if gain > 0 or (gain == 0 and t == 1.0):

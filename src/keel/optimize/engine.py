@@ -394,7 +394,8 @@ class ConvexPortfolioProblem:
             n = inputs.n
             if c.per_name and m.size % n == 0:
                 hit = mask.reshape(-1, n).any(axis=0)
-                syms = tuple(map(str, inputs.symbols[hit][:20]))
+                # scalar look-ups: boolean indexing of an Arrow-backed index costs ~1 ms
+                syms = tuple(str(inputs.symbols[i]) for i in np.flatnonzero(hit)[:20])
             out.append(BindingConstraint(name, dual, int(mask.sum()), syms))
         return tuple(out)
 

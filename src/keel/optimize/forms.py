@@ -76,8 +76,10 @@ class TermForm:
 
 
 def sum_row(n: int) -> sp.csr_matrix:
-    """(1, N) row of ones."""
-    return sp.csr_matrix(np.ones((1, n)))
+    """(1, N) row of ones (built from its CSR arrays: no dense-to-sparse scan)."""
+    return sp.csr_matrix((np.ones(n), np.arange(n, dtype=np.int32), np.array([0, n],
+                                                                              dtype=np.int32)),
+                         shape=(1, n))
 
 
 def one(value: float) -> np.ndarray:
