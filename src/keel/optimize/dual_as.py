@@ -249,6 +249,7 @@ class _Problem:
                  hi: np.ndarray, kind: np.ndarray) -> None:
         self.kind = kind
         self.st, self.q, self.c, self.lb, self.ub, self.w0, self.a = st, q, c, lb, ub, w0, a
+        self.inv_a = 1.0 / a
         self.lo, self.hi = lo, hi
         self.lo_fin = np.where(np.isfinite(lo), lo, 0.0)
         self.hi_fin = np.where(np.isfinite(hi), hi, 0.0)
@@ -272,11 +273,13 @@ class _Problem:
         tau = np.maximum(z[self.i_t], 0.0)
         g = self.q + st.ew.T @ z[self.i_lin]
         kap = self.c + st.at.T @ tau if st.m_t else self.c
-        wb = -(g + kap) / self.a
-        ws = -(g - kap) / self.a
-        buy = wb > self.w0
-        sell = ~buy & (ws < self.w0)
-        u = np.where(buy, wb, np.where(sell, ws, self.w0))
+        # buy at wb (> w0), sell at ws (< w0) or hold: wb <= ws since kap >= 0, so the
+        # unclipped minimiser is w0 clipped to [wb, ws]
+        wb = -(g + kap) * self.inv_a
+        ws = wb + 2.0 * kap * self.inv_a
+        u = np.minimum(np.maximum(self.w0, wb), ws)
+        buy = u > self.w0
+        sell = u < self.w0
         w = np.minimum(np.maximum(u, self.lb), self.ub)
         free = (buy | sell) & (u > self.lb) & (u < self.ub)
         y = -(self.ey.T @ z) / (2.0 * st.gamma)
@@ -324,7 +327,7 @@ class _Problem:
         ``R(z') = R(z) - J (z' - z)`` while the pieces do not change."""
         st = self.st
         fi = np.flatnonzero(free)
-        inv = 1.0 / self.a[fi]
+        inv = self.inv_a[fi]
         j = self.jy.copy()
         e_lin = st.ew[:, fi]
         lin = self.i_lin
