@@ -381,8 +381,18 @@ class SectorCaps(Constraint):
             if nm == "short" or not len(keep):
                 continue  # w >= 0: every short sum is zero
             lo = -caps[keep] if nm == "net" else np.full(len(keep), -np.inf)
-            rows.append(LinearRows(m[keep], lo, caps[keep]))
+            rows.append(LinearRows(self._sub(m, keep), lo, caps[keep]))
         return LinearForm(rows=tuple(rows))
+
+    def _sub(self, m: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
+        """``m[keep]``, the same object while ``m`` (held) and ``keep`` are unchanged, so a
+        re-solve reuses it (and the direct solvers compare it by identity first)."""
+        memo = getattr(self, "_sub_memo", None)
+        if memo is not None and memo[0] is m and np.array_equal(memo[1], keep):
+            return memo[2]
+        sub = m[keep]
+        self._sub_memo = (m, keep, sub)
+        return sub
 
 
 class Liquidity(Constraint):
