@@ -12,7 +12,12 @@ NumPy utility, and ``rel_diff`` is the relative gap to the hand-written CVXPY re
 * ``lo_cap``: max alpha'w - gamma w'Sigma w, sum w = 1, 0 <= w <= 10% (gamma = 5);
 * ``full``: lo_cap plus a 5 bps L1 trading cost, turnover <= 50%, sector long caps 30%,
   |beta'w - 1| <= 0.2, trade <= 10% ADV, factor exposures in [-0.5, 1.5];
-* ``min_cvar``: min CVaR_95 over 1,000 factor Monte-Carlo scenarios, sum w = 1, 0 <= w <= 10%.
+* ``min_cvar``: min CVaR_95 over 1,000 factor Monte-Carlo scenarios, sum w = 1, 0 <= w <= 10%;
+* ``desk`` (size ``sp500`` only): the issue's S&P 500 problem, long-only, 3% cap, 50% turnover,
+  30% sector caps.
+
+Re-solve alphas are independent draws by default (the hardest warm start); ``--alpha-drift
+0.9`` makes them a persistent AR(1) signal.
 
 Sizes: synthetic factor models at N = 100 (K=10), 500 (K=15), 2,000 (K=20), a 5,000-name
 factor problem (keel only; peers with a dense covariance cannot), and the real S&P 500
