@@ -157,7 +157,7 @@ class DualActiveSet:
         """(lo, hi, kind) per dual row for this solve (row bounds are data, not structure);
         rows rewritten onto ``y`` get their shift ``T X b`` back (see ``_on_factor_rows``)."""
         b = np.zeros(s.n) if s.offset is None else s.offset
-        xb = st.x_mat @ b
+        xb = st.x_mat @ b if s.offset is not None else np.zeros(st.k)
         wl, wh, yl, yh, tl, th = [], [], [], [], [], []
         ycount = 0
         for blk, r in zip(st.blocks, s.rows, strict=True):

@@ -185,11 +185,11 @@ def _on_factor_rows(rows: list[_Row], x_mat: np.ndarray, b: np.ndarray,
     (K, N) dense block becomes (K, K), which an interior-point KKT system feels."""
     k, n = x_mat.shape
     out_rows, out_mats = [], []
-    gram = x_mat @ x_mat.T if k else None
+    gram: np.ndarray | None = None  # X X', formed only when a row block needs it (K^2 N)
     for r in rows:
         src = r.matrix()
         m = src if isinstance(src, sp.csr_matrix) else sp.csr_matrix(src)
-        if k and r.block == "w" and m.nnz >= 0.5 * m.shape[0] * n and gram is not None:
+        if k and r.block == "w" and m.nnz >= 0.5 * m.shape[0] * n:
             # ``memo`` (kept by the caller for one ``x_mat``) holds each source matrix with its
             # answer, so a matrix object seen before (same model) is not solved again
             hit = memo.get(id(src)) if memo is not None else None
@@ -197,6 +197,8 @@ def _on_factor_rows(rows: list[_Row], x_mat: np.ndarray, b: np.ndarray,
                 t = hit[1]
             else:
                 dense = m.toarray()
+                if gram is None:
+                    gram = x_mat @ x_mat.T
                 try:
                     t = np.linalg.solve(gram, x_mat @ dense.T).T
                 except np.linalg.LinAlgError:
@@ -209,7 +211,7 @@ def _on_factor_rows(rows: list[_Row], x_mat: np.ndarray, b: np.ndarray,
                         memo.clear()
                     memo[id(src)] = (src, t)
             if t is not None:
-                shift = t @ (x_mat @ b)
+                shift = t @ (x_mat @ b) if np.any(b) else np.zeros(t.shape[0])
                 out_rows.append(_Row(r.owner, _const(sp.csr_matrix(t)), r.lo - shift,
                                      r.hi - shift, "y"))
                 out_mats.append(sp.csr_matrix(t))
@@ -248,8 +250,9 @@ def assemble(s: _Spec, inputs: PortfolioInputs, cached: QP | None) -> QP:
     q = np.concatenate([s.q_w - 2 * s.gamma * d * b, np.zeros(k),
                         s.cost_t if need_t else np.zeros(0),
                         s.power if s.power is not None else np.zeros(0)])
-    lo = [s.lb, x_mat @ b]
-    hi = [s.ub, x_mat @ b]
+    xb = x_mat @ b if s.offset is not None else np.zeros(k)  # (a dense X is N x N)
+    lo = [s.lb, xb]
+    hi = [s.ub, xb]
     owners = [np.full(n, -2), np.full(k, -1)]
     if need_t:
         lo += [-inputs.current, inputs.current]
