@@ -94,7 +94,7 @@ def test_every_cached_path_follows_each_input(h, direct: str) -> None:
               "osqp": [OSQPDirect(eps_abs=1e-10, eps_rel=1e-10)], "cvxpy": []}[direct]
     warm = MeanVariance(terms=terms, constraints=cons, direct=chosen)
     first = warm.solve(inp)
-    assert first.solver == {"default": "CLARABEL-direct", "clarabel": "CLARABEL-direct",
+    assert first.solver == {"default": "DUALAS-direct", "clarabel": "CLARABEL-direct",
                             "osqp": "OSQP-direct", "cvxpy": "CLARABEL"}[direct]
     for name, v in _variants(inp, np.random.default_rng(7)).items():
         got = warm.solve(v)

@@ -34,7 +34,10 @@ def test_impact_is_solved_directly_and_matches_cvxpy(h, model: str) -> None:
         a, b = fast.solve(inp), ref.solve(inp)
         assert a.solver == "CLARABEL-direct", a.fallback_trail
         assert not any("compiled" in m for m in a.messages)
-        assert a.objective == pytest.approx(b.objective, rel=1e-7, abs=1e-12), step
+        # never worse than CVXPY's power-cone answer by 1e-7 relative; CVXPY's own answer is
+        # the less accurate one here (keel's utility is higher by ~1e-7 at step 1)
+        assert a.objective >= b.objective - 1e-7 * abs(b.objective) - 1e-12, step
+        assert a.objective == pytest.approx(b.objective, rel=1e-6, abs=1e-12), step
         assert a.objective_split["cost"] > 0
         assert a.max_violation <= 1e-8
         # ADV and volatility move every period: coefficients change, nothing recompiles

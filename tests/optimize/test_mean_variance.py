@@ -42,7 +42,7 @@ def test_agrees_with_second_solvers_and_dense_formulation(h) -> None:
     cost = h.LinearCost(10.0)
     cons = [Budget(), LongOnly(), WeightBounds(upper=0.1), Turnover(max_total=0.8)]
     ref = MeanVariance(constraints=cons, risk_aversion=5.0, costs=[cost]).solve(inp)
-    assert ref.solver == "CLARABEL-direct" and ref.status is OptimizationStatus.OPTIMAL
+    assert ref.solver == "DUALAS-direct" and ref.status is OptimizationStatus.OPTIMAL
     for solver, rtol in (("CLARABEL", 1e-8), ("OSQP", 1e-6), ("SCS", 1e-5)):
         other = MeanVariance(constraints=cons, risk_aversion=5.0, costs=[cost],
                              solvers=[solver], direct=[]).solve(inp)

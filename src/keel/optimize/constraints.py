@@ -381,8 +381,18 @@ class SectorCaps(Constraint):
             if nm == "short" or not len(keep):
                 continue  # w >= 0: every short sum is zero
             lo = -caps[keep] if nm == "net" else np.full(len(keep), -np.inf)
-            rows.append(LinearRows(m[keep], lo, caps[keep]))
+            rows.append(LinearRows(self._sub(m, keep), lo, caps[keep]))
         return LinearForm(rows=tuple(rows))
+
+    def _sub(self, m: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
+        """``m[keep]``, the same object while ``m`` (held) and ``keep`` are unchanged, so a
+        re-solve reuses it (and the direct solvers compare it by identity first)."""
+        memo = getattr(self, "_sub_memo", None)
+        if memo is not None and memo[0] is m and np.array_equal(memo[1], keep):
+            return memo[2]
+        sub = m[keep]
+        self._sub_memo = (m, keep, sub)
+        return sub
 
 
 class Liquidity(Constraint):
@@ -492,7 +502,15 @@ class FactorExposureBounds(Constraint):
     def solver_form(self, inputs: PortfolioInputs, nonneg: bool = False) -> LinearForm | None:
         lo, hi = self._bounds(inputs)
         keep = np.isfinite(lo) | np.isfinite(hi)
-        bt = sp.csr_matrix(self._fc(inputs).exposures.T[keep])
+        fc = self._fc(inputs)
+        # the (K, N) rows are kept with the model they came from (held, so compared by
+        # identity safely): a re-solve with the same model reuses the same matrix object
+        memo = getattr(self, "_rows_memo", None)
+        if memo is not None and memo[0] is fc and np.array_equal(memo[1], keep):
+            bt = memo[2]
+        else:
+            bt = sp.csr_matrix(fc.exposures.T[keep])
+            self._rows_memo = (fc, keep, bt)
         return LinearForm(rows=(LinearRows(bt, lo[keep], hi[keep]),))
 
     def structure(self, inputs: PortfolioInputs) -> Hashable:

@@ -77,6 +77,10 @@ class HighsDirectBackend:
     Args:
         initial_factor: the first master holds ``initial_factor * (1 - beta) T`` scenarios
             (the worst for an equal-weight guess).
+        initial_columns: long-only problems with more than 4x this many names also generate
+            columns (names), starting from this many of least scenario risk
+            (:meth:`_lp_columns`); measured at N = 2,000, T = 1,000: 2.0 s against 4.0 s CPU
+            for rows alone in the same run (load ~12); at N = 500 it was slower (0.47 vs 0.34 s).
         max_rounds: row-generation rounds before handing over to ``fallback``.
         options: HiGHS options.
     """
@@ -84,9 +88,11 @@ class HighsDirectBackend:
     name = "HIGHS-direct"
 
     def __init__(self, fallback: CvxpyBackend | None = None, *, initial_factor: int = 3,
-                 max_rounds: int = 50, **options: str | float | int | bool) -> None:
+                 max_rounds: int = 50, initial_columns: int = 250,
+                 **options: str | float | int | bool) -> None:
         self.fallback = fallback if fallback is not None else CvxpyBackend()
         self.initial_factor, self.max_rounds = initial_factor, max_rounds
+        self.initial_columns = initial_columns
         self.options = dict(options)
 
     def solve(self, terms: Sequence[Term], constraints: Sequence[Constraint],
@@ -99,7 +105,9 @@ class HighsDirectBackend:
             spec = fastqp.translate(others, constraints, inputs)
         if spec is None or spec.gamma or spec.power is not None:
             return self.fallback.solve(terms, constraints, inputs)
-        out = self._lp(spec, cvars[0], inputs)
+        out = self._lp_columns(spec, cvars[0], inputs)
+        if out is None:
+            out = self._lp(spec, cvars[0], inputs)
         secs = time.perf_counter() - t0
         engine = ConvexPortfolioProblem(terms, constraints)
         if out is None or engine.max_violation(out[0], inputs) > engine.feasibility_tol:
@@ -112,6 +120,139 @@ class HighsDirectBackend:
         duals = engine.answer_duals(name_duals, row_duals, w, inputs, spec.bound_owner)
         return engine._result(inputs, w, OptimizationStatus.OPTIMAL, self.name, obj, trail,
                               [], time.perf_counter() - t0, 0.0, duals)
+
+    def _lp_columns(self, spec: fastqp._Spec, term: CVaRRisk, inputs: PortfolioInputs
+                    ) -> tuple[np.ndarray, float, np.ndarray, dict[int, float]] | None:
+        """Rows *and* columns generated: long-only problems without trade terms.
+
+        The min-CVaR portfolio holds few names, so the master starts with the
+        ``initial_columns`` names of least scenario risk (the others held at 0) and prices the
+        rest with the master's row duals: a name whose reduced cost ``c_i - a_i' pi`` is
+        negative enters (the most negative first), and every scenario whose loss exceeds ``z``
+        at the master's answer is added as a row. When neither a column prices out nor a row is
+        violated, the master's optimum is optimal for the full LP (exact, as the rows-only
+        method). None when not applicable (shorts allowed, |trade| terms, rows on |trade|).
+        """
+        import highspy
+
+        r = inputs.scenarios
+        assert r is not None and spec.q_w is not None
+        n, t_s = inputs.n, r.shape[0]
+        if spec.need_t or np.any(spec.lb != 0.0) or any(row.block != "w" for row in spec.rows) \
+                or n <= 4 * self.initial_columns:
+            return None  # (a master of a quarter of the names or more gains nothing)
+        inf = highspy.kHighsInf
+        k_tail = max(1, int(np.ceil((1.0 - term.beta) * t_s)))
+        q = spec.q_w
+        ub = np.where(np.isfinite(spec.ub), spec.ub, inf)
+        spec_m = [sp.csr_matrix(row.matrix()) for row in spec.rows]
+        m_all = sp.vstack(spec_m, format="csc") if spec_m else sp.csc_matrix((0, n))
+        spec_lo = np.concatenate([np.asarray(row.lo, float) for row in spec.rows]) \
+            if spec.rows else np.zeros(0)
+        spec_hi = np.concatenate([np.asarray(row.hi, float) for row in spec.rows]) \
+            if spec.rows else np.zeros(0)
+        own = np.concatenate([np.full(len(row.lo), row.owner) for row in spec.rows]) \
+            if spec.rows else np.zeros(0, dtype=int)
+        # first columns: least scenario risk (plus alpha), enough to meet any cap
+        score = q + term.aversion * r.std(axis=0)
+        k0 = min(n, max(self.initial_columns, int(np.ceil(3.0 / max(
+            float(np.min(spec.ub[np.isfinite(spec.ub)], initial=1.0)), 1e-3)))))
+        cols = list(np.argsort(score)[:k0])
+        in_s = np.zeros(n, dtype=bool)
+        in_s[cols] = True
+        guess = np.zeros(n)
+        guess[cols] = 1.0 / k0
+        first = min(t_s, self.initial_factor * k_tail)
+        active = np.zeros(t_s, dtype=bool)
+        active[np.argpartition(r @ guess, first - 1)[:first]] = True
+        row_scen = list(np.flatnonzero(active))  # HiGHS row j: scenario row_scen[j], then
+        n_spec = m_all.shape[0]  # the spec rows follow the first scenario rows
+        # columns: [z, u (T), w of ``cols`` in order]; rows: first scenarios, spec, added
+        c_idx = np.asarray(cols)
+
+        def scen_block(idx: np.ndarray) -> sp.csr_matrix:
+            m = len(idx)
+            zu = sp.csr_matrix((-np.ones(2 * m), (np.r_[np.arange(m), np.arange(m)],
+                                                  np.r_[np.zeros(m, int), 1 + idx])),
+                               shape=(m, 1 + t_s))
+            return sp.hstack([zu, sp.csr_matrix(-r[np.ix_(idx, c_idx)])], format="csr")
+
+        idx0 = np.asarray(row_scen)
+        blocks = [scen_block(idx0)]
+        if n_spec:
+            blocks.append(sp.hstack([sp.csr_matrix((n_spec, 1 + t_s)),
+                                     m_all[:, c_idx]], format="csr"))
+        a = sp.vstack(blocks, format="csc")
+        cost = np.concatenate([[term.aversion],
+                               np.full(t_s, term.aversion / ((1.0 - term.beta) * t_s)),
+                               q[c_idx]])
+        h = quiet_highs()
+        for k, v in self.options.items():
+            h.setOptionValue(k, v)
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = len(cost), a.shape[0]
+        lp.col_cost_ = cost
+        lp.col_lower_ = np.concatenate([[-inf], np.zeros(t_s), np.zeros(k0)])
+        lp.col_upper_ = np.concatenate([[inf], np.full(t_s, inf), ub[c_idx]])
+        lp.row_lower_ = np.concatenate([np.full(len(idx0), -inf),
+                                        np.where(np.isfinite(spec_lo), spec_lo, -inf)])
+        lp.row_upper_ = np.concatenate([np.zeros(len(idx0)),
+                                        np.where(np.isfinite(spec_hi), spec_hi, inf)])
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_, lp.a_matrix_.index_ = a.indptr, a.indices
+        lp.a_matrix_.value_ = a.data
+        h.passModel(lp)
+        n0 = len(idx0)
+        for _ in range(self.max_rounds * 4):
+            h.run()
+            if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                return None
+            sol = h.getSolution()
+            x = np.asarray(sol.col_value)
+            z = x[0]
+            w = np.zeros(n)
+            w[c_idx] = x[1 + t_s:]
+            viol = (-(r @ w) - z > 1e-12) & ~active
+            y = np.asarray(sol.row_dual)
+            # reduced costs of the names left out: c_i - a_i' y (HiGHS: col_dual = c - A'y)
+            scen_rows = np.asarray(row_scen)
+            y_scen = np.concatenate([y[:n0], y[n0 + n_spec:]])
+            y_spec = y[n0:n0 + n_spec]
+            rc = q + r[scen_rows].T @ y_scen - m_all.T @ y_spec
+            enter = ~in_s & (rc < -1e-9) & (ub > 0)
+            if not viol.any() and not enter.any():
+                name_duals = np.abs(rc)
+                name_duals[c_idx] = np.abs(np.asarray(sol.col_dual)[1 + t_s:])
+                row_duals = {int(o): float(np.abs(y_spec[own == o]).max())
+                             for o in np.unique(own) if o >= 0}
+                return w, -float(cost @ x), name_duals, row_duals
+            if enter.any():
+                cand = np.flatnonzero(enter)
+                new = cand[np.argsort(rc[cand])[:max(50, k0 // 2)]]
+                # the new columns' entries in every current row (scenario rows in HiGHS
+                # order: the first block, then the spec rows, then the added scenarios)
+                order = np.r_[scen_rows[:n0], np.full(n_spec, -1), scen_rows[n0:]]
+                dense = np.zeros((len(order), len(new)))
+                is_s = order >= 0
+                dense[is_s] = -r[np.ix_(order[is_s], new)]
+                if n_spec:
+                    dense[n0:n0 + n_spec] = m_all[:, new].toarray()
+                cm = sp.csc_matrix(dense)
+                h.addCols(len(new), q[new], np.zeros(len(new)), ub[new], cm.nnz,
+                          cm.indptr[:-1].astype(np.int32), cm.indices.astype(np.int32),
+                          cm.data)
+                in_s[new] = True
+                c_idx = np.r_[c_idx, new]
+                cost = np.r_[cost, q[new]]
+            if viol.any():
+                add = np.flatnonzero(viol)
+                active[add] = True
+                row_scen += list(add)
+                m = scen_block(add).tocsr()
+                h.addRows(len(add), np.full(len(add), -inf), np.zeros(len(add)), m.nnz,
+                          m.indptr[:-1].astype(np.int32), m.indices.astype(np.int32),
+                          m.data)
+        return None
 
     def _lp(self, spec: fastqp._Spec, term: CVaRRisk, inputs: PortfolioInputs
             ) -> tuple[np.ndarray, float, np.ndarray, dict[int, float]] | None:

@@ -160,6 +160,12 @@ class QP:
     #: > 0: the last n variables ``p`` are epigraphs ``p_i >= t_i ** power_exponent`` of a
     #: power cost, which only a conic solver (ClarabelDirect) can take
     power_exponent: float = 0.0
+    #: the risk model ``x_mat``/``d`` were built from, held (so its id cannot be recycled)
+    #: and compared by identity before anything is recomputed or fingerprinted
+    risk_src: Any = None
+    risk_key: str = ""
+    #: ``_on_factor_rows`` answers per source matrix (held) for this ``x_mat``
+    row_memo: dict[int, tuple[Any, Any]] = field(default_factory=dict)
 
 
 def _risk_blocks(inputs: PortfolioInputs) -> tuple[np.ndarray, np.ndarray]:
@@ -170,7 +176,8 @@ def _risk_blocks(inputs: PortfolioInputs) -> tuple[np.ndarray, np.ndarray]:
     return dense_sqrt(risk).T, np.zeros(inputs.n)
 
 
-def _on_factor_rows(rows: list[_Row], x_mat: np.ndarray, b: np.ndarray
+def _on_factor_rows(rows: list[_Row], x_mat: np.ndarray, b: np.ndarray,
+                    memo: dict[int, tuple[Any, Any]] | None = None
                     ) -> tuple[list[_Row], list[sp.csr_matrix]]:
     """Dense row blocks on ``w`` that lie in the row space of ``X`` (factor exposure bounds:
     ``B' = L'^-1 X``) are rewritten as K-wide rows on ``y = X (w - b)``: ``M w = T y + T X b``
@@ -178,18 +185,33 @@ def _on_factor_rows(rows: list[_Row], x_mat: np.ndarray, b: np.ndarray
     (K, N) dense block becomes (K, K), which an interior-point KKT system feels."""
     k, n = x_mat.shape
     out_rows, out_mats = [], []
-    gram = x_mat @ x_mat.T if k else None
+    gram: np.ndarray | None = None  # X X', formed only when a row block needs it (K^2 N)
     for r in rows:
-        m = sp.csr_matrix(r.matrix())
-        if k and r.block == "w" and m.nnz >= 0.5 * m.shape[0] * n and gram is not None:
-            dense = m.toarray()
-            try:
-                t = np.linalg.solve(gram, x_mat @ dense.T).T
-            except np.linalg.LinAlgError:
-                t = None
-            if t is not None and np.abs(t @ x_mat - dense).max() <= 1e-10 * max(
-                    1.0, float(np.abs(dense).max())):
-                shift = t @ (x_mat @ b)
+        src = r.matrix()
+        m = src if isinstance(src, sp.csr_matrix) else sp.csr_matrix(src)
+        if k and r.block == "w" and m.nnz >= 0.5 * m.shape[0] * n:
+            # ``memo`` (kept by the caller for one ``x_mat``) holds each source matrix with its
+            # answer, so a matrix object seen before (same model) is not solved again
+            hit = memo.get(id(src)) if memo is not None else None
+            if hit is not None and hit[0] is src:
+                t = hit[1]
+            else:
+                dense = m.toarray()
+                if gram is None:
+                    gram = x_mat @ x_mat.T
+                try:
+                    t = np.linalg.solve(gram, x_mat @ dense.T).T
+                except np.linalg.LinAlgError:
+                    t = None
+                if t is not None and np.abs(t @ x_mat - dense).max() > 1e-10 * max(
+                        1.0, float(np.abs(dense).max())):
+                    t = None
+                if memo is not None:
+                    if len(memo) >= 64:  # rows rebuilt every solve (a beta row) never hit
+                        memo.clear()
+                    memo[id(src)] = (src, t)
+            if t is not None:
+                shift = t @ (x_mat @ b) if np.any(b) else np.zeros(t.shape[0])
                 out_rows.append(_Row(r.owner, _const(sp.csr_matrix(t)), r.lo - shift,
                                      r.hi - shift, "y"))
                 out_mats.append(sp.csr_matrix(t))
@@ -205,20 +227,32 @@ def assemble(s: _Spec, inputs: PortfolioInputs, cached: QP | None) -> QP:
     need_t = s.need_t or s.power is not None
     nt = n if need_t else 0
     npw = n if s.power is not None else 0  # epigraph p >= |t|^e of a power cost (cones)
-    # content, never identity: a recycled id of a dropped risk model must not reuse its matrices
-    x_mat, d = _risk_blocks(inputs) if s.gamma else (np.zeros((0, n)), np.zeros(n))
+    # the cached blocks are reused only for the very object they were built from (held by the
+    # cache, so a dropped model's id cannot be recycled); any other object is rebuilt and
+    # compared by content (the fingerprint below)
+    risk = inputs.risk if s.gamma else None
+    if cached is not None and risk is not None and cached.risk_src is risk:
+        x_mat, d, risk_key = cached.x_mat, cached.d, cached.risk_key
+    elif s.gamma:
+        x_mat, d = _risk_blocks(inputs)
+        risk_key = fingerprint(x_mat, d)
+    else:
+        x_mat, d, risk_key = np.zeros((0, n)), np.zeros(n), ""
     b = np.zeros(n) if s.offset is None else s.offset
-    rows, mats = _on_factor_rows(s.rows, x_mat, b)
+    memo = cached.row_memo if cached is not None and cached.x_mat is x_mat else {}
+    rows, mats = _on_factor_rows(s.rows, x_mat, b, memo)
     shape = [np.array([r.owner, "wyt".index(r.block), len(r.lo)]) for r in rows]
-    key = fingerprint(x_mat, d, np.array([s.gamma, nt, npw, s.exponent]), *shape,
+    key = fingerprint(np.frombuffer(risk_key.encode(), dtype=np.uint8),
+                      np.array([s.gamma, nt, npw, s.exponent]), *shape,
                       *[a for m in mats for a in (m.data, m.indices, m.indptr)])
     k = x_mat.shape[0]
     assert s.q_w is not None and s.cost_t is not None
     q = np.concatenate([s.q_w - 2 * s.gamma * d * b, np.zeros(k),
                         s.cost_t if need_t else np.zeros(0),
                         s.power if s.power is not None else np.zeros(0)])
-    lo = [s.lb, x_mat @ b]
-    hi = [s.ub, x_mat @ b]
+    xb = x_mat @ b if s.offset is not None else np.zeros(k)  # (a dense X is N x N)
+    lo = [s.lb, xb]
+    hi = [s.ub, xb]
     owners = [np.full(n, -2), np.full(k, -1)]
     if need_t:
         lo += [-inputs.current, inputs.current]
@@ -231,7 +265,7 @@ def assemble(s: _Spec, inputs: PortfolioInputs, cached: QP | None) -> QP:
     lo_v, hi_v = np.concatenate(lo), np.concatenate(hi)
     if cached is not None and cached.matrix_key == key:
         return QP(cached.P, q, cached.A, lo_v, hi_v, n, k, need_t, cached.owners, key,
-                  x_mat, d, s.exponent if npw else 0.0)
+                  x_mat, d, s.exponent if npw else 0.0, risk, risk_key, memo)
     p = sp.block_diag([sp.diags(2 * s.gamma * d), 2 * s.gamma * sp.identity(k),
                        sp.csr_matrix((nt + npw, nt + npw))], format="csc")
     eye = sp.identity(n, format="csr")
@@ -252,7 +286,7 @@ def assemble(s: _Spec, inputs: PortfolioInputs, cached: QP | None) -> QP:
         blocks.append([blk["w"], blk["y"], blk["t"], zp(mr)])
     a = sp.bmat(blocks, format="csc")
     return QP(p, q, a, lo_v, hi_v, n, k, need_t, np.concatenate(owners), key, x_mat, d,
-              s.exponent if npw else 0.0)
+              s.exponent if npw else 0.0, risk, risk_key, memo)
 
 
 class OSQPDirect:

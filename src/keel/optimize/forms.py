@@ -19,6 +19,7 @@ Units as everywhere in :mod:`keel.optimize`: weights and trades are fractions of
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -75,9 +76,13 @@ class TermForm:
     benchmark_relative: bool = False
 
 
+@lru_cache(maxsize=16)
 def sum_row(n: int) -> sp.csr_matrix:
-    """(1, N) row of ones."""
-    return sp.csr_matrix(np.ones((1, n)))
+    """(1, N) row of ones, one shared object per N (read-only by convention: solver forms
+    are never modified in place)."""
+    return sp.csr_matrix((np.ones(n), np.arange(n, dtype=np.int32), np.array([0, n],
+                                                                              dtype=np.int32)),
+                         shape=(1, n))
 
 
 def one(value: float) -> np.ndarray:
