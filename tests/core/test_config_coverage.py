@@ -56,6 +56,9 @@ BY_REFERENCE = {
     ("governance", "alert_after_failures"): "live loop (tests/app/test_desk.py)",
     ("governance", "kill_after_failures"): "live loop (tests/app/test_desk.py)",
     ("backtest", "sweep"): "keel sweep", ("general", "seed"): "synthetic",
+    **{("accounts", k): "keel accounts rebalance (tests/accounts)"
+       for k in ("workers", "chunk_size", "ray_address", "tracking_aversion", "short_term_rate",
+                 "long_term_rate", "lot_method", "wash_sale")},
 }
 
 #: changed values for keys whose default cannot simply be bumped

@@ -55,7 +55,7 @@ def synthetic_accounts(n: int, models: list[ModelPortfolio], prices: dict[str, D
         if rng.random() < 0.2:
             legacy = [s for s in rng.choice(symbols, size=int(rng.integers(1, 4)),
                                             replace=False).tolist() if s not in m.weights]
-        invested = 0.95 if rng.random() < 0.85 else float(rng.uniform(0.6, 0.9))
+        invested = 0.99 if rng.random() < 0.85 else float(rng.uniform(0.6, 0.9))
         w = w / w.sum() * invested
         holdings: dict[str, Decimal] = {}
         spent = Decimal(0)
