@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal as D
+from decimal import Decimal
 from fractions import Fraction
 
 import pytest
@@ -33,7 +33,7 @@ def test_bad_inputs_are_refused():
     with pytest.raises(ValidationError):
         allocate({"a": -3, "b": 5}, 1)
     with pytest.raises(ValidationError):
-        allocate({"a": D("1.5")}, 1)
+        allocate({"a": Decimal("1.5")}, 1)
     with pytest.raises(ValidationError):
         build_blocks([AccountOrder("a", "X", Side.BUY, 0)])
 
@@ -46,8 +46,8 @@ def test_blocks_are_gross_per_symbol_and_side():
     assert [(b.symbol, b.side, b.qty) for b in blocks] == [
         ("X", Side.BUY, 16), ("X", Side.SELL, 4), ("Y", Side.SELL, 1)]
     assert blocks[0].legs == (("a", 10), ("c", 6))
-    al = allocate_block(blocks[0], 8, D("10.25"))
-    assert al.shares == {"a": 5, "c": 3} and al.avg_price == D("10.25")
+    al = allocate_block(blocks[0], 8, Decimal("10.25"))
+    assert al.shares == {"a": 5, "c": 3} and al.avg_price == Decimal("10.25")
 
 
 @settings(max_examples=300, deadline=None)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
-from decimal import Decimal as D
+from decimal import Decimal
 
 import numpy as np
-import pytest
 
 from keel.accounts.book import Account
 from keel.accounts.solve import AccountSolver, Settings, solve_chunk
@@ -16,19 +15,19 @@ from keel.config import WashSalePolicy
 from keel.types import Side
 
 
-def _account(shared, model, nav=D(1_000_000), tilt=0.0, **kw) -> Account:
+def _account(shared, model, nav=Decimal(1_000_000), tilt=0.0, **kw) -> Account:
     """Holding the model (whole shares), ``tilt`` moved from the last name to the first."""
     names = sorted(model.weights)
     hold = {}
-    spent = D(0)
+    spent = Decimal(0)
     for i, s in enumerate(names):
         w = float(model.weights[s]) + (tilt if i == 0 else -tilt if i == len(names) - 1 else 0)
         q = int(w * float(nav) * 0.99 / float(shared.prices[s]))
         if q > 0:
-            hold[s] = D(q)
+            hold[s] = Decimal(q)
             spent += q * shared.prices[s]
     base = dict(account_id="A1", name="a", cash=nav - spent, model_id="M",
-                drift_band=D("0.02"), holdings=hold)
+                drift_band=Decimal("0.02"), holdings=hold)
     base.update(kw)
     return Account(**base)
 
@@ -38,9 +37,9 @@ def _weights(shared, acc, orders):
     cash = acc.cash
     for s, side, q in orders:
         sign = 1 if side is Side.BUY else -1
-        qty[s] = qty.get(s, D(0)) + sign * q
+        qty[s] = qty.get(s, Decimal(0)) + sign * q
         cash -= sign * q * shared.prices[s]
-    nav = cash + sum((q * shared.prices[s] for s, q in qty.items()), D(0))
+    nav = cash + sum((q * shared.prices[s] for s, q in qty.items()), Decimal(0))
     return {s: float(q * shared.prices[s] / nav) for s, q in qty.items()}, cash
 
 
@@ -78,7 +77,7 @@ def test_no_hold_is_sold_and_replaced_by_the_qp(shared, model):
 def test_no_buy_is_never_bought(shared, model):
     names = sorted(model.weights)
     acc = _account(shared, model, tilt=0.05, restrictions={"no_buy": [names[0], names[-1]]})
-    acc = replace(acc, cash=acc.cash + D(200_000))
+    acc = replace(acc, cash=acc.cash + Decimal(200_000))
     r = AccountSolver(shared).solve(acc)
     assert r.path == "qp"
     bought = {s for s, side, _ in r.orders if side is Side.BUY}
@@ -89,7 +88,8 @@ def test_no_buy_is_never_bought(shared, model):
 def _taxed(shared, model, cost_factor, days):
     acc = _account(shared, model, tilt=0.06)
     day = shared.trade_date
-    lots = tuple(TaxLot(f"{s}-0", s, q, (shared.prices[s] * D(cost_factor)).quantize(D("0.01")),
+    cent = Decimal("0.01")
+    lots = tuple(TaxLot(f"{s}-0", s, q, (shared.prices[s] * Decimal(cost_factor)).quantize(cent),
                         day - timedelta(days=days)) for s, q in acc.holdings.items())
     return replace(acc, tax_aware=True, lots=lots)
 

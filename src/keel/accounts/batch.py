@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from keel.data.market import MarketData
 
 Progress = Callable[[int, int], None]
+_Part = tuple[list[AccountResult], float, int]
 
 
 def prepare(config: KeelConfig, market: MarketData, models: dict[str, ModelPortfolio],
@@ -112,6 +113,17 @@ class BatchResult:
         return out
 
 
+def timed_chunk(shared: Shared, accounts: list[Account]
+                ) -> tuple[list[AccountResult], float, int]:
+    """:func:`solve_chunk` plus the CPU seconds it took and the process id (the scaling
+    evidence: CPU split over workers, whatever else the machine runs)."""
+    import os
+
+    c0 = time.process_time()
+    out = solve_chunk(shared, accounts)
+    return out, time.process_time() - c0, os.getpid()
+
+
 def _chunks(accounts: Sequence[Account], size: int) -> list[list[Account]]:
     return [list(accounts[i:i + size]) for i in range(0, len(accounts), size)]
 
@@ -149,27 +161,33 @@ def run_batch(accounts: Sequence[Account], shared: Shared, *, workers: int = 1,
     else:
         raise ValidationError("backend must be local or ray", field="backend", value=backend)
     t1 = time.perf_counter()
-    results = [r for part in parts for r in part]
+    results = [r for part, _, _ in parts for r in part]
+    cpu: dict[int, float] = {}
+    for _, c, pid in parts:
+        cpu[pid] = cpu.get(pid, 0.0) + c
     blocks = build_blocks(AccountOrder(r.account_id, s, side, q) for r in results
                           for s, side, q in r.orders)
     t2 = time.perf_counter()
     return BatchResult(results, blocks, backend, workers, t2 - t0,
-                       {"solve_s": t1 - t0, "blocks_s": t2 - t1})
+                       {"solve_s": t1 - t0, "blocks_s": t2 - t1,
+                        "solve_cpu_s": sum(cpu.values()),
+                        **{f"cpu_s_process_{i}": v for i, v in enumerate(
+                            sorted(cpu.values(), reverse=True))}})
 
 
 def _run_local(chunks: list[list[Account]], shared: Shared, workers: int,
-               progress: Progress | None, total: int) -> list[list[AccountResult]]:
-    parts: list[list[AccountResult]] = [[] for _ in chunks]
+               progress: Progress | None, total: int) -> list[_Part]:
+    parts: list[_Part] = [([], 0.0, 0) for _ in chunks]
     done = 0
     if workers == 1 or len(chunks) <= 1:
         for i, c in enumerate(chunks):
-            parts[i] = solve_chunk(shared, c)
+            parts[i] = timed_chunk(shared, c)
             done += len(c)
             if progress:
                 progress(done, total)
         return parts
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        pending = {pool.submit(solve_chunk, shared, c): i for i, c in enumerate(chunks)}
+        pending = {pool.submit(timed_chunk, shared, c): i for i, c in enumerate(chunks)}
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for f in finished:
@@ -182,8 +200,7 @@ def _run_local(chunks: list[list[Account]], shared: Shared, workers: int,
 
 
 def _run_ray(chunks: list[list[Account]], shared: Shared, workers: int,
-             address: str | None, progress: Progress | None, total: int
-             ) -> list[list[AccountResult]]:
+             address: str | None, progress: Progress | None, total: int) -> list[_Part]:
     try:
         import ray
     except ImportError:
@@ -194,10 +211,10 @@ def _run_ray(chunks: list[list[Account]], shared: Shared, workers: int,
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(num_cpus=1)(solve_chunk)
+    remote = ray.remote(num_cpus=1)(timed_chunk)
     ref = ray.put(shared)
     pending = {remote.remote(ref, c): i for i, c in enumerate(chunks)}
-    parts: list[list[AccountResult]] = [[] for _ in chunks]
+    parts: list[_Part] = [([], 0.0, 0) for _ in chunks]
     done = 0
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)

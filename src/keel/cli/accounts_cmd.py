@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
             t2 = time.perf_counter()
             shared = prepare(cfg, market, models, market.now.to_pydatetime())
             t3 = time.perf_counter()
-            progress = _progress(len(accounts), fmt == "table")
+            progress = _progress(len(accounts))
             res = run_batch(accounts, shared, workers=workers or a.workers,
                             chunk_size=chunk_size or a.chunk_size,
                             backend="ray" if use_ray else "local", ray_address=a.ray_address,
@@ -151,8 +151,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(acc_app, name="accounts")
 
 
-def _progress(total: int, show: bool) -> Any:
-    if not show or total == 0:
+def _progress(total: int) -> Any:
+    if total == 0:
         return None
 
     step = max(total // 10, 1)

@@ -65,8 +65,11 @@ class TaxCost(Term):
         return self.scale * r
 
     def expr(self, ctx: BuildContext) -> cp.Expression:
+        # DPP: rate x w0 is its own parameter, so the sold amount is parameter-affine
         r = ctx.param(f"tax_rate_{id(self)}", (ctx.n,), self._rates, nonneg=True)
-        return -(r @ cp.pos(-ctx.trade))
+        rw0 = ctx.param(f"tax_rate_w0_{id(self)}", (ctx.n,),
+                        lambda x: self._rates(x) * x.current)
+        return -cp.sum(cp.pos(rw0 - cp.multiply(r, ctx.w)))
 
     def value(self, w: np.ndarray, inputs: PortfolioInputs) -> float:
         return float(self._rates(inputs) @ np.maximum(inputs.current - w, 0.0))
