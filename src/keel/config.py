@@ -25,7 +25,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from keel.data.spreads import SpreadSource
+from keel.data.spreads import SpreadFallback, SpreadSource
 from keel.errors import ConfigError
 from keel.policy.triggers import Frequency
 
@@ -158,6 +158,10 @@ class DataConfig(_Section):
                                      "high, low, close, volume, Name); relative paths from "
                                      "the working directory, else the config's folder.")
     sectors_path: Path | None = Field(None, description="Symbol -> sector file.")
+    spreads_path: Path | None = Field(None, description="Quoted spreads of a file source: a "
+                                      "wide file (date, then one column per symbol; full "
+                                      "bid-ask spread as a fraction of mid, NaN where "
+                                      "unknown), read when costs.spread_source = quotes.")
     n_assets: int = Field(100, gt=0, description="Synthetic market: number of assets.")
     n_days: int = Field(756, gt=1, description="Synthetic market: number of sessions.")
     start: str = Field("2021-01-04", description="Synthetic market: first session (ISO date).")
@@ -270,9 +274,15 @@ class CostsConfig(_Section):
     """The one cost model (optimizer, policy sizing, schedules, backtest, TCA, service)."""
 
     spread_source: SpreadSource = Field(
-        SpreadSource.QUOTES, description="quotes (the data's quoted spreads, the estimate "
-        "where there are none), estimate (the price-based estimator), or fixed "
-        "(default_spread_bps everywhere).")
+        SpreadSource.QUOTES, description="quotes (the data's quoted spreads: the synthetic "
+        "market's, or data.spreads_path for a file; names without a quote take "
+        "spread_fallback, labelled), estimate (the price-based Abdi-Ranaldo estimator for "
+        "every name, labelled), or fixed (default_spread_bps everywhere).")
+    spread_fallback: SpreadFallback = Field(
+        SpreadFallback.FIXED, description="Under quotes, what stands in for a name without a "
+        "quote: fixed (default_spread_bps), estimate (Abdi-Ranaldo from high/low/close: "
+        "biased high for liquid names) or none (refused: every name needs a quote). The "
+        "result, report and CLI say how many names use it.")
     default_spread_bps: float = Field(5.0, ge=0, description="Full spread, bps, where no "
                                       "spread is known (and everywhere when fixed).")
     spread_fraction: float = Field(1.0, ge=0, description="Fraction of the half-spread paid.")

@@ -18,7 +18,7 @@ from keel.backtest.engine import Backtester
 from keel.clock import SimulatedClock
 from keel.config import KeelConfig, OptimizeConfig, parse_config
 from keel.data.synthetic import synthetic_market
-from keel.errors import InfeasibleError
+from keel.errors import InfeasibleError, ValidationError
 from keel.store.audit import AuditLog
 from keel.store.db import Store
 
@@ -227,3 +227,38 @@ def test_the_annual_budget_is_charged_only_by_what_trades() -> None:
     assert "TURNOVER_CAP" in codes and np.abs(w - cur).sum() == pytest.approx(0.2)
     g.commit(now + pd.Timedelta(days=400), cur, cur)   # a year later the old spend is gone
     assert len(g.spent) == 1 and g.allowed(now + pd.Timedelta(days=400)) == 1.0
+
+
+def test_a_restart_keeps_the_drawdown_turnover_and_standing_target(market, tmp_path):
+    """The drawdown rule's watermark, the annual turnover spent and the standing target live in
+    the store (``desk_state``): a restarted ``keel run`` cannot reset a drawdown halt."""
+    cfg = KeelConfig(optimize={"annual_turnover": 5.0}, execution={"max_participation": 1.0})
+    desk, venue = _desk(market, tmp_path, cfg)
+    try:
+        res = desk.decide(market, venue.mids())
+        assert res.traded and desk.cycle.governor.spent
+        # a watermark far above today's equity: a 40% drawdown the next cycle must see
+        desk.cycle.peak_equity = float(desk.ledger.state.equity) / 0.6
+        desk.decide(market, venue.mids())
+        before = desk.cycle.state()
+        assert desk.cycle.drawdown == pytest.approx(0.4, abs=0.01)
+        restarted = Desk(desk.store, desk.clock, venue.broker(), DecisionCycle(cfg))
+        assert restarted.cycle.state() == before
+        assert restarted.cycle.drawdown == pytest.approx(desk.cycle.drawdown)
+        assert restarted.cycle.governor.spent == desk.cycle.governor.spent
+        pd.testing.assert_series_equal(restarted.cycle.standing_target,
+                                       desk.cycle.standing_target, check_names=False)
+        rows = AuditLog(desk.store).query(action="live.state_restored")
+        assert rows and rows[-1].payload["drawdown"] == pytest.approx(0.4, abs=0.01)
+    finally:
+        venue.stop()
+
+
+def test_a_malformed_saved_state_is_refused_whole():
+    cycle = DecisionCycle(KeelConfig())
+    for bad in ({"peak_equity": "x"}, {"peak_equity": float("inf")},
+                {"turnover_spent": [["2024-01-02", 0.1]]},  # a naive stamp
+                {"standing_target": {"A": float("nan")}}):
+        with pytest.raises(ValidationError):
+            cycle.restore(bad)
+        assert cycle.peak_equity is None and cycle.governor.spent == []

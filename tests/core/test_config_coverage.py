@@ -51,6 +51,8 @@ BY_REFERENCE = {
     **{("tracking", k): "tracking" for k in ("record_runs", "mlflow", "mlflow_uri")},
     ("data", "source"): "file data", ("data", "prices_path"): "file data",
     ("data", "sectors_path"): "file data", ("data", "on_missing"): "file data",
+    ("data", "spreads_path"): "file data (tests/app/test_spread_wiring.py)",
+    ("costs", "spread_fallback"): "file data (tests/app/test_spread_wiring.py)",
     ("execution", "max_order_notional"): "order manager",
     ("execution", "min_order_value"): "rebalance plan", ("backtest", "report"): "report",
     ("governance", "alert_after_failures"): "live loop (tests/app/test_desk.py)",

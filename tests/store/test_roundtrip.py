@@ -19,6 +19,7 @@ from keel.store.tables import (
     ChildOrderRow,
     CostModelHistoryRow,
     CostModelStateRow,
+    DeskStateRow,
     FillRow,
     FixMessageRow,
     FixSessionRow,
@@ -88,6 +89,10 @@ def _all_rows() -> list[Base]:
                                  "scale": None, "n_obs": 12}),
         CostModelHistoryRow(name="default", version=1, multipliers={"impact": 0.1 + 0.2},
                             n_obs=12, observed=3, recorded_at=T0),
+        DeskStateRow(name="sp500", version=3, updated_at=T0,
+                     state={"peak_equity": 1e7 / 3, "turnover_spent": [["2024-01-02T21:00:00+00:00",
+                                                                        0.1 + 0.2]],
+                            "standing_target": None}),
     ]
 
 

@@ -12,6 +12,7 @@ between two cycles (:meth:`DecisionCycle.set_engine`).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -150,10 +151,63 @@ class DecisionCycle:
         self._engines: dict[EngineKind, Any] = {}
         #: target weights of the last rebalance (the drift bands' centre)
         self.standing_target: pd.Series | None = None
-        #: equity after each cycle (the drawdown rule's history)
-        self.equity_history: list[float] = []
+        #: highest equity seen after any cycle (the drawdown rule's watermark; persisted by
+        #: ``keel run`` through :meth:`state`, so a restart cannot reset a drawdown)
+        self.peak_equity: float | None = None
+        self.last_equity: float | None = None
         # Scores and alpha change only when a new daily row arrives: keyed on the view's stamp.
         self._scores: tuple[pd.Timestamp, pd.Series, pd.Series] | None = None
+
+    @property
+    def drawdown(self) -> float:
+        """Current drawdown from the equity watermark (fraction in [0, 1])."""
+        if self.peak_equity is None or self.last_equity is None:
+            return 0.0
+        return drawdown([self.peak_equity, self.last_equity])
+
+    def state(self) -> dict[str, Any]:
+        """What a restart must not forget, as JSON: the equity watermark, the annual turnover
+        spent and the standing target (see :meth:`restore`)."""
+        target = self.standing_target
+        return {
+            "peak_equity": self.peak_equity, "last_equity": self.last_equity,
+            "turnover_spent": [[d.isoformat(), float(t)] for d, t in self.governor.spent],
+            "standing_target": (None if target is None
+                                else {str(k): float(v) for k, v in target.items()}),
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back a :meth:`state` saved by an earlier process.
+
+        Raises:
+            ValidationError: a malformed state (names the field); nothing is changed then.
+        """
+        def num(key: str) -> float | None:
+            v = state.get(key)
+            if v is None:
+                return None
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise ValidationError("desk state: not a finite number", field=key, value=v)
+            return float(v)
+
+        peak, last = num("peak_equity"), num("last_equity")
+        try:
+            spent = [(pd.Timestamp(d), float(t)) for d, t in state.get("turnover_spent") or []]
+            raw = state.get("standing_target")
+            target = (None if raw is None
+                      else pd.Series({str(k): float(v) for k, v in dict(raw).items()},
+                                     dtype=float))
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"desk state: {exc}", field="turnover_spent") from None
+        if any(d.tzinfo is None or not math.isfinite(t) for d, t in spent):
+            raise ValidationError("desk state: turnover entries need tz-aware stamps and "
+                                  "finite amounts", field="turnover_spent")
+        if target is not None and not np.all(np.isfinite(target.to_numpy())):
+            raise ValidationError("desk state: standing target not finite",
+                                  field="standing_target")
+        self.peak_equity, self.last_equity = peak, last
+        self.governor.spent = spent
+        self.standing_target = target
 
     def set_engine(self, engine: EngineKind | str) -> EngineKind:
         """Switch the construction engine for the next cycles; returns the new engine."""
@@ -242,7 +296,9 @@ class DecisionCycle:
         # risk + optimize
         res.stages.append(StageReport("risk", self.fit_risk(view)))
         nav = float(state.equity)
-        self.equity_history.append(nav)
+        self.last_equity = nav
+        if math.isfinite(nav) and (self.peak_equity is None or nav > self.peak_equity):
+            self.peak_equity = nav
         current = pd.Series(state.weights(), dtype=float)
         targets, rep = self.optimize(view, scores, alpha, current, nav)
         res.targets = targets
@@ -309,7 +365,7 @@ class DecisionCycle:
             gcodes.append("GOVERNANCE_OFF")
         else:
             assert gctx is not None
-            gctx = replace(gctx, drawdown=drawdown(self.equity_history))
+            gctx = replace(gctx, drawdown=self.drawdown)
             verdicts = self.governance.evaluate(list(plan.orders), gctx)
             for o, v in zip(plan.orders, verdicts, strict=True):
                 gcodes.append(v.reason_code)
@@ -320,7 +376,7 @@ class DecisionCycle:
         approved = self._cap_participation(approved, view, gcodes)
         res.stages.append(StageReport("governance", _count_codes(gcodes),
                                       {"approved": len(approved),
-                                       "drawdown": drawdown(self.equity_history)}))
+                                       "drawdown": self.drawdown}))
         # schedules
         scheduled = self._schedule(approved, view, px, clock, res)
         if oms is None:

@@ -17,6 +17,7 @@ import json
 import logging
 import signal
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -61,7 +62,8 @@ class DeskStats:
     consecutive_failures: int = 0
     alerts: int = 0
     last: CycleResult | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
+    #: the latest cycle summaries (bounded: the audit log keeps them all)
+    history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=256))
 
 
 class Desk:
@@ -108,6 +110,28 @@ class Desk:
         self._last_rebalance_known = False
         self.limits = limits
         self._breaches: set[tuple[str, str, str]] = set()
+        self._restore_state()
+
+    def _restore_state(self) -> None:
+        """Take back the cycle's memory (drawdown watermark, annual turnover spent, standing
+        target) that an earlier process of this desk (``general.name``) saved."""
+        from keel.store.desk_state_repo import DeskStateRepo
+
+        self.state_repo = DeskStateRepo(self.store)
+        self.desk_name = self.cycle.config.general.name[:64]
+        rec = self.state_repo.get(self.desk_name)
+        self._state_version = 0 if rec is None else rec.version
+        if rec is not None:
+            self.cycle.restore(rec.state)
+            self.audit.append(ACTOR, "live.state_restored", "desk", self.desk_name,
+                              {"version": rec.version, "peak_equity": rec.state.get(
+                                  "peak_equity"), "drawdown": self.cycle.drawdown},
+                              self.clock.now())
+
+    def _save_state(self, now: datetime) -> None:
+        rec = self.state_repo.put(self.desk_name, self.cycle.state(), now,
+                                  expected_version=self._state_version)
+        self._state_version = rec.version
 
     def _on_fill(self, fill: Fill, parent: OrderRecord) -> None:
         if self.ledger.apply_fill(fill):
@@ -190,6 +214,7 @@ class Desk:
             res = self._failed_cycle(now, exc)
         if res.traded:
             self._last_rebalance, self._last_rebalance_known = now, True
+        self._save_state(now)
         self._learn_costs(market, now)
         self._check_limits(market, now)
         st = self.stats

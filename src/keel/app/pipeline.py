@@ -35,7 +35,7 @@ from keel.config import (
 )
 from keel.costs.base import CostModel, TradeContext
 from keel.costs.models import Commission, SpreadCost, SquareRootImpact
-from keel.errors import ConfigError, KeelError, ValidationError
+from keel.errors import ConfigError, DataError, KeelError, ValidationError
 from keel.optimize import HoldingCost
 from keel.risk.memory import check_fit_budget
 from keel.types import to_money, to_price
@@ -54,32 +54,95 @@ PERIOD_DAYS = {"daily": 1, "weekly": 5, "monthly": 21, "quarterly": 63}
 
 
 def load_market(config: KeelConfig) -> MarketData:
-    """The market ``[data]`` names (synthetic from ``general.seed``, or a long price file);
-    ``costs.spread_source = fixed`` skips the spread estimate."""
+    """The market ``[data]`` names (synthetic from ``general.seed``, or a long price file),
+    with spreads chosen by ``costs.spread_source`` / ``spread_fallback`` and a caveat on the
+    market (``market.caveats``) whenever spreads are not all quotes."""
     d = config.data
     if d.source is DataSource.SYNTHETIC:
         from keel.data.synthetic import generate_market
 
         market = generate_market(seed=config.general.seed, n_assets=d.n_assets,
                                  n_days=d.n_days, start=d.start, calendar=d.calendar).market
+        if config.costs.spread_source is SpreadSource.ESTIMATE:
+            raise ConfigError("the synthetic market has quoted spreads but no high/low to "
+                              "estimate from; use quotes or fixed",
+                              field="costs.spread_source", value="estimate")
+        if config.costs.spread_source is SpreadSource.FIXED:
+            market = _with_caveats(market, (_fixed_caveat(config),))
     else:
-        from keel.data.prices import load_prices_long
+        from keel.data.prices import load_sectors, read_ohlcv_long, read_wide
 
         if d.prices_path is None:
             raise ConfigError("data.prices_path is required for a file source",
                               field="data.prices_path", value=d.source.value)
-        if not Path(d.prices_path).exists():
-            raise ConfigError("price file not found", field="data.prices_path",
-                              value=str(d.prices_path))
-        if d.sectors_path is not None and not Path(d.sectors_path).exists():
-            raise ConfigError("sector file not found", field="data.sectors_path",
-                              value=str(d.sectors_path))
-        market = load_prices_long(d.prices_path, sectors=d.sectors_path,
-                                  on_missing=d.on_missing, calendar=d.calendar,
-                                  spreads=config.costs.spread_source is not SpreadSource.FIXED)
+        for key, what, path in (("data.prices_path", "price", d.prices_path),
+                                ("data.sectors_path", "sector", d.sectors_path),
+                                ("data.spreads_path", "spreads", d.spreads_path)):
+            if path is not None and not Path(path).exists():
+                raise ConfigError(f"{what} file not found", field=key, value=str(path))
+        ohlcv = read_ohlcv_long(d.prices_path, calendar=d.calendar, on_missing=d.on_missing)
+        quotes = (None if d.spreads_path is None
+                  else read_wide(d.spreads_path, name="spreads", calendar=d.calendar))
+        spreads, caveat = file_spreads(config, ohlcv.close, ohlcv.high, ohlcv.low, quotes)
+        sectors = None if d.sectors_path is None else load_sectors(d.sectors_path)
+        market = ohlcv.to_market(sectors, on_missing=d.on_missing, spreads=spreads,
+                                 caveats=(caveat,) if caveat else ())
     if d.max_assets is not None and d.max_assets < market.n_assets:
         market = market.select(market.symbols[: d.max_assets])
     return market
+
+
+def _fixed_caveat(config: KeelConfig) -> str:
+    return (f"spreads: a fixed {config.costs.default_spread_bps:g} bps for every name "
+            "(costs.spread_source = fixed), not quotes")
+
+
+def _with_caveats(market: MarketData, caveats: tuple[str, ...]) -> MarketData:
+    from keel.data.market import MarketData
+
+    return MarketData(market.prices, market.volumes, sectors=market.sectors,
+                      spreads=market.spreads, market_caps=market.market_caps,
+                      benchmark_returns=market.benchmark_returns, on_missing=market.on_missing,
+                      adv_window=market.adv_window, vol_window=market.vol_window,
+                      beta_window=market.beta_window, min_history=market.min_history,
+                      source=market.source, caveats=market.caveats + caveats)
+
+
+def file_spreads(config: KeelConfig, close: pd.DataFrame, high: pd.DataFrame,
+                 low: pd.DataFrame, quotes: pd.DataFrame | None
+                 ) -> tuple[pd.DataFrame | None, str]:
+    """Spreads (dates x symbols, fraction of mid) of a file market and the caveat to print.
+
+    ``fixed`` gives no panel (the cost model's ``default_spread_bps`` stands in everywhere);
+    ``estimate`` the Abdi-Ranaldo estimate for every name; ``quotes`` the quoted spreads
+    (``data.spreads_path``) with ``costs.spread_fallback`` for names without a quote, or,
+    with ``none``, a ``DataError`` naming the first name and date with a price but no quote.
+    """
+    from keel.data.spreads import SpreadFallback, select_spreads
+
+    c = config.costs
+    if c.spread_source is SpreadSource.FIXED:
+        return None, _fixed_caveat(config)
+    ohlc = {"high": high, "low": low, "close": close}
+    if c.spread_source is SpreadSource.ESTIMATE:
+        p = select_spreads("estimate", index=close.index, symbols=close.columns, **ohlc)
+        return p.values, f"spreads: {p.caveat}"
+    if c.spread_fallback is SpreadFallback.NONE:
+        q = (pd.DataFrame(np.nan, index=close.index, columns=close.columns) if quotes is None
+             else quotes.reindex(index=close.index, columns=close.columns))
+        hole = q.isna().to_numpy() & close.notna().to_numpy()
+        if hole.any():
+            r, k = (int(x[0]) for x in np.nonzero(hole))
+            raise DataError("a price without a quoted spread (costs.spread_fallback = none); "
+                            "give data.spreads_path or choose a fallback", field="spreads",
+                            symbol=str(close.columns[k]), value=str(close.index[r]))
+        return q, ""
+    p = select_spreads("quotes", index=close.index, symbols=close.columns, quotes=quotes,
+                       default_spread_bps=(c.default_spread_bps
+                                           if c.spread_fallback is SpreadFallback.FIXED
+                                           else None),
+                       **(ohlc if c.spread_fallback is SpreadFallback.ESTIMATE else {}))
+    return p.values, (f"spreads: {p.caveat}" if p.caveat else "")
 
 
 # --------------------------------------------------------------------------- pieces

@@ -224,6 +224,9 @@ class MarketData:
         adv_window, vol_window, beta_window: rolling windows in bars for ADV, volatility, beta.
         min_history: bars of unbroken close and volume a name needs to be ``tradable``.
         source: where the data came from (for error messages).
+        caveats: what a reader of any figure built on this data must know (e.g. spreads that
+            are an estimate or a fixed stand-in, not quotes); printed by the backtest, the
+            report and the CLI.
     """
 
     prices: pd.DataFrame
@@ -238,6 +241,7 @@ class MarketData:
     beta_window: int = 252
     min_history: int = 63
     source: str | None = None
+    caveats: tuple[str, ...] = ()
     missing_report: MissingReport = field(init=False)
     sector_history: pd.DataFrame | None = field(init=False)
 
@@ -275,7 +279,10 @@ class MarketData:
             if int(getattr(self, name)) < (1 if name == "min_history" else 2):
                 raise DataError(f"{name} must be >= {1 if name == 'min_history' else 2}",
                                 field=name, value=getattr(self, name))
+        if not all(isinstance(c, str) for c in self.caveats):
+            raise DataError("caveats must be strings", field="caveats", value=self.caveats)
         _set = object.__setattr__
+        _set(self, "caveats", tuple(self.caveats))
         _set(self, "prices", _frozen(prices))
         _set(self, "volumes", _frozen(volumes))
         _set(self, "spreads", None if spreads is None else _frozen(spreads))
@@ -452,7 +459,7 @@ class MarketData:
         view = MarketData.__new__(MarketData)
         _set = object.__setattr__
         for name in ("on_missing", "adv_window", "vol_window", "beta_window", "min_history",
-                     "source", "missing_report"):
+                     "source", "caveats", "missing_report"):
             _set(view, name, getattr(root, name))
         hist = root.sector_history
         _set(view, "sector_history", None if hist is None else hist.iloc[sl])
@@ -489,6 +496,7 @@ class MarketData:
             on_missing=MissingPolicy.MASK if mask else MissingPolicy.RAISE,
             adv_window=self.adv_window, vol_window=self.vol_window,
             beta_window=self.beta_window, min_history=self.min_history, source=self.source,
+            caveats=self.caveats,
         )
 
     # ------------------------------------------------------------------ latest values

@@ -126,16 +126,24 @@ class OHLCV:
 
     def to_market(self, sectors: pd.Series | pd.DataFrame | None = None, *,
                   on_missing: MissingPolicy | str = MissingPolicy.RAISE,
-                  spreads: bool = True, spread_window: int = 21, **kwargs: Any) -> MarketData:
-        """Build ``MarketData`` (close prices, volumes, sectors, optional estimated spreads).
+                  spreads: bool | pd.DataFrame | None = True, spread_window: int = 21,
+                  **kwargs: Any) -> MarketData:
+        """Build ``MarketData`` (close prices, volumes, sectors, optional spreads).
 
-        ``spreads``: add the Abdi-Ranaldo estimate when the file had high/low columns.
+        ``spreads``: True adds the Abdi-Ranaldo estimate when the file had high/low columns;
+        a dates x symbols panel is used as given (e.g. from
+        :func:`keel.data.spreads.select_spreads`); False/None leaves the market without.
 
         ``on_missing`` handles dates x symbols holes (late listings, gaps): see
         :func:`keel.data.market.apply_missing_policy`; ``market.missing_report`` says what.
         """
-        has_range = bool(self.high.notna().to_numpy().any() and self.low.notna().to_numpy().any())
-        spr = self.estimated_spreads(spread_window) if spreads and has_range else None
+        spr: pd.DataFrame | None
+        if isinstance(spreads, pd.DataFrame):
+            spr = spreads
+        else:
+            has_range = bool(self.high.notna().to_numpy().any()
+                             and self.low.notna().to_numpy().any())
+            spr = self.estimated_spreads(spread_window) if spreads and has_range else None
         return MarketData(prices=self.close, volumes=self.volume, sectors=sectors,
                           spreads=spr, on_missing=MissingPolicy(on_missing),
                           source=self.report.file, **kwargs)

@@ -43,6 +43,15 @@ ESTIMATE_CAVEAT = ("Abdi-Ranaldo estimate from daily high/low/close, not quotes:
                    "use quoted spreads or costs.spread_source = fixed for costs")
 
 
+class SpreadFallback(StrEnum):
+    """What stands in for a name without a quote under ``quotes``
+    (``costs.spread_fallback``)."""
+
+    FIXED = "fixed"
+    ESTIMATE = "estimate"
+    NONE = "none"
+
+
 class SpreadSource(StrEnum):
     """Where spreads come from (``costs.spread_source``)."""
 

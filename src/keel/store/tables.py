@@ -323,6 +323,18 @@ class LeaseRow(Base):
     expires_at: Mapped[datetime]
 
 
+class DeskStateRow(Base):
+    """What a live desk must remember across restarts (one current row per desk name): the
+    equity watermark behind the drawdown rule, the annual turnover spent, the standing target."""
+
+    __tablename__ = "desk_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
 class CostModelStateRow(Base):
     """The learned state of an adaptive cost model (one current row per model name)."""
 
