@@ -3,8 +3,8 @@
 Types are spelled out here (not imported from ``keel.store.tables``) so this revision keeps
 meaning what it meant when it was written.
 
-Revision ID: 0004_accounts
-Revises: 0003_desk_merge_heads
+Revision ID: 0005_accounts
+Revises: 0004_desk_state
 Create Date: 2026-12-02
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_accounts"
-down_revision: str | None = "0003_desk_merge_heads"
+revision: str = "0005_accounts"
+down_revision: str | None = "0004_desk_state"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
