@@ -209,8 +209,16 @@ def _run_ray(chunks: list[list[Account]], shared: Shared, workers: int,
     if not ray.is_initialized():
         if address:
             ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        else:  # workers import the driver's keel (not whichever keel site-packages holds)
+            import os
+            from pathlib import Path
+
+            import keel
+
+            src = str(Path(keel.__file__).resolve().parents[1])
+            path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": path}})
     remote = ray.remote(num_cpus=1)(timed_chunk)
     ref = ray.put(shared)
     pending = {remote.remote(ref, c): i for i, c in enumerate(chunks)}
