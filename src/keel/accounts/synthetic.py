@@ -74,11 +74,11 @@ def synthetic_accounts(n: int, models: list[ModelPortfolio], prices: dict[str, D
         tax = bool(rng.random() < tax_share)
         lots: list[TaxLot] = []
         if tax:
-            for s, q in holdings.items():
-                k = min(int(rng.integers(1, 4)), int(q))
-                cuts = sorted(rng.choice(np.arange(1, int(q)), size=k - 1, replace=False)
+            for s, held in holdings.items():
+                k = min(int(rng.integers(1, 4)), int(held))
+                cuts = sorted(rng.choice(np.arange(1, int(held)), size=k - 1, replace=False)
                               .tolist()) if k > 1 else []
-                sizes = np.diff([0, *cuts, int(q)])
+                sizes = np.diff([0, *cuts, int(held)])
                 for j, size in enumerate(sizes):
                     days = int(rng.integers(1, 30)) if rng.random() < 0.05 else \
                         int(rng.integers(30, 4 * 365))
