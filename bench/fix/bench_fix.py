@@ -52,6 +52,36 @@ sys.path.insert(0, str(HERE.parents[1] / "src"))
 
 NOS_BODY = {11: "", 21: "1", 38: "100", 40: "2", 44: "10.5", 54: "1", 55: "AAPL",
             60: "20251121-08:30:00.000"}
+
+# keel's #18 steps as engines of one run (client and venue alike): codec, validation mode,
+# FileStore deferred (matters with --store file), venue loop on uvloop (needs keel[fast])
+KEEL_VARIANTS: dict[str, dict[str, object]] = {
+    "keel-base": {"codec": "python", "validation": "strict", "deferred": False, "uvloop": False},
+    "keel-lazy": {"codec": "python", "validation": "lazy", "deferred": False, "uvloop": False},
+    "keel-native": {"codec": "native", "validation": "lazy", "deferred": False, "uvloop": False},
+    "keel-deferred": {"codec": "native", "validation": "lazy", "deferred": True,
+                      "uvloop": False},
+    "keel": {"codec": "native", "validation": "lazy", "deferred": True, "uvloop": True},
+}
+# what each side's application reads (lazy validation checks these values)
+VENUE_READS = {"D": frozenset({11, 38, 44, 54, 55})}
+CLIENT_READS: dict[str, frozenset[int]] = {"8": frozenset()}
+
+
+def _variant(name: str, uvloop_flag: bool) -> dict[str, object]:
+    v = dict(KEEL_VARIANTS[name])
+    v["uvloop"] = bool(v["uvloop"]) or uvloop_flag
+    if v["uvloop"]:
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            v["uvloop"] = False
+    from keel.venues.fix import codec
+
+    if v["codec"] not in codec.available_codecs():
+        raise SystemExit(f"{name}: the compiled codec is not installed (scripts/build-native)")
+    codec.use_codec(str(v["codec"]))
+    return v
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -64,7 +94,7 @@ def _spec_default() -> str:
 # --------------------------------------------------------------------------- venues
 
 
-def run_keel_server(port: int, spec_dir: str, store: str, uvloop: bool) -> None:
+def run_keel_server(port: int, spec_dir: str, store: str, variant: str, uvloop: bool) -> None:
     import asyncio
 
     from keel.venues.fix import (
@@ -77,7 +107,12 @@ def run_keel_server(port: int, spec_dir: str, store: str, uvloop: bool) -> None:
     )
     from keel.venues.fix.transport import Acceptor
 
+    v = _variant(variant, uvloop)
+    uvloop = bool(v["uvloop"])
+
     class Venue(Application):
+        read_tags = VENUE_READS
+
         def __init__(self) -> None:
             self.n = 0
 
@@ -89,8 +124,10 @@ def run_keel_server(port: int, spec_dir: str, store: str, uvloop: bool) -> None:
                 55: b[55], 54: b[54], 38: b[38], 32: b[38], 31: b[44], 151: "0", 14: b[38],
                 6: b[44]}))
 
-    cfg = SessionConfig("FIX.4.2", "VENUE", "BENCH", check_latency=False)
-    st = FileStore(tempfile.mkdtemp(), cfg.session_id) if store == "file" else None
+    cfg = SessionConfig("FIX.4.2", "VENUE", "BENCH", check_latency=False,
+                        validation=str(v["validation"]))
+    st = (FileStore(tempfile.mkdtemp(), cfg.session_id, deferred=bool(v["deferred"]))
+          if store == "file" else None)
     session = Session(cfg, load_dictionary("FIX.4.2", spec_dir), store=st, application=Venue())
 
     async def main() -> None:
@@ -208,7 +245,7 @@ def run_asyncio_echo(port: int, uvloop: bool) -> None:
 
 
 class KeelClient:
-    def __init__(self, port: int, spec_dir: str, store: str) -> None:
+    def __init__(self, port: int, spec_dir: str, store: str, variant: str = "keel") -> None:
         from keel.venues.fix import (
             Application,
             FileStore,
@@ -220,17 +257,21 @@ class KeelClient:
         )
 
         self.Message = Message
+        self.variant = variant
+        v = _variant(variant, False)
 
         class App(Application):
             reports = 0
+            read_tags = CLIENT_READS
 
             def from_app(self, msg: Message, session: Session) -> None:
                 App.reports += 1
 
         self.app = App
         cfg = SessionConfig("FIX.4.2", "BENCH", "VENUE", initiator=True, check_latency=False,
-                            reset_on_logon=True)
-        st = FileStore(tempfile.mkdtemp(), cfg.session_id) if store == "file" else None
+                            reset_on_logon=True, validation=str(v["validation"]))
+        st = (FileStore(tempfile.mkdtemp(), cfg.session_id, deferred=bool(v["deferred"]))
+              if store == "file" else None)
         self.s = Session(cfg, load_dictionary("FIX.4.2", spec_dir), store=st, application=App())
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -262,6 +303,12 @@ class KeelClient:
         body = dict(NOS_BODY)
         body[11] = f"C{i}"
         return self.Message("D", body)
+
+    def activate(self) -> None:
+        """Make this variant's codec the process's (variants share the client process)."""
+        from keel.venues.fix import codec
+
+        codec.use_codec(str(KEEL_VARIANTS[self.variant]["codec"]))
 
     def send_one(self, i: int) -> None:
         self.s.send(self._order(i), time.time())
@@ -385,6 +432,8 @@ def _self_cpu() -> float:
 
 def measure(client, pid: int, n: int, window: int, warmup: int = 200) -> dict[str, object]:  # type: ignore[no-untyped-def]
     c = client
+    if hasattr(c, "activate"):
+        c.activate()
     i = 0
     for _ in range(warmup):
         k = c.reports + 1
@@ -466,23 +515,28 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=64, help="orders in flight when pipelined")
     ap.add_argument("--store", choices=["memory", "file"], default="memory")
     ap.add_argument("--uvloop", action="store_true", help="keel venue and asyncio floor on uvloop")
-    ap.add_argument("--engines", default="tcp,asyncio,keel,quickfix")
+    ap.add_argument("--engines", default="tcp,asyncio,keel,quickfix",
+                    help="comma list; keel variants: " + ", ".join(KEEL_VARIANTS))
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
     a.spec_dir = a.spec_dir or _spec_default()
     servers: dict[str, Callable[[], None]] = {
-        "keel": lambda: run_keel_server(a.port, a.spec_dir, a.store, a.uvloop),
         "quickfix": lambda: run_qf_server(a.port, a.spec_dir, a.store),
         "tcp": lambda: run_tcp_echo(a.port),
         "asyncio": lambda: run_asyncio_echo(a.port, a.uvloop),
     }
     if a.serve:
-        servers[a.serve]()
+        if a.serve in KEEL_VARIANTS:
+            run_keel_server(a.port, a.spec_dir, a.store, a.serve, a.uvloop)
+        else:
+            servers[a.serve]()
         return
-    clients = {"keel": KeelClient, "quickfix": QuickFixClient, "tcp": EchoClient,
-               "asyncio": EchoClient}
+    clients: dict[str, Callable[..., object]] = {
+        "quickfix": QuickFixClient, "tcp": EchoClient, "asyncio": EchoClient}
+    for name in KEEL_VARIANTS:
+        clients[name] = (lambda port, spec, store, _n=name: KeelClient(port, spec, store, _n))
     engines = [e for e in a.engines.split(",") if e]
     if "quickfix" in engines:
         try:

@@ -16,6 +16,7 @@ Side-by-side backtest books are ``[[backtest.books]]`` entries: a name plus ``op
 
 from __future__ import annotations
 
+import math
 import tomllib
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -72,6 +73,18 @@ class EngineKind(StrEnum):
     GREEDY = "greedy"
     RISK_PARITY = "risk_parity"
     EQUAL_WEIGHT = "equal_weight"
+    MPO = "mpo"
+
+
+class ViewSource(StrEnum):
+    """Black-Litterman views from the signals layer (``docs/construction.md``)."""
+
+    #: no views: the engines take the signals' alpha as it is
+    NONE = "none"
+    #: one absolute view per name in the top and bottom ``bl_quantile`` of the score
+    ABSOLUTE = "absolute"
+    #: one relative view: the top ``bl_quantile`` outperforms the bottom one
+    RELATIVE = "relative"
 
 
 class TurnoverFunding(StrEnum):
@@ -250,6 +263,26 @@ class OptimizeConfig(_Section):
     greedy_k_sell: int | None = Field(None, ge=1, description="greedy: sell outside the top "
                                       "k_sell (default 1.2 k).")
     cvar_beta: float = Field(0.95, gt=0.5, lt=1, description="mean_cvar: CVaR level.")
+    mpo_horizon: int = Field(5, ge=1, le=60, description="mpo: rebalance periods planned "
+                             "(the first is traded; 1 equals mean_variance).")
+    mpo_alpha_decay: float = Field(0.5, gt=0, le=1, description="mpo: alpha forecast of "
+                                   "period h is alpha * decay^(h-1) (the signal's decay per "
+                                   "rebalance period).")
+    mpo_alpha_profile: list[float] | None = Field(
+        None, description="mpo: the forecast multiplier of each period (length mpo_horizon, "
+        "replaces the decay), e.g. [1, 0.8, 0.5].")
+    bl_views: ViewSource = Field(ViewSource.NONE, description="Black-Litterman views from "
+                                 "the signals (none, absolute, relative); the posterior "
+                                 "returns replace the alpha of any engine.")
+    bl_quantile: float = Field(0.2, gt=0, le=0.5, description="Black-Litterman: fraction of "
+                               "names in the top (and bottom) view baskets.")
+    bl_tau: float = Field(0.05, gt=0, description="Black-Litterman: uncertainty of the prior "
+                          "mean relative to returns.")
+    bl_confidence: float = Field(0.5, gt=0, le=1, description="Black-Litterman: view "
+                                 "confidence (Idzorek) until the signal has a track record.")
+    bl_min_track: int = Field(6, ge=2, description="Black-Litterman: realised rebalance "
+                              "periods of the score's IC before the confidence comes from its "
+                              "track record.")
     solver_time_limit_s: float | None = Field(
         10.0, gt=0, description="Wall seconds one solver attempt may take; a capped attempt "
         "moves to the next solver, then the book holds (None: the solver's default).")
@@ -267,6 +300,12 @@ class OptimizeConfig(_Section):
             raise ValueError("greedy_k_buy must be <= greedy_k")
         if ks is not None and ks < k:
             raise ValueError("greedy_k_sell must be >= greedy_k")
+        prof = self.mpo_alpha_profile
+        if prof is not None:
+            if len(prof) != self.mpo_horizon:
+                raise ValueError("mpo_alpha_profile must have mpo_horizon entries")
+            if not all(math.isfinite(x) and x >= 0 for x in prof):
+                raise ValueError("mpo_alpha_profile entries must be finite and >= 0")
         return self
 
 

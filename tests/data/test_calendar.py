@@ -119,3 +119,15 @@ def test_default_range_reaches_past_today_for_live_checks():
 
     cal = Cal()
     assert cal.is_open(pd.Timestamp("2027-03-01 15:00", tz="UTC"))  # a Monday, 10:00 ET
+
+
+def test_regular_hours_know_half_days_and_holidays():
+    from keel.data.calendar import regular_hours
+
+    t = pd.DatetimeIndex(["2024-11-29 14:00", "2024-11-29 17:59", "2024-11-29 18:00",
+                          "2024-11-28 15:00", "2024-12-02 14:29", "2024-12-02 14:30",
+                          "2024-12-02 20:59", "2024-12-02 21:00"], tz="UTC")
+    ok, local = regular_hours(t)
+    # half day closes 13:00 New York (18:00 UTC); Thanksgiving closed; 09:30-16:00 otherwise
+    assert ok.tolist() == [False, True, False, False, False, True, True, False]
+    assert str(local.tz) == "America/New_York"

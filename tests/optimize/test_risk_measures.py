@@ -19,6 +19,7 @@ from keel.optimize.engine import ConvexPortfolioProblem
 from keel.optimize.inputs import PortfolioInputs
 from keel.optimize.risk_measures import CDaRRisk, EVaRRisk, cdar, drawdown_path, evar
 from keel.optimize.scenarios import cvar
+from keel.optimize.terms import Alpha
 
 PRICES = Path("daily/sp500_all_stocks_5yr/all_stocks_5yr.csv.gz")
 
@@ -99,6 +100,28 @@ def test_min_cdar_matches_an_independent_lp(sp500: pd.DataFrame) -> None:
     ref = _scipy_min_cdar(r, 0.9, 0.2)
     assert res.objective_split["risk"] == pytest.approx(ref, rel=1e-5)
     assert cdar(r @ np.full(r.shape[1], 1 / r.shape[1]), 0.9) >= ref
+
+
+def test_mean_cdar_matches_the_running_maximum_form(sp500: pd.DataFrame) -> None:
+    """With alpha in the objective (the drawdown variables are not pushed down by a pure
+    minimisation alone), the LP in drawdowns gives the answer of the direct ``cummax`` form."""
+    import cvxpy as cp
+
+    r = sp500.to_numpy()
+    alpha = pd.Series(np.linspace(-2e-3, 2e-3, r.shape[1]), index=sp500.columns)
+    inp = PortfolioInputs.build(alpha, scenarios=sp500)
+    res = ConvexPortfolioProblem([Alpha(), CDaRRisk(0.9, aversion=0.5)],
+                                 [Budget(), LongOnly(), WeightBounds(upper=0.3)],
+                                 solvers=["CLARABEL"]).solve(inp)
+    w = cp.Variable(r.shape[1])
+    path = cp.cumsum(r @ w)
+    level = cp.Variable()
+    dd = cp.maximum(cp.cummax(path), 0.0) - path
+    obj = alpha.to_numpy() @ w - 0.5 * (level + cp.sum(cp.pos(dd - level)) / (0.1 * len(r)))
+    ref = cp.Problem(cp.Maximize(obj), [cp.sum(w) == 1, w >= 0, w <= 0.3])
+    ref.solve(solver="CLARABEL")
+    assert res.objective_split["utility"] == pytest.approx(ref.value, rel=1e-6)
+    assert np.max(np.abs(res.weights.to_numpy() - w.value)) < 1e-4
 
 
 def test_min_evar_matches_slsqp() -> None:

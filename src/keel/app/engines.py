@@ -240,6 +240,9 @@ class EqualWeightEngine:
 def build_engine(name: str, o: OptimizeConfig, *, costs: CostModel, period_days: int = 1,
                  holding: HoldingCost | None = None) -> Engine:
     """The engine of ``o.engine`` with every ``[optimize]`` setting."""
+    if str(o.engine) == "mpo" or str(o.bl_views) != "none":  # keel.app.engines_mpo
+        from keel.app.engines_mpo import build_extended
+        return build_extended(name, o, costs=costs, period_days=period_days, holding=holding)
     if o.engine in (EngineKind.MEAN_VARIANCE, EngineKind.MEAN_CVAR):
         return MeanVarianceEngine(name, o, costs=costs, period_days=period_days,
                                   holding=holding)

@@ -1,7 +1,8 @@
 """Self-contained HTML report of a backtest (Plotly; plotly.js inlined once).
 
 Sections: metrics table, equity curves, drawdown, turnover, cost breakdown, risk decomposition
-over time, execution quality (cost per traded notional by algorithm), failures, the config.
+over time, execution quality (cost per traded notional by algorithm), return attribution
+(Brinson-Fachler by sector and factor attribution over time, per book), failures, the config.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from keel.backtest.metrics import drawdown
+from keel.errors import KeelError
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -98,8 +101,104 @@ def _metrics_html(m: pd.DataFrame) -> str:
     return str(fmt.to_html(classes="metrics", border=0))
 
 
-def render_html(result: BacktestResult, title: str = "keel backtest") -> str:
-    """The whole report as one HTML string (no external resources)."""
+def attribution(result: BacktestResult, market: Any) -> dict[str, Any]:
+    """Return attribution of every book that traded (:func:`keel.risk.performance.
+    book_attribution`): the weights each rebalance targeted, held from the next session and
+    drifting with returns (as the backtest books them), against the equal-weight benchmark of
+    the names with a return; factor attribution of the active weights on a fundamental model
+    fitted over the whole span (each day's exposures at the previous close). The gap between
+    the book's NAV return and the held weights' return is reported as ``other`` (costs, cash
+    interest, and trades governance or participation cut)."""
+    from keel.risk.fundamental import FundamentalFactorModel
+    from keel.risk.performance import book_attribution, held_weights
+
+    rets = market.returns
+    model: Any = None
+    note = ""
+    try:
+        model = FundamentalFactorModel().fit(market)
+    except (KeelError, ArithmeticError, ValueError) as exc:
+        note = f"no factor attribution ({type(exc).__name__}: {exc})"
+    sectors = (pd.Series(market.sectors) if market.sectors is not None
+               else pd.Series("Unknown", index=market.symbols))
+    lag = 0 if result.execution_lag == "same_close" else 1
+    out: dict[str, Any] = {}
+    for name, book in result.books.items():
+        if book.failure is not None or not book.decisions:
+            continue
+        targets = pd.DataFrame([d["target"] for d in book.decisions],
+                               index=pd.DatetimeIndex([pd.Timestamp(d["date"])
+                                                       for d in book.decisions]),
+                               columns=market.symbols)
+        span = rets.loc[(rets.index > book.nav.index[0]) & (rets.index <= book.nav.index[-1])]
+        prior = rets.index[rets.index <= book.nav.index[0]]
+        base = rets.loc[prior[-1:]] if len(prior) else span.iloc[:0]
+        full = pd.concat([base, span])
+        held = held_weights(targets.loc[targets.index.isin(full.index)], full, lag=lag)
+        held = held.loc[span.index]
+        nav = book.nav.dropna()
+        out[name] = book_attribution(
+            held, span, sectors, model=model if model is not None else None,
+            market=market if model is not None else None,
+            book_return=float(nav.iloc[-1] / nav.iloc[0] - 1.0))
+    out["_note"] = note
+    return out
+
+
+def _attribution_html(result: BacktestResult, market: Any) -> str:
+    import plotly.graph_objects as go
+
+    try:
+        att = attribution(result, market)
+    except (KeelError, ArithmeticError, ValueError, KeyError) as exc:
+        return (f"<h2>Return attribution</h2><p>unavailable: {html.escape(type(exc).__name__)}"
+                f": {html.escape(str(exc))}</p>")
+    note = att.pop("_note")
+    parts = ["<h2>Return attribution</h2><p>Brinson-Fachler by sector of the weights each "
+             "rebalance targeted (held from the next session, drifting with returns) against "
+             "the equal-weight benchmark, linked over time (Cari&ntilde;o): the effects add up "
+             "to the active return exactly. <i>other</i> = the book's NAV return minus the "
+             "held weights' return (costs, cash interest, trades cut by governance or "
+             "participation).</p>"]
+    if note:
+        parts.append(f"<p>{html.escape(note)}</p>")
+    fmt = {"float_format": lambda v: f"{v:.4%}"}
+    for name, a in att.items():
+        bf = a.brinson
+        lines = pd.Series({"held weights return": bf.portfolio_return,
+                           "benchmark return": bf.benchmark_return,
+                           "active return": bf.active_return,
+                           "sum of the effects": float(bf.by_sector["total"].sum()),
+                           "book NAV return": a.book_return, "other": a.other})
+        parts.append(f"<h3>{html.escape(name)}</h3>"
+                     + a.summary().to_html(classes="metrics", border=0, **fmt)
+                     + lines.to_frame("value").to_html(classes="metrics", border=0, **fmt))
+        if a.groups is not None and len(a.groups):
+            fig = go.Figure()
+            for col in a.groups.columns:
+                fig.add_trace(go.Scatter(x=a.groups.index, y=np.cumsum(a.groups[col].to_numpy()),
+                                         name=str(col)))
+            fig.update_layout(title=f"{name}: active return by factor group (cumulative sum "
+                              "of daily contributions)")
+            parts.append(_fig_html(fig))
+    return "\n".join(parts)
+
+
+def _market_of(result: BacktestResult) -> Any:
+    """The run's market, reloaded from its own config (None when that fails)."""
+    from keel.app.pipeline import load_market
+    from keel.config import parse_config
+
+    try:
+        return load_market(parse_config(dict(result.config)))
+    except (KeelError, OSError, ValueError):
+        return None
+
+
+def render_html(result: BacktestResult, title: str = "keel backtest",
+                market: Any = None) -> str:
+    """The whole report as one HTML string (no external resources). ``market``: the run's
+    market for the attribution section (None: reloaded from the run's config)."""
     from plotly.offline import get_plotlyjs
 
     m = result.metrics()
@@ -132,6 +231,11 @@ def render_html(result: BacktestResult, title: str = "keel backtest") -> str:
               "execution": "Execution quality"}
     for key, fig in figures(result).items():
         parts.append(f"<h2>{titles[key]}</h2>{_fig_html(fig)}")
+    if any(b.decisions for b in result.books.values()):
+        mkt = market if market is not None else _market_of(result)
+        parts.append(_attribution_html(result, mkt) if mkt is not None else
+                     "<h2>Return attribution</h2><p>unavailable: the run's market could not "
+                     "be reloaded from its config</p>")
     t = {k: round(v, 3) for k, v in result.timings.items()}
     parts.append(f"<h2>Timings (s)</h2><pre>{html.escape(json.dumps(t, indent=1))}</pre>")
     parts.append("<h2>Config</h2><pre>"
@@ -145,12 +249,12 @@ def render_html(result: BacktestResult, title: str = "keel backtest") -> str:
             + "\n".join(parts) + "</body></html>")
 
 
-def write_report(result: BacktestResult, path: str | Path, title: str = "keel backtest"
-                 ) -> Path:
+def write_report(result: BacktestResult, path: str | Path, title: str = "keel backtest",
+                 market: Any = None) -> Path:
     """Write :func:`render_html` to ``path``; returns the path."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(render_html(result, title), encoding="utf-8")
+    p.write_text(render_html(result, title, market), encoding="utf-8")
     return p
 
 

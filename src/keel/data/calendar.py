@@ -289,3 +289,21 @@ def stamp_at_close(dates: Any, calendar: ExchangeCalendar | str | None = None
     cal = (calendar_covering(calendar, idx.min(), idx.max()) if len(idx)
            else get_calendar(calendar))
     return pd.DatetimeIndex(cal._closes[cal._positions(idx, "date")], name="timestamp")
+
+
+def regular_hours(times: pd.DatetimeIndex, calendar: ExchangeCalendar | str | None = None
+                  ) -> tuple[np.ndarray, pd.DatetimeIndex]:
+    """Which tz-aware ``times`` fall in a regular session of ``calendar`` (open <= t < close,
+    half days and holidays included), and the times in the exchange's local zone.
+
+    Raises:
+        CalendarError: naive times (field ``times``).
+    """
+    idx = pd.DatetimeIndex(times)
+    if idx.tz is None:
+        raise CalendarError("naive times: a time zone is required", field="times")
+    if len(idx) == 0:
+        cal = get_calendar(calendar) if not isinstance(calendar, ExchangeCalendar) else calendar
+        return np.zeros(0, dtype=bool), idx.tz_convert(cal.tz)
+    cal = calendar_covering(calendar, idx.min(), idx.max())
+    return cal.is_open_array(idx), idx.tz_convert(cal.tz)

@@ -34,6 +34,7 @@ from enum import StrEnum
 import numpy as np
 import pandas as pd
 
+from keel.data.calendar import ExchangeCalendar, regular_hours
 from keel.errors import DataError, ValidationError
 
 #: printed wherever the price-based estimate is shown
@@ -82,12 +83,14 @@ def abdi_ranaldo_spread(high: pd.DataFrame, low: pd.DataFrame, close: pd.DataFra
     return np.sqrt(mean).clip(lower=min_spread)
 
 
-def daily_quoted_spread(quotes: pd.DataFrame, tz: str = "America/New_York") -> pd.Series:
+def daily_quoted_spread(quotes: pd.DataFrame,
+                        calendar: ExchangeCalendar | str = "XNYS") -> pd.Series:
     """Median in-session quoted spread per local session date (fraction of mid).
 
     ``quotes``: a tz-aware (UTC) time index and ``bid``/``ask`` columns (e.g. the closing
-    quote of each minute bar, ``keel.execution.bars.load_minute_bars``). Rows outside
-    09:30-16:00 local time and crossed or empty quotes (bid <= 0 or ask <= bid) are left out.
+    quote of each minute bar, ``keel.execution.bars.load_minute_bars``). Rows outside the
+    regular session of ``calendar`` (open to close, early on half days) and crossed or empty
+    quotes (bid <= 0 or ask <= bid) are left out.
 
     Raises:
         DataError: missing columns, or no valid in-session quote (field ``quotes``).
@@ -95,11 +98,10 @@ def daily_quoted_spread(quotes: pd.DataFrame, tz: str = "America/New_York") -> p
     if not {"bid", "ask"} <= set(quotes.columns):
         raise DataError("quotes need bid and ask columns", field="quotes",
                         value=sorted({"bid", "ask"} - set(quotes.columns)))
-    local = pd.DatetimeIndex(quotes.index).tz_convert(tz)
-    minute = local.hour * 60 + local.minute
+    regular, local = regular_hours(pd.DatetimeIndex(quotes.index), calendar)
     bid = quotes["bid"].to_numpy(dtype=np.float64)
     ask = quotes["ask"].to_numpy(dtype=np.float64)
-    ok = (minute >= 570) & (minute < 960) & (bid > 0) & (ask > bid)
+    ok = regular & (bid > 0) & (ask > bid)
     if not ok.any():
         raise DataError("no valid in-session quote (bid > 0, ask > bid)", field="quotes")
     rel = (ask[ok] - bid[ok]) / (0.5 * (ask[ok] + bid[ok]))

@@ -1,4 +1,9 @@
-"""Bounded retries with exponential backoff and full jitter for transient venue errors."""
+"""Bounded retries with exponential backoff and full jitter for transient venue errors.
+
+The retry loop is tenacity's (``Retrying``: stop after the attempts, retry only
+:class:`~keel.errors.TransientVenueError`, re-raise the last one); keel supplies the wait (a
+seeded draw per call, so a test replays it exactly) and the sleep (the order manager's clock).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
+import tenacity
 
 from keel.errors import TransientVenueError, ValidationError
 
@@ -51,11 +57,16 @@ def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, sleep: Callable[[f
     propagates at once.
     """
     waits = policy.delays(rng)
-    for attempt in range(1, policy.max_attempts + 1):
-        try:
-            return fn(), attempt
-        except TransientVenueError:
-            if attempt == policy.max_attempts:
-                raise
-            sleep(waits[attempt - 1])
-    raise AssertionError("unreachable")
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(policy.max_attempts),
+        # tenacity asks for the wait before it checks the stop: nothing is slept after the last
+        wait=lambda state: (waits[state.attempt_number - 1]
+                            if state.attempt_number <= len(waits) else 0.0),
+        retry=tenacity.retry_if_exception_type(TransientVenueError),
+        sleep=sleep, reraise=True)
+    for attempt in retrying:
+        with attempt:
+            result = fn()
+        if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
+            return result, attempt.retry_state.attempt_number
+    raise AssertionError("unreachable")  # tenacity re-raises the last error (reraise=True)

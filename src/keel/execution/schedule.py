@@ -27,6 +27,7 @@ import pandas as pd
 
 from keel.clock import Clock
 from keel.costs.almgren_chriss import ac_trajectory
+from keel.data.calendar import ExchangeCalendar, regular_hours
 from keel.errors import DataError, ValidationError
 from keel.execution.hours import (
     Window,
@@ -321,14 +322,15 @@ def urgency_risk_aversion(urgency: float, total_days: float, n: int, sigma: floa
 
 
 def session_volatility(bars: pd.DataFrame, n_sessions: int = 1,
-                       tz: str = "America/New_York") -> float:
+                       calendar: ExchangeCalendar | str = "XNYS") -> float:
     """Daily volatility (fraction) from the intraday returns of the last ``n_sessions``.
 
-    ``bars``: minute bars with a tz-aware (UTC) bar-start index and a ``close`` column. Only the
-    regular session (09:30-16:00 local) counts; the realised variance of each session is the
-    sum of its squared log returns between consecutive bars (no overnight gap, whatever the
-    sampling gaps), and the result is the square root of the mean over the last ``n_sessions``
-    sessions. Closes from sessions years apart never meet in one return.
+    ``bars``: minute bars with a tz-aware (UTC) bar-start index and a ``close`` column. Only
+    the regular session of ``calendar`` counts (its open to its close, early on half days);
+    the realised variance of each session is the sum of its squared log returns between
+    consecutive bars (no overnight gap, whatever the sampling gaps), and the result is the
+    square root of the mean over the last ``n_sessions`` sessions. Closes from sessions years
+    apart never meet in one return.
 
     Raises:
         DataError: no session with at least two regular-hours bars (field ``bars``).
@@ -336,9 +338,7 @@ def session_volatility(bars: pd.DataFrame, n_sessions: int = 1,
     """
     if n_sessions < 1:
         raise ValidationError("n_sessions must be >= 1", field="n_sessions", value=n_sessions)
-    local = pd.DatetimeIndex(bars.index).tz_convert(tz)
-    minute = local.hour * 60 + local.minute
-    regular = (minute >= 570) & (minute < 960)
+    regular, local = regular_hours(pd.DatetimeIndex(bars.index), calendar)
     close = np.log(bars["close"].to_numpy(dtype=np.float64)[regular])
     day = np.asarray(local[regular].normalize().tz_localize(None))
     ret = pd.Series(np.diff(close), index=day[1:])[day[1:] == day[:-1]]

@@ -199,3 +199,40 @@ class BlackLitterman:
         post = (1.0 + self.tau) * sigma - u @ self._gain @ u.T
         post = 0.5 * (post + post.T)
         return pd.DataFrame(post, index=self.symbols_, columns=self.symbols_)
+
+
+def signal_views(score: pd.Series, alpha: pd.Series, *, kind: str = "relative",
+                 quantile: float = 0.2, confidence: float | None = None) -> list[View]:
+    """Views from a signal: its composite ``score`` (z) and ``alpha`` (expected return per
+    period, ``IC x vol x z`` from :mod:`keel.signals`), by symbol.
+
+    * ``relative``: one view, the equal-weighted top ``quantile`` of the score minus the
+      bottom ``quantile`` returns the difference of their mean alphas;
+    * ``absolute``: one view per name in the top or bottom ``quantile``, returning its alpha.
+
+    Names without a finite score or alpha take no part (no silent fill). ``confidence`` is the
+    Idzorek confidence of every view (None: He-Litterman's default).
+
+    Raises:
+        ValidationError: unknown kind, quantile outside (0, 0.5], misaligned inputs.
+    """
+    if kind not in ("relative", "absolute"):
+        raise ValidationError("view kind must be relative or absolute", field="kind",
+                              value=kind)
+    if not 0.0 < quantile <= 0.5:
+        raise ValidationError("quantile must be in (0, 0.5]", field="quantile", value=quantile)
+    if not score.index.equals(alpha.index):
+        raise ValidationError("score and alpha must share one index", field="alpha")
+    ok = np.isfinite(score.to_numpy(dtype=np.float64)) & np.isfinite(
+        alpha.to_numpy(dtype=np.float64))
+    s, a = score[ok], alpha[ok]
+    k = int(np.floor(quantile * len(s)))
+    if k < 1 or s.nunique() < 2:
+        return []
+    order = s.sort_values(ascending=False, kind="stable")
+    top, bottom = order.index[:k], order.index[-k:]
+    if kind == "absolute":
+        return [View({str(sym): 1.0}, float(a[sym]), confidence)
+                for sym in (*top, *bottom)]
+    assets = {**{str(x): 1.0 / k for x in top}, **{str(x): -1.0 / k for x in bottom}}
+    return [View(assets, float(a[top].mean() - a[bottom].mean()), confidence)]

@@ -38,10 +38,14 @@ from keel.optimize.terms import Term, objective_split
 
 
 class _PeriodContext(BuildContext):
-    """A period's context: its ``current`` weights are the previous period's variable."""
+    """A period's context: its ``current`` weights are the previous period's variable.
 
-    def __init__(self, inputs: PortfolioInputs, previous: cp.Variable | None) -> None:
+    ``period`` is 1 for the period traded now (a constraint may apply to it alone)."""
+
+    def __init__(self, inputs: PortfolioInputs, previous: cp.Variable | None,
+                 period: int = 1) -> None:
         super().__init__(inputs)
+        self.period = period
         if previous is not None:
             self.w0 = previous
             self.trade = self.w - previous
@@ -108,7 +112,7 @@ class MultiPeriod:
         cons: list[cp.Constraint] = []
         previous: cp.Variable | None = None
         for h, inputs in enumerate(plan):
-            ctx = _PeriodContext(inputs, previous)
+            ctx = _PeriodContext(inputs, previous, h + 1)
             for t in self.terms:
                 e = t.expr(ctx)
                 if not (e.is_dcp() and e.is_concave()):

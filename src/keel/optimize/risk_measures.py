@@ -7,7 +7,9 @@ ConvexPortfolioProblem` as :class:`~keel.optimize.cvar.CVaRRisk` and give the sa
 * **CDaR** (Chekhlov, Uryasev & Zabarankin 2005): the CVaR at level ``beta`` of the drawdowns of
   the *uncompounded* cumulative return path ``c_t = sum_{s <= t} r_s' w`` (from a start at 0),
   drawdown ``d_t = max(0, max_{s <= t} c_s) - c_t``. Uncompounded keeps it linear in ``w``: a
-  linear program. ``inputs.scenarios`` must be historical returns in time order.
+  linear program, built as the standard LP in the drawdowns (``d >= 0``,
+  ``d_t - d_{t-1} + r_t' w >= 0``: bidiagonal rows, the scenario matrix entered once).
+  ``inputs.scenarios`` must be historical returns in time order.
 * **EVaR** (Ahmadi-Javid 2012): the entropic value at risk of the loss ``L = -R w``,
   ``inf_{z > 0} z ln(mean(exp(L / z)) / (1 - beta))``, the tightest Chernoff bound on VaR; it
   bounds CVaR from above. An exponential-cone program (Clarabel or SCS).
@@ -21,6 +23,7 @@ from collections.abc import Hashable
 
 import cvxpy as cp
 import numpy as np
+from cvxpy.transforms import indicator
 from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 
@@ -110,13 +113,23 @@ class CDaRRisk(_ScenarioRisk):
     label = "CDaR"
 
     def expr(self, ctx: BuildContext) -> cp.Expression:
+        # The standard LP (Chekhlov et al. 2005), written in the drawdowns: with p = R w the
+        # period returns and u_t the running peak (u_t >= u_{t-1}, u_t >= c_t = sum p, u >= 0),
+        # d_t = u_t - c_t >= 0 and u_t >= u_{t-1} reads d_t - d_{t-1} + p_t >= 0 (d_0 = 0):
+        # bidiagonal rows, and the dense scenario matrix enters the KKT system once (through
+        # p). The smallest feasible d is the drawdown path, and CDaR is non-decreasing in d, so
+        # the optimum is exact. The rows ride in the objective as an indicator (0 when they
+        # hold) so the term stays one expression.
         r = require(ctx.inputs, "scenarios", self.name)
         t = r.shape[0]
-        path = cp.cumsum(r @ ctx.w)
-        drawdown = cp.maximum(cp.cummax(path), 0.0) - path      # convex in w
+        p = cp.Variable(t, name="cdar_returns")
+        d = cp.Variable(t, nonneg=True, name="cdar_drawdown")
         level = cp.Variable(name="cdar_level")
-        tail = cp.sum(cp.pos(drawdown - level)) / ((1.0 - self.beta) * t)
-        return -self.aversion * (level + tail)
+        rows = [p == r @ ctx.w, d[0] + p[0] >= 0]
+        if t > 1:
+            rows.append(d[1:] - d[:-1] + p[1:] >= 0)
+        tail = cp.sum(cp.pos(d - level)) / ((1.0 - self.beta) * t)
+        return -self.aversion * (level + tail) - indicator(rows)
 
     def measure(self, portfolio_returns: np.ndarray) -> float:
         return cdar(portfolio_returns, self.beta)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -221,3 +222,152 @@ def factor_attribution(weights: pd.DataFrame | pd.Series, returns: pd.DataFrame 
     linked = by_period.drop(columns="total").mul(link, axis=0).sum()
     return FactorAttribution(by_period=by_period, exposures=x, linked=linked,
                              total_return=float(np.prod(1.0 + total.to_numpy()) - 1.0))
+
+
+# --------------------------------------------------------------------------- products
+
+
+def held_weights(targets: pd.DataFrame, returns: pd.DataFrame, *, lag: int = 1
+                 ) -> pd.DataFrame:
+    """Weights held over each period of ``returns`` from a book's rebalance targets.
+
+    A target decided on row ``d`` of ``returns``' index is held from ``lag`` rows later (1: the
+    desk's next-session execution, 0: filled at the decision close) and then drifts with the
+    returns (cash keeps its value: ``w' = w (1 + r) / (1 + w'r)``). Rows before the first
+    target hold nothing (all cash). Row ``t`` is held over ``returns`` row ``t``.
+
+    Raises:
+        ValidationError: a target date outside ``returns``, symbols without returns, lag < 0.
+    """
+    if lag < 0:
+        raise ValidationError("lag must be >= 0", field="lag", value=lag)
+    t = _frame(targets, "targets")
+    _aligned(t, returns, "targets")
+    r = returns.reindex(columns=t.columns).to_numpy(dtype=np.float64)
+    pos = returns.index.get_indexer(t.index)
+    starts = {int(p) + lag: i for i, p in enumerate(pos)}
+    out = np.zeros_like(r)
+    w = np.zeros(r.shape[1])
+    for row in range(len(r)):
+        if row in starts:
+            w = t.iloc[starts[row]].to_numpy(dtype=np.float64).copy()
+        out[row] = w
+        rr = np.nan_to_num(r[row])
+        w = w * (1.0 + rr) / (1.0 + float(w @ rr))
+    return pd.DataFrame(out, index=returns.index, columns=t.columns)
+
+
+class _DailyExposures(Mapping[pd.Timestamp, pd.DataFrame]):
+    """(N, K) exposures of each regression date, built on demand from the (T, N, K) panel."""
+
+    def __init__(self, panel: np.ndarray, dates: pd.Index, symbols: pd.Index,
+                 factors: pd.Index) -> None:
+        self.panel, self.symbols, self.factors = panel, symbols, factors
+        self.pos = {d: i for i, d in enumerate(dates)}
+
+    def __getitem__(self, key: pd.Timestamp) -> pd.DataFrame:
+        return pd.DataFrame(self.panel[self.pos[key]], index=self.symbols, columns=self.factors)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.pos)
+
+    def __len__(self) -> int:
+        return len(self.pos)
+
+
+def fundamental_exposures(model: Any, market: Any) -> Mapping[pd.Timestamp, pd.DataFrame]:
+    """The exposures a fitted :class:`~keel.risk.fundamental.FundamentalFactorModel` regressed
+    each day's returns on (market 1, sector dummy, the styles standardised at the previous
+    close), by regression date: with them, ``w'(r - B f)`` is ``w`` times the model's own
+    ``specific_returns_`` (tested)."""
+    from keel.risk.fundamental import _clean_weights
+    from keel.risk.styles import raw_style, standardize
+
+    styles, _ = model._params()
+    r = market.returns
+    symbols = r.columns
+    adv = _clean_weights(market.adv_notional.iloc[1:].to_numpy())
+    caps = (None if market.market_caps is None
+            else _clean_weights(market.market_caps.iloc[1:].to_numpy()))
+    capw = adv if caps is None else caps
+    z = (np.stack([standardize(raw_style(market, s).to_numpy(), capw, float(model.clip))
+                   for s in styles], axis=2) if styles else np.zeros((*r.shape, 0)))
+    sectors = pd.Series(market.sectors).reindex(symbols).astype(str)
+    names = pd.Index(sorted(sectors.unique()))
+    onehot = np.zeros((len(symbols), len(names)))
+    onehot[np.arange(len(symbols)), names.get_indexer(sectors)] = 1.0
+    dates = pd.Index(model.regression_dates_)
+    rows = r.index.get_indexer(dates) - 1          # exposures at the previous close
+    fixed = np.hstack([np.ones((len(symbols), 1)), onehot])
+    panel = np.concatenate([np.broadcast_to(fixed, (len(rows), *fixed.shape)),
+                            np.nan_to_num(z[rows])], axis=2)
+    return _DailyExposures(panel, dates, symbols, pd.Index(model.factor_returns_.columns))
+
+
+@dataclass(frozen=True)
+class BookAttribution:
+    """A book's return attribution over a span (all pieces add up exactly, tested).
+
+    Attributes:
+        brinson: Brinson-Fachler by sector of the held weights against the benchmark weights.
+        factors: factor attribution of the *active* weights (held minus benchmark) on the
+            fundamental model: factor contributions + specific = the active return per period.
+        groups: (T, G) the factor contributions summed by group (market, sector, style) plus
+            ``specific``: each row adds up to the active return of the held weights.
+        book_return: the book's own compounded return (NAV, after costs) when given, else NaN;
+            ``book_return - brinson.portfolio_return`` is what costs, cash interest and
+            execution took or added (``other``).
+    """
+
+    brinson: BrinsonResult
+    factors: FactorAttribution | None
+    groups: pd.DataFrame | None
+    book_return: float = float("nan")
+
+    @property
+    def other(self) -> float:
+        return self.book_return - self.brinson.portfolio_return
+
+    def summary(self) -> pd.DataFrame:
+        """One table: Brinson effects linked by sector, with the totals and the check."""
+        t = self.brinson.by_sector.copy()
+        t.loc["total"] = t.sum()
+        return t
+
+
+def book_attribution(held: pd.DataFrame, returns: pd.DataFrame, sectors: pd.Series, *,
+                     benchmark: pd.DataFrame | None = None, model: Any = None,
+                     market: Any = None, groups: pd.Series | None = None,
+                     book_return: float = float("nan")) -> BookAttribution:
+    """Brinson-Fachler by sector and factor attribution of a book's held weights.
+
+    Args:
+        held: (T, N) weights held over each row of ``returns`` (see :func:`held_weights`).
+        returns: (T, N) simple returns.
+        sectors: symbol -> sector (``Unknown`` for names without one).
+        benchmark: (T, N) benchmark weights (default: equal weight of the names with a return).
+        model, market: a fitted FundamentalFactorModel and the market it was fitted on (both,
+            or neither: no factor attribution); only rows on its regression dates are used.
+        groups: factor -> group (default ``model.factor_groups_``).
+        book_return: the book's NAV return over the same span (reported beside, as ``other``).
+    """
+    r = returns.reindex(index=held.index, columns=held.columns)
+    ok = r.notna()
+    if benchmark is None:
+        benchmark = ok.div(ok.sum(axis=1).where(ok.sum(axis=1) > 0), axis=0).fillna(0.0)
+    if (held.where(~ok, 0.0).abs() > 1e-12).any().any():
+        raise ValidationError("weight held on a name without a return", field="held")
+    r0 = r.fillna(0.0)
+    bf = brinson_fachler(held, benchmark, r0, sectors.reindex(held.columns).fillna("Unknown"))
+    fa, grouped = None, None
+    if model is not None and market is not None:
+        dates = held.index.intersection(pd.Index(model.regression_dates_))
+        expo = fundamental_exposures(model, market)
+        active = (held - benchmark).loc[dates]
+        fa = factor_attribution(active, r0.loc[dates], expo,
+                                model.factor_returns_.loc[dates])
+        g = groups if groups is not None else model.factor_groups_
+        contrib = fa.by_period.drop(columns=["specific", "total"])
+        grouped = contrib.T.groupby(g.reindex(contrib.columns).to_numpy()).sum().T
+        grouped["specific"] = fa.by_period["specific"]
+    return BookAttribution(bf, fa, grouped, book_return)

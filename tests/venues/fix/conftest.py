@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,22 @@ def fixify(text: str) -> bytes:
 def fx() -> Callable[[str], bytes]:
     """The :func:`fixify` helper."""
     return fixify
+
+
+@pytest.fixture(scope="module", params=["python", "native"])
+def codec(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run a module's tests on both codecs: the pure-Python one and the compiled one
+    (``native/keel_fixcodec``, built by ``scripts/build-native``; skipped where it is not
+    installed unless ``KEEL_REQUIRE_NATIVE=1`` makes that a failure)."""
+    from keel.venues.fix import codec as codec_mod
+
+    name = request.param
+    if name not in codec_mod.available_codecs():
+        if os.environ.get("KEEL_REQUIRE_NATIVE") == "1":
+            pytest.fail("the compiled FIX codec is required (KEEL_REQUIRE_NATIVE=1) but not "
+                        "installed: run scripts/build-native")
+        pytest.skip("compiled FIX codec not installed (scripts/build-native)")
+    before = codec_mod.codec_name()
+    codec_mod.use_codec(name)
+    yield name
+    codec_mod.use_codec(before)

@@ -17,6 +17,9 @@ from keel.venues.fix.codec import (
     parse_utc_timestamp,
 )
 
+# every test here runs on the pure-Python and the compiled codec (see conftest)
+pytestmark = pytest.mark.usefixtures("codec")
+
 GOLDEN_HB = (b"8=FIX.4.2\x019=61\x0135=0\x0134=2\x0149=ISLD\x0152=20261121-08:30:00.123"
              b"\x0156=TW42\x01112=HELLO\x0110=069\x01")
 
@@ -210,3 +213,33 @@ def test_checksum_known_value() -> None:
 @given(data=st.binary(max_size=2000))
 def test_checksum_equals_byte_sum(data: bytes) -> None:
     assert checksum(data) == sum(data) % 256
+
+
+def test_codec_choice_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    from keel.errors import ConfigError
+    from keel.venues.fix import codec as codec_mod
+
+    before = codec_mod.codec_name()
+    with pytest.raises(ConfigError, match="unknown FIX codec"):
+        codec_mod.use_codec("rust")
+    monkeypatch.setattr(codec_mod, "_NATIVE_MODULE", None)
+    assert codec_mod.available_codecs() == ["python"]
+    with pytest.raises(ConfigError, match="not installed"):
+        codec_mod.use_codec("native")
+    codec_mod.use_codec("auto")  # without the module: the pure-Python codec
+    assert codec_mod.codec_name() == "python"
+    monkeypatch.undo()
+    codec_mod.use_codec(before)
+
+
+def test_native_frames_with_an_equal_sign_in_a_value_match_the_general_path(dd42) -> None:
+    from keel.venues.fix.codec import decode_general
+
+    m = Message("0", {112: "a=b=c"})
+    m.header.fields.update({8: "FIX.4.2", 56: "T", 34: "2", 49: "S",
+                            52: "20261121-08:30:00.123"})
+    data = m.encode()
+    assert data == m.encode_general()
+    fast, general = decode(data, dd42), decode_general(data, dd42)
+    assert fast.header.fields == general.header.fields
+    assert fast.body.fields == general.body.fields == {112: "a=b=c"}

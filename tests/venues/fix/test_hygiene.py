@@ -31,6 +31,9 @@ from keel.venues.fix.codec import (
 from keel.venues.fix.messages import new_order_single
 from keel.venues.fix.session import SessionConfig
 
+# every test here runs on the pure-Python and the compiled codec (see conftest)
+pytestmark = pytest.mark.usefixtures("codec")
+
 T = datetime(2025, 11, 21, 8, 30, tzinfo=UTC)
 _CTRL = re.compile("[\x00-\x1f\x7f-\x9f]")
 

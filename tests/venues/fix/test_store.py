@@ -29,9 +29,10 @@ def _check(store: MessageStore) -> None:
     assert store.get(5, 9) == []
 
 
+@pytest.mark.parametrize("deferred", [True, False])
 @pytest.mark.parametrize("fsync", [False, True])
-def test_file_store_survives_reopen(tmp_path, fsync: bool) -> None:
-    s = FileStore(tmp_path, CFG.session_id, fsync=fsync)
+def test_file_store_survives_reopen(tmp_path, fsync: bool, deferred: bool) -> None:
+    s = FileStore(tmp_path, CFG.session_id, fsync=fsync, deferred=deferred)
     assert isinstance(s, MessageStore)
     _exercise(s)
     s.close()
@@ -117,6 +118,70 @@ def test_file_stores_of_42_and_44_sessions_with_same_compids_do_not_share_files(
     a = FileStore(tmp_path, "FIX.4.2:ISLD->TW")
     b = FileStore(tmp_path, "FIX.4.4:ISLD->TW")
     a.set_next_sender(7)
+    a.flush()  # deferred (the default): the session flushes before each output
     assert len({p.name for p in tmp_path.iterdir()}) == 6
     assert b.next_sender == 1
     assert FileStore(tmp_path, "FIX.4.2:ISLD->TW").next_sender == 7
+
+
+def test_deferred_file_store_writes_before_the_peer_sees_anything(tmp_path, dd42) -> None:
+    """Deferred writes reach the files when the session hands its output over, never later:
+    what the transport can send is always in the store."""
+    from tests.venues.fix.test_session import T0, Echo, Peer
+
+    from keel.venues.fix.session import Session, SessionConfig
+
+    store = FileStore(tmp_path, "FIX.4.2:ISLD->TW42")
+    assert store.deferred
+    s = Session(SessionConfig("FIX.4.2", "ISLD", "TW42"), dd42, store, Echo())
+    s.on_connect(T0)
+    p = Peer(s)
+    p.logon()
+    p.send("35=D|11=C1|21=1|38=100|40=1|54=1|55=AAPL|60=20251121-08:30:00", T0)
+    (seqs,) = tmp_path.glob("*.seqnums")
+    assert store.next_sender == 3 and "00000000000000000001" in seqs.read_text()  # held
+    frames = s.take_output()  # the logon reply and the echoed order
+    assert len(frames) == 2
+    reopened = FileStore(tmp_path, "FIX.4.2:ISLD->TW42")
+    assert (reopened.next_sender, reopened.next_target) == (3, 3)
+    assert [d for _, d in reopened.get(1, 2)] == frames
+    reopened.close()
+    store.close()
+
+
+def test_write_through_file_store_is_the_old_behaviour(tmp_path) -> None:
+    store = FileStore(tmp_path, "S", deferred=False)
+    store.save(1, b"8=FIX.4.2\x01")
+    store.set_next_sender(2)
+    reopened = FileStore(tmp_path, "S")
+    assert reopened.next_sender == 2 and reopened.get(1, 1) == [(1, b"8=FIX.4.2\x01")]
+    reopened.close()
+    store.close()
+
+
+def test_deferred_index_is_recovered_from_the_body_after_a_crash(tmp_path) -> None:
+    """The index is written in batches; a store reopened after a crash (no close) indexes
+    the flushed messages from the body itself, and a torn last write is ignored."""
+    from keel.venues.fix.codec import Message
+
+    store = FileStore(tmp_path, "S")
+    frames = []
+    for seq in (1, 2, 3):
+        m = Message("D", {11: f"C{seq}", 55: "AAPL"})
+        m.header.fields.update({8: "FIX.4.2", 49: "A", 56: "B", 34: str(seq),
+                                52: "20261121-08:30:00.000"})
+        frames.append(m.encode())
+        store.save(seq, frames[-1])
+        store.set_next_sender(seq + 1)
+    store.flush()  # what the session does before output; no close: the process "dies"
+    (body,) = tmp_path.glob("*.body")
+    with open(body, "ab") as fh:
+        fh.write(frames[0][:20])  # a torn write after the crash point
+    again = FileStore(tmp_path, "S")
+    assert again.next_sender == 4
+    assert again.get(1, 3) == list(zip((1, 2, 3), frames, strict=True))
+    again.save(4, frames[0].replace(b"34=1", b"34=4"))  # appended after the torn bytes
+    again.flush()
+    third = FileStore(tmp_path, "S")  # "crashed" again before the index caught up
+    assert [s for s, _ in third.get(1, 9)] == [1, 2, 3, 4]
+    third.close()

@@ -45,6 +45,7 @@ from keel.venues.fix.codec import Message
 from keel.venues.fix.dictionary import load_dictionary
 from keel.venues.fix.marketdata import MarketDataPublisher, exchange_book_reader
 from keel.venues.fix.messages import (
+    READ_TAGS,
     ExecutionReportData,
     execution_report,
     order_cancel_reject,
@@ -135,6 +136,8 @@ def report_for_event(ev: OrderEvent, begin_string: str,
 
 
 class _ExchangeApplication(Application):
+    read_tags = READ_TAGS  # lazy validation: the values messages.py's parsers read
+
     def __init__(self, server: FixExchangeServer) -> None:
         self.server = server
 

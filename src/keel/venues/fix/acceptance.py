@@ -62,7 +62,7 @@ def acceptance_sessions(spec_dir: str | os.PathLike[str] | None = None,
         return out
     for begin, target in ACCEPTANCE_SESSIONS:
         cfg = SessionConfig(begin_string=begin, sender_comp_id="ISLD", target_comp_id=target,
-                            reset_on_logon=True)
+                            reset_on_logon=True, validation="strict")
         out.append(Session(cfg, load_dictionary(begin, spec_dir), application=app))
     return out
 

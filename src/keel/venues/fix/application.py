@@ -17,8 +17,9 @@ processing of a frame or timer, on the transport's thread; anything they send wi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import IntEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from keel.errors import ProtocolError
 
@@ -76,6 +77,11 @@ class BusinessReject(ProtocolError):
 
 class Application:
     """Base application: accepts logons, rejects every application message type."""
+
+    #: the body tags ``from_app`` reads, per message type: with lazy validation
+    #: (``SessionConfig.validation``) only these values (and the session's header tags) are
+    #: checked once a message's shape has passed in full; a type not named is checked in full
+    read_tags: ClassVar[Mapping[str, frozenset[int]]] = {}
 
     def on_create(self, session: Session) -> None:
         """The session object was created (once, before any connection)."""

@@ -37,6 +37,7 @@ from keel.venues.fix.marketdata import (
 )
 from keel.venues.fix.messages import (
     FIX_TO_STATUS,
+    READ_TAGS,
     event_from_cancel_reject,
     event_from_execution_report,
     new_order_single,
@@ -49,6 +50,8 @@ from keel.venues.fix.transport import Initiator, new_event_loop
 
 
 class _BrokerApplication(Application):
+    read_tags = READ_TAGS  # lazy validation: the values messages.py's parsers read
+
     def __init__(self, broker: FixBroker) -> None:
         self.broker = broker
 

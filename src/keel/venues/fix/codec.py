@@ -10,6 +10,7 @@ ascending by tag with each repeating group inline after its NumInGroup tag, then
 from __future__ import annotations
 
 import calendar
+import os
 import re
 import time
 from collections.abc import Callable
@@ -17,10 +18,60 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, cast
 from zlib import adler32
 
-from keel.errors import ProtocolError, ValidationError
+from keel.errors import ConfigError, ProtocolError, ValidationError
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from keel.venues.fix.dictionary import DataDictionary, GroupDef
+
+#: environment variable choosing the codec: ``auto`` (default: compiled when installed),
+#: ``python`` (never the compiled one) or ``native`` (refuse to start without it)
+CODEC_ENV = "KEEL_FIX_CODEC"
+_NATIVE_ABI = 2
+
+
+def _load_native() -> ModuleType | None:
+    """The optional C codec (``native/keel_fixcodec``, built by ``scripts/build-native``)."""
+    try:
+        import keel_fixcodec  # type: ignore[import-not-found, import-untyped, unused-ignore]
+    except ImportError:
+        return None
+    if getattr(keel_fixcodec, "ABI", None) != _NATIVE_ABI:
+        return None  # built from another keel version: its contract may differ
+    return cast("ModuleType", keel_fixcodec)
+
+
+_NATIVE_MODULE = _load_native()
+_native: ModuleType | None = None  # the compiled codec in use (None: pure Python)
+
+
+def available_codecs() -> list[str]:
+    """The codecs this process can use: ``python`` always, ``native`` when it is installed."""
+    return ["python", "native"] if _NATIVE_MODULE is not None else ["python"]
+
+
+def codec_name() -> str:
+    """The codec in use: ``native`` (the C hot loops) or ``python``."""
+    return "native" if _native is not None else "python"
+
+
+def use_codec(name: str) -> None:
+    """Switch the codec of this process: ``python``, ``native`` or ``auto`` (native when
+    installed). Both give identical bytes and fields (tests run the golden bytes on both)."""
+    global _native
+    if name == "python":
+        _native = None
+    elif name == "native":
+        if _NATIVE_MODULE is None:
+            raise ConfigError("the compiled FIX codec is not installed (run "
+                              "scripts/build-native)", field=CODEC_ENV, value=name)
+        _native = _NATIVE_MODULE
+    elif name == "auto":
+        _native = _NATIVE_MODULE
+    else:
+        raise ConfigError("unknown FIX codec (python, native or auto)", field=CODEC_ENV,
+                          value=name)
 
 SOH = "\x01"
 _SOH_B = b"\x01"
@@ -199,7 +250,13 @@ class Message:
                 tpl = _template(h, b)
                 if len(_TEMPLATES) < 1024:
                     _TEMPLATES[key] = tpl
-            fmt, hget, bget, n_fields = tpl
+            fmt, hget, bget, n_fields, keys = tpl
+            nat = _native
+            if nat is not None:
+                data = nat.encode(h.get(BEGIN_STRING, ""), keys, (*hget(h), *bget(b)))
+                if data is not None:
+                    return cast(bytes, data)
+                # a control character, SOH or non-Latin-1 value: the Python path decides
             text = fmt.format(*hget(h), *bget(b))
             if text.count("\x01") != n_fields or _CONTROL_RE.search(text) is not None:
                 self.check_values()
@@ -252,7 +309,8 @@ class Message:
 
 
 _Getter = Callable[[dict[int, str]], tuple[str, ...]]
-_TEMPLATES: dict[tuple[int, ...], tuple[str, _Getter, _Getter, int]] = {}
+_Template = tuple[str, _Getter, _Getter, int, tuple[bytes, ...]]
+_TEMPLATES: dict[tuple[int, ...], _Template] = {}
 
 
 def _getter(order: list[int]) -> _Getter:
@@ -264,15 +322,17 @@ def _getter(order: list[int]) -> _Getter:
     return cast(_Getter, itemgetter(*order))
 
 
-def _template(h: dict[int, str], b: dict[int, str]) -> tuple[str, _Getter, _Getter, int]:
+def _template(h: dict[int, str], b: dict[int, str]) -> _Template:
     """A precompiled layout for messages with these header and body tags: one format string
     (``35={}\x0134={}\x01...``, QuickFIX's order) and the getters of its values, so an
-    encode is one ``str.format`` call instead of a sort and a loop."""
+    encode is one ``str.format`` call instead of a sort and a loop (one C call with the
+    compiled codec, which takes the ``b"35="``-style keys)."""
     others = sorted(t for t in h if t not in (BEGIN_STRING, BODY_LENGTH, MSG_TYPE))
     horder = [MSG_TYPE, *others]
     border = sorted(b)
     fmt = "".join(f"{t}={{}}\x01" for t in horder + border)
-    return fmt, _getter(horder), _getter(border), len(horder) + len(border)
+    keys = tuple(b"%d=" % t for t in horder + border)
+    return fmt, _getter(horder), _getter(border), len(horder) + len(border), keys
 
 
 def _copy_map(fm: FieldMap) -> FieldMap:
@@ -387,6 +447,13 @@ def decode(data: bytes, dd: DataDictionary | None = None, *, check: bool = True)
     With ``check`` the first three tags must be 8, 9, 35 and BodyLength and CheckSum must be
     right; otherwise ``InvalidMessage`` (QuickFIX ignores such frames once logged on).
     """
+    nat = _native
+    if nat is not None:
+        parsed = nat.parse(data)
+        if parsed is not None:
+            msg = _decode_parsed(data, parsed, dd, check, nat)
+            if msg is not None:
+                return msg
     raw = data.decode("latin-1")
     if raw.count("=") == raw.count(SOH) and raw[-1:] == SOH:
         msg = _decode_fast(data, raw, dd, check)
@@ -460,6 +527,46 @@ def _decode_fast(data: bytes, raw: str, dd: DataDictionary | None,
 
 
 _SHAPES: dict[tuple[object, ...], object] = {}
+_CS_TEXT = tuple(f"{i:03d}" for i in range(256))
+_new_message = Message.__new__
+_new_map = FieldMap.__new__
+
+
+def _decode_parsed(data: bytes, parsed: tuple[tuple[int, ...], list[str], int, int, int],
+                   dd: DataDictionary | None, check: bool, nat: ModuleType) -> Message | None:
+    """:func:`_decode_fast` on the compiled codec's one-pass split (tags, values, the
+    BodyLength span and the CheckSum computed in C). None: the general path decides."""
+    tags, values, start, last, cs = parsed
+    if check:
+        if tags[0] != 8 or tags[1] != 9 or tags[2] != 35 or tags[-1] != CHECKSUM:
+            return None  # the general path raises the precise error
+        if _int_or(values[1], -1) != last - start:
+            raise InvalidMessage("wrong BodyLength", value=values[1])
+        if values[-1] != _CS_TEXT[cs]:
+            raise InvalidMessage("wrong CheckSum", value=values[-1])
+    cache = cast(dict[tuple[object, ...], object], _SHAPES if dd is None else
+                 dd.validation_cache.setdefault("decode_shapes", {}))
+    key = (values[2], tags)
+    shape = cache.get(key)
+    if shape is None:
+        shape = _shape(list(tags), values[2], dd)
+        if len(cache) < 4096:
+            cache[key] = shape
+    if shape is False:
+        return None
+    nh, nt = cast(tuple[int, int], shape)
+    msg = _new_message(Message)
+    msg.out_of_order_tag = 0
+    msg.raw = data
+    maps = []
+    for fields in nat.maps(tags, values, nh, nt):
+        fm = _new_map(FieldMap)
+        fm.fields = fields
+        fm.groups = {}
+        fm.repeated = None
+        maps.append(fm)
+    msg.header, msg.body, msg.trailer = maps
+    return msg
 
 
 def _shape(tags: list[int], msg_type: str, dd: DataDictionary | None) -> tuple[int, int] | bool:
@@ -588,8 +695,17 @@ class FrameSplitter:
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add ``data``; return the complete frames now available, in order."""
-        self._buf += data
-        out: list[bytes] = []
+        nat = _native
+        if nat is not None and not self._buf and data:
+            # nothing held back: the compiled codec cuts the regular frames in one call and
+            # the loop below takes whatever it stopped at (garbage, a partial frame, ...)
+            out, used = nat.frames(data, self.max_message_size)
+            if used == len(data):
+                return cast(list[bytes], out)
+            self._buf += memoryview(data)[used:]
+        else:
+            self._buf += data
+            out = []
         while True:
             f = self._next()
             if f is None:
@@ -705,3 +821,6 @@ def _parse_seconds(text: str) -> float | None:
     if not (1 <= mo <= 12 and 1 <= dd <= 31 and h < 24 and mi < 60 and s <= 60):
         return None
     return float(calendar.timegm((y, mo, dd, h, mi, s, 0, 0, 0)))
+
+
+use_codec(os.environ.get(CODEC_ENV, "auto") or "auto")

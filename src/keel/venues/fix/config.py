@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from keel.errors import ConfigError
 from keel.venues.fix.schedule import SessionSchedule
+
+VALIDATION_MODES = ("strict", "lazy")
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,14 @@ class SessionConfig:
         logon_timeout / logout_timeout: seconds to wait for the peer's Logon / Logout.
         check_comp_id: reject messages whose CompIDs are not this session's.
         validate_user_defined_fields: reject unknown tags >= 5000 too.
+        validation: ``"strict"`` checks every value of every message against the dictionary
+            (QuickFIX's behaviour; the acceptance suite runs so). ``"lazy"`` checks a message
+            in full the first time its shape (type and tags in order) is seen; after that
+            the structure still holds by shape, and only the values the session and the
+            application read are checked (admin messages always in full). What the
+            application reads is its ``read_tags`` (per message type; a type it does not
+            name is checked in full, so an application that declares nothing gets strict
+            checking). The default is lazy.
         persist_messages: keep sent messages to answer ResendRequest (else gap fill all).
         max_queued: messages above a sequence gap held at most (more are dropped and resent).
         schedule: the hours the session is open (None: always, QuickFIX's NonStopSession).
@@ -43,9 +54,15 @@ class SessionConfig:
     logout_timeout: float = 2.0
     check_comp_id: bool = True
     validate_user_defined_fields: bool = True
+    validation: str = "lazy"
     persist_messages: bool = True
     max_queued: int = 10_000
     schedule: SessionSchedule | None = None
+
+    def __post_init__(self) -> None:
+        if self.validation not in VALIDATION_MODES:
+            raise ConfigError("unknown FIX validation mode (strict or lazy)",
+                              field="validation", value=self.validation)
 
     @property
     def session_id(self) -> str:

@@ -50,6 +50,17 @@ EXEC_TYPE_TO_KIND = {"0": EventKind.ACK, "1": EventKind.FILL, "2": EventKind.FIL
                      "8": EventKind.REJECTED, "C": EventKind.EXPIRED}
 
 
+#: body tags the parsers below read, per message type: the values lazy validation checks
+#: (``Application.read_tags`` of keel's own applications); each parser checks what it reads
+READ_TAGS: dict[str, frozenset[int]] = {
+    "D": frozenset({11, 38, 40, 44, 54, 55, 59, 60, 99}),
+    "F": frozenset({11, 37, 38, 41, 54, 55, 60}),
+    "G": frozenset({11, 37, 38, 40, 41, 44, 54, 55, 59, 60, 99}),
+    "8": frozenset({6, 11, 14, 17, 31, 32, 37, 39, 41, 54, 55, 58, 60, 150, 151}),
+    "9": frozenset({11, 37, 39, 41, 58, 434}),
+}
+
+
 def _num(value: Decimal) -> str:
     text = format(value.normalize(), "f")
     return text

@@ -18,7 +18,7 @@ accuracy (120 s) and CompID checks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from keel.errors import ProtocolError
 from keel.venues.fix.application import (
@@ -79,6 +79,7 @@ class Session:
         self.config = config
         self.dd = dictionary
         self.store: MessageStore = store if store is not None else MemoryStore()
+        self._store_flush: Callable[[], None] | None = getattr(self.store, "flush", None)
         self.app = application if application is not None else Application()
         self.session_id = config.session_id
         self._begin = config.begin_string
@@ -102,6 +103,9 @@ class Session:
         #: seen yet; a new period resets them, as QuickFIX does)
         self.period: tuple[float, float] | None = None
         self.on_event: Callable[[str], None] | None = None
+        #: lazy validation: the values checked per message type (strict: none named)
+        self._read_tags: Mapping[str, frozenset[int]] = (
+            self.app.read_tags if config.validation == "lazy" else {})
         self.app.on_create(self)
 
     # ------------------------------------------------------------------ public API
@@ -119,7 +123,13 @@ class Session:
         return self.store.next_target
 
     def take_output(self) -> list[bytes]:
-        """Frames to write to the socket, in order (the list is handed over and cleared)."""
+        """Frames to write to the socket, in order (the list is handed over and cleared).
+
+        A store that holds writes back (``FileStore(deferred=True)``) is flushed first, so a
+        message is in the store before the peer can see it."""
+        flush = self._store_flush
+        if flush is not None:
+            flush()
         out, self._outbox = self._outbox, []
         return out
 
@@ -144,6 +154,8 @@ class Session:
         if self.connected:
             self._disconnect()
         self.connected = False
+        if self._store_flush is not None:
+            self._store_flush()
 
     def on_frame(self, data: bytes, now: float) -> None:
         """Process one frame from the peer."""
@@ -258,7 +270,8 @@ class Session:
                 raise _FieldNotFound(56)
             if h.get(8) != self._begin:
                 raise _UnsupportedVersion()
-            validate(msg, self.dd, check_user_defined=self.config.validate_user_defined_fields)
+            validate(msg, self.dd, check_user_defined=self.config.validate_user_defined_fields,
+                     read_tags=None if mt in ADMIN_TYPES else self._read_tags.get(mt))
             if mt == "A":
                 self._next_logon(msg, now)
             elif mt == "0":

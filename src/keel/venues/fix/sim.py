@@ -24,6 +24,7 @@ from keel.venues.fix.application import (
 )
 from keel.venues.fix.codec import Message
 from keel.venues.fix.messages import (
+    READ_TAGS,
     ExecutionReportData,
     execution_report,
     order_cancel_reject,
@@ -40,6 +41,8 @@ class AckFillApplication(Application):
         auto_fill: fill at once after the ack (False: orders stay working until cancelled).
         clock: POSIX seconds for TransactTime (default: the session's last input time).
     """
+
+    read_tags = READ_TAGS  # lazy validation: the values messages.py's parsers read
 
     def __init__(self, fill_price: Decimal = Decimal("100"), auto_fill: bool = True,
                  clock: Callable[[], float] | None = None) -> None:

@@ -82,8 +82,19 @@ class RejectError(ProtocolError):
                          value=int(reason))
 
 
-def validate(msg: Message, dd: DataDictionary, *, check_user_defined: bool = True) -> None:
-    """Raise ``RejectError`` for the first problem QuickFIX would report; return when valid."""
+#: header tags the session itself reads (sequence, PossDup/PossResend, times, CompIDs)
+SESSION_READS = (34, 43, 49, 52, 56, 97, 122)
+
+
+def validate(msg: Message, dd: DataDictionary, *, check_user_defined: bool = True,
+             read_tags: frozenset[int] | None = None) -> None:
+    """Raise ``RejectError`` for the first problem QuickFIX would report; return when valid.
+
+    ``read_tags`` (lazy validation): once a message of the same shape (type and tags in
+    order) has passed the full check, only the values of these body tags and of the header
+    tags the session reads are checked; the other values reach the application unchecked.
+    The structure (required, allowed, known and repeated tags, order) is the shape's, so it
+    is always checked. None (strict): every value, as QuickFIX does."""
     if msg.out_of_order_tag:
         raise RejectError(R.TAG_SPECIFIED_OUT_OF_REQUIRED_ORDER, msg.out_of_order_tag)
     md = dd.messages.get(msg.msg_type)
@@ -97,7 +108,8 @@ def validate(msg: Message, dd: DataDictionary, *, check_user_defined: bool = Tru
         shape = (msg.msg_type, check_user_defined, tuple(h.fields), tuple(b.fields),
                  tuple(t.fields))
         shapes = cast(dict[object, bool], dd.validation_cache.setdefault("shapes", {}))
-        if shape in shapes and _values_ok(msg, dd):
+        if shape in shapes and (_values_ok(msg, dd) if read_tags is None
+                                else _read_values_ok(msg, dd, read_tags)):
             return
     _full(msg, md, dd, check_user_defined)
     if shape is not None and len(shapes) < 1024:
@@ -128,6 +140,34 @@ def _values_ok(msg: Message, dd: DataDictionary) -> bool:
                 good[tag] = {value}
             elif len(ok) < _SEEN_PER_TAG:
                 ok.add(value)
+    return True
+
+
+def _read_values_ok(msg: Message, dd: DataDictionary, read_tags: frozenset[int]) -> bool:
+    """:func:`_values_ok` over the session's header tags and ``read_tags`` of the body, by a
+    plan made once per ``read_tags``: (header?, tag, format, enumeration, multi-value)."""
+    plans = cast(dict[frozenset[int], list[tuple[bool, int, _Check | None]]],
+                 dd.validation_cache.setdefault("read_plans", {}))
+    plan = plans.get(read_tags)
+    if plan is None:
+        checks = _checks(dd)
+        plan = [(True, t, checks.get(t)) for t in SESSION_READS]
+        plan += [(False, t, checks.get(t)) for t in sorted(read_tags)]
+        plans[read_tags] = plan
+    h, b = msg.header.fields, msg.body.fields
+    for in_header, tag, check in plan:
+        value = (h if in_header else b).get(tag)
+        if value is None:
+            continue
+        if not value:
+            return False
+        if check is not None:
+            fmt, values, multi = check
+            if fmt is not None and not fmt(value):
+                return False
+            if values is not None and value not in values and not (
+                    multi and all(v in values for v in value.split(" "))):
+                return False
     return True
 
 

@@ -1,0 +1,274 @@
+"""Desk engines beyond single-period mean-variance: multi-period optimization (``engine =
+"mpo"``) and Black-Litterman views from the signals layer (``bl_views``, around any engine).
+
+Both take the same :class:`~keel.app.engines.Step` as every engine and honour the bounds it
+gives: every ``[optimize]`` constraint (:func:`~keel.app.engines.constraints_from_config`) and,
+when the step carries a per-session tradable mask (``step.tradable``, True = may trade), a
+name that may not trade this session keeps its current weight in the period traded now.
+
+Units as in :mod:`keel.app.engines`: weights are fractions of NAV, alpha per session, arrays (N,)
+in ``step.symbols`` order; one MPO period is one rebalance period (``policy.frequency``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import cvxpy as cp
+import numpy as np
+import pandas as pd
+from scipy.stats import norm, spearmanr
+
+from keel.app.engines import Engine, Step, build_engine, constraints_from_config
+from keel.config import EngineKind, OptimizeConfig, ViewSource
+from keel.costs.base import CostModel
+from keel.errors import ValidationError
+from keel.optimize import Alpha, HoldingCost, PortfolioInputs, Risk, TransactionCost
+from keel.optimize.black_litterman import BlackLitterman, signal_views
+from keel.optimize.build import BuildContext
+from keel.optimize.constraints import Constraint
+from keel.optimize.engine import Solver
+from keel.optimize.limits import SolverLimits
+from keel.optimize.multi_period import MultiPeriod, MultiPeriodResult
+
+#: ``alpha_forecast(step) -> (H, N)`` per-period alpha (per session), period 1 first
+Forecast = Callable[[Step], np.ndarray]
+_FREE = 1e3  # a bound that never binds (weights are fractions of NAV)
+
+
+def tradable_mask(step: Step) -> np.ndarray | None:
+    """``step.tradable`` as a bool (N,) array (True: may trade this session), or None."""
+    mask = getattr(step, "tradable", None)
+    if mask is None:
+        return None
+    m = np.asarray(mask, dtype=bool)
+    if m.shape != (len(step.symbols),):
+        raise ValidationError("tradable mask does not match the universe",
+                              field="step.tradable", value=m.shape)
+    return m
+
+
+class FrozenNow(Constraint):
+    """Names that may not trade this session keep their current weight, in the period traded
+    now only (later periods of a plan may trade them). ``mask`` is set before each solve."""
+
+    per_name = True
+
+    def __init__(self) -> None:
+        super().__init__("TRADABLE")
+        self.mask: np.ndarray | None = None
+
+    def _bounds(self, inputs: PortfolioInputs) -> tuple[np.ndarray, np.ndarray]:
+        n = inputs.n
+        frozen = np.zeros(n, bool) if self.mask is None or self.mask.shape != (n,) \
+            else ~self.mask
+        lo = np.where(frozen, inputs.current, -_FREE)
+        hi = np.where(frozen, inputs.current, _FREE)
+        return lo, hi
+
+    def build(self, ctx: BuildContext, relax: Any = 0.0) -> list[cp.Constraint]:
+        if getattr(ctx, "period", 1) != 1:
+            return []
+        lo = ctx.param(f"frozen_lo_{id(self)}", (ctx.n,), lambda x: self._bounds(x)[0])
+        hi = ctx.param(f"frozen_hi_{id(self)}", (ctx.n,), lambda x: self._bounds(x)[1])
+        return [ctx.w <= hi + relax, -ctx.w <= -lo + relax]
+
+    def margins(self, w: np.ndarray, inputs: PortfolioInputs) -> np.ndarray:
+        lo, hi = self._bounds(inputs)
+        return np.concatenate([hi - w, w - lo])
+
+
+def alpha_profile(o: OptimizeConfig) -> np.ndarray:
+    """(H,) multipliers of the alpha forecast per period: ``mpo_alpha_profile`` when given,
+    else ``mpo_alpha_decay ** (h - 1)``."""
+    if o.mpo_alpha_profile is not None:
+        return np.asarray(o.mpo_alpha_profile, dtype=np.float64)
+    return o.mpo_alpha_decay ** np.arange(o.mpo_horizon, dtype=np.float64)
+
+
+class MultiPeriodEngine:
+    """Multi-period mean-variance-cost planning (:class:`~keel.optimize.multi_period.
+    MultiPeriod`) over ``mpo_horizon`` rebalance periods; the first period is traded.
+
+    Every period has the mean-variance engine's terms (alpha, ``risk_aversion`` x factor risk,
+    the optimizer's cost model scaled by ``cost_aversion / period_days``, holding cost when
+    shorting) and every ``[optimize]`` constraint; period h's alpha is
+    ``alpha * profile[h - 1]`` (a documented decay) unless ``forecast`` gives the (H, N)
+    forecasts. ``mpo_horizon = 1`` is the mean-variance engine's problem. Compiled once and
+    re-solved with new parameters as the window rolls.
+    """
+
+    def __init__(self, name: str, o: OptimizeConfig, *, costs: CostModel,
+                 period_days: int = 1, holding: HoldingCost | None = None,
+                 forecast: Forecast | None = None) -> None:
+        self.name, self.o, self.costs = name, o, costs
+        self.period_days = period_days
+        self.holding = holding
+        self.horizon = o.mpo_horizon
+        self.profile = alpha_profile(o)
+        self.forecast = forecast
+        self.frozen = FrozenNow()
+        self.problem: MultiPeriod | None = None
+        self._inputs: PortfolioInputs | None = None
+        self.codes: tuple[str, ...] = ()
+        self.solver = ""
+        self.last_result: Any = None
+        self.last_plan: MultiPeriodResult | None = None
+
+    def _build(self, step: Step) -> MultiPeriod:
+        o = self.o
+        cons = constraints_from_config(o, sectors=step.sectors,
+                                       betas=step.betas is not None, adv=True)
+        scale = o.cost_aversion / self.period_days
+        terms: list[Any] = [Alpha(), Risk(o.risk_aversion)]
+        if scale > 0:
+            terms.append(TransactionCost(self.costs, scale=scale))
+        if self.holding is not None and not o.long_only:
+            terms.append(self.holding)
+        limits = SolverLimits(o.solver_time_limit_s, o.solver_max_iter)
+        solvers = (Solver.CLARABEL, Solver.SCS)
+        return MultiPeriod(terms, [*cons, self.frozen], horizon=self.horizon, solvers=solvers,
+                           solver_options={s.value: limits.options(s.value) for s in solvers})
+
+    def forecasts(self, step: Step) -> np.ndarray:
+        """(H, N) alpha per session of each period (period 1 = ``step.alpha``)."""
+        if self.forecast is not None:
+            f = np.asarray(self.forecast(step), dtype=np.float64)
+            if f.shape != (self.horizon, len(step.symbols)) or not np.all(np.isfinite(f)):
+                raise ValidationError("forecast must be a finite (H, N) array",
+                                      field="forecast", value=f.shape)
+            return f
+        return self.profile[:, None] * np.asarray(step.alpha, dtype=np.float64)[None, :]
+
+    def target(self, step: Step) -> np.ndarray:
+        if self.problem is None:
+            self.problem = self._build(step)
+        self.frozen.mask = tradable_mask(step)
+        ctx = step.trade_context
+        if self._inputs is None or not self._inputs.symbols.equals(step.symbols):
+            self._inputs = PortfolioInputs.build(
+                pd.Series(step.alpha, index=step.symbols),
+                pd.Series(step.current, index=step.symbols), risk=step.risk,
+                trade_context=ctx, sectors=step.sectors,
+                betas=None if step.betas is None else pd.Series(step.betas, index=step.symbols),
+                nav=ctx.nav)
+        else:
+            self._inputs = self._inputs.with_(
+                alpha=step.alpha, current=step.current, risk=step.risk, trade_context=ctx,
+                adv_weight=ctx.adv_notional / ctx.nav, betas=step.betas)
+        alphas = self.forecasts(step)
+        plan = [self._inputs.with_(alpha=a) for a in alphas]
+        res = self.problem.solve(plan)
+        self.last_plan, self.last_result = res, res.first
+        first = res.first
+        binding = [b if isinstance(b, str) else str(getattr(b, "name", b))
+                   for b in (first.binding or [])]
+        self.solver = str(first.solver)
+        self.codes = (f"MPO_{str(first.status).upper()}", f"MPO_H{self.horizon}",
+                      *(f"BINDING_{b}" for b in binding))
+        return first.weights.reindex(step.symbols).fillna(0.0).to_numpy(dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- views
+
+
+class ViewTrack:
+    """The score's track record: the rank IC of each rebalance's score against the returns
+    realised until the next rebalance (from the steps' own prices: point in time).
+
+    ``confidence()`` is ``2 Phi(t) - 1`` of the IC's t-statistic ``mean / (std / sqrt(n))``,
+    clipped to [0.01, 0.99] (an IC indistinguishable from 0 gives views almost no weight; a
+    consistently positive one, t >= 2.6, near full weight); ``default`` until ``min_track``
+    periods are realised.
+    """
+
+    def __init__(self, default: float, min_track: int) -> None:
+        self.default, self.min_track = default, min_track
+        self.ics: list[float] = []
+        self._last: tuple[pd.Series, pd.Series] | None = None
+
+    def observe(self, symbols: pd.Index, score: np.ndarray, prices: np.ndarray) -> None:
+        px = pd.Series(np.asarray(prices, dtype=np.float64), index=symbols)
+        if self._last is not None:
+            s0, p0 = self._last
+            common = s0.index.intersection(px.index)
+            realised = px.reindex(common) / p0.reindex(common) - 1.0
+            s = s0.reindex(common)
+            ok = np.isfinite(realised.to_numpy()) & np.isfinite(s.to_numpy())
+            if ok.sum() >= 3 and np.ptp(s.to_numpy()[ok]) > 0 \
+                    and np.ptp(realised.to_numpy()[ok]) > 0:
+                self.ics.append(float(spearmanr(s.to_numpy()[ok],
+                                                realised.to_numpy()[ok]).statistic))
+        self._last = (pd.Series(np.asarray(score, dtype=np.float64), index=symbols), px)
+
+    def confidence(self) -> float:
+        n = len(self.ics)
+        if n < self.min_track:
+            return self.default
+        ic = np.asarray(self.ics)
+        sd = float(ic.std(ddof=1))
+        t = float(ic.mean()) / (sd / np.sqrt(n)) if sd > 0 else np.sign(ic.mean()) * np.inf
+        return float(np.clip(2.0 * norm.cdf(t) - 1.0, 0.01, 0.99))
+
+
+class ViewsEngine:
+    """Black-Litterman around any engine: the signals become views, the posterior returns
+    replace ``step.alpha`` and the inner engine constructs from them.
+
+    Prior: the returns implied by the equal-weight benchmark under the engine's own objective
+    (``pi = 2 risk_aversion Sigma w_b``, the alpha for which mean-variance holds the
+    benchmark); views from :func:`~keel.optimize.black_litterman.signal_views` (absolute per
+    name or top-vs-bottom relative, expected returns ``IC x vol x z`` from the signal), with
+    the Idzorek confidence from the score's track record (:class:`ViewTrack`). Engines that
+    do not read alpha (greedy ranks the score; risk parity, equal weight) are unchanged.
+    """
+
+    def __init__(self, inner: Engine, o: OptimizeConfig) -> None:
+        self.inner, self.o = inner, o
+        self.name = inner.name
+        self.track = ViewTrack(o.bl_confidence, o.bl_min_track)
+        self.codes: tuple[str, ...] = ()
+        self.last_posterior: pd.Series | None = None
+
+    def posterior(self, step: Step) -> pd.Series:
+        o = self.o
+        symbols = step.symbols
+        n = len(symbols)
+        conf = self.track.confidence()
+        views = signal_views(pd.Series(step.score, index=symbols),
+                             pd.Series(step.alpha, index=symbols),
+                             kind=o.bl_views.value, quantile=o.bl_quantile, confidence=conf)
+        delta = 2.0 * max(o.risk_aversion, 1e-12)
+        bl = BlackLitterman(tau=o.bl_tau, risk_aversion=delta)
+        bench = pd.Series(np.full(n, 1.0 / n), index=symbols)
+        bl.fit(step.risk, views, market_weights=bench)
+        return bl.posterior_returns_.reindex(symbols)
+
+    def target(self, step: Step) -> np.ndarray:
+        conf = self.track.confidence()
+        post = self.posterior(step)
+        self.track.observe(step.symbols, step.score, step.trade_context.prices)
+        self.last_posterior = post
+        w = self.inner.target(replace(step, alpha=post.to_numpy(dtype=np.float64)))
+        self.codes = (*self.inner.codes, f"BL_{self.o.bl_views.value.upper()}",
+                      f"BL_CONFIDENCE_{conf:.2f}")
+        return w
+
+    def __getattr__(self, item: str) -> Any:  # solver, last_result, ... of the inner engine
+        return getattr(self.__dict__["inner"], item)
+
+
+def build_extended(name: str, o: OptimizeConfig, *, costs: CostModel, period_days: int = 1,
+                   holding: HoldingCost | None = None) -> Engine:
+    """The engine of ``o`` when it is ``mpo`` and/or has ``bl_views`` (called by
+    :func:`keel.app.engines.build_engine`)."""
+    if str(o.bl_views) != ViewSource.NONE.value:
+        inner = build_extended(name, o.model_copy(update={"bl_views": ViewSource.NONE}),
+                               costs=costs, period_days=period_days, holding=holding)
+        return ViewsEngine(inner, o)
+    if str(o.engine) == EngineKind.MPO.value:
+        return MultiPeriodEngine(name, o, costs=costs, period_days=period_days,
+                                 holding=holding)
+    return build_engine(name, o, costs=costs, period_days=period_days, holding=holding)
