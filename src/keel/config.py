@@ -130,6 +130,21 @@ class ExecutionLag(StrEnum):
 # --------------------------------------------------------------------------- sections
 
 
+class LotMethod(StrEnum):
+    """Which tax lots a sale relieves first (:mod:`keel.accounts.tax`)."""
+
+    FIFO = "fifo"
+    HIFO = "hifo"
+    SPECIFIC = "specific"
+
+
+class WashSalePolicy(StrEnum):
+    """What a loss sale inside a wash-sale window does: ``block`` (not made) or ``flag``."""
+
+    BLOCK = "block"
+    FLAG = "flag"
+
+
 class GeneralConfig(_Section):
     """Run-wide settings."""
 
@@ -502,12 +517,32 @@ class TrackingConfig(_Section):
                                    "store under the output folder).")
 
 
+class AccountsConfig(_Section):
+    """Separately managed accounts (`keel accounts`): the batch rebalance and its tax rules."""
+
+    workers: int = Field(2, ge=1, description="Local worker processes of the batch "
+                         "rebalance (1: in this process).")
+    chunk_size: int = Field(250, ge=1, description="Accounts per task sent to a worker.")
+    ray_address: str | None = Field(None, description="Ray cluster address for "
+                                    "`--ray` (ray.init(address=...); None: a local Ray).")
+    tracking_aversion: float = Field(100.0, gt=0, description="Weight of the annualised "
+                                     "tracking variance against the model, versus the tax "
+                                     "cost (fractions of NAV).")
+    short_term_rate: float = Field(0.37, ge=0, le=1, description="Tax rate on short-term "
+                                   "gains (held one year or less).")
+    long_term_rate: float = Field(0.20, ge=0, le=1, description="Tax rate on long-term "
+                                  "gains (held more than one year).")
+    lot_method: LotMethod = Field(LotMethod.HIFO, description="Lots a sale relieves first.")
+    wash_sale: WashSalePolicy = Field(WashSalePolicy.BLOCK, description="A loss sale with "
+                                      "a buy of the symbol within 30 days: block or flag.")
+
+
 SECTIONS: dict[str, type[_Section]] = {
     "general": GeneralConfig, "data": DataConfig, "signals": SignalsConfig,
     "risk": RiskConfig, "optimize": OptimizeConfig, "costs": CostsConfig,
     "policy": PolicyConfig, "governance": GovernanceConfig, "execution": ExecutionConfig,
     "venues": VenuesConfig, "store": StoreConfig, "service": ServiceConfig,
-    "backtest": BacktestConfig, "tracking": TrackingConfig,
+    "backtest": BacktestConfig, "tracking": TrackingConfig, "accounts": AccountsConfig,
 }
 
 
@@ -531,6 +566,7 @@ class KeelConfig(BaseSettings):
     service: ServiceConfig = ServiceConfig()
     backtest: BacktestConfig = BacktestConfig()
     tracking: TrackingConfig = TrackingConfig()
+    accounts: AccountsConfig = AccountsConfig()
 
     @classmethod
     def settings_customise_sources(

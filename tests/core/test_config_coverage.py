@@ -58,6 +58,9 @@ BY_REFERENCE = {
     ("governance", "alert_after_failures"): "live loop (tests/app/test_desk.py)",
     ("governance", "kill_after_failures"): "live loop (tests/app/test_desk.py)",
     ("backtest", "sweep"): "keel sweep", ("general", "seed"): "synthetic",
+    **{("accounts", k): "keel accounts rebalance (tests/accounts)"
+       for k in ("workers", "chunk_size", "ray_address", "tracking_aversion", "short_term_rate",
+                 "long_term_rate", "lot_method", "wash_sale")},
     **{("optimize", k): "mpo / views engines (tests/app/test_engines_mpo.py)"
        for k in ("mpo_horizon", "mpo_alpha_decay", "mpo_alpha_profile", "bl_views",
                  "bl_quantile", "bl_tau", "bl_confidence", "bl_min_track")},

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from keel.errors import StoreError
 from keel.store import Store
 from keel.store.tables import (
+    AccountRow,
     AuditRow,
     Base,
     ChildOrderRow,
@@ -23,12 +24,15 @@ from keel.store.tables import (
     FillRow,
     FixMessageRow,
     FixSessionRow,
+    HoldingRow,
     LeaseRow,
     LedgerEntryRow,
+    ModelWeightRow,
     OrderEventRow,
     OrderRow,
     PortfolioSnapshotRow,
     RunRow,
+    TaxLotRow,
 )
 from keel.types import utc
 
@@ -93,6 +97,13 @@ def _all_rows() -> list[Base]:
                      state={"peak_equity": 1e7 / 3, "turnover_spent": [["2024-01-02T21:00:00+00:00",
                                                                         0.1 + 0.2]],
                             "standing_target": None}),
+        # the account book (keel.accounts): exact decimals, JSON restrictions, a date
+        ModelWeightRow(model_id="M", symbol="AAPL", weight=Decimal("0.123456789012")),
+        AccountRow(id="A1", name="acct ü", cash=BIG, model_id="M", drift_band=Decimal("0.03"),
+                   restrictions={"no_buy": ["XOM"], "no_hold": []}, tax_aware=True),
+        HoldingRow(account_id="A1", symbol="AAPL", qty=Decimal("10.000000000001")),
+        TaxLotRow(account_id="A1", lot_id="AAPL-0", symbol="AAPL", qty=Decimal("10.000000000001"),
+                  cost_per_share=TINY, acquired=T0.date()),
     ]
 
 

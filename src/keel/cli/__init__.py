@@ -6,6 +6,7 @@ import typer
 
 from keel import __version__
 from keel.cli import (
+    accounts_cmd,
     attribution_cmd,
     backtest_cmd,
     config_cmd,
@@ -47,7 +48,8 @@ def _root(
 
 
 for _module in (demo_cmd, config_cmd, data_cmd, db_cmd, risk_cmd, costs_cmd, optimize_cmd,
-                portfolio_cmd, execution_cmd, venues_cmd, exchange_cmd, backtest_cmd, live_cmd):
+                portfolio_cmd, execution_cmd, venues_cmd, exchange_cmd, backtest_cmd, live_cmd,
+                accounts_cmd):
     _module.register(app)
 attribution_cmd.register(app)
 

@@ -8,13 +8,15 @@ SQLite, which has no exact decimal type); times are stored in UTC and come back 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Context, Decimal
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
+    Date,
     DateTime,
     Dialect,
     ForeignKey,
@@ -359,7 +361,58 @@ class CostModelHistoryRow(Base):
     recorded_at: Mapped[datetime]
 
 
+class ModelWeightRow(Base):
+    """One weight of a model portfolio (``keel.accounts``): a model is its rows."""
+
+    __tablename__ = "models"
+
+    model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    weight: Mapped[Decimal]
+
+
+class AccountRow(Base):
+    """A separately managed account: cash, the model it tracks, its drift band, restrictions
+    (``{"no_buy": [...], "no_hold": [...]}``) and whether it is managed tax-aware."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    cash: Mapped[Decimal]
+    model_id: Mapped[str] = mapped_column(String(64), index=True)
+    drift_band: Mapped[Decimal]
+    restrictions: Mapped[dict[str, Any]]
+    tax_aware: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class HoldingRow(Base):
+    """Shares of ``symbol`` an account holds (the sum of its tax lots when it keeps lots)."""
+
+    __tablename__ = "holdings"
+
+    account_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    qty: Mapped[Decimal]
+
+
+class TaxLotRow(Base):
+    """One tax lot: shares bought together at one cost per share on one date."""
+
+    __tablename__ = "tax_lots"
+
+    account_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    lot_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32))
+    qty: Mapped[Decimal]
+    cost_per_share: Mapped[Decimal]
+    acquired: Mapped[date] = mapped_column(Date)
+
+
 Index("ix_fills_order_ts", FillRow.client_order_id, FillRow.timestamp)
+Index("ix_tax_lots_account_symbol", TaxLotRow.account_id, TaxLotRow.symbol)
 
 
 def _refuse_audit_change(_mapper: Any, _connection: Any, target: AuditRow) -> None:

@@ -1,0 +1,41 @@
+"""`keel accounts seed` and `keel accounts rebalance` end to end on a SQLite store."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from typer.testing import CliRunner
+
+from keel.cli import app
+
+
+def test_seed_then_rebalance(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    cfg = tmp_path / "k.toml"
+    cfg.write_text("[data]\nn_days = 300\n[risk]\nlookback_days = 200\nn_pca_factors = 3\n")
+    runner = CliRunner()
+    r = runner.invoke(app, ["accounts", "seed", "--n", "30", "--names", "40", "--url", url,
+                            "-c", str(cfg)])
+    assert r.exit_code == 0, r.output
+    assert "30 accounts" in r.output
+    out = tmp_path / "orders.csv"
+    r = runner.invoke(app, ["accounts", "rebalance", "--names", "40", "--url", url, "-c",
+                            str(cfg), "--workers", "1", "--format", "json",
+                            "--orders-out", str(out)])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout[r.stdout.index("{"):])
+    assert s["accounts"] == 30 and s["errors"] == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == s["orders"]
+    assert sum(int(x["qty"]) for x in rows) == s["shares"]
+
+
+def test_rebalance_refuses_a_bad_format_and_an_unmigrated_store(tmp_path):
+    runner = CliRunner()
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    r = runner.invoke(app, ["accounts", "rebalance", "--url", url, "--format", "xml"])
+    assert r.exit_code == 2 and "format" in r.output
+    r = runner.invoke(app, ["accounts", "rebalance", "--url", url])
+    assert r.exit_code == 2 and "revision" in r.output
