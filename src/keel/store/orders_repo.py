@@ -1,9 +1,11 @@
 """Persistence of the order manager: parents, children (linked), fills and state changes.
 
-Every method is one transaction: a fill, the order states it changes and their audit events
-are written together or not at all, so a crash never leaves a fill without its state change.
-A fill's ``exec_id`` is unique in the table: booking it twice is refused by the database and
-reported as ``False``.
+Every write is one transaction, and there is one write path per kind: a batch
+(:meth:`OrdersRepo.add_parents`, :meth:`OrdersRepo.apply_batch`); the single-row writers are a
+batch of one. A fill, the order states it changes and their audit events are written together
+or not at all, so a crash never leaves a fill without its state change. A fill's ``exec_id``
+is unique in the table: a batch booking one twice is refused whole (``DuplicateFillError``
+naming the exec ids); :meth:`OrdersRepo.apply` reports it as ``False``.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ from decimal import Decimal
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from keel.errors import StoreError
+from keel.errors import DuplicateFillError, StoreError
 from keel.store.db import Store
 from keel.store.tables import ChildOrderRow, FillRow, OrderEventRow, OrderRow
 from keel.types import (
@@ -110,20 +111,15 @@ class OrdersRepo:
     def add_parent(self, rec: OrderRecord, now: datetime, reason: str = "",
                    children: Iterable[ChildOrder] = ()) -> bool:
         """Insert a parent and its NEW children in one transaction (False, nothing written,
-        when the parent id already exists)."""
-        try:
-            with self.store.session() as s:
-                return self._insert_parent(s, rec, now, reason, children)
-        except StoreError as exc:
-            if isinstance(exc.__cause__, IntegrityError):
-                return False
-            raise
+        when the parent id already exists): :meth:`add_parents` with a batch of one."""
+        return self.add_parents([(rec, reason, list(children))], now)[0]
 
     def add_parents(self, items: Sequence[tuple[OrderRecord, str, Sequence[ChildOrder]]],
                     now: datetime) -> list[bool]:
-        """Group commit of :meth:`add_parent`: every ``(record, reason, children)`` in one
-        transaction (one fsync, multi-row inserts); False for a parent id that already exists
-        or repeats an earlier one of the batch (not written)."""
+        """Every ``(record, reason, children)`` in one transaction (one fsync, one multi-row
+        insert per table); False for a parent id that already exists or repeats an earlier
+        one of the batch (not written). A parent id taken by a concurrent writer between the
+        check and the insert fails the whole batch (``StoreError``, nothing written)."""
         ids = [rec.client_order_id for rec, _, _ in items]
         with self.store.session() as s:
             conn = s.connection()
@@ -160,148 +156,96 @@ class OrdersRepo:
                     events.append(dict(client_order_id=c.client_order_id, from_status=None,
                                        to_status=OrderStatus.NEW.value, reason="scheduled",
                                        timestamp=now))
-            for table, rows in ((OrderRow, parents), (ChildOrderRow, kids),
-                                (OrderEventRow, events)):
+            for stmt, rows in ((_PARENT_INSERT, parents), (_CHILD_INSERT, kids),
+                               (_EVENT_INSERT, events)):
                 if rows:
-                    conn.execute(insert(table), rows)
+                    conn.execute(stmt, rows)
             return out
-
-    def _insert_parent(self, s: Session, rec: OrderRecord, now: datetime, reason: str,
-                       children: Iterable[ChildOrder]) -> bool:
-        o = rec.order
-        assert isinstance(o, Order)
-        if s.scalar(select(OrderRow.id).where(
-                OrderRow.client_order_id == o.client_order_id)) is not None:
-            return False
-        s.add(OrderRow(
-            client_order_id=o.client_order_id, symbol=o.symbol, side=o.side.value,
-            qty=o.qty, order_type=o.order_type.value, tif=o.tif.value,
-            limit_price=o.limit_price, stop_price=o.stop_price,
-            status=rec.status.value, filled_qty=rec.filled_qty,
-            avg_fill_price=rec.avg_price, strategy=o.strategy, algo=rec.algo,
-            arrival_price=rec.arrival_price, decision_price=rec.decision_price,
-            created_at=o.created_at, updated_at=now))
-        s.add(OrderEventRow(client_order_id=o.client_order_id, from_status=None,
-                            to_status=rec.status.value, reason=reason, timestamp=now))
-        s.flush()
-        self._add_children(s, children, now)
-        return True
-
-    @staticmethod
-    def _add_children(s: Session, children: Iterable[ChildOrder], now: datetime) -> None:
-        for c in children:
-            s.add(ChildOrderRow(
-                client_order_id=c.client_order_id, parent_id=c.parent_id,
-                slice_index=c.slice_index, symbol=c.symbol, side=c.side.value, qty=c.qty,
-                order_type=c.order_type.value, tif=c.tif.value, limit_price=c.limit_price,
-                not_before=c.not_before, expire_at=c.expire_at,
-                status=OrderStatus.NEW.value, filled_qty=ZERO, venue_order_id=None,
-                venue=None, created_at=c.created_at, updated_at=now))
-            s.add(OrderEventRow(client_order_id=c.client_order_id, from_status=None,
-                                to_status=OrderStatus.NEW.value, reason="scheduled",
-                                timestamp=now))
 
     def apply(self, changes: Iterable[StateChange], now: datetime, fill: Fill | None = None,
               parent_id: str | None = None) -> bool:
-        """Write ``changes`` (and ``fill``) atomically. False if the fill was already booked."""
+        """Write ``changes`` (and ``fill``) atomically: :meth:`apply_batch` with a batch of
+        one. False (nothing written) if the fill was already booked."""
         try:
-            with self.store.session() as s:
-                if fill is not None:
-                    conn = s.connection()
-                    if conn.execute(select(FillRow.id).where(
-                            FillRow.exec_id == fill.exec_id)).first() is not None:
-                        return False
-                    conn.execute(insert(FillRow).values(
-                        exec_id=fill.exec_id, client_order_id=fill.client_order_id,
-                        parent_id=parent_id, symbol=fill.symbol, side=fill.side.value,
-                        qty=fill.qty, price=fill.price, commission=fill.commission,
-                        venue=fill.venue, timestamp=fill.timestamp))
-                for ch in changes:
-                    self._write_state(s, ch, now)
-        except StoreError as exc:
-            if fill is not None and isinstance(exc.__cause__, IntegrityError):
-                return False
-            raise
+            self.apply_batch([(list(changes), fill, parent_id)], now)
+        except DuplicateFillError:
+            return False
         return True
 
     def apply_batch(self, ops: Sequence[tuple[Sequence[StateChange], Fill | None, str | None]],
-                    now: datetime) -> list[bool]:
-        """Group commit of :meth:`apply`: every ``(changes, fill, parent_id)`` in one
-        transaction (one fsync; one multi-row statement per kind of write). An op whose fill
-        is already booked is skipped (False)."""
-        fill_ids = [f.exec_id for _, f, _ in ops if f is not None]
-        with self.store.session() as s:
-            conn = s.connection()
-            booked = set(conn.execute(select(FillRow.exec_id).where(
-                FillRow.exec_id.in_(fill_ids))).scalars()) if fill_ids else set()
-            fills: list[dict[str, object]] = []
-            kids: list[dict[str, object]] = []
-            parents: list[dict[str, object]] = []
-            events: list[dict[str, object]] = []
-            out: list[bool] = []
-            for changes, fill, parent_id in ops:
-                if fill is not None:
-                    if fill.exec_id in booked:
-                        out.append(False)
-                        continue
-                    booked.add(fill.exec_id)
-                    fills.append(dict(
-                        exec_id=fill.exec_id, client_order_id=fill.client_order_id,
-                        parent_id=parent_id, symbol=fill.symbol, side=fill.side.value,
-                        qty=fill.qty, price=fill.price, commission=fill.commission,
-                        venue=fill.venue, timestamp=fill.timestamp))
-                out.append(True)
-                for ch in changes:
-                    rec = ch.record
-                    if rec.is_child:
-                        kids.append({"b_coid": rec.client_order_id, "b_status": rec.status.value,
-                                     "b_qty": rec.order.qty, "b_filled": rec.filled_qty,
-                                     "b_now": now, "b_voi": rec.venue_order_id or None})
-                    else:
-                        parents.append({"b_coid": rec.client_order_id,
-                                        "b_status": rec.status.value,
-                                        "b_filled": rec.filled_qty, "b_now": now,
-                                        "b_avg": rec.avg_price})
-                    if ch.from_status is not rec.status or ch.reason:
-                        events.append(dict(
-                            client_order_id=rec.client_order_id,
-                            from_status=ch.from_status.value if ch.from_status else None,
-                            to_status=rec.status.value, reason=ch.reason, timestamp=now))
-            if fills:
-                conn.execute(insert(FillRow), fills)
-            for stmt, rows in ((_CHILD_UPDATE, kids), (_PARENT_UPDATE, parents)):
-                if rows:
-                    res = conn.execute(stmt, rows)
-                    if 0 <= getattr(res, "rowcount", -1) < len(rows):
-                        raise StoreError("order not in the store", field="client_order_id",
-                                         value=rows[0]["b_coid"])
-            if events:
-                conn.execute(insert(OrderEventRow), events)
-        return out
+                    now: datetime) -> None:
+        """Every ``(changes, fill, parent_id)`` in one transaction (one fsync; one multi-row
+        statement per kind of write), all or nothing.
 
-    @staticmethod
-    def _write_state(s: Session, ch: StateChange, now: datetime) -> None:
-        rec = ch.record
-        coid = rec.client_order_id
-        conn = s.connection()  # Core statements: no ORM bookkeeping on the hot path
-        if rec.is_child:
-            values: dict[str, object] = {"status": rec.status.value, "qty": rec.order.qty,
-                                         "filled_qty": rec.filled_qty, "updated_at": now}
-            if rec.venue_order_id:
-                values["venue_order_id"] = rec.venue_order_id
-            res = conn.execute(update(ChildOrderRow)
-                            .where(ChildOrderRow.client_order_id == coid).values(**values))
-        else:
-            res = conn.execute(update(OrderRow).where(OrderRow.client_order_id == coid).values(
-                status=rec.status.value, filled_qty=rec.filled_qty, updated_at=now,
-                avg_fill_price=rec.avg_price, version=OrderRow.version + 1))
-        if getattr(res, "rowcount", 1) == 0:
-            raise StoreError("order not in the store", field="client_order_id", value=coid)
-        if ch.from_status is not rec.status or ch.reason:
-            conn.execute(insert(OrderEventRow).values(
-                client_order_id=coid,
-                from_status=ch.from_status.value if ch.from_status else None,
-                to_status=rec.status.value, reason=ch.reason, timestamp=now))
+        Raises ``DuplicateFillError`` naming the ``exec_ids`` already booked (or repeated
+        within the batch) and ``StoreError`` for an order the store does not have or any
+        database failure; in every case nothing of the batch is written.
+        """
+        fills: list[dict[str, object]] = []
+        kids: list[dict[str, object]] = []
+        parents: list[dict[str, object]] = []
+        events: list[dict[str, object]] = []
+        seen: set[str] = set()
+        repeated: list[str] = []
+        for changes, fill, parent_id in ops:
+            if fill is not None:
+                if fill.exec_id in seen:
+                    repeated.append(fill.exec_id)
+                seen.add(fill.exec_id)
+                fills.append(dict(
+                    exec_id=fill.exec_id, client_order_id=fill.client_order_id,
+                    parent_id=parent_id, symbol=fill.symbol, side=fill.side.value,
+                    qty=fill.qty, price=fill.price, commission=fill.commission,
+                    venue=fill.venue, timestamp=fill.timestamp))
+            for ch in changes:
+                rec = ch.record
+                if rec.is_child:
+                    kids.append({"b_coid": rec.client_order_id, "b_status": rec.status.value,
+                                 "b_qty": rec.order.qty, "b_filled": rec.filled_qty,
+                                 "b_now": now, "b_voi": rec.venue_order_id or None})
+                else:
+                    parents.append({"b_coid": rec.client_order_id,
+                                    "b_status": rec.status.value,
+                                    "b_filled": rec.filled_qty, "b_now": now,
+                                    "b_avg": rec.avg_price})
+                if ch.from_status is not rec.status or ch.reason:
+                    events.append(dict(
+                        client_order_id=rec.client_order_id,
+                        from_status=ch.from_status.value if ch.from_status else None,
+                        to_status=rec.status.value, reason=ch.reason, timestamp=now))
+        if repeated:
+            raise DuplicateFillError("fill repeated within one batch", field="exec_id",
+                                     value=repeated[0], exec_ids=tuple(repeated))
+        try:
+            with self.store.session() as s:
+                conn = s.connection()
+                if fills:
+                    conn.execute(_FILL_INSERT, fills)
+                for stmt, rows in ((_CHILD_UPDATE, kids), (_PARENT_UPDATE, parents)):
+                    if rows:
+                        res = conn.execute(stmt, rows)
+                        if 0 <= getattr(res, "rowcount", -1) < len(rows):
+                            raise StoreError("order not in the store",
+                                             field="client_order_id", value=rows[0]["b_coid"])
+                if events:
+                    conn.execute(_EVENT_INSERT, events)
+        except StoreError as exc:
+            if not fills or not isinstance(exc.__cause__, IntegrityError):
+                raise
+            booked = self.booked_exec_ids(seen)
+            if not booked:
+                raise
+            first = sorted(booked)[0]
+            raise DuplicateFillError("fill already booked", field="exec_id", value=first,
+                                     exec_ids=tuple(sorted(booked))) from exc
+
+    def booked_exec_ids(self, exec_ids: Iterable[str]) -> set[str]:
+        """Which of ``exec_ids`` are booked (one query)."""
+        ids = list(exec_ids)
+        if not ids:
+            return set()
+        with self.store.session() as s:
+            return set(s.scalars(select(FillRow.exec_id).where(FillRow.exec_id.in_(ids))))
 
     # ------------------------------------------------------------------ reads
 
@@ -384,6 +328,10 @@ class OrdersRepo:
             return s.scalar(select(FillRow.id).where(FillRow.exec_id == exec_id)) is not None
 
 
+_FILL_INSERT = insert(FillRow)
+_PARENT_INSERT = insert(OrderRow)
+_CHILD_INSERT = insert(ChildOrderRow)
+_EVENT_INSERT = insert(OrderEventRow)
 _C, _P = ChildOrderRow.__table__.c, OrderRow.__table__.c
 _CHILD_UPDATE = update(ChildOrderRow).where(
     ChildOrderRow.client_order_id == bindparam("b_coid")).values(
