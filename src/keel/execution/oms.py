@@ -139,6 +139,7 @@ class OrderManager(RecoveryMixin):
         self.last_kill: KillReport | None = None
         self.anomalies: deque[Anomaly] = deque(maxlen=max_anomalies)
         self._recs: dict[str, OrderRecord] = {}  # open parents and their children only
+        self._open_qty: dict[str, Decimal] = {}  # symbol -> signed open qty of open parents
         self._open: dict[str, None] = {}  # open parent ids, in submission order
         self._kids: dict[str, list[str]] = {}
         self._seen: set[str] = set()
@@ -197,8 +198,7 @@ class OrderManager(RecoveryMixin):
         self.halted.pop(symbol, None)
 
     def _context(self, symbol: str) -> GateContext:
-        open_qty = sum((r.order.signed_qty - r.filled_qty * r.order.side.sign
-                        for r in self.open_parents() if r.order.symbol == symbol), ZERO)
+        open_qty = self._open_qty.get(symbol, ZERO)  # an index: no scan of open parents
         held = (self._position_source().get(symbol, ZERO) if self._position_source is not None
                 else self.positions.get(symbol, ZERO))
         return GateContext(self.prices.get(symbol), to_decimal(held, "position", symbol=symbol),
@@ -290,6 +290,7 @@ class OrderManager(RecoveryMixin):
 
     def _track(self, parent: OrderRecord, kids: Sequence[OrderRecord]) -> None:
         pid = parent.client_order_id
+        self._reindex(self._recs.get(pid), parent)
         self._recs[pid] = parent
         self._open[pid] = None
         self._kids[pid] = [k.client_order_id for k in kids]
@@ -529,13 +530,24 @@ class OrderManager(RecoveryMixin):
         coid = rec.client_order_id
         old = self._recs.get(coid)
         self._undo.append(lambda: self._restore(coid, old))
+        self._reindex(old, rec)
         self._recs[coid] = rec
 
     def _restore(self, coid: str, old: OrderRecord | None) -> None:
+        self._reindex(self._recs.get(coid), old)
         if old is None:
             self._recs.pop(coid, None)
         else:
             self._recs[coid] = old
+
+    def _reindex(self, old: OrderRecord | None, new: OrderRecord | None) -> None:
+        """Keep the per-symbol open quantity of open parents (the gate's ``open_qty``)."""
+        for rec, sign in ((old, -1), (new, 1)):
+            if rec is not None and not rec.is_child and rec.status.is_open:
+                o = rec.order
+                sym = o.symbol
+                self._open_qty[sym] = self._open_qty.get(sym, ZERO) + sign * (
+                    o.signed_qty - rec.filled_qty * o.side.sign)
 
     def apply_event(self, ev: OrderEvent) -> bool:
         """Apply one venue event; False when it changes nothing (duplicate, late ack).

@@ -10,17 +10,18 @@ naming the exec ids); :meth:`OrdersRepo.apply` reports it as ``False``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Connection, Dialect, Table, select
 from sqlalchemy.exc import IntegrityError
 
 from keel.errors import DuplicateFillError, StoreError
 from keel.store.db import Store
-from keel.store.tables import ChildOrderRow, FillRow, OrderEventRow, OrderRow
+from keel.store.tables import ChildOrderRow, FillRow, OrderEventRow, OrderRow, UTCDateTime
 from keel.types import (
     ZERO,
     ChildOrder,
@@ -125,7 +126,10 @@ class OrdersRepo:
             conn = s.connection()
             known = set(conn.execute(select(OrderRow.client_order_id).where(
                 OrderRow.client_order_id.in_(ids))).scalars()) if ids else set()
-            parents, kids, events, out = [], [], [], []
+            parents: list[tuple[object, ...]] = []
+            kids: list[tuple[object, ...]] = []
+            events: list[tuple[object, ...]] = []
+            out: list[bool] = []
             for rec, reason, children in items:
                 o = rec.order
                 assert isinstance(o, Order)
@@ -134,32 +138,23 @@ class OrdersRepo:
                     continue
                 known.add(o.client_order_id)
                 out.append(True)
-                parents.append(dict(
-                    client_order_id=o.client_order_id, symbol=o.symbol, side=o.side.value,
-                    qty=o.qty, order_type=o.order_type.value, tif=o.tif.value,
-                    limit_price=o.limit_price, stop_price=o.stop_price,
-                    status=rec.status.value, filled_qty=rec.filled_qty,
-                    avg_fill_price=rec.avg_price, strategy=o.strategy, algo=rec.algo,
-                    arrival_price=rec.arrival_price, decision_price=rec.decision_price,
-                    created_at=o.created_at, updated_at=now))
-                events.append(dict(client_order_id=o.client_order_id, from_status=None,
-                                   to_status=rec.status.value, reason=reason, timestamp=now))
+                parents.append((
+                    o.client_order_id, o.symbol, o.side.value, o.qty, o.order_type.value,
+                    o.tif.value, o.limit_price, o.stop_price, rec.status.value,
+                    rec.filled_qty, rec.avg_price, o.strategy, rec.algo, rec.arrival_price,
+                    rec.decision_price, o.created_at, now, 1))
+                events.append((o.client_order_id, None, rec.status.value, reason, now))
                 for c in children:
-                    kids.append(dict(
-                        client_order_id=c.client_order_id, parent_id=c.parent_id,
-                        slice_index=c.slice_index, symbol=c.symbol, side=c.side.value,
-                        qty=c.qty, order_type=c.order_type.value, tif=c.tif.value,
-                        limit_price=c.limit_price, not_before=c.not_before,
-                        expire_at=c.expire_at, status=OrderStatus.NEW.value, filled_qty=ZERO,
-                        venue_order_id=None, venue=None, created_at=c.created_at,
-                        updated_at=now))
-                    events.append(dict(client_order_id=c.client_order_id, from_status=None,
-                                       to_status=OrderStatus.NEW.value, reason="scheduled",
-                                       timestamp=now))
-            for stmt, rows in ((_PARENT_INSERT, parents), (_CHILD_INSERT, kids),
-                               (_EVENT_INSERT, events)):
-                if rows:
-                    conn.execute(stmt, rows)
+                    kids.append((
+                        c.client_order_id, c.parent_id, c.slice_index, c.symbol, c.side.value,
+                        c.qty, c.order_type.value, c.tif.value, c.limit_price, c.not_before,
+                        c.expire_at, OrderStatus.NEW.value, ZERO, None, None, c.created_at,
+                        now))
+                    events.append((c.client_order_id, None, OrderStatus.NEW.value,
+                                   "scheduled", now))
+            _PARENTS.run(conn, parents)
+            _CHILDREN.run(conn, kids)
+            _EVENTS.run(conn, events)
             return out
 
     def apply(self, changes: Iterable[StateChange], now: datetime, fill: Fill | None = None,
@@ -181,10 +176,10 @@ class OrdersRepo:
         within the batch) and ``StoreError`` for an order the store does not have or any
         database failure; in every case nothing of the batch is written.
         """
-        fills: list[dict[str, object]] = []
-        kids: list[dict[str, object]] = []
-        parents: list[dict[str, object]] = []
-        events: list[dict[str, object]] = []
+        fills: list[tuple[object, ...]] = []
+        kids: dict[str, list[object]] = {}  # one update per row: its last state in the batch
+        parents: dict[str, list[object]] = {}
+        events: list[tuple[object, ...]] = []
         seen: set[str] = set()
         repeated: list[str] = []
         for changes, fill, parent_id in ops:
@@ -192,43 +187,38 @@ class OrdersRepo:
                 if fill.exec_id in seen:
                     repeated.append(fill.exec_id)
                 seen.add(fill.exec_id)
-                fills.append(dict(
-                    exec_id=fill.exec_id, client_order_id=fill.client_order_id,
-                    parent_id=parent_id, symbol=fill.symbol, side=fill.side.value,
-                    qty=fill.qty, price=fill.price, commission=fill.commission,
-                    venue=fill.venue, timestamp=fill.timestamp))
+                fills.append((fill.exec_id, fill.client_order_id, parent_id, fill.symbol,
+                              fill.side.value, fill.qty, fill.price, fill.commission,
+                              fill.venue, fill.timestamp))
             for ch in changes:
                 rec = ch.record
+                coid = rec.client_order_id
                 if rec.is_child:
-                    kids.append({"b_coid": rec.client_order_id, "b_status": rec.status.value,
-                                 "b_qty": rec.order.qty, "b_filled": rec.filled_qty,
-                                 "b_now": now, "b_voi": rec.venue_order_id or None})
+                    voi = rec.venue_order_id or None
+                    old = kids.get(coid)
+                    kids[coid] = [rec.status.value, rec.order.qty, rec.filled_qty, now,
+                                  voi if voi is not None or old is None else old[4], coid]
                 else:
-                    parents.append({"b_coid": rec.client_order_id,
-                                    "b_status": rec.status.value,
-                                    "b_filled": rec.filled_qty, "b_now": now,
-                                    "b_avg": rec.avg_price})
+                    old = parents.get(coid)
+                    writes = 1 if old is None else int(str(old[4])) + 1
+                    parents[coid] = [rec.status.value, rec.filled_qty, now, rec.avg_price,
+                                     writes, coid]
                 if ch.from_status is not rec.status or ch.reason:
-                    events.append(dict(
-                        client_order_id=rec.client_order_id,
-                        from_status=ch.from_status.value if ch.from_status else None,
-                        to_status=rec.status.value, reason=ch.reason, timestamp=now))
+                    events.append((coid, ch.from_status.value if ch.from_status else None,
+                                   rec.status.value, ch.reason, now))
         if repeated:
             raise DuplicateFillError("fill repeated within one batch", field="exec_id",
                                      value=repeated[0], exec_ids=tuple(repeated))
         try:
             with self.store.session() as s:
                 conn = s.connection()
-                if fills:
-                    conn.execute(_FILL_INSERT, fills)
-                for stmt, rows in ((_CHILD_UPDATE, kids), (_PARENT_UPDATE, parents)):
-                    if rows:
-                        res = conn.execute(stmt, rows)
-                        if 0 <= getattr(res, "rowcount", -1) < len(rows):
-                            raise StoreError("order not in the store",
-                                             field="client_order_id", value=rows[0]["b_coid"])
-                if events:
-                    conn.execute(_EVENT_INSERT, events)
+                _FILLS.run(conn, fills)
+                for bulk, rows in ((_CHILD_STATE, kids), (_PARENT_STATE, parents)):
+                    n = bulk.run(conn, [tuple(r) for r in rows.values()])
+                    if 0 <= n < len(rows):
+                        raise StoreError("order not in the store", field="client_order_id",
+                                         value=next(iter(rows)))
+                _EVENTS.run(conn, events)
         except StoreError as exc:
             if not fills or not isinstance(exc.__cause__, IntegrityError):
                 raise
@@ -328,20 +318,108 @@ class OrdersRepo:
             return s.scalar(select(FillRow.id).where(FillRow.exec_id == exec_id)) is not None
 
 
-_FILL_INSERT = insert(FillRow)
-_PARENT_INSERT = insert(OrderRow)
-_CHILD_INSERT = insert(ChildOrderRow)
-_EVENT_INSERT = insert(OrderEventRow)
-_C, _P = ChildOrderRow.__table__.c, OrderRow.__table__.c
-_CHILD_UPDATE = update(ChildOrderRow).where(
-    ChildOrderRow.client_order_id == bindparam("b_coid")).values(
-    status=bindparam("b_status"), qty=bindparam("b_qty", type_=_C.qty.type),
-    filled_qty=bindparam("b_filled", type_=_C.filled_qty.type),
-    updated_at=bindparam("b_now", type_=_C.updated_at.type),
-    venue_order_id=func.coalesce(bindparam("b_voi", type_=_C.venue_order_id.type),
-                                 ChildOrderRow.venue_order_id))
-_PARENT_UPDATE = update(OrderRow).where(OrderRow.client_order_id == bindparam("b_coid")).values(
-    status=bindparam("b_status"), filled_qty=bindparam("b_filled", type_=_P.filled_qty.type),
-    updated_at=bindparam("b_now", type_=_P.updated_at.type),
-    avg_fill_price=bindparam("b_avg", type_=_P.avg_fill_price.type),
-    version=OrderRow.version + 1)
+
+
+class _Bulk:
+    """One write of many rows, the hot path of a group commit, built once per dialect.
+
+    SQLite (in-process, no round trip): one ``executemany`` on the driver. PostgreSQL: one
+    constant statement for the whole batch with one array parameter per column (``INSERT
+    ... SELECT * FROM unnest(...)``, ``UPDATE ... FROM unnest(...)``), so a batch costs one
+    round trip per kind of write instead of one per row, and the server prepares it once.
+    Every value goes through its column type's own bind processor (the same conversion
+    SQLAlchemy makes), without SQLAlchemy's per-row parameter machinery.
+
+    ``columns`` name the row's values in order; for an update, ``key`` is the last one and
+    ``set_exprs`` maps a column to its new value, ``{v}`` standing for the row's value and
+    ``{t}`` for the table (by default the value itself). Returns the rows the database
+    reports written (-1 when it does not say).
+    """
+
+    CHUNK = 5000
+
+    def __init__(self, table: Table, columns: Sequence[str], *, key: str | None = None,
+                 set_exprs: dict[str, str] | None = None) -> None:
+        self.table, self.columns, self.key = table, list(columns), key
+        self.set_exprs = set_exprs or {}
+        self._memo_cols = {i for i, c in enumerate(self.columns)
+                           if isinstance(table.c[c].type, UTCDateTime)}
+        self._cache: dict[str, tuple[str, list[Callable[[Any], Any] | None]]] = {}
+
+    def _compiled(self, dialect: Dialect) -> tuple[str, list[Callable[[Any], Any] | None]]:
+        got = self._cache.get(dialect.name)
+        if got is not None:
+            return got
+        q = dialect.identifier_preparer.quote
+        t = q(self.table.name)
+        cols = [self.table.c[c] for c in self.columns]
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        one = "(" + ", ".join([mark] * len(cols)) + ")"
+        if mark == "?":
+            if self.key is None:
+                sql = f"INSERT INTO {t} ({', '.join(q(c) for c in self.columns)}) VALUES {one}"
+            else:
+                sets = ", ".join(f"{q(c)} = " + self.set_exprs.get(c, "{v}").format(
+                    v="?", t=t) for c in self.columns[:-1])
+                sql = f"UPDATE {t} SET {sets} WHERE {q(self.key)} = ?"
+        else:  # one array per column: a constant statement, prepared once by the server
+            arrays = ", ".join(f"%s::{c.type.dialect_impl(dialect).compile(dialect)}[]"
+                               for c in cols)
+            names = ", ".join(q(c) for c in self.columns)
+            if self.key is None:
+                sql = f"INSERT INTO {t} ({names}) SELECT * FROM unnest({arrays})"
+            else:
+                sets = ", ".join(f"{q(c)} = " + self.set_exprs.get(c, "{v}").format(
+                    v=f"v.{q(c)}", t=t) for c in self.columns[:-1])
+                sql = (f"UPDATE {t} SET {sets} FROM unnest({arrays}) AS v ({names}) "
+                       f"WHERE {t}.{q(self.key)} = v.{q(self.key)}")
+        procs = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in cols]
+        got = self._cache[dialect.name] = (sql, procs)
+        return got
+
+    def run(self, conn: Connection, rows: Sequence[tuple[object, ...]]) -> int:
+        if not rows:
+            return 0
+        sql, procs = self._compiled(conn.dialect)
+        cols: list[list[object]] = [list(c) for c in zip(*rows, strict=True)]
+        for i, (p, col) in enumerate(zip(procs, cols, strict=True)):
+            if p is None:
+                continue
+            if i in self._memo_cols:  # timestamps: a batch repeats one or a few (its `now`)
+                memo: dict[object, object] = {}
+                cols[i] = [memo[v] if v in memo else memo.setdefault(v, p(v)) for v in col]
+            else:
+                cols[i] = [p(v) for v in col]
+        if conn.dialect.paramstyle != "qmark":
+            written = 0
+            for i in range(0, len(rows), self.CHUNK):
+                part = tuple(c[i:i + self.CHUNK] for c in cols)
+                n = int(getattr(conn.exec_driver_sql(sql, part), "rowcount", -1))
+                written = -1 if n < 0 or written < 0 else written + n
+            return written
+        data = list(zip(*cols, strict=True))
+        res = conn.exec_driver_sql(sql, data)  # type: ignore[arg-type]
+        return int(getattr(res, "rowcount", -1))
+
+
+_FILLS = _Bulk(FillRow.__table__, (  # type: ignore[arg-type]
+    "exec_id", "client_order_id", "parent_id", "symbol", "side", "qty", "price", "commission",
+    "venue", "timestamp"))
+_EVENTS = _Bulk(OrderEventRow.__table__, (  # type: ignore[arg-type]
+    "client_order_id", "from_status", "to_status", "reason", "timestamp"))
+_CHILD_STATE = _Bulk(  # type: ignore[arg-type]
+    ChildOrderRow.__table__,
+    ("status", "qty", "filled_qty", "updated_at", "venue_order_id", "client_order_id"),
+    key="client_order_id", set_exprs={"venue_order_id": "COALESCE({v}, {t}.venue_order_id)"})
+_PARENT_STATE = _Bulk(  # type: ignore[arg-type]
+    OrderRow.__table__,  # version counts the state changes written, as one write per change
+    ("status", "filled_qty", "updated_at", "avg_fill_price", "version", "client_order_id"),
+    key="client_order_id", set_exprs={"version": "{t}.version + {v}"})
+_PARENTS = _Bulk(OrderRow.__table__, (  # type: ignore[arg-type]
+    "client_order_id", "symbol", "side", "qty", "order_type", "tif", "limit_price",
+    "stop_price", "status", "filled_qty", "avg_fill_price", "strategy", "algo",
+    "arrival_price", "decision_price", "created_at", "updated_at", "version"))
+_CHILDREN = _Bulk(ChildOrderRow.__table__, (  # type: ignore[arg-type]
+    "client_order_id", "parent_id", "slice_index", "symbol", "side", "qty", "order_type",
+    "tif", "limit_price", "not_before", "expire_at", "status", "filled_qty",
+    "venue_order_id", "venue", "created_at", "updated_at"))
