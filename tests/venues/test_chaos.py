@@ -99,15 +99,8 @@ def _settle(oms: OrderManager, protocol: str, until, timeout: float = 8.0) -> No
         time.sleep(0.02 if protocol == "fix" else 0.0)
 
 
-_FIX_GAP = pytest.mark.xfail(strict=False, reason=(
-    "FIX: after a front-end or exchange restart, execution reports of an order queued by "
-    "FixBroker while the venue was down can stay undelivered (keel keeps the child PENDING "
-    "while the live venue has it FILLED/CANCELLED); needs an OrderStatusRequest (35=H) or "
-    "connection_epoch in FixBroker (fix-speed) so reconcile() can settle it"))
-
-
-@pytest.mark.parametrize("protocol", ["rest", pytest.param("fix", marks=_FIX_GAP)])
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("protocol", ["rest", "fix"])
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
 def test_desk_survives_venue_kills(protocol: str, seed: int, tmp_path: Path) -> None:
     rng = random.Random(seed)
     clock = SimulatedClock(T0)
