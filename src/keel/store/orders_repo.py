@@ -10,11 +10,11 @@ naming the exec ids); :meth:`OrdersRepo.apply` reports it as ``False``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Dialect, Table, select
 from sqlalchemy.exc import IntegrityError
@@ -320,6 +320,10 @@ class OrdersRepo:
 
 
 
+def _table(row: type) -> Table:
+    return cast(Table, row.__table__)  # type: ignore[attr-defined]
+
+
 class _Bulk:
     """One write of many rows, the hot path of a group commit, built once per dialect.
 
@@ -344,9 +348,9 @@ class _Bulk:
         self.set_exprs = set_exprs or {}
         self._memo_cols = {i for i, c in enumerate(self.columns)
                            if isinstance(table.c[c].type, UTCDateTime)}
-        self._cache: dict[str, tuple[str, list[Callable[[Any], Any] | None]]] = {}
+        self._cache: dict[str, tuple[str, list[Any]]] = {}
 
-    def _compiled(self, dialect: Dialect) -> tuple[str, list[Callable[[Any], Any] | None]]:
+    def _compiled(self, dialect: Dialect) -> tuple[str, list[Any]]:
         got = self._cache.get(dialect.name)
         if got is not None:
             return got
@@ -398,28 +402,28 @@ class _Bulk:
                 written = -1 if n < 0 or written < 0 else written + n
             return written
         data = list(zip(*cols, strict=True))
-        res = conn.exec_driver_sql(sql, data)  # type: ignore[arg-type]
+        res = conn.exec_driver_sql(sql, data)
         return int(getattr(res, "rowcount", -1))
 
 
-_FILLS = _Bulk(FillRow.__table__, (  # type: ignore[arg-type]
+_FILLS = _Bulk(_table(FillRow), (
     "exec_id", "client_order_id", "parent_id", "symbol", "side", "qty", "price", "commission",
     "venue", "timestamp"))
-_EVENTS = _Bulk(OrderEventRow.__table__, (  # type: ignore[arg-type]
+_EVENTS = _Bulk(_table(OrderEventRow), (
     "client_order_id", "from_status", "to_status", "reason", "timestamp"))
-_CHILD_STATE = _Bulk(  # type: ignore[arg-type]
-    ChildOrderRow.__table__,
+_CHILD_STATE = _Bulk(
+    _table(ChildOrderRow),
     ("status", "qty", "filled_qty", "updated_at", "venue_order_id", "client_order_id"),
     key="client_order_id", set_exprs={"venue_order_id": "COALESCE({v}, {t}.venue_order_id)"})
-_PARENT_STATE = _Bulk(  # type: ignore[arg-type]
-    OrderRow.__table__,  # version counts the state changes written, as one write per change
+_PARENT_STATE = _Bulk(
+    _table(OrderRow),  # version counts the state changes written, as one write per change
     ("status", "filled_qty", "updated_at", "avg_fill_price", "version", "client_order_id"),
     key="client_order_id", set_exprs={"version": "{t}.version + {v}"})
-_PARENTS = _Bulk(OrderRow.__table__, (  # type: ignore[arg-type]
+_PARENTS = _Bulk(_table(OrderRow), (
     "client_order_id", "symbol", "side", "qty", "order_type", "tif", "limit_price",
     "stop_price", "status", "filled_qty", "avg_fill_price", "strategy", "algo",
     "arrival_price", "decision_price", "created_at", "updated_at", "version"))
-_CHILDREN = _Bulk(ChildOrderRow.__table__, (  # type: ignore[arg-type]
+_CHILDREN = _Bulk(_table(ChildOrderRow), (
     "client_order_id", "parent_id", "slice_index", "symbol", "side", "qty", "order_type",
     "tif", "limit_price", "not_before", "expire_at", "status", "filled_qty",
     "venue_order_id", "venue", "created_at", "updated_at"))
