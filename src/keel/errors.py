@@ -163,3 +163,12 @@ class StoreError(KeelError):
 
 class LeaseHeldError(StoreError):
     """Another process holds the store's single-writer lease (``holder``, ``expires_at``)."""
+
+
+class DuplicateFillError(StoreError):
+    """The store refused a batch because some of its fills are already booked (their
+    ``exec_ids``); nothing of the batch was written."""
+
+    def __init__(self, message: str, *, exec_ids: tuple[str, ...] = (), **kwargs: Any) -> None:
+        self.exec_ids = tuple(exec_ids)
+        super().__init__(message, **kwargs)

@@ -75,13 +75,16 @@ WORKER = textwrap.dedent("""
     from keel.store.db import Store
     from keel.store.orders_repo import OrdersRepo
     from keel.types import Order, Side, utc
-    from keel.venues.exchange.core import SimulatedExchange
+    from keel.venues.exchange.core import LiquidityProvider, SimulatedExchange
     from keel.venues.exchange.direct import ExchangeBroker
 
     clock = SimulatedClock(utc(2024, 1, 2, 15))
     store = Store.from_url(sys.argv[1]); store.create_all()
-    oms = OrderManager(ExchangeBroker(SimulatedExchange(["SPY"]), clock), OrdersRepo(store),
-                       clock)
+    ex = SimulatedExchange(["SPY"])
+    LiquidityProvider(ex, levels=3, size=10_000_000).quote("SPY", 400.0, clock.now())
+    oms = OrderManager(ExchangeBroker(ex, clock), OrdersRepo(store), clock)
+    # the ledger's view: a fill heard here was acknowledged, so it must be durable
+    oms.add_fill_listener(lambda f, p: print("FILL", f.exec_id, flush=True))
     n = 0
     while True:
         batch = [(Order(f"K{n + i}", "SPY", Side.BUY, Decimal(5), clock.now()), None)
@@ -93,20 +96,28 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def test_an_acknowledged_batch_survives_kill_9(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'k.db'}"
+def test_an_acknowledged_batch_survives_kill_9(db_url: str) -> None:
+    """Orders returned by ``submit_many`` and fills heard by a listener (the ledger) are in
+    the store after kill -9, on SQLite and PostgreSQL."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, "-c", WORKER, url], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", WORKER, db_url], stdout=subprocess.PIPE,
                             text=True, env=env)
-    acked = 0
+    acked, heard = 0, set()
     assert proc.stdout is not None
     for line in proc.stdout:
-        acked = int(line.split()[1])
-        if acked >= 500:
+        kind, value = line.split()
+        if kind == "FILL":
+            heard.add(value)
+        else:
+            acked = int(value)
+        if acked >= 500 and len(heard) >= 300:
             break
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(30)
-    repo = OrdersRepo(Store.from_url(url))
+    store = Store.from_url(db_url)
+    repo = OrdersRepo(store)
     stored = {p.client_order_id for p in repo.parents()}
     assert {f"K{i}" for i in range(acked)} <= stored
     assert len(repo.children()) == len(stored)  # each parent with its child, never half
+    assert heard <= {f.exec_id for f, _ in repo.fills()}
+    store.engine.dispose()

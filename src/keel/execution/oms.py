@@ -45,8 +45,10 @@ import numpy as np
 
 from keel.clock import Clock
 from keel.errors import (
+    DuplicateFillError,
     IllegalTransitionError,
     OrderRejected,
+    StoreError,
     TransientVenueError,
     ValidationError,
     VenueError,
@@ -137,6 +139,7 @@ class OrderManager(RecoveryMixin):
         self.last_kill: KillReport | None = None
         self.anomalies: deque[Anomaly] = deque(maxlen=max_anomalies)
         self._recs: dict[str, OrderRecord] = {}  # open parents and their children only
+        self._open_qty: dict[str, Decimal] = {}  # symbol -> signed open qty of open parents
         self._open: dict[str, None] = {}  # open parent ids, in submission order
         self._kids: dict[str, list[str]] = {}
         self._seen: set[str] = set()
@@ -148,6 +151,8 @@ class OrderManager(RecoveryMixin):
         self._epoch: int | None = getattr(broker, "connection_epoch", None)
         self._batch: list[tuple[list[StateChange], Fill | None, str | None]] | None = None
         self._after_commit: list[Callable[[], None]] = []
+        self._undo: list[Callable[[], None]] = []  # memory changes of the open batch
+        self._unapplied: list[OrderEvent] = []  # drained events a failed commit left over
 
     # ------------------------------------------------------------------ queries
 
@@ -193,8 +198,7 @@ class OrderManager(RecoveryMixin):
         self.halted.pop(symbol, None)
 
     def _context(self, symbol: str) -> GateContext:
-        open_qty = sum((r.order.signed_qty - r.filled_qty * r.order.side.sign
-                        for r in self.open_parents() if r.order.symbol == symbol), ZERO)
+        open_qty = self._open_qty.get(symbol, ZERO)  # an index: no scan of open parents
         held = (self._position_source().get(symbol, ZERO) if self._position_source is not None
                 else self.positions.get(symbol, ZERO))
         return GateContext(self.prices.get(symbol), to_decimal(held, "position", symbol=symbol),
@@ -286,6 +290,7 @@ class OrderManager(RecoveryMixin):
 
     def _track(self, parent: OrderRecord, kids: Sequence[OrderRecord]) -> None:
         pid = parent.client_order_id
+        self._reindex(self._recs.get(pid), parent)
         self._recs[pid] = parent
         self._open[pid] = None
         self._kids[pid] = [k.client_order_id for k in kids]
@@ -440,13 +445,37 @@ class OrderManager(RecoveryMixin):
     def process_events(self) -> int:
         """Apply every pending venue event; returns how many were applied."""
         try:
-            events = self.broker.poll_events()
+            polled = self.broker.poll_events()
         except Exception as exc:  # barrier: the venue is down or answered nonsense
             self._anomaly("*", "POLL_FAILED", describe(exc))
-            return 0
+            polled = []
+        events, self._unapplied = self._unapplied + list(polled), []
+        refused: set[str] = set()
+        while True:
+            try:
+                return self._apply_events(events, refused)
+            except DuplicateFillError as exc:
+                # the store has some of these fills already (memory was rolled back): refuse
+                # them, typed, and apply the rest again; they never reach a listener
+                fresh = set(exc.exec_ids) - refused
+                if not fresh:
+                    self._unapplied = events
+                    raise
+                refused |= fresh
+                for x in sorted(fresh):
+                    self._anomaly(next((e.client_order_id for e in events if e.fill is not None
+                                        and e.fill.exec_id == x), "*"),
+                                  "FILL_ALREADY_BOOKED", x)
+            except StoreError:
+                self._unapplied = events  # nothing was written: apply them at the next drain
+                raise
+
+    def _apply_events(self, events: Sequence[OrderEvent], refused: set[str]) -> int:
         n = 0
         with self.group_commit():
             for ev in events:
+                if ev.fill is not None and ev.fill.exec_id in refused:
+                    continue
                 try:
                     n += self.apply_event(ev)
                 except (IllegalTransitionError, OrderRejected, ValidationError) as exc:
@@ -458,37 +487,67 @@ class OrderManager(RecoveryMixin):
     @contextmanager
     def group_commit(self) -> Iterator[None]:
         """Write every state change and fill made inside as one transaction (one fsync),
-        committed when the block ends; fill listeners (the ledger) run after the commit.
+        committed when the block ends; nothing is acknowledged before that commit.
 
-        The order manager uses it where no venue call depends on the writes: draining a
-        batch of venue events, and marking the due children PENDING *before* any is sent
-        (so the write-ahead rule holds: a child is durable before the venue sees it).
+        Every write of the order manager goes through one (a lone state change is a batch
+        of one). The in-memory order state changes as the block goes (later changes in the
+        block build on earlier ones) and every change is journaled: if the block raises or
+        the store refuses the batch (``StoreError``, ``DuplicateFillError``), nothing was
+        written and memory is rolled back to where it was, so memory = store always. Fill
+        listeners (the ledger) run only after the commit, in booking order.
+
+        The order manager opens a batch where no venue call depends on the writes: draining
+        venue events, and marking the due children PENDING *before* any is sent (so the
+        write-ahead rule holds: a child is durable before the venue sees it).
         Nested blocks join the outer one.
         """
         if self._batch is not None:
             yield
             return
-        self._batch, self._after_commit = [], []
+        self._batch, self._after_commit, self._undo = [], [], []
         try:
             yield
-        finally:
-            ops, calls = self._batch, self._after_commit
-            self._batch, self._after_commit = None, []
-            if ops:
-                booked = self.repo.apply_batch(ops, self.clock.now())
-                for (_, fill, _), ok in zip(ops, booked, strict=True):
-                    if not ok and fill is not None:
-                        self._anomaly(fill.client_order_id, "FILL_ALREADY_BOOKED",
-                                      fill.exec_id)
-            for call in calls:
-                call()
+            if self._batch:
+                self.repo.apply_batch(self._batch, self.clock.now())
+        except BaseException:
+            undo = self._undo
+            self._batch, self._after_commit, self._undo = None, [], []
+            for fn in reversed(undo):
+                fn()
+            raise
+        calls = self._after_commit
+        self._batch, self._after_commit, self._undo = None, [], []
+        for call in calls:
+            call()
 
     def _write(self, changes: list[StateChange], fill: Fill | None = None,
-               parent_id: str | None = None) -> bool:
-        if self._batch is not None:
-            self._batch.append((changes, fill, parent_id))
-            return True
-        return self.repo.apply(changes, self.clock.now(), fill=fill, parent_id=parent_id)
+               parent_id: str | None = None) -> None:
+        assert self._batch is not None, "writes go through group_commit"
+        self._batch.append((changes, fill, parent_id))
+
+    def _put(self, rec: OrderRecord) -> None:
+        """Set the in-memory record (journaled: undone if the batch does not commit)."""
+        coid = rec.client_order_id
+        old = self._recs.get(coid)
+        self._undo.append(lambda: self._restore(coid, old))
+        self._reindex(old, rec)
+        self._recs[coid] = rec
+
+    def _restore(self, coid: str, old: OrderRecord | None) -> None:
+        self._reindex(self._recs.get(coid), old)
+        if old is None:
+            self._recs.pop(coid, None)
+        else:
+            self._recs[coid] = old
+
+    def _reindex(self, old: OrderRecord | None, new: OrderRecord | None) -> None:
+        """Keep the per-symbol open quantity of open parents (the gate's ``open_qty``)."""
+        for rec, sign in ((old, -1), (new, 1)):
+            if rec is not None and not rec.is_child and rec.status.is_open:
+                o = rec.order
+                sym = o.symbol
+                self._open_qty[sym] = self._open_qty.get(sym, ZERO) + sign * (
+                    o.signed_qty - rec.filled_qty * o.side.sign)
 
     def apply_event(self, ev: OrderEvent) -> bool:
         """Apply one venue event; False when it changes nothing (duplicate, late ack).
@@ -529,6 +588,10 @@ class OrderManager(RecoveryMixin):
         return True
 
     def _on_fill(self, rec: OrderRecord, fill: Fill) -> bool:
+        with self.group_commit():
+            return self._book_fill(rec, fill)
+
+    def _book_fill(self, rec: OrderRecord, fill: Fill) -> bool:
         if fill.exec_id in self._seen:
             return False
         if fill.symbol != rec.order.symbol or fill.side is not rec.order.side:
@@ -551,29 +614,42 @@ class OrderManager(RecoveryMixin):
                                       avg_price=_avg(parent, fill))
         changes = [StateChange(kid_new, rec.status, f"fill {fill.exec_id}"),
                    StateChange(par_new, parent.status, f"fill {fill.exec_id}")]
-        booked = self._write(changes, fill, parent.client_order_id)
-        self._seen.add(fill.exec_id)
-        self._exec_of.setdefault(parent.client_order_id, []).append(fill.exec_id)
-        if not booked:
-            return False
-        self._recs[rec.client_order_id] = kid_new
-        self._recs[parent.client_order_id] = par_new
-        if par_new.status.is_terminal:
-            self._finished.append(parent.client_order_id)
+        self._write(changes, fill, parent.client_order_id)
+        pid, x = parent.client_order_id, fill.exec_id
+        self._seen.add(x)
+        self._exec_of.setdefault(pid, []).append(x)
         sym = fill.symbol
-        self.positions[sym] = self.positions.get(sym, ZERO) + fill.signed_qty
-        for fn in self._listeners:
-            if self._batch is not None:  # after the group commit: the store books first
-                self._after_commit.append(lambda fn=fn: fn(fill, par_new))  # type: ignore[misc]
-            else:
-                fn(fill, par_new)
+        held = self.positions.get(sym)
+        self._undo.append(lambda: self._unbook(pid, x, sym, held))
+        self._put(kid_new)
+        self._put(par_new)
+        if par_new.status.is_terminal:
+            self._finished.append(pid)
+        self.positions[sym] = (held or ZERO) + fill.signed_qty
+        for fn in self._listeners:  # after the commit: the store books first
+            self._after_commit.append(lambda fn=fn: fn(fill, par_new))  # type: ignore[misc]
         return True
+
+    def _unbook(self, pid: str, exec_id: str, symbol: str, held: Decimal | None) -> None:
+        self._seen.discard(exec_id)
+        booked = self._exec_of.get(pid)
+        if booked and booked[-1] == exec_id:
+            booked.pop()
+        if held is None:
+            self.positions.pop(symbol, None)
+        else:
+            self.positions[symbol] = held
 
     # ------------------------------------------------------------------ state changes
 
     def _set(self, rec: OrderRecord, status: OrderStatus, reason: str,
              venue_order_id: str | None = None) -> None:
         """Move a child (and, as a consequence, its parent) to ``status`` and persist."""
+        with self.group_commit():
+            self._set_in_batch(rec, status, reason, venue_order_id)
+
+    def _set_in_batch(self, rec: OrderRecord, status: OrderStatus, reason: str,
+                      venue_order_id: str | None) -> None:
         check_transition(rec.status, status, rec.client_order_id)
         new = rec.with_changes(status=status,
                                venue_order_id=venue_order_id or rec.venue_order_id)
@@ -586,11 +662,11 @@ class OrderManager(RecoveryMixin):
             old_parent = self._recs[parent_new.client_order_id]
             changes.append(StateChange(parent_new, old_parent.status, f"child {status.value}"))
         self._write(changes)
-        self._recs[new.client_order_id] = new
+        self._put(new)
         if carried is not None:
-            self._recs[carried.record.client_order_id] = carried.record
+            self._put(carried.record)
         if parent_new is not None:
-            self._recs[parent_new.client_order_id] = parent_new
+            self._put(parent_new)
             if parent_new.status.is_terminal:
                 self._finished.append(parent_new.client_order_id)
 
@@ -681,9 +757,11 @@ class OrderManager(RecoveryMixin):
                 if why is not None:
                     failed[coid] = why
         if not kid_ids:
-            self.repo.apply([StateChange(rec.with_changes(status=S.CANCELLED), rec.status,
-                                         "cancelled")], self.clock.now())
-            self._recs[client_order_id] = rec.with_changes(status=S.CANCELLED)
+            done = rec.with_changes(status=S.CANCELLED)
+            with self.group_commit():
+                self._write([StateChange(done, rec.status, "cancelled")])
+                if client_order_id in self._recs:
+                    self._put(done)
             self._finished.append(client_order_id)
         self._retire_finished()
         return failed

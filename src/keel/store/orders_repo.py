@@ -1,9 +1,11 @@
 """Persistence of the order manager: parents, children (linked), fills and state changes.
 
-Every method is one transaction: a fill, the order states it changes and their audit events
-are written together or not at all, so a crash never leaves a fill without its state change.
-A fill's ``exec_id`` is unique in the table: booking it twice is refused by the database and
-reported as ``False``.
+Every write is one transaction, and there is one write path per kind: a batch
+(:meth:`OrdersRepo.add_parents`, :meth:`OrdersRepo.apply_batch`); the single-row writers are a
+batch of one. A fill, the order states it changes and their audit events are written together
+or not at all, so a crash never leaves a fill without its state change. A fill's ``exec_id``
+is unique in the table: a batch booking one twice is refused whole (``DuplicateFillError``
+naming the exec ids); :meth:`OrdersRepo.apply` reports it as ``False``.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Connection, Dialect, Table, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from keel.errors import StoreError
+from keel.errors import DuplicateFillError, StoreError
 from keel.store.db import Store
-from keel.store.tables import ChildOrderRow, FillRow, OrderEventRow, OrderRow
+from keel.store.tables import ChildOrderRow, FillRow, OrderEventRow, OrderRow, UTCDateTime
 from keel.types import (
     ZERO,
     ChildOrder,
@@ -110,26 +112,24 @@ class OrdersRepo:
     def add_parent(self, rec: OrderRecord, now: datetime, reason: str = "",
                    children: Iterable[ChildOrder] = ()) -> bool:
         """Insert a parent and its NEW children in one transaction (False, nothing written,
-        when the parent id already exists)."""
-        try:
-            with self.store.session() as s:
-                return self._insert_parent(s, rec, now, reason, children)
-        except StoreError as exc:
-            if isinstance(exc.__cause__, IntegrityError):
-                return False
-            raise
+        when the parent id already exists): :meth:`add_parents` with a batch of one."""
+        return self.add_parents([(rec, reason, list(children))], now)[0]
 
     def add_parents(self, items: Sequence[tuple[OrderRecord, str, Sequence[ChildOrder]]],
                     now: datetime) -> list[bool]:
-        """Group commit of :meth:`add_parent`: every ``(record, reason, children)`` in one
-        transaction (one fsync, multi-row inserts); False for a parent id that already exists
-        or repeats an earlier one of the batch (not written)."""
+        """Every ``(record, reason, children)`` in one transaction (one fsync, one multi-row
+        insert per table); False for a parent id that already exists or repeats an earlier
+        one of the batch (not written). A parent id taken by a concurrent writer between the
+        check and the insert fails the whole batch (``StoreError``, nothing written)."""
         ids = [rec.client_order_id for rec, _, _ in items]
         with self.store.session() as s:
             conn = s.connection()
             known = set(conn.execute(select(OrderRow.client_order_id).where(
                 OrderRow.client_order_id.in_(ids))).scalars()) if ids else set()
-            parents, kids, events, out = [], [], [], []
+            parents: list[tuple[object, ...]] = []
+            kids: list[tuple[object, ...]] = []
+            events: list[tuple[object, ...]] = []
+            out: list[bool] = []
             for rec, reason, children in items:
                 o = rec.order
                 assert isinstance(o, Order)
@@ -138,170 +138,104 @@ class OrdersRepo:
                     continue
                 known.add(o.client_order_id)
                 out.append(True)
-                parents.append(dict(
-                    client_order_id=o.client_order_id, symbol=o.symbol, side=o.side.value,
-                    qty=o.qty, order_type=o.order_type.value, tif=o.tif.value,
-                    limit_price=o.limit_price, stop_price=o.stop_price,
-                    status=rec.status.value, filled_qty=rec.filled_qty,
-                    avg_fill_price=rec.avg_price, strategy=o.strategy, algo=rec.algo,
-                    arrival_price=rec.arrival_price, decision_price=rec.decision_price,
-                    created_at=o.created_at, updated_at=now))
-                events.append(dict(client_order_id=o.client_order_id, from_status=None,
-                                   to_status=rec.status.value, reason=reason, timestamp=now))
+                parents.append((
+                    o.client_order_id, o.symbol, o.side.value, o.qty, o.order_type.value,
+                    o.tif.value, o.limit_price, o.stop_price, rec.status.value,
+                    rec.filled_qty, rec.avg_price, o.strategy, rec.algo, rec.arrival_price,
+                    rec.decision_price, o.created_at, now, 1))
+                events.append((o.client_order_id, None, rec.status.value, reason, now))
                 for c in children:
-                    kids.append(dict(
-                        client_order_id=c.client_order_id, parent_id=c.parent_id,
-                        slice_index=c.slice_index, symbol=c.symbol, side=c.side.value,
-                        qty=c.qty, order_type=c.order_type.value, tif=c.tif.value,
-                        limit_price=c.limit_price, not_before=c.not_before,
-                        expire_at=c.expire_at, status=OrderStatus.NEW.value, filled_qty=ZERO,
-                        venue_order_id=None, venue=None, created_at=c.created_at,
-                        updated_at=now))
-                    events.append(dict(client_order_id=c.client_order_id, from_status=None,
-                                       to_status=OrderStatus.NEW.value, reason="scheduled",
-                                       timestamp=now))
-            for table, rows in ((OrderRow, parents), (ChildOrderRow, kids),
-                                (OrderEventRow, events)):
-                if rows:
-                    conn.execute(insert(table), rows)
+                    kids.append((
+                        c.client_order_id, c.parent_id, c.slice_index, c.symbol, c.side.value,
+                        c.qty, c.order_type.value, c.tif.value, c.limit_price, c.not_before,
+                        c.expire_at, OrderStatus.NEW.value, ZERO, None, None, c.created_at,
+                        now))
+                    events.append((c.client_order_id, None, OrderStatus.NEW.value,
+                                   "scheduled", now))
+            _PARENTS.run(conn, parents)
+            _CHILDREN.run(conn, kids)
+            _EVENTS.run(conn, events)
             return out
-
-    def _insert_parent(self, s: Session, rec: OrderRecord, now: datetime, reason: str,
-                       children: Iterable[ChildOrder]) -> bool:
-        o = rec.order
-        assert isinstance(o, Order)
-        if s.scalar(select(OrderRow.id).where(
-                OrderRow.client_order_id == o.client_order_id)) is not None:
-            return False
-        s.add(OrderRow(
-            client_order_id=o.client_order_id, symbol=o.symbol, side=o.side.value,
-            qty=o.qty, order_type=o.order_type.value, tif=o.tif.value,
-            limit_price=o.limit_price, stop_price=o.stop_price,
-            status=rec.status.value, filled_qty=rec.filled_qty,
-            avg_fill_price=rec.avg_price, strategy=o.strategy, algo=rec.algo,
-            arrival_price=rec.arrival_price, decision_price=rec.decision_price,
-            created_at=o.created_at, updated_at=now))
-        s.add(OrderEventRow(client_order_id=o.client_order_id, from_status=None,
-                            to_status=rec.status.value, reason=reason, timestamp=now))
-        s.flush()
-        self._add_children(s, children, now)
-        return True
-
-    @staticmethod
-    def _add_children(s: Session, children: Iterable[ChildOrder], now: datetime) -> None:
-        for c in children:
-            s.add(ChildOrderRow(
-                client_order_id=c.client_order_id, parent_id=c.parent_id,
-                slice_index=c.slice_index, symbol=c.symbol, side=c.side.value, qty=c.qty,
-                order_type=c.order_type.value, tif=c.tif.value, limit_price=c.limit_price,
-                not_before=c.not_before, expire_at=c.expire_at,
-                status=OrderStatus.NEW.value, filled_qty=ZERO, venue_order_id=None,
-                venue=None, created_at=c.created_at, updated_at=now))
-            s.add(OrderEventRow(client_order_id=c.client_order_id, from_status=None,
-                                to_status=OrderStatus.NEW.value, reason="scheduled",
-                                timestamp=now))
 
     def apply(self, changes: Iterable[StateChange], now: datetime, fill: Fill | None = None,
               parent_id: str | None = None) -> bool:
-        """Write ``changes`` (and ``fill``) atomically. False if the fill was already booked."""
+        """Write ``changes`` (and ``fill``) atomically: :meth:`apply_batch` with a batch of
+        one. False (nothing written) if the fill was already booked."""
         try:
-            with self.store.session() as s:
-                if fill is not None:
-                    conn = s.connection()
-                    if conn.execute(select(FillRow.id).where(
-                            FillRow.exec_id == fill.exec_id)).first() is not None:
-                        return False
-                    conn.execute(insert(FillRow).values(
-                        exec_id=fill.exec_id, client_order_id=fill.client_order_id,
-                        parent_id=parent_id, symbol=fill.symbol, side=fill.side.value,
-                        qty=fill.qty, price=fill.price, commission=fill.commission,
-                        venue=fill.venue, timestamp=fill.timestamp))
-                for ch in changes:
-                    self._write_state(s, ch, now)
-        except StoreError as exc:
-            if fill is not None and isinstance(exc.__cause__, IntegrityError):
-                return False
-            raise
+            self.apply_batch([(list(changes), fill, parent_id)], now)
+        except DuplicateFillError:
+            return False
         return True
 
     def apply_batch(self, ops: Sequence[tuple[Sequence[StateChange], Fill | None, str | None]],
-                    now: datetime) -> list[bool]:
-        """Group commit of :meth:`apply`: every ``(changes, fill, parent_id)`` in one
-        transaction (one fsync; one multi-row statement per kind of write). An op whose fill
-        is already booked is skipped (False)."""
-        fill_ids = [f.exec_id for _, f, _ in ops if f is not None]
-        with self.store.session() as s:
-            conn = s.connection()
-            booked = set(conn.execute(select(FillRow.exec_id).where(
-                FillRow.exec_id.in_(fill_ids))).scalars()) if fill_ids else set()
-            fills: list[dict[str, object]] = []
-            kids: list[dict[str, object]] = []
-            parents: list[dict[str, object]] = []
-            events: list[dict[str, object]] = []
-            out: list[bool] = []
-            for changes, fill, parent_id in ops:
-                if fill is not None:
-                    if fill.exec_id in booked:
-                        out.append(False)
-                        continue
-                    booked.add(fill.exec_id)
-                    fills.append(dict(
-                        exec_id=fill.exec_id, client_order_id=fill.client_order_id,
-                        parent_id=parent_id, symbol=fill.symbol, side=fill.side.value,
-                        qty=fill.qty, price=fill.price, commission=fill.commission,
-                        venue=fill.venue, timestamp=fill.timestamp))
-                out.append(True)
-                for ch in changes:
-                    rec = ch.record
-                    if rec.is_child:
-                        kids.append({"b_coid": rec.client_order_id, "b_status": rec.status.value,
-                                     "b_qty": rec.order.qty, "b_filled": rec.filled_qty,
-                                     "b_now": now, "b_voi": rec.venue_order_id or None})
-                    else:
-                        parents.append({"b_coid": rec.client_order_id,
-                                        "b_status": rec.status.value,
-                                        "b_filled": rec.filled_qty, "b_now": now,
-                                        "b_avg": rec.avg_price})
-                    if ch.from_status is not rec.status or ch.reason:
-                        events.append(dict(
-                            client_order_id=rec.client_order_id,
-                            from_status=ch.from_status.value if ch.from_status else None,
-                            to_status=rec.status.value, reason=ch.reason, timestamp=now))
-            if fills:
-                conn.execute(insert(FillRow), fills)
-            for stmt, rows in ((_CHILD_UPDATE, kids), (_PARENT_UPDATE, parents)):
-                if rows:
-                    res = conn.execute(stmt, rows)
-                    if 0 <= getattr(res, "rowcount", -1) < len(rows):
-                        raise StoreError("order not in the store", field="client_order_id",
-                                         value=rows[0]["b_coid"])
-            if events:
-                conn.execute(insert(OrderEventRow), events)
-        return out
+                    now: datetime) -> None:
+        """Every ``(changes, fill, parent_id)`` in one transaction (one fsync; one multi-row
+        statement per kind of write), all or nothing.
 
-    @staticmethod
-    def _write_state(s: Session, ch: StateChange, now: datetime) -> None:
-        rec = ch.record
-        coid = rec.client_order_id
-        conn = s.connection()  # Core statements: no ORM bookkeeping on the hot path
-        if rec.is_child:
-            values: dict[str, object] = {"status": rec.status.value, "qty": rec.order.qty,
-                                         "filled_qty": rec.filled_qty, "updated_at": now}
-            if rec.venue_order_id:
-                values["venue_order_id"] = rec.venue_order_id
-            res = conn.execute(update(ChildOrderRow)
-                            .where(ChildOrderRow.client_order_id == coid).values(**values))
-        else:
-            res = conn.execute(update(OrderRow).where(OrderRow.client_order_id == coid).values(
-                status=rec.status.value, filled_qty=rec.filled_qty, updated_at=now,
-                avg_fill_price=rec.avg_price, version=OrderRow.version + 1))
-        if getattr(res, "rowcount", 1) == 0:
-            raise StoreError("order not in the store", field="client_order_id", value=coid)
-        if ch.from_status is not rec.status or ch.reason:
-            conn.execute(insert(OrderEventRow).values(
-                client_order_id=coid,
-                from_status=ch.from_status.value if ch.from_status else None,
-                to_status=rec.status.value, reason=ch.reason, timestamp=now))
+        Raises ``DuplicateFillError`` naming the ``exec_ids`` already booked (or repeated
+        within the batch) and ``StoreError`` for an order the store does not have or any
+        database failure; in every case nothing of the batch is written.
+        """
+        fills: list[tuple[object, ...]] = []
+        kids: dict[str, list[object]] = {}  # one update per row: its last state in the batch
+        parents: dict[str, list[object]] = {}
+        events: list[tuple[object, ...]] = []
+        seen: set[str] = set()
+        repeated: list[str] = []
+        for changes, fill, parent_id in ops:
+            if fill is not None:
+                if fill.exec_id in seen:
+                    repeated.append(fill.exec_id)
+                seen.add(fill.exec_id)
+                fills.append((fill.exec_id, fill.client_order_id, parent_id, fill.symbol,
+                              fill.side.value, fill.qty, fill.price, fill.commission,
+                              fill.venue, fill.timestamp))
+            for ch in changes:
+                rec = ch.record
+                coid = rec.client_order_id
+                if rec.is_child:
+                    voi = rec.venue_order_id or None
+                    old = kids.get(coid)
+                    kids[coid] = [rec.status.value, rec.order.qty, rec.filled_qty, now,
+                                  voi if voi is not None or old is None else old[4], coid]
+                else:
+                    old = parents.get(coid)
+                    writes = 1 if old is None else int(str(old[4])) + 1
+                    parents[coid] = [rec.status.value, rec.filled_qty, now, rec.avg_price,
+                                     writes, coid]
+                if ch.from_status is not rec.status or ch.reason:
+                    events.append((coid, ch.from_status.value if ch.from_status else None,
+                                   rec.status.value, ch.reason, now))
+        if repeated:
+            raise DuplicateFillError("fill repeated within one batch", field="exec_id",
+                                     value=repeated[0], exec_ids=tuple(repeated))
+        try:
+            with self.store.session() as s:
+                conn = s.connection()
+                _FILLS.run(conn, fills)
+                for bulk, rows in ((_CHILD_STATE, kids), (_PARENT_STATE, parents)):
+                    n = bulk.run(conn, [tuple(r) for r in rows.values()])
+                    if 0 <= n < len(rows):
+                        raise StoreError("order not in the store", field="client_order_id",
+                                         value=next(iter(rows)))
+                _EVENTS.run(conn, events)
+        except StoreError as exc:
+            if not fills or not isinstance(exc.__cause__, IntegrityError):
+                raise
+            booked = self.booked_exec_ids(seen)
+            if not booked:
+                raise
+            first = sorted(booked)[0]
+            raise DuplicateFillError("fill already booked", field="exec_id", value=first,
+                                     exec_ids=tuple(sorted(booked))) from exc
+
+    def booked_exec_ids(self, exec_ids: Iterable[str]) -> set[str]:
+        """Which of ``exec_ids`` are booked (one query)."""
+        ids = list(exec_ids)
+        if not ids:
+            return set()
+        with self.store.session() as s:
+            return set(s.scalars(select(FillRow.exec_id).where(FillRow.exec_id.in_(ids))))
 
     # ------------------------------------------------------------------ reads
 
@@ -384,16 +318,112 @@ class OrdersRepo:
             return s.scalar(select(FillRow.id).where(FillRow.exec_id == exec_id)) is not None
 
 
-_C, _P = ChildOrderRow.__table__.c, OrderRow.__table__.c
-_CHILD_UPDATE = update(ChildOrderRow).where(
-    ChildOrderRow.client_order_id == bindparam("b_coid")).values(
-    status=bindparam("b_status"), qty=bindparam("b_qty", type_=_C.qty.type),
-    filled_qty=bindparam("b_filled", type_=_C.filled_qty.type),
-    updated_at=bindparam("b_now", type_=_C.updated_at.type),
-    venue_order_id=func.coalesce(bindparam("b_voi", type_=_C.venue_order_id.type),
-                                 ChildOrderRow.venue_order_id))
-_PARENT_UPDATE = update(OrderRow).where(OrderRow.client_order_id == bindparam("b_coid")).values(
-    status=bindparam("b_status"), filled_qty=bindparam("b_filled", type_=_P.filled_qty.type),
-    updated_at=bindparam("b_now", type_=_P.updated_at.type),
-    avg_fill_price=bindparam("b_avg", type_=_P.avg_fill_price.type),
-    version=OrderRow.version + 1)
+
+
+def _table(row: type) -> Table:
+    return cast(Table, row.__table__)  # type: ignore[attr-defined]
+
+
+class _Bulk:
+    """One write of many rows, the hot path of a group commit, built once per dialect.
+
+    SQLite (in-process, no round trip): one ``executemany`` on the driver. PostgreSQL: one
+    constant statement for the whole batch with one array parameter per column (``INSERT
+    ... SELECT * FROM unnest(...)``, ``UPDATE ... FROM unnest(...)``), so a batch costs one
+    round trip per kind of write instead of one per row, and the server prepares it once.
+    Every value goes through its column type's own bind processor (the same conversion
+    SQLAlchemy makes), without SQLAlchemy's per-row parameter machinery.
+
+    ``columns`` name the row's values in order; for an update, ``key`` is the last one and
+    ``set_exprs`` maps a column to its new value, ``{v}`` standing for the row's value and
+    ``{t}`` for the table (by default the value itself). Returns the rows the database
+    reports written (-1 when it does not say).
+    """
+
+    CHUNK = 5000
+
+    def __init__(self, table: Table, columns: Sequence[str], *, key: str | None = None,
+                 set_exprs: dict[str, str] | None = None) -> None:
+        self.table, self.columns, self.key = table, list(columns), key
+        self.set_exprs = set_exprs or {}
+        self._memo_cols = {i for i, c in enumerate(self.columns)
+                           if isinstance(table.c[c].type, UTCDateTime)}
+        self._cache: dict[str, tuple[str, list[Any]]] = {}
+
+    def _compiled(self, dialect: Dialect) -> tuple[str, list[Any]]:
+        got = self._cache.get(dialect.name)
+        if got is not None:
+            return got
+        q = dialect.identifier_preparer.quote
+        t = q(self.table.name)
+        cols = [self.table.c[c] for c in self.columns]
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        one = "(" + ", ".join([mark] * len(cols)) + ")"
+        if mark == "?":
+            if self.key is None:
+                sql = f"INSERT INTO {t} ({', '.join(q(c) for c in self.columns)}) VALUES {one}"
+            else:
+                sets = ", ".join(f"{q(c)} = " + self.set_exprs.get(c, "{v}").format(
+                    v="?", t=t) for c in self.columns[:-1])
+                sql = f"UPDATE {t} SET {sets} WHERE {q(self.key)} = ?"
+        else:  # one array per column: a constant statement, prepared once by the server
+            arrays = ", ".join(f"%s::{c.type.dialect_impl(dialect).compile(dialect)}[]"
+                               for c in cols)
+            names = ", ".join(q(c) for c in self.columns)
+            if self.key is None:
+                sql = f"INSERT INTO {t} ({names}) SELECT * FROM unnest({arrays})"
+            else:
+                sets = ", ".join(f"{q(c)} = " + self.set_exprs.get(c, "{v}").format(
+                    v=f"v.{q(c)}", t=t) for c in self.columns[:-1])
+                sql = (f"UPDATE {t} SET {sets} FROM unnest({arrays}) AS v ({names}) "
+                       f"WHERE {t}.{q(self.key)} = v.{q(self.key)}")
+        procs = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in cols]
+        got = self._cache[dialect.name] = (sql, procs)
+        return got
+
+    def run(self, conn: Connection, rows: Sequence[tuple[object, ...]]) -> int:
+        if not rows:
+            return 0
+        sql, procs = self._compiled(conn.dialect)
+        cols: list[list[object]] = [list(c) for c in zip(*rows, strict=True)]
+        for i, (p, col) in enumerate(zip(procs, cols, strict=True)):
+            if p is None:
+                continue
+            if i in self._memo_cols:  # timestamps: a batch repeats one or a few (its `now`)
+                memo: dict[object, object] = {}
+                cols[i] = [memo[v] if v in memo else memo.setdefault(v, p(v)) for v in col]
+            else:
+                cols[i] = [p(v) for v in col]
+        if conn.dialect.paramstyle != "qmark":
+            written = 0
+            for i in range(0, len(rows), self.CHUNK):
+                part = tuple(c[i:i + self.CHUNK] for c in cols)
+                n = int(getattr(conn.exec_driver_sql(sql, part), "rowcount", -1))
+                written = -1 if n < 0 or written < 0 else written + n
+            return written
+        data = list(zip(*cols, strict=True))
+        res = conn.exec_driver_sql(sql, data)
+        return int(getattr(res, "rowcount", -1))
+
+
+_FILLS = _Bulk(_table(FillRow), (
+    "exec_id", "client_order_id", "parent_id", "symbol", "side", "qty", "price", "commission",
+    "venue", "timestamp"))
+_EVENTS = _Bulk(_table(OrderEventRow), (
+    "client_order_id", "from_status", "to_status", "reason", "timestamp"))
+_CHILD_STATE = _Bulk(
+    _table(ChildOrderRow),
+    ("status", "qty", "filled_qty", "updated_at", "venue_order_id", "client_order_id"),
+    key="client_order_id", set_exprs={"venue_order_id": "COALESCE({v}, {t}.venue_order_id)"})
+_PARENT_STATE = _Bulk(
+    _table(OrderRow),  # version counts the state changes written, as one write per change
+    ("status", "filled_qty", "updated_at", "avg_fill_price", "version", "client_order_id"),
+    key="client_order_id", set_exprs={"version": "{t}.version + {v}"})
+_PARENTS = _Bulk(_table(OrderRow), (
+    "client_order_id", "symbol", "side", "qty", "order_type", "tif", "limit_price",
+    "stop_price", "status", "filled_qty", "avg_fill_price", "strategy", "algo",
+    "arrival_price", "decision_price", "created_at", "updated_at", "version"))
+_CHILDREN = _Bulk(_table(ChildOrderRow), (
+    "client_order_id", "parent_id", "slice_index", "symbol", "side", "qty", "order_type",
+    "tif", "limit_price", "not_before", "expire_at", "status", "filled_qty",
+    "venue_order_id", "venue", "created_at", "updated_at"))

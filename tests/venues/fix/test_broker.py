@@ -107,7 +107,7 @@ def test_submit_ack_fill_cancel_replace(venue: Venue, dd42) -> None:
         assert broker.open_orders() == []
         with pytest.raises(OrderRejected) as info:
             broker.submit(order("c1"))
-        assert info.value.reason_code == "DUPLICATE"
+        assert info.value.reason_code == "DUPLICATE_ID"
         broker.cancel("c1")  # already filled: the venue refuses
         (ev,) = collect(broker, 1)
         assert (ev.kind, ev.client_order_id) == (EventKind.CANCEL_REJECTED, "c1")

@@ -41,11 +41,16 @@ from keel.venues.fix.application import (
     BusinessRejectReason,
     UnsupportedMessageType,
 )
-from keel.venues.fix.codec import Message
+from keel.venues.fix.codec import Message, format_utc
 from keel.venues.fix.dictionary import load_dictionary
 from keel.venues.fix.marketdata import MarketDataPublisher, exchange_book_reader
 from keel.venues.fix.messages import (
+<<<<<<< HEAD
     READ_TAGS,
+=======
+    SIDE_TO_FIX,
+    STATUS_TO_FIX,
+>>>>>>> oms
     ExecutionReportData,
     execution_report,
     order_cancel_reject,
@@ -63,6 +68,10 @@ DEFAULT_CLIENTS: Mapping[str, str] = {"KEEL": "default"}
 BEGIN_STRINGS = ("FIX.4.2", "FIX.4.4")
 #: cancel request ids remembered for PossDup detection (the oldest are forgotten)
 MAX_CANCEL_IDS = 100_000
+
+
+def _num(value: Decimal) -> str:
+    return format(value.normalize(), "f")
 
 
 def _is_possdup(msg: Message) -> bool:
@@ -199,6 +208,9 @@ class _ExchangeApplication(Application):
             ex.replace(account, orig, new, ts)
         elif mt == "V":
             srv.market_data.on_request(msg, session)
+        elif mt == "H":
+            for rep in srv.order_status_reports(account, msg, session.config.begin_string):
+                session.send(rep)
         else:
             raise UnsupportedMessageType(mt)
 
@@ -247,6 +259,7 @@ class FixExchangeServer:
         self.clients = clients
         self.clock = clock if clock is not None else WallClock()
         self.duplicates = 0
+        self._status_n = 0
         self._cancel_ids: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._pending: deque[tuple[str, OrderEvent]] = deque()
         self._wake_lock = threading.Lock()
@@ -357,6 +370,45 @@ class FixExchangeServer:
     def logged_on(self) -> list[str]:
         """Session ids logged on now."""
         return [s.session_id for s in self.sessions if s.is_logged_on]
+
+    # ------------------------------------------------------------------ order status
+
+    def order_status_reports(self, account: str, request: Message,
+                             begin_string: str) -> list[Message]:
+        """The answer to an OrderStatusRequest (35=H): every fill the exchange made on the
+        order, re-sent as its ExecutionReport with its original ExecID (a client drops the
+        ones it has; a report lost while the front end was down is delivered now), then one
+        status ExecutionReport (FIX 4.2: ExecTransType 3; FIX 4.4: ExecType I) with OrdStatus,
+        CumQty, LeavesQty and AvgPx. An order the exchange does not know is answered with
+        OrdStatus 8 (rejected) and OrdRejReason 5 (unknown order)."""
+        coid = request.get(11, "") or ""
+        self._status_n += 1
+        view = self.exchange.order(account, coid)
+        out: list[Message] = []
+        fix42 = begin_string < "FIX.4.3"
+        body: dict[int, str] = {
+            11: coid, 17: f"S{self._status_n}-{time.time_ns()}",
+            55: request.get(55, "") or (view.symbol if view is not None else "?"),
+            54: request.get(54, "") or "1", 60: format_utc(self._session_now())}
+        if fix42:
+            body[20] = "3"
+        if view is None:
+            body.update({37: request.get(37, "") or "NONE", 39: "8", 103: "5", 14: "0",
+                         151: "0", 6: "0", 58: "unknown order"})
+            body[150] = "8" if fix42 else "I"
+            return [Message("8", body)]
+        for _, ev in self.exchange.events_since(account):
+            if ev.kind is EventKind.FILL and ev.client_order_id == coid:
+                rep = report_for_event(ev, begin_string)
+                if rep is not None:
+                    out.append(rep)
+        status = STATUS_TO_FIX[view.status]
+        body.update({37: view.venue_order_id or "NONE", 39: status, 14: _num(view.cum_qty),
+                     151: _num(view.leaves_qty), 6: _num(view.avg_price),
+                     38: _num(view.qty), 54: SIDE_TO_FIX[view.side], 55: view.symbol})
+        body[150] = status if fix42 else "I"
+        out.append(Message("8", body))
+        return out
 
     # ------------------------------------------------------------------ event delivery
 

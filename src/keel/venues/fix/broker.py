@@ -9,6 +9,14 @@ Nothing is lost or duplicated across a reconnect: a request sent while the sessi
 stored with its sequence number and replayed (PossDupFlag=Y) when the venue asks for the gap
 after the next Logon, provided neither side resets sequence numbers at Logon; execution reports
 replayed by the venue are recognised by their ExecID and not reported twice.
+
+After every reconnect (each Logon but the first) the broker asks the venue for the status of
+every order it sent that is still open (OrderStatusRequest, 35=H): a venue answering as
+:class:`~keel.venues.exchange.fix_front.FixExchangeServer` does re-sends the order's fill
+reports (original ExecIDs: those already received are dropped) and a status report, from
+which the order's terminal state (cancelled, expired, rejected, or lost by the venue) becomes
+an event. So an execution report the venue could not deliver while the connection was down
+still reaches the order manager. ``connection_epoch`` counts the Logons.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from keel.venues.fix.marketdata import (
 from keel.venues.fix.messages import (
     FIX_TO_STATUS,
     READ_TAGS,
+    SIDE_TO_FIX,
     event_from_cancel_reject,
     event_from_execution_report,
     new_order_single,
@@ -57,6 +66,7 @@ class _BrokerApplication(Application):
 
     def on_logon(self, session: Session) -> None:
         self.broker._logged_on.set()
+        self.broker._on_logon()
 
     def on_logout(self, session: Session) -> None:
         self.broker._logged_on.clear()
@@ -126,6 +136,9 @@ class FixBroker:
         self._venue_ids: dict[str, str] = {}
         self._seq_to_id: dict[int, str] = {}
         self._exec_ids: set[str] = set()
+        self._sent: set[str] = set()  # orders whose NewOrderSingle has a sequence number
+        self._logons = 0
+        self.status_requests = 0
         self._positions: dict[str, Decimal] = {}
         self._cancel_n = 0
         self._md_n = 0
@@ -202,7 +215,7 @@ class FixBroker:
     # ------------------------------------------------------------------ Broker protocol
 
     def submit(self, order: Order) -> None:
-        """Send a NewOrderSingle; ``OrderRejected`` (DUPLICATE) for a reused id, and
+        """Send a NewOrderSingle; ``OrderRejected`` (DUPLICATE_ID) for a reused id, and
         (INVALID_FIELD, the field named) for a value the wire cannot carry."""
         msg = new_order_single(order, self.session.config.begin_string)
         _refuse_bad_values(msg, order)
@@ -212,7 +225,7 @@ class FixBroker:
                                       field="session", value=self.session.session_id)
         with self._lock:
             if order.client_order_id in self._orders:
-                raise OrderRejected("client_order_id already used", reason_code="DUPLICATE",
+                raise OrderRejected("client_order_id already used", reason_code="DUPLICATE_ID",
                                     value=order.client_order_id, symbol=order.symbol)
             self._orders[order.client_order_id] = order
             self._status[order.client_order_id] = OrderStatus.PENDING
@@ -320,6 +333,7 @@ class FixBroker:
             if client_order_id is not None:
                 with self._lock:
                     self._seq_to_id[seq] = client_order_id
+                    self._sent.add(client_order_id)
             self.initiator.flush_soon(self.session)
 
         try:
@@ -334,7 +348,69 @@ class FixBroker:
     def _emit(self, event: OrderEvent) -> None:
         self._events.put(event)
 
+    @property
+    def connection_epoch(self) -> int:
+        """How many times the session has logged on (a change means a reconnect)."""
+        return self._logons
+
+    def _on_logon(self) -> None:
+        """On the loop thread: after a reconnect, ask the status of every open order sent
+        before it (its NewOrderSingle has a lower sequence number than the request)."""
+        self._logons += 1
+        if self._logons == 1 or self._loop is None:
+            return
+        self._loop.call_soon(self._request_status)
+
+    def _request_status(self) -> None:
+        with self._lock:
+            todo = [(cid, self._orders[cid], self._venue_ids.get(cid, ""))
+                    for cid in self._sent if cid in self._orders and self._status[cid].is_open]
+        for cid, order, venue_id in todo:
+            body = {11: cid, 55: order.symbol, 54: SIDE_TO_FIX[order.side]}
+            if venue_id:
+                body[37] = venue_id
+            self.session.send(Message("H", body), now=self.clock())
+            self.status_requests += 1
+        if todo:
+            self.initiator.flush_soon(self.session)
+
+    def _status_report(self, msg: Message) -> None:
+        """A status ExecutionReport (the answer to an OrderStatusRequest): settle what the
+        reports received so far left open."""
+        cid = msg.get(11, "") or ""
+        venue = FIX_TO_STATUS.get(msg.get(39, "") or "")
+        kind: EventKind | None = None
+        reason = ""
+        with self._lock:
+            local = self._status.get(cid)
+            if local is None or not local.is_open or venue is None:
+                return
+            if msg.get(103) == "5":  # the venue does not know the order
+                if local is OrderStatus.PENDING:
+                    return  # maybe still on its way (resent after the logon): stays pending
+                self._status[cid], kind = OrderStatus.EXPIRED, EventKind.EXPIRED
+                reason = "venue does not know the order (order status)"
+            elif venue in (OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED):
+                self._status[cid] = venue
+                kind = {OrderStatus.CANCELLED: EventKind.CANCELLED,
+                        OrderStatus.EXPIRED: EventKind.EXPIRED,
+                        OrderStatus.REJECTED: EventKind.REJECTED}[venue]
+                reason = f"order status: {venue.value} at the venue"
+            elif local is OrderStatus.PENDING and venue in (OrderStatus.ACKNOWLEDGED,
+                                                            OrderStatus.PARTIALLY_FILLED):
+                self._status[cid], kind = OrderStatus.ACKNOWLEDGED, EventKind.ACK
+                reason = "order status: working at the venue"
+            if msg.get(37) and msg.get(37) != "NONE":
+                self._venue_ids[cid] = msg[37]
+        if kind is not None:
+            self._emit(OrderEvent(kind=kind, client_order_id=cid, timestamp=self._utcnow(),
+                                  cum_qty=Decimal(msg.get(14, "0") or "0"), reason=reason,
+                                  venue_order_id=self._venue_ids.get(cid, "")))
+
     def _execution_report(self, msg: Message) -> None:
+        if msg.get(20) == "3" or msg.get(150) == "I":
+            self._status_report(msg)
+            return
         exec_id = msg.get(17, "") or ""
         with self._lock:
             if exec_id and exec_id in self._exec_ids:
