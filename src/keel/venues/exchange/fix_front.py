@@ -45,12 +45,9 @@ from keel.venues.fix.codec import Message, format_utc
 from keel.venues.fix.dictionary import load_dictionary
 from keel.venues.fix.marketdata import MarketDataPublisher, exchange_book_reader
 from keel.venues.fix.messages import (
-<<<<<<< HEAD
     READ_TAGS,
-=======
     SIDE_TO_FIX,
     STATUS_TO_FIX,
->>>>>>> oms
     ExecutionReportData,
     execution_report,
     order_cancel_reject,
