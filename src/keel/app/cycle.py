@@ -181,7 +181,9 @@ class DecisionCycle:
         if eng is None:
             eng = self._engines[self.engine] = self.pipeline.engine(kind=self.engine)
         assert self.risk_ is not None
-        ctx = self.pipeline.trade_context(view, max(nav, 1.0))
+        # the session's universe only: a name whose data stopped has no price to give
+        universe = view.symbols[self.pipeline.universe(view, self.risk_)]
+        ctx = self.pipeline.trade_context(view, max(nav, 1.0), symbols=universe)
         w0 = current.reindex(view.symbols).fillna(0.0).to_numpy(dtype=np.float64)
         step = self.pipeline.step(view, pd.Timestamp(view.now), scores, alpha, w0,
                                   self.risk_, ctx)
@@ -370,7 +372,7 @@ class DecisionCycle:
         pipe = self.pipeline
         cfg = pipe.schedule_config()
         adv = view.latest("adv_shares")
-        ctx = pipe.trade_context(view)
+        ctx = pipe.trade_context(view, symbols=sorted({o.symbol for o in orders}))
         spread_bps = pd.Series(ctx.spreads * 1e4, index=ctx.symbols)
         out = []
         for order in orders:
