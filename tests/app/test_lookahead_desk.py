@@ -158,7 +158,9 @@ def test_backtest_decisions_navs_and_trades_ignore_the_future(configs) -> None:
     first = base_m.dates[LIST_AT]
     entered = [pd.Timestamp(d["date"]) for d in ew_a.decisions if d["target"][j_late] > 0]
     assert entered and min(entered) > first + pd.Timedelta(days=120)  # after its history
-    assert base.universe.nunique() > 1  # the gap name left, the late listing joined
+    # at the start the late listing is in the mask but not yet in the risk window (120 rows)
+    assert base.universe.iloc[0] == base.tradable.iloc[0] - 1 == 19
+    assert base.tradable.min() == 19 < base.tradable.max()  # the gap name left the mask
     liq = [e for e in ew_a.events if e["event"] == "DATA_STOPPED_LIQUIDATED"]
     assert [e["symbol"] for e in liq] == [gap]
     assert pd.Timestamp(liq[0]["date"]) == base_m.dates[GAP_AT[0]]

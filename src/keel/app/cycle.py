@@ -276,8 +276,10 @@ class DecisionCycle:
         # weights -> orders
         registry = self.registry or InstrumentRegistry.equities(
             view.symbols, sectors=None if view.sectors is None else dict(view.sectors))
+        # a name with no live price and no close (not listed yet, data stopped) has no price:
+        # it is outside the universe, so the engine neither targets nor trades it
         dprices = {s: to_price(prices[s] if s in prices else px[s], symbol=s)
-                   for s in view.symbols}
+                   for s in view.symbols if s in prices or np.isfinite(px[s])}
         # the engine already holds optimize.cash_buffer back: the plan spends what it targets
         plan = rebalance(targets.to_dict(), dprices, state, registry, now=now,
                          config=RebalanceConfig(
