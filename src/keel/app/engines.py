@@ -10,8 +10,8 @@ Units: weights are fractions of NAV (cash is ``1 - sum``), arrays are (N,) in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np

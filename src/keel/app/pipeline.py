@@ -343,8 +343,8 @@ class Pipeline:
         without complete scenario returns for ``mean_cvar`` (``NO_SCENARIOS``); the engines'
         codes count them (``EXCLUDED_NO_BETA:<n>``). A tradable name no signal can score has
         zero alpha and a zero score (no view), counted as ``NO_SCORE_ZERO_ALPHA:<n>``.
-        Nothing else is filled: names outside the mask are pinned by every engine. ``ctx`` covers at least the
-        universe (:meth:`trade_context` with ``symbols``)."""
+        Nothing else is filled: names outside the mask are pinned by every engine. ``ctx``
+        covers at least the universe (:meth:`trade_context` with ``symbols``)."""
         symbols = view.symbols
         o = self.config.optimize
         mask = self.universe(view, risk)

@@ -476,6 +476,8 @@ class Backtester:
         fills = []
         for j in np.flatnonzero(u):  # one Fill per traded name: the booked record
             qty = abs(u[j]) / px[j]
+            if to_qty(qty, rounding=Rounding.HALF_EVEN) == 0:
+                continue  # below the share grid (a liquidated residue): nothing to book
             # all-in price: the execution slippage (spread, impact, timing) per share
             price = px[j] + np.sign(u[j]) * slip[j] / qty
             b.fill_seq += 1
