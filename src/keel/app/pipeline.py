@@ -244,12 +244,16 @@ class Pipeline:
 
     def risk_names(self, view: MarketData, kind: RiskModelKind) -> pd.Index:
         """The names a fit of ``kind`` may use at ``view.now``: a close at the last row and
-        complete returns over the last :meth:`risk_window` rows (all rows of a shorter view).
+        complete returns (and volumes) over the last :meth:`risk_window` rows (all rows of a
+        shorter view).
         Never a filled return: a name with a hole in the window is left out (not yet listed
         long enough, a gap, a delisting)."""
         rets = view.returns.to_numpy()
         w = min(self.risk_window(kind), len(rets))
         ok = np.isfinite(rets[len(rets) - w:]).all(axis=0)
+        # and the volumes of those rows (the fundamental model's size and liquidity styles
+        # and its regression weights read traded value)
+        ok &= np.isfinite(view.volumes.to_numpy()[-(w + 1):]).all(axis=0)
         ok &= np.isfinite(view.prices.to_numpy()[-1])
         return view.symbols[ok]
 
