@@ -257,13 +257,15 @@ class Pipeline:
         ok &= np.isfinite(view.prices.to_numpy()[-1])
         return view.symbols[ok]
 
-    def _fit_one(self, kind: RiskModelKind, view: MarketData, names: pd.Index
+    def _fit_one(self, kind: RiskModelKind, view: MarketData, names: pd.Index | None = None
                  ) -> tuple[FactorCovariance, pd.Series | None]:
         from keel.risk import covariance as cov
         from keel.risk.factor_model import StatisticalFactorModel
         from keel.risk.fundamental import FundamentalFactorModel
 
         r = self.config.risk
+        if names is None:
+            names = self.risk_names(view, kind)
         if len(names) < 2:
             raise DataError("fewer than 2 names with complete returns over the risk window",
                             field="risk.lookback_days", value=self.risk_window(kind))
