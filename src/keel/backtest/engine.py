@@ -75,7 +75,9 @@ class BookResult:
             borrow, interest; interest < 0 is income).
         traded: (T,) traded notional per session (currency).
         risk: dates x (total, factor, specific) annualised predicted volatility of the
-            holdings at each risk-model refit.
+            holdings at each risk-model refit, and ``outside_model``: gross weight held in
+            names the model does not cover (no complete returns over its window; given no
+            made-up risk).
         failure: ``{"date", "reason"}`` if the strategy failed (the book then stops).
         rebalances: decisions that traded; governance: counts of resized / rejected orders.
         final_weights: weights at the last session.
@@ -123,7 +125,7 @@ class _Book:
         self.turnover = np.zeros(n_steps)
         self.traded = np.zeros(n_steps)
         self.costs = np.zeros((n_steps, len(COMPONENTS)))
-        self.risk: list[tuple[pd.Timestamp, float, float, float]] = []
+        self.risk: list[tuple[pd.Timestamp, float, float, float, float]] = []
         self.failure: dict[str, str] | None = None
         self.rebalances = 0
         self.gov = {"resized": 0, "rejected": 0, "participation_capped": 0,
