@@ -59,6 +59,7 @@ def _weights(book, market) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index", columns=market.symbols)
 
 
+@pytest.mark.slow  # a 4-book, 300-session daily backtest (~14 s)
 def test_every_book_trades_through_holes(result, market) -> None:
     assert not result.failures
     for b in result.books.values():
@@ -66,6 +67,7 @@ def test_every_book_trades_through_holes(result, market) -> None:
         assert b.ledger["rel_diff"] < 1e-6  # the Decimal ledger books the liquidations too
 
 
+@pytest.mark.slow  # a 4-book, 300-session daily backtest (~14 s)
 def test_a_name_whose_data_stops_is_liquidated_at_its_last_close_and_never_traded(
         result, market) -> None:
     stop = market.symbols[STOP]
@@ -90,6 +92,7 @@ def test_a_name_whose_data_stops_is_liquidated_at_its_last_close_and_never_trade
     assert any(e["symbol"] == stop for e in result.books["equal_weight"].events)
 
 
+@pytest.mark.slow  # a 4-book, 300-session daily backtest (~14 s)
 def test_a_gap_leaves_the_universe_and_the_name_returns_after_its_history(
         result, market) -> None:
     gap = market.symbols[GAP]
@@ -100,6 +103,7 @@ def test_a_gap_leaves_the_universe_and_the_name_returns_after_its_history(
     assert (w.loc[w.index >= d[GAP_AT[1] + 63 + 5]] > 0).all()  # back after mask + refit
 
 
+@pytest.mark.slow  # a 4-book, 300-session daily backtest (~14 s)
 def test_a_late_listing_enters_after_enough_history(result, market) -> None:
     late = market.symbols[LATE]
     w = _weights(result.books["equal_weight"], market)[late]
@@ -110,6 +114,7 @@ def test_a_late_listing_enters_after_enough_history(result, market) -> None:
     assert result.universe.loc[:first].iloc[0] < result.universe.loc[first]
 
 
+@pytest.mark.slow  # a 4-book, 300-session daily backtest (~14 s)
 def test_the_universe_is_reported(result, market) -> None:
     u, t = result.universe, result.tradable
     assert len(u) == len(t) == DAYS - 1 - 100
