@@ -235,7 +235,9 @@ class DecisionCycle:
         if eng is None:
             eng = self._engines[self.engine] = self.pipeline.engine(kind=self.engine)
         assert self.risk_ is not None
-        ctx = self.pipeline.trade_context(view, max(nav, 1.0))
+        # the session's universe only: a name whose data stopped has no price to give
+        universe = view.symbols[self.pipeline.universe(view, self.risk_)]
+        ctx = self.pipeline.trade_context(view, max(nav, 1.0), symbols=universe)
         w0 = current.reindex(view.symbols).fillna(0.0).to_numpy(dtype=np.float64)
         step = self.pipeline.step(view, pd.Timestamp(view.now), scores, alpha, w0,
                                   self.risk_, ctx)
@@ -330,8 +332,10 @@ class DecisionCycle:
         # weights -> orders
         registry = self.registry or InstrumentRegistry.equities(
             view.symbols, sectors=None if view.sectors is None else dict(view.sectors))
+        # a name with no live price and no close (not listed yet, data stopped) has no price:
+        # it is outside the universe, so the engine neither targets nor trades it
         dprices = {s: to_price(prices[s] if s in prices else px[s], symbol=s)
-                   for s in view.symbols}
+                   for s in view.symbols if s in prices or np.isfinite(px[s])}
         # the engine already holds optimize.cash_buffer back: the plan spends what it targets
         plan = rebalance(targets.to_dict(), dprices, state, registry, now=now,
                          config=RebalanceConfig(
@@ -426,7 +430,7 @@ class DecisionCycle:
         pipe = self.pipeline
         cfg = pipe.schedule_config()
         adv = view.latest("adv_shares")
-        ctx = pipe.trade_context(view)
+        ctx = pipe.trade_context(view, symbols=sorted({o.symbol for o in orders}))
         spread_bps = pd.Series(ctx.spreads * 1e4, index=ctx.symbols)
         out = []
         for order in orders:

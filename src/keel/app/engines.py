@@ -10,6 +10,7 @@ Units: weights are fractions of NAV (cash is ``1 - sum``), arrays are (N,) in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,16 +49,28 @@ from keel.risk.base import FactorCovariance
 class Step:
     """What an engine knows at ``now`` (arrays (N,) in ``symbols`` order).
 
+    The session's universe is ``tradable`` ((N,) bool; None: every name). An engine trades
+    only there: a name outside it (its data stopped or has a gap, too little history, not in
+    the risk model, no beta under a beta band, ...) is **pinned** at its current weight, never
+    traded, and none of its inputs is read (they may be NaN). :meth:`sub` is the step over the
+    universe alone and :meth:`expand` puts the pinned weights back; the pinned weight is
+    carried by the budget, the sector caps and the beta band (:func:`constraints_from_config`).
+
     Attributes:
         now: decision time (UTC).
-        symbols: the universe.
+        symbols: the book's names (the order of ``current`` and of the target).
         alpha: expected return per session per name (fraction).
         score: composite z-score per name.
         current: current weights (fraction of NAV).
-        risk: factor covariance per session.
-        trade_context: prices, ADV, volatility, spreads and NAV for the cost model.
+        risk: factor covariance per session; covers at least ``symbols[tradable]``.
+        trade_context: prices, ADV, volatility, spreads and NAV for the cost model; covers
+            at least ``symbols[tradable]``.
         sectors: sector per name (or None); betas: beta per name (or None).
         scenarios: (T, N) past returns (mean_cvar), or None.
+        tradable: the session's universe (None: every name).
+        excluded: code -> names the pipeline left out of the universe
+            (``EXCLUDED_NO_BETA``, ``EXCLUDED_NO_SCENARIOS``) or gave no view
+            (``NO_SCORE_ZERO_ALPHA``); the engines' codes count them (``<code>:<n>``).
     """
 
     now: pd.Timestamp
@@ -70,6 +83,100 @@ class Step:
     sectors: pd.Series | None = None
     betas: np.ndarray | None = None
     scenarios: np.ndarray | None = None
+    tradable: np.ndarray | None = None
+    excluded: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def mask(self) -> np.ndarray:
+        """(N,) bool: the names an engine may trade."""
+        if self.tradable is None:
+            return np.ones(len(self.symbols), dtype=bool)
+        return np.asarray(self.tradable, dtype=bool)
+
+    @property
+    def pinned(self) -> np.ndarray:
+        """(N,) the weights an engine must leave as they are (0 where tradable)."""
+        return np.where(self.mask, 0.0, self.current)
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """``<code>:<n>`` of the names the pipeline left out (or gave no view), and
+        ``PINNED:<n>``: held names outside the universe."""
+        out = [f"{k}:{len(v)}" for k, v in sorted(self.excluded.items()) if v]
+        n_pinned = int(np.sum(np.abs(self.pinned) > 1e-12))
+        if n_pinned:
+            out.append(f"PINNED:{n_pinned}")
+        return tuple(out)
+
+    def sub(self) -> Step:
+        """The step over the universe alone (itself when every name is tradable)."""
+        m = self.mask
+        if m.all():
+            return self
+        idx = np.flatnonzero(m)
+        names = self.symbols[idx]
+        pos = self.trade_context.symbols.get_indexer(names)
+        if np.any(pos < 0):
+            raise ValidationError("the trade context lacks a tradable name",
+                                  field="trade_context",
+                                  value=str(names[int(np.argmax(pos < 0))]))
+        ctx = self.trade_context if np.array_equal(pos, np.arange(len(
+            self.trade_context.symbols))) else self.trade_context.subset(pos)
+        return Step(self.now, names, self.alpha[idx], self.score[idx], self.current[idx],
+                    self.risk.reindex(names), ctx,
+                    sectors=None if self.sectors is None else self.sectors.reindex(names),
+                    betas=None if self.betas is None else self.betas[idx],
+                    scenarios=None if self.scenarios is None else self.scenarios[:, idx])
+
+    def expand(self, weights: np.ndarray) -> np.ndarray:
+        """(N,) weights: ``weights`` (over :meth:`sub`'s names) where tradable, the current
+        weight elsewhere."""
+        m = self.mask
+        out = np.asarray(self.current, dtype=np.float64).copy()
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (int(m.sum()),):
+            raise ValidationError("engine weights do not match the tradable universe",
+                                  field="target", value=w.shape)
+        out[m] = w
+        return out
+
+    def carried(self) -> Carried:
+        """What the pinned names hold: total weight, long weight per sector, beta."""
+        p = self.pinned
+        held = np.abs(p) > 1e-12
+        if not held.any():
+            return Carried()
+        sector: dict[str, float] = {}
+        if self.sectors is not None:
+            sec = self.sectors.reindex(self.symbols[held]).astype(str).to_numpy()
+            for s, w in zip(sec, p[held], strict=True):
+                if w > 0:
+                    sector[s] = sector.get(s, 0.0) + float(w)
+        beta = 0.0
+        if self.betas is not None:
+            b = np.asarray(self.betas, dtype=np.float64)[held]
+            if not np.all(np.isfinite(b)):
+                bad = self.symbols[held][~np.isfinite(b)]
+                raise ValidationError("a pinned holding has no beta for the beta band",
+                                      field="betas", value=", ".join(map(str, bad)))
+            beta = float(b @ p[held])
+        return Carried(float(p.sum()), sector, beta)
+
+
+@dataclass(frozen=True)
+class Carried:
+    """Weight held by pinned names: it counts against the budget, sector caps and beta band
+    of the names an engine trades."""
+
+    weight: float = 0.0
+    sectors: Mapping[str, float] = field(default_factory=dict)
+    beta: float = 0.0
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return (round(self.weight, 12), tuple(sorted((k, round(v, 12))
+                                                      for k, v in self.sectors.items())),
+                round(self.beta, 12))
 
 
 class Engine(Protocol):
@@ -81,10 +188,15 @@ class Engine(Protocol):
 
 
 def constraints_from_config(o: OptimizeConfig, *, sectors: pd.Series | None, betas: bool,
-                            adv: bool) -> list[Constraint]:
+                            adv: bool, carried: Carried | None = None) -> list[Constraint]:
     """Every ``[optimize]`` constraint (those whose data the step has). The sector cap
-    applies to named sectors; ``Unknown`` is exempt, as in governance."""
-    budget = 1.0 - o.cash_buffer
+    applies to named sectors; ``Unknown`` is exempt, as in governance. ``carried``: weight
+    held by pinned names outside the problem, taken off the budget, the sector caps and the
+    beta band (so the whole book keeps them)."""
+    c = carried or Carried()
+    budget = 1.0 - o.cash_buffer - c.weight
+    if o.long_only and budget < 0:
+        budget = 0.0  # pinned names hold more than the budget: the traded names hold nothing
     cons: list[Constraint] = [Budget() if budget == 1.0 else NetExposure(budget, budget)]
     if o.long_only:
         cons += [LongOnly(), WeightBounds(upper=o.max_weight)]
@@ -93,11 +205,13 @@ def constraints_from_config(o: OptimizeConfig, *, sectors: pd.Series | None, bet
     if o.sector_cap is not None and sectors is not None:
         named = sorted({str(x) for x in sectors.to_numpy()} - {"Unknown"})
         if named:
-            cons.append(SectorCaps(long=dict.fromkeys(named, o.sector_cap)))
+            cap = o.sector_cap
+            cons.append(SectorCaps(long={s: max(cap - c.sectors.get(s, 0.0), 0.0)
+                                         for s in named}))
     if (o.beta_min is not None or o.beta_max is not None) and betas:
         lo = o.beta_min if o.beta_min is not None else -10.0
         hi = o.beta_max if o.beta_max is not None else 10.0
-        cons.append(BetaNeutral(tolerance=(hi - lo) / 2, target=(hi + lo) / 2))
+        cons.append(BetaNeutral(tolerance=(hi - lo) / 2, target=(hi + lo) / 2 - c.beta))
     if o.max_trade_adv is not None and adv:
         cons.append(Liquidity(max_trade_adv=o.max_trade_adv))
     return cons
@@ -117,11 +231,12 @@ class MeanVarianceEngine:
         self.codes: tuple[str, ...] = ()
         self.solver = ""
         self.last_result: Any = None
+        self._carried_key: tuple[Any, ...] | None = None
 
-    def _build(self, step: Step) -> Any:
+    def _build(self, step: Step, carried: Carried | None = None) -> Any:
         o = self.o
         cons = constraints_from_config(o, sectors=step.sectors,
-                                       betas=step.betas is not None, adv=True)
+                                       betas=step.betas is not None, adv=True, carried=carried)
         scale = o.cost_aversion / self.period_days
         if o.engine is EngineKind.MEAN_CVAR:
             from keel.optimize.cvar import MeanCVaR
@@ -141,8 +256,12 @@ class MeanVarianceEngine:
                             limits=SolverLimits(o.solver_time_limit_s, o.solver_max_iter))
 
     def target(self, step: Step) -> np.ndarray:
-        if self.problem is None:
-            self.problem = self._build(step)
+        carried = step.carried()
+        full, step = step, step.sub()
+        if self.problem is None or carried.key != self._carried_key:
+            # pinned names outside the problem change its budget / caps / beta band
+            self.problem = self._build(step, carried)
+            self._carried_key = carried.key
         ctx = step.trade_context
         if self._inputs is None or not self._inputs.symbols.equals(step.symbols):
             self._inputs = PortfolioInputs.build(
@@ -161,8 +280,13 @@ class MeanVarianceEngine:
         binding = [b if isinstance(b, str) else str(getattr(b, "name", b))
                    for b in (res.binding or [])]
         self.solver = str(res.solver)
-        self.codes = (f"MV_{str(res.status).upper()}", *(f"BINDING_{b}" for b in binding))
-        return res.weights.reindex(step.symbols).fillna(0.0).to_numpy(dtype=np.float64)
+        self.codes = (f"MV_{str(res.status).upper()}", *(f"BINDING_{b}" for b in binding),
+                      *full.codes)
+        w = res.weights.reindex(step.symbols)
+        if w.isna().any():
+            raise ValidationError("the solver left names without a weight", field="target",
+                                  value=", ".join(map(str, w.index[w.isna()][:10])))
+        return full.expand(w.to_numpy(dtype=np.float64))
 
 
 class GreedyEngine:
@@ -183,6 +307,9 @@ class GreedyEngine:
         self.codes: tuple[str, ...] = ()
 
     def target(self, step: Step) -> np.ndarray:
+        full = step
+        budget = self.budget - max(step.carried().weight, 0.0)
+        step = step.sub()
         symbols = step.symbols
         held = symbols[step.current > 1e-9]
         ctx = step.trade_context
@@ -202,16 +329,20 @@ class GreedyEngine:
             w = w.drop(dropped)
             reasons += ["TRIM_BUDGET"] * len(dropped)
         total = float(w.sum())
-        if total > self.budget:  # unequal per-name targets: scale into the budget
-            w = w * (self.budget / total)
+        if total > budget:  # unequal per-name targets, or pinned names: scale into the budget
+            w = w * (max(budget, 0.0) / total)
             reasons.append("SCALED_TO_BUDGET")
-        out = w.reindex(symbols).fillna(0.0)
-        prev = self._age.reindex(symbols).fillna(0.0) if self._age is not None else 0.0
-        self._age = ((prev + 1.0) * (out > 0)).astype(float)
+        out = w.reindex(symbols).fillna(0.0)  # names the rotation does not hold: weight 0
+        # holding ages by name over the whole book (a pinned name keeps its age)
+        full_w = pd.Series(full.expand(out.to_numpy(dtype=np.float64)), index=full.symbols)
+        prev = (self._age.reindex(full.symbols).fillna(0.0) if self._age is not None
+                else 0.0)
+        self._age = ((prev + 1.0) * (full_w > 0)).astype(float)
         from collections import Counter
 
-        self.codes = ("GREEDY", *(f"{c}:{n}" for c, n in sorted(Counter(reasons).items())))
-        return out.to_numpy(dtype=np.float64)
+        self.codes = ("GREEDY", *(f"{c}:{n}" for c, n in sorted(Counter(reasons).items())),
+                      *full.codes)
+        return full_w.to_numpy(dtype=np.float64)
 
 
 class RiskParityEngine:
@@ -222,8 +353,11 @@ class RiskParityEngine:
         self.codes: tuple[str, ...] = ("RISK_PARITY",)
 
     def target(self, step: Step) -> np.ndarray:
-        w = risk_parity(step.risk).reindex(step.symbols).to_numpy(dtype=np.float64)
-        return w * self.budget
+        budget = max(self.budget - step.carried().weight, 0.0)
+        sub = step.sub()
+        w = risk_parity(sub.risk).reindex(sub.symbols).to_numpy(dtype=np.float64)
+        self.codes = ("RISK_PARITY", *step.codes)
+        return step.expand(w * budget)
 
 
 class EqualWeightEngine:
@@ -234,7 +368,10 @@ class EqualWeightEngine:
         self.codes: tuple[str, ...] = ("EQUAL_WEIGHT",)
 
     def target(self, step: Step) -> np.ndarray:
-        return equal_weight(step.symbols).to_numpy(dtype=np.float64) * self.budget
+        budget = max(self.budget - step.carried().weight, 0.0)
+        sub = step.sub()
+        self.codes = ("EQUAL_WEIGHT", *step.codes)
+        return step.expand(equal_weight(sub.symbols).to_numpy(dtype=np.float64) * budget)
 
 
 def build_engine(name: str, o: OptimizeConfig, *, costs: CostModel, period_days: int = 1,

@@ -157,12 +157,20 @@ class RiskFit:
         used: the model kind that fitted.
         failed: (kind, reason) of each model tried before it.
         groups: factor groups (fundamental model) or None.
+        excluded: names of the view left out of the fit (no complete returns over the
+            window the model reads, or no close at the view's last row).
     """
 
     model: FactorCovariance
     used: RiskModelKind
     failed: tuple[tuple[str, str], ...] = ()
     groups: pd.Series | None = None
+    excluded: tuple[str, ...] = ()
+
+    @property
+    def symbols(self) -> pd.Index:
+        """The names the model covers."""
+        return self.model.symbols
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -230,10 +238,12 @@ class Pipeline:
         """Full spread (fraction of mid) where none is known."""
         return self.config.costs.default_spread_bps * 1e-4
 
-    def trade_context(self, view: MarketData, nav: float = 1.0, **kwargs: Any
-                      ) -> TradeContext:
-        """Prices, ADV, volatility and spreads (by ``costs.spread_source``) of ``view``."""
-        ctx = TradeContext.from_market(view, nav, default_spread=self.default_spread, **kwargs)
+    def trade_context(self, view: MarketData, nav: float = 1.0, *, symbols: Any = None,
+                      **kwargs: Any) -> TradeContext:
+        """Prices, ADV, volatility and spreads (by ``costs.spread_source``) of ``view``
+        (``symbols``: of those names only, e.g. :meth:`universe`)."""
+        ctx = TradeContext.from_market(view, nav, default_spread=self.default_spread,
+                                       symbols=symbols, **kwargs)
         if self.config.costs.spread_source is SpreadSource.FIXED:
             return TradeContext(ctx.symbols, ctx.prices, ctx.adv_notional, ctx.volatility,
                                 np.full(len(ctx.symbols), self.default_spread), nav=ctx.nav,
@@ -287,18 +297,49 @@ class Pipeline:
 
     # ------------------------------------------------------------------ risk
 
-    def _fit_one(self, kind: RiskModelKind, view: MarketData
+    def risk_window(self, kind: RiskModelKind) -> int:
+        """Return rows a fit of ``kind`` reads: ``risk.lookback_days``, plus the style
+        look-back (a year of returns for momentum) for the fundamental model."""
+        from keel.risk.styles import YEAR
+
+        r = self.config.risk
+        return r.lookback_days + (YEAR if kind is RiskModelKind.FUNDAMENTAL else 0)
+
+    def risk_names(self, view: MarketData, kind: RiskModelKind) -> pd.Index:
+        """The names a fit of ``kind`` may use at ``view.now``: a close at the last row and
+        complete returns (and volumes) over the last :meth:`risk_window` rows (all rows of a
+        shorter view).
+        Never a filled return: a name with a hole in the window is left out (not yet listed
+        long enough, a gap, a delisting)."""
+        rets = view.returns.to_numpy()
+        w = min(self.risk_window(kind), len(rets))
+        ok = np.isfinite(rets[len(rets) - w:]).all(axis=0)
+        # and the volumes of those rows (the fundamental model's size and liquidity styles
+        # and its regression weights read traded value)
+        ok &= np.isfinite(view.volumes.to_numpy()[-(w + 1):]).all(axis=0)
+        ok &= np.isfinite(view.prices.to_numpy()[-1])
+        return view.symbols[ok]
+
+    def _fit_one(self, kind: RiskModelKind, view: MarketData, names: pd.Index | None = None
                  ) -> tuple[FactorCovariance, pd.Series | None]:
         from keel.risk import covariance as cov
         from keel.risk.factor_model import StatisticalFactorModel
         from keel.risk.fundamental import FundamentalFactorModel
 
         r = self.config.risk
+        if names is None:
+            names = self.risk_names(view, kind)
+        if len(names) < 2:
+            raise DataError("fewer than 2 names with complete returns over the risk window",
+                            field="risk.lookback_days", value=self.risk_window(kind))
         rets = view.returns.iloc[-r.lookback_days:]
-        check_fit_budget(kind.value, len(view.symbols), len(rets), r.n_pca_factors,
+        if len(names) < len(view.symbols):
+            rets = rets[names]
+        check_fit_budget(kind.value, len(names), len(rets), r.n_pca_factors,
                          r.memory_budget_mb)
         if kind is RiskModelKind.FUNDAMENTAL:
-            model = FundamentalFactorModel(window=r.lookback_days).fit(view)
+            sub = view if len(names) == len(view.symbols) else view.select(names)
+            model = FundamentalFactorModel(window=r.lookback_days).fit(sub)
             return model.factored(), model.factor_groups_
         if kind is RiskModelKind.PCA:
             return StatisticalFactorModel(n_factors=r.n_pca_factors).fit(rets).factored(), None
@@ -311,18 +352,22 @@ class Pipeline:
         return est.fit(rets).factored(rank=r.n_pca_factors), None
 
     def fit_risk(self, view: MarketData) -> RiskFit:
-        """The configured model, else the next of ``risk.fallback`` that fits."""
+        """The configured model, else the next of ``risk.fallback`` that fits, on the names
+        with complete returns over the window it reads (:meth:`risk_names`); the others are
+        outside the model (``RiskFit.excluded``) and so outside the engines' universe."""
         r = self.config.risk
         chain = [r.model, *[k for k in r.fallback if k is not r.model]]
         failed: list[tuple[str, str]] = []
         for kind in chain:
             try:
-                model, groups = self._fit_one(kind, view)
-                model = model.reindex(view.symbols)
+                names = self.risk_names(view, kind)
+                model, groups = self._fit_one(kind, view, names)
+                model = model.reindex(names)
                 if not np.all(np.isfinite(model.diag())):
                     raise ValidationError("non-finite variances", field="risk.model",
                                           value=kind.value)
-                return RiskFit(model, kind, tuple(failed), groups)
+                excluded = tuple(map(str, view.symbols.difference(names, sort=False)))
+                return RiskFit(model, kind, tuple(failed), groups, excluded)
             except (KeelError, ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:
                 failed.append((kind.value, f"{type(exc).__name__}: {exc}"))
         raise ValidationError("every risk model of the chain failed: "
@@ -347,20 +392,58 @@ class Pipeline:
                                 o.turnover_funding is TurnoverFunding.EXEMPT,
                                 budget=1.0 - o.cash_buffer)
 
+    def universe(self, view: MarketData, risk: FactorCovariance) -> np.ndarray:
+        """(N,) bool over ``view.symbols``: the names the engines may trade at ``view.now``:
+        tradable by the point-in-time mask (:attr:`MarketData.tradable`: close and volume
+        known over the last ``min_history`` sessions), covered by the fitted risk model, with
+        a close, volatility and ADV at the last row. Every other name is pinned."""
+        m = view.tradable.to_numpy()[-1].copy()
+        m &= view.symbols.isin(risk.symbols)
+        for panel in ("prices", "volatility", "adv_notional"):
+            m &= np.isfinite(getattr(view, panel).to_numpy()[-1])
+        return np.asarray(m, dtype=bool)
+
     def step(self, view: MarketData, now: pd.Timestamp, scores: pd.Series, alpha: pd.Series,
              current: np.ndarray, risk: FactorCovariance, ctx: TradeContext) -> Step:
-        """The engines' input at ``now`` (everything from the one point-in-time ``view``)."""
+        """The engines' input at ``now`` (everything from the one point-in-time ``view``).
+
+        The step's ``tradable`` mask is :meth:`universe`, narrowed where a configured input
+        is missing: without a beta under ``optimize.beta_min/beta_max`` (``NO_BETA``),
+        without complete scenario returns for ``mean_cvar`` (``NO_SCENARIOS``); the engines'
+        codes count them (``EXCLUDED_NO_BETA:<n>``). A tradable name no signal can score has
+        zero alpha and a zero score (no view), counted as ``NO_SCORE_ZERO_ALPHA:<n>``.
+        Nothing else is filled: names outside the mask are pinned by every engine. ``ctx``
+        covers at least the universe (:meth:`trade_context` with ``symbols``)."""
         symbols = view.symbols
         o = self.config.optimize
+        mask = self.universe(view, risk)
+        excluded: dict[str, tuple[str, ...]] = {}
+
+        def _drop(reason: str, ok: np.ndarray) -> None:
+            out = mask & ~ok
+            if out.any():
+                excluded[f"EXCLUDED_{reason}"] = tuple(map(str, symbols[out]))
+                mask[out] = False
+
         betas = None
         if o.beta_min is not None or o.beta_max is not None:
-            betas = view.latest("betas").reindex(symbols).fillna(1.0).to_numpy()
+            betas = view.latest("betas").reindex(symbols).to_numpy(dtype=np.float64)
+            _drop("NO_BETA", np.isfinite(betas))
         scen = None
         if o.engine is EngineKind.MEAN_CVAR:
-            scen = view.returns.iloc[-self.config.risk.lookback_days:].fillna(0.0).to_numpy()
-        return Step(now, symbols, alpha.reindex(symbols).fillna(0.0).to_numpy(),
-                    scores.reindex(symbols).fillna(0.0).to_numpy(), current, risk, ctx,
-                    sectors=view.sectors, betas=betas, scenarios=scen)
+            scen = view.returns.iloc[-self.config.risk.lookback_days:].to_numpy()
+            _drop("NO_SCENARIOS", np.isfinite(scen).all(axis=0))
+        a = alpha.reindex(symbols).to_numpy(dtype=np.float64)
+        z = scores.reindex(symbols).to_numpy(dtype=np.float64)
+        unscored = mask & ~(np.isfinite(a) & np.isfinite(z))
+        if unscored.any():
+            excluded["NO_SCORE_ZERO_ALPHA"] = tuple(map(str, symbols[unscored]))
+        # no view on a tradable name no signal scores: alpha 0, score 0 (labelled above)
+        a = np.where(mask & ~np.isfinite(a), 0.0, a)
+        z = np.where(mask & ~np.isfinite(z), 0.0, z)
+        return Step(now, symbols, a, z, np.asarray(current, dtype=np.float64), risk, ctx,
+                    sectors=view.sectors, betas=betas, scenarios=scen, tradable=mask,
+                    excluded=excluded)
 
     # ------------------------------------------------------------------ policy
 

@@ -18,6 +18,14 @@ Per session ``t`` (a close), for every book (``[[backtest.books]]``) side by sid
 The daily data hold no opening prices, so the overnight gap is spread across the session by
 the slice timing (a limit of the data, stated in docs/backtest.md). A book whose engine raises
 is stopped and reported with the date and the reason; the others continue.
+
+Universe and missing data (``data.on_missing = "mask"``, docs/backtest.md): each session the
+engines see only the names tradable by the point-in-time mask *and* covered by that refit's
+risk model (complete returns over its window); every other name is pinned at its weight. A
+held name whose close is missing at a decision (its data stopped: a delisting, a halt, a gap:
+the data cannot tell them apart at the time) is **liquidated at its last traded close** that
+session, charged spread and commission, and reported as a ``DATA_STOPPED_LIQUIDATED`` event;
+a next-session trade in a name with no next session is not filled (``UNFILLED_NO_SESSION``).
 """
 
 from __future__ import annotations
@@ -32,9 +40,16 @@ import pandas as pd
 
 from keel.app.engines import Engine
 from keel.app.pipeline import TRADING_DAYS, Pipeline, RiskFit, drawdown
-from keel.backtest.execution import ExecutionSimulator, slice_shape
+from keel.backtest.execution import ExecutionCosts, ExecutionSimulator, slice_shape
 from keel.clock import SimulatedClock
-from keel.config import ExecutionLag, KeelConfig, LedgerMode, book_configs, config_as_dict
+from keel.config import (
+    ExecutionLag,
+    KeelConfig,
+    LedgerMode,
+    SpreadSource,
+    book_configs,
+    config_as_dict,
+)
 from keel.costs.base import TradeContext
 from keel.data.market import MarketData
 from keel.errors import KeelError, ValidationError
@@ -60,11 +75,15 @@ class BookResult:
             borrow, interest; interest < 0 is income).
         traded: (T,) traded notional per session (currency).
         risk: dates x (total, factor, specific) annualised predicted volatility of the
-            holdings at each risk-model refit.
+            holdings at each risk-model refit, and ``outside_model``: gross weight held in
+            names the model does not cover (no complete returns over its window; given no
+            made-up risk).
         failure: ``{"date", "reason"}`` if the strategy failed (the book then stops).
         rebalances: decisions that traded; governance: counts of resized / rejected orders.
         final_weights: weights at the last session.
         ledger: reconciliation of the Decimal ledger vs the float book (``fills`` mode).
+        events: labelled events that are not decisions (``DATA_STOPPED_LIQUIDATED``,
+            ``UNFILLED_NO_SESSION``, ``MARKED_AT_LAST_CLOSE``), never silent fills.
     """
 
     name: str
@@ -81,6 +100,7 @@ class BookResult:
     final_weights: pd.Series | None = None
     ledger: dict[str, Any] = field(default_factory=dict)
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def returns(self) -> pd.Series:
@@ -105,12 +125,13 @@ class _Book:
         self.turnover = np.zeros(n_steps)
         self.traded = np.zeros(n_steps)
         self.costs = np.zeros((n_steps, len(COMPONENTS)))
-        self.risk: list[tuple[pd.Timestamp, float, float, float]] = []
+        self.risk: list[tuple[pd.Timestamp, float, float, float, float]] = []
         self.failure: dict[str, str] | None = None
         self.rebalances = 0
         self.gov = {"resized": 0, "rejected": 0, "participation_capped": 0,
                     "turnover_capped": 0}
         self.decisions: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
         self.fill_seq = 0
 
 
@@ -196,16 +217,20 @@ class Backtester:
         fit: RiskFit | None = None
         risk_used: list[tuple[pd.Timestamp, str]] = []
         universe = np.zeros(n_steps, dtype=np.int64)
-        # the default universe is the point-in-time tradable mask (keel.data: close and volume
-        # known over the last min_history sessions)
+        in_mask = np.zeros(n_steps, dtype=np.int64)
+        # the universe is the point-in-time tradable mask (keel.data: close and volume known
+        # over the last min_history sessions) within the refit's risk model
         tradable = market.tradable.to_numpy()
+        closes = market.prices.to_numpy()
+        # last traded close per name up to each session (causal): the delisting price
+        last_close = market.prices.ffill().to_numpy()
         timings = {"risk_s": 0.0, "signals_s": 0.0, "optimize_s": 0.0, "execute_s": 0.0,
                    "policy_s": 0.0, "ledger_s": 0.0}
         for k, i in enumerate(range(lo, hi)):
             now = dates[i]
             clock.set(now.to_pydatetime())
             view = market.head(i + 1)
-            universe[k] = int(tradable[i].sum())
+            in_mask[k] = int(tradable[i].sum())
             refit = k % cfg.risk.refit_every == 0
             if refit:
                 t = time.perf_counter()
@@ -214,13 +239,20 @@ class Backtester:
                 timings["risk_s"] += time.perf_counter() - t
             assert fit is not None
             risk = fit.model
-            ctx = self.base.trade_context(view)
+            uni = self.base.universe(view, risk)
+            universe[k] = int(uni.sum())
+            idx = np.flatnonzero(uni)
+            ctx = self.base.trade_context(view, symbols=symbols[idx])  # the universe only
+            px = closes[i]  # NaN where the close is unknown (never traded there)
             adv_sh = view.adv_shares.iloc[-1].to_numpy()
             step_alpha: tuple[pd.Series, pd.Series] | None = None
             nxt = rets[i]  # session i -> i+1, realised after the decision
             for b in books:
                 if b.failure is not None:
                     continue
+                gone = (b.h != 0) & ~np.isfinite(px)
+                liq = (self._liquidate(b, gone, i, k, now, dates, closes, last_close, view)
+                       if gone.any() else 0.0)
                 nav = float(b.h.sum() + b.cash)
                 w = b.h / nav
                 t = time.perf_counter()
@@ -236,8 +268,8 @@ class Backtester:
                         t = time.perf_counter()
                         step_alpha = self.base.signals(view)
                         timings["signals_s"] += time.perf_counter() - t
-                    bctx = TradeContext(symbols, ctx.prices, ctx.adv_notional, ctx.volatility,
-                                        ctx.spreads, nav=nav)
+                    bctx = TradeContext(ctx.symbols, ctx.prices, ctx.adv_notional,
+                                        ctx.volatility, ctx.spreads, nav=nav)
                     t = time.perf_counter()
                     try:
                         step = b.pipeline.step(view, now, step_alpha[0], step_alpha[1], w,
@@ -254,8 +286,9 @@ class Backtester:
                         continue
                     timings["optimize_s"] += time.perf_counter() - t
                     b.gov["turnover_capped"] += int("TURNOVER_CAP" in tcodes)
-                    # names outside today's tradable universe are not traded
-                    target = np.where(tradable[i], target, w)
+                    # names outside today's universe are never traded (the engines pin them;
+                    # this guards an engine object passed in that does not)
+                    target = np.where(step.mask, target, w)
                     if len(decision.names) < n:
                         keep = ~symbols.isin(decision.names)
                         target = np.where(keep, w, target)
@@ -265,10 +298,11 @@ class Backtester:
                     u = target * nav - b.h
                     u[np.abs(u) < 1e-9 * nav] = 0.0
                     if b.chain is not None:
-                        u = self._govern(b, u, ctx, view, nav, now)
-                    shares, capped = b.pipeline.cap_participation(u / ctx.prices, adv_sh)
+                        u = self._govern(b, u, px, view, nav, now)
+                    shares, capped = b.pipeline.cap_participation(
+                        np.divide(u, px, out=np.zeros(n), where=u != 0), adv_sh)
                     if capped:
-                        u = shares * ctx.prices
+                        u = np.where(u != 0, shares * px, 0.0)
                         b.gov["participation_capped"] += capped
                     # the annual budget pays for what is traded, after every cut above
                     b.governor.commit(now, w, (b.h + u) / nav)
@@ -278,35 +312,54 @@ class Backtester:
                         "turnover": list(tcodes), "risk_model": fit.used.value,
                         "target": [float(x) for x in target]})
                 t = time.perf_counter()
-                ex = b.sim.costs(u, ctx, nxt)
+                if not same_close:
+                    # a trade worked through the next session in a name that has none (its
+                    # data stops) is not filled: reported, never filled at a made-up price
+                    lost = (u != 0) & ~np.isfinite(nxt)
+                    for j in np.flatnonzero(lost):
+                        b.events.append({"date": dates[i + 1].isoformat(),
+                                         "symbol": self._symbols[j],
+                                         "event": "UNFILLED_NO_SESSION",
+                                         "notional": float(u[j])})
+                    u = np.where(lost, 0.0, u)
+                sub = b.sim.costs(u[idx], ctx, nxt[idx])
+                ex = ExecutionCosts(*(self._scatter(getattr(sub, c), idx, n)
+                                      for c in ("spread", "impact", "commission", "timing")))
                 fb = b.pipeline.feedback
                 if fb is not None and np.any(u):  # the loop on simulated fills
-                    fb.observe_trades(u, TradeContext(symbols, ctx.prices, ctx.adv_notional,
-                                                      ctx.volatility, ctx.spreads, nav=nav),
-                                      ex.total(), now.to_pydatetime())
+                    fb.observe_trades(u[idx], TradeContext(ctx.symbols, ctx.prices,
+                                                           ctx.adv_notional, ctx.volatility,
+                                                           ctx.spreads, nav=nav),
+                                      ex.total()[idx], now.to_pydatetime())
                 h_plus = b.h + u
                 cash = b.cash - float(u.sum()) - float(ex.total().sum())
                 borrow = borrow_d * float(np.maximum(-h_plus, 0.0).sum())
                 interest = (cash_d if cash > 0 else margin_d) * cash
                 b.cash = cash - borrow + interest
-                b.h = h_plus * (1.0 + np.nan_to_num(nxt))
-                traded = float(np.abs(u).sum())
+                # a name whose next close is unknown is held at its last close until the next
+                # decision liquidates it (DATA_STOPPED_LIQUIDATED)
+                b.h = h_plus * np.where(np.isfinite(nxt), 1.0 + nxt, 1.0)
+                traded = float(np.abs(u).sum()) + liq
                 b.traded[k] = traded
                 b.turnover[k] = traded / (2.0 * nav)
-                b.costs[k] = (ex.spread.sum(), ex.impact.sum(), ex.commission.sum(),
-                              ex.timing.sum(), borrow, -interest)
+                b.costs[k] += (ex.spread.sum(), ex.impact.sum(), ex.commission.sum(),
+                               ex.timing.sum(), borrow, -interest)
                 b.nav[k + 1] = float(b.h.sum() + b.cash)
                 timings["execute_s"] += time.perf_counter() - t
                 if b.ledger is not None:
                     t = time.perf_counter()
-                    self._book(b, u, ex.total() - ex.commission, ex.commission, ctx.prices,
+                    self._book(b, u, ex.total() - ex.commission, ex.commission, px,
                                borrow, interest, now)
                     timings["ledger_s"] += time.perf_counter() - t
                 if refit and nav > 0:
                     wn = h_plus / nav
                     if np.any(wn != 0):
-                        d = decompose(risk, wn)
-                        b.risk.append((now, d.total, d.factor, d.specific))
+                        # the model covers the names with complete returns over its window;
+                        # weight held outside it is reported, not given a made-up risk
+                        pos = symbols.get_indexer(risk.symbols)
+                        d = decompose(risk, wn[pos])
+                        out_w = float(np.abs(wn).sum() - np.abs(wn[pos]).sum())
+                        b.risk.append((now, d.total, d.factor, d.specific, out_w))
             if progress is not None:
                 progress(k + 1, n_steps)
         index = dates[lo:hi + 1]
@@ -317,16 +370,62 @@ class Backtester:
                               benchmark=pd.Series(bench, index=index[1:], name="benchmark"),
                               timings=timings, execution_lag=bt.execution_lag.value,
                               universe=pd.Series(universe, index=index[:-1], name="universe"),
+                              tradable=pd.Series(in_mask, index=index[:-1], name="tradable"),
                               risk_models=risk_used)
 
     # ------------------------------------------------------------------ helpers
 
-    def _govern(self, b: _Book, u: np.ndarray, ctx: TradeContext,
+    @staticmethod
+    def _scatter(values: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
+        out = np.zeros(n)
+        out[idx] = values
+        return out
+
+    def _liquidate(self, b: _Book, gone: np.ndarray, i: int, k: int, now: pd.Timestamp,
+                   dates: pd.DatetimeIndex, closes: np.ndarray, last_close: np.ndarray,
+                   view: MarketData) -> float:
+        """Sell (or buy back) every held name in ``gone`` (no close at session ``i``: its
+        data stopped) at its last traded close, charged spread and commission of the one cost
+        model; each is a ``DATA_STOPPED_LIQUIDATED`` event. Returns the traded notional."""
+        jj = np.flatnonzero(gone)
+        price = last_close[i, jj]
+        u = -b.h[jj]  # the holding is valued at the last close (held there since)
+        spreads = (view.spreads.to_numpy()[:, jj] if view.spreads is not None
+                   else np.full((1, len(jj)), np.nan))
+        spr = pd.DataFrame(spreads).ffill().to_numpy()[-1]
+        spr = np.where(np.isfinite(spr), spr, b.pipeline.default_spread)
+        if b.pipeline.config.costs.spread_source is SpreadSource.FIXED:
+            spr = np.full(len(jj), b.pipeline.default_spread)
+        # no volatility or ADV is read by spread and commission; flagged so nothing else can
+        lctx = TradeContext(view.symbols[jj], price, np.zeros(len(jj)), np.zeros(len(jj)),
+                            spr, extra={"missing_inputs": np.ones(len(jj))})
+        spread = b.sim.spread.cost_array(u, lctx)
+        comm = (np.zeros(len(jj)) if b.sim.commission is None
+                else b.sim.commission.cost_array(u, lctx))
+        b.cash += float(u.sum() * -1.0) - float(spread.sum() + comm.sum())
+        b.h[jj] = 0.0
+        b.costs[k, 0] += float(spread.sum())
+        b.costs[k, 2] += float(comm.sum())
+        for n_, j in enumerate(jj):
+            known = np.flatnonzero(np.isfinite(closes[: i + 1, j]))
+            b.events.append({
+                "date": now.isoformat(), "symbol": self._symbols[j],
+                "event": "DATA_STOPPED_LIQUIDATED",
+                "last_close_date": dates[int(known[-1])].isoformat() if len(known) else None,
+                "price": float(price[n_]), "notional": float(u[n_]),
+                "cost": float(spread[n_] + comm[n_])})
+        if b.ledger is not None:
+            full_u = np.zeros(len(b.h))
+            slip, cm, pxs = np.zeros(len(b.h)), np.zeros(len(b.h)), np.ones(len(b.h))
+            full_u[jj], slip[jj], cm[jj], pxs[jj] = u, spread, comm, price
+            self._book(b, full_u, slip, cm, pxs, 0.0, 0.0, now)
+        return float(np.abs(u).sum())
+
+    def _govern(self, b: _Book, u: np.ndarray, px: np.ndarray,
                 view: MarketData, nav: float, now: pd.Timestamp) -> np.ndarray:
         chain = b.chain
         assert chain is not None
         symbols = view.symbols
-        px = ctx.prices
         shares = b.h / px
         idx = np.flatnonzero(u)
         order = idx[np.argsort(u[idx] > 0, kind="stable")]  # sells first
@@ -379,6 +478,8 @@ class Backtester:
         fills = []
         for j in np.flatnonzero(u):  # one Fill per traded name: the booked record
             qty = abs(u[j]) / px[j]
+            if to_qty(qty, rounding=Rounding.HALF_EVEN) == 0:
+                continue  # below the share grid (a liquidated residue): nothing to book
             # all-in price: the execution slippage (spread, impact, timing) per share
             price = px[j] + np.sign(u[j]) * slip[j] / qty
             b.fill_seq += 1
@@ -402,7 +503,8 @@ class Backtester:
         # notional and turnover are dated when they are realised, not when decided
         same_close = self.config.backtest.execution_lag is ExecutionLag.SAME_CLOSE
         steps = index[:-1] if same_close else index[1:]
-        risk = pd.DataFrame(b.risk, columns=["date", "total", "factor", "specific"])
+        risk = pd.DataFrame(b.risk, columns=["date", "total", "factor", "specific",
+                                             "outside_model"])
         risk = risk.set_index("date")
         nav = pd.Series(b.nav, index=index, name=b.name)
         final_w = None
@@ -411,7 +513,14 @@ class Backtester:
         ledger: dict[str, Any] = {}
         if b.ledger is not None and b.failure is None:
             last = market.prices.loc[index[-1]]
-            held = {s: to_price(last[s]) for s in b.ledger.positions}
+            known = market.prices.loc[:index[-1]].ffill().iloc[-1]
+            held = {}
+            for s in b.ledger.positions:
+                if not np.isfinite(last[s]):  # data stopped on the last session
+                    b.events.append({"date": index[-1].isoformat(), "symbol": s,
+                                     "event": "MARKED_AT_LAST_CLOSE",
+                                     "price": float(known[s])})
+                held[s] = to_price(last[s] if np.isfinite(last[s]) else known[s])
             if held:
                 b.ledger.mark(held, timestamp=index[-1].to_pydatetime())
             eq = float(b.ledger.equity)
@@ -425,7 +534,7 @@ class Backtester:
             costs=pd.DataFrame(b.costs, index=steps, columns=list(COMPONENTS)),
             traded=pd.Series(b.traded, index=steps, name="traded"), risk=risk,
             failure=b.failure, rebalances=b.rebalances, governance=dict(b.gov),
-            final_weights=final_w, ledger=ledger, decisions=b.decisions)
+            final_weights=final_w, ledger=ledger, decisions=b.decisions, events=b.events)
 
 
 @dataclass
@@ -438,8 +547,11 @@ class BacktestResult:
     timings: dict[str, float] = field(default_factory=dict)
     #: ``next_session`` (default) or ``same_close`` (opt-in), shown in the report
     execution_lag: str = ExecutionLag.NEXT_SESSION.value
-    #: names in the tradable universe (the point-in-time mask) per decision session
+    #: names the engines could trade per decision session: the point-in-time tradable mask
+    #: within the risk model's names (complete returns over its window)
     universe: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    #: names in the point-in-time tradable mask alone per decision session
+    tradable: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     #: (refit date, risk model used) of each refit (the fallback chain names it)
     risk_models: list[tuple[pd.Timestamp, str]] = field(default_factory=list)
 

@@ -1,8 +1,10 @@
 """Run a configured backtest end to end: data -> simulation -> files, report, store, MLflow.
 
 Outputs in ``general.out_dir/backtest`` (or ``--out``): ``metrics.csv`` (one row per book),
-``nav.csv`` (sessions x books), ``costs.csv``, ``universe.csv`` (names per session),
-``result.json`` (config, metrics, failures, decisions, timings, ledger reconciliation) and
+``nav.csv`` (sessions x books), ``costs.csv``, ``universe.csv`` (per session: names the
+engines could trade, and names in the point-in-time tradable mask), ``events.csv`` (labelled
+events: delisted holdings liquidated, unfilled trades), ``result.json`` (config, metrics,
+failures, decisions, events, timings, ledger reconciliation) and
 ``report.html``. With ``tracking.record_runs`` the run is recorded in the store's ``runs``
 table (config at start, metrics at the end); with ``tracking.mlflow`` it is logged to MLflow.
 """
@@ -35,6 +37,10 @@ def _clean(v: Any) -> Any:
     return v
 
 
+def _int(v: Any) -> int | None:
+    return None if v is None or not math.isfinite(float(v)) else int(v)
+
+
 def save_outputs(result: BacktestResult, out: Path, *, report: bool = True,
                  title: str = "keel backtest") -> dict[str, Path]:
     """Write the result files into ``out``; returns name -> path."""
@@ -45,10 +51,20 @@ def save_outputs(result: BacktestResult, out: Path, *, report: bool = True,
     m.to_csv(paths["metrics"])
     pd.DataFrame({k: b.nav for k, b in result.books.items()}).to_csv(paths["nav"])
     pd.concat({k: b.costs for k, b in result.books.items()}, axis=1).to_csv(paths["costs"])
-    pd.DataFrame({"universe": result.universe}).to_csv(out / "universe.csv")
+    pd.DataFrame({"universe": result.universe, "tradable": result.tradable}).to_csv(
+        out / "universe.csv")
+    events = [{"book": k, **e} for k, b in result.books.items() for e in b.events]
+    pd.DataFrame(events, columns=["book", "date", "symbol", "event", "price", "notional",
+                                  "cost", "last_close_date"]).to_csv(out / "events.csv",
+                                                                      index=False)
     doc = {"config": result.config, "execution_lag": result.execution_lag,
            "risk_models": [[str(d), m] for d, m in result.risk_models],
            "decisions": {k: b.decisions for k, b in result.books.items()},
+           "events": {k: b.events for k, b in result.books.items()},
+           "universe": {"min": _int(result.universe.min()),
+                        "max": _int(result.universe.max()),
+                        "first": _int(result.universe.iloc[0]) if len(result.universe) else None,
+                        "last": _int(result.universe.iloc[-1]) if len(result.universe) else None},
            "metrics": {k: {c: _clean(v) for c, v in row.items()}
                        for k, row in m.to_dict(orient="index").items()},
            "failures": result.failures, "timings": result.timings,

@@ -71,7 +71,7 @@ class TradeContext:
     @classmethod
     def from_market(cls, market: MarketData, nav: float = 1.0, *,
                     default_spread: float | None = None, on_missing: str = "raise",
-                    **kwargs: Any) -> TradeContext:
+                    symbols: Any = None, **kwargs: Any) -> TradeContext:
         """Latest values of ``market`` (use ``market.as_of(t)`` first for a past date).
 
         ``default_spread`` stands in where the market has no spread for a name (no spreads
@@ -81,22 +81,32 @@ class TradeContext:
         the symbol; ``"flag"`` keeps it out of reach of the cost models instead: its value is
         0 and ``extra["missing_inputs"]`` is 1.0 there, so any model that needs it refuses to
         price a trade in it (``missing_symbols`` lists them for the caller to exclude).
+        ``symbols``: only these names (e.g. the session's tradable universe: a name whose data
+        stopped has no price to give); unknown names raise.
         """
+        names = market.symbols
+        pos = np.arange(len(names))
+        if symbols is not None:
+            names = pd.Index(symbols).astype(str)
+            pos = market.symbols.get_indexer(names)
+            if np.any(pos < 0):
+                raise ValidationError("unknown symbol", field="symbols",
+                                      symbol=str(names[int(np.argmax(pos < 0))]))
         if market.spreads is not None:
-            spreads = market.latest("spreads").to_numpy()
+            spreads = market.latest("spreads").to_numpy()[pos]
         else:
-            spreads = np.full(market.n_assets, np.nan)
+            spreads = np.full(len(names), np.nan)
         if default_spread is not None:
             spreads = np.where(np.isfinite(spreads), spreads, float(default_spread))
         elif not np.all(np.isfinite(spreads)):
             i = int(np.argmax(~np.isfinite(spreads)))
             raise ValidationError("market has no spread for this name; pass default_spread",
-                                  field="spreads", symbol=str(market.symbols[i]))
+                                  field="spreads", symbol=str(names[i]))
         if on_missing not in ("raise", "flag"):
             raise ValidationError("on_missing must be 'raise' or 'flag'", field="on_missing",
                                   value=on_missing)
-        vol = market.latest("volatility").to_numpy(dtype=np.float64)
-        adv = market.latest("adv_notional").to_numpy(dtype=np.float64)
+        vol = market.latest("volatility").to_numpy(dtype=np.float64)[pos]
+        adv = market.latest("adv_notional").to_numpy(dtype=np.float64)[pos]
         missing = ~np.isfinite(vol) | ~np.isfinite(adv)
         if missing.any() and on_missing == "raise":
             i = int(np.argmax(missing))
@@ -107,7 +117,7 @@ class TradeContext:
         extra = dict(kwargs.pop("extra", {}))
         if missing.any():
             extra["missing_inputs"] = missing.astype(np.float64)
-        return cls(symbols=market.symbols, prices=market.latest("prices").to_numpy(),
+        return cls(symbols=names, prices=market.latest("prices").to_numpy()[pos],
                    adv_notional=np.where(missing, 0.0, adv),
                    volatility=np.where(missing, 0.0, vol), spreads=spreads, nav=nav,
                    extra=extra, **kwargs)

@@ -43,13 +43,20 @@ ALL_STYLES: tuple[Style, ...] = tuple(Style)
 
 
 def _trailing_sum(x: np.ndarray, window: int, skip: int = 0) -> np.ndarray:
-    """Sum of rows ``t-window+1-skip .. t-skip`` for each ``t`` (NaN before it is full)."""
-    c = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+    """Sum of rows ``t-window+1-skip .. t-skip`` for each ``t`` (NaN before it is full, and
+    NaN where the window holds a NaN: a hole poisons only the windows that contain it, not
+    every later one, so a name back from a gap gets its exposures once its windows are
+    clean)."""
+    nan = np.isnan(x)
+    zero = np.zeros((1, x.shape[1]))
+    c = np.vstack([zero, np.cumsum(np.where(nan, 0.0, x), axis=0)])
+    holes = np.vstack([zero, np.cumsum(nan, axis=0)])
     out = np.full_like(x, np.nan)
     end = np.arange(x.shape[0]) + 1 - skip
     start = end - window
     ok = start >= 0
-    out[ok] = c[end[ok]] - c[start[ok]]
+    vals = c[end[ok]] - c[start[ok]]
+    out[ok] = np.where(holes[end[ok]] - holes[start[ok]] > 0, np.nan, vals)
     return out
 
 
