@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm, spearmanr
 
-from keel.app.engines import Engine, Step, build_engine, constraints_from_config
+from keel.app.engines import Carried, Engine, Step, build_engine, constraints_from_config
 from keel.config import EngineKind, OptimizeConfig, ViewSource
 from keel.costs.base import CostModel
 from keel.errors import ValidationError
@@ -116,11 +116,12 @@ class MultiPeriodEngine:
         self.solver = ""
         self.last_result: Any = None
         self.last_plan: MultiPeriodResult | None = None
+        self._carried_key: Any = None
 
-    def _build(self, step: Step) -> MultiPeriod:
+    def _build(self, step: Step, carried: Carried | None = None) -> MultiPeriod:
         o = self.o
         cons = constraints_from_config(o, sectors=step.sectors,
-                                       betas=step.betas is not None, adv=True)
+                                       betas=step.betas is not None, adv=True, carried=carried)
         scale = o.cost_aversion / self.period_days
         terms: list[Any] = [Alpha(), Risk(o.risk_aversion)]
         if scale > 0:
@@ -143,9 +144,17 @@ class MultiPeriodEngine:
         return self.profile[:, None] * np.asarray(step.alpha, dtype=np.float64)[None, :]
 
     def target(self, step: Step) -> np.ndarray:
-        if self.problem is None:
-            self.problem = self._build(step)
-        self.frozen.mask = tradable_mask(step)
+        # as the single-period engine: the problem covers the session's universe; names
+        # outside it are pinned (their weight carried by the budget, sector caps, beta band)
+        carried = step.carried()
+        full = step
+        alphas_full = self.forecasts(full)
+        mask = tradable_mask(full)
+        step = full.sub()
+        if self.problem is None or carried.key != self._carried_key:
+            self.problem = self._build(step, carried)
+            self._carried_key = carried.key
+        self.frozen.mask = None
         ctx = step.trade_context
         if self._inputs is None or not self._inputs.symbols.equals(step.symbols):
             self._inputs = PortfolioInputs.build(
@@ -158,7 +167,7 @@ class MultiPeriodEngine:
             self._inputs = self._inputs.with_(
                 alpha=step.alpha, current=step.current, risk=step.risk, trade_context=ctx,
                 adv_weight=ctx.adv_notional / ctx.nav, betas=step.betas)
-        alphas = self.forecasts(step)
+        alphas = alphas_full if mask is None else alphas_full[:, mask]
         plan = [self._inputs.with_(alpha=a) for a in alphas]
         res = self.problem.solve(plan)
         self.last_plan, self.last_result = res, res.first
@@ -167,8 +176,12 @@ class MultiPeriodEngine:
                    for b in (first.binding or [])]
         self.solver = str(first.solver)
         self.codes = (f"MPO_{str(first.status).upper()}", f"MPO_H{self.horizon}",
-                      *(f"BINDING_{b}" for b in binding))
-        return first.weights.reindex(step.symbols).fillna(0.0).to_numpy(dtype=np.float64)
+                      *(f"BINDING_{b}" for b in binding), *full.codes)
+        w = first.weights.reindex(step.symbols)
+        if w.isna().any():
+            raise ValidationError("the solver left names without a weight", field="target",
+                                  value=", ".join(map(str, w.index[w.isna()][:10])))
+        return full.expand(w.to_numpy(dtype=np.float64))
 
 
 # --------------------------------------------------------------------------- views
