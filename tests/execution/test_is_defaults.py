@@ -94,9 +94,15 @@ def test_schedule_cli_is_default_uses_the_last_session(shared_data: Path) -> Non
 
     from keel.cli import app
 
-    r = CliRunner().invoke(app, ["schedule", "--algo", "is", "--symbol", "SPY", "--qty",
-                                 "100000", "--bars", str(shared_data / "intraday/lean_minute")])
+    args = ["schedule", "--algo", "is", "--symbol", "SPY", "--qty", "100000", "--bars",
+            str(shared_data / "intraday/lean_minute")]
+    r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     text = " ".join(r.output.split())
-    assert "from the last 1 session(s)" in text and "total 100000 (parent 100000)" in text
+    assert "total 100000 (parent 100000)" in text
     assert "99999" not in text.replace(",", "")
+    import json
+
+    doc = json.loads(CliRunner().invoke(app, [*args, "--format", "json"]).stdout)
+    fields = next(v for v in doc.values() if isinstance(v, dict) and "vol_sessions" in v)
+    assert fields["vol_sessions"] == 1  # the volatility is the last session's alone
