@@ -192,8 +192,13 @@ def _names(mask: pd.Series) -> tuple[str, ...]:
 
 def _universe_names(ctx: PolicyContext, mask: np.ndarray) -> tuple[str, ...]:
     """Sorted names of ``ctx.universe`` where ``mask`` (aligned with it) is True."""
-    names = ctx.universe_names
-    return tuple(sorted(names[i] for i in np.flatnonzero(mask)))
+    hit = np.flatnonzero(mask)
+    if len(hit) == 0:
+        return ()
+    if "universe_names" in ctx.__dict__:  # already built for this context
+        names = ctx.universe_names
+        return tuple(sorted(names[i] for i in hit))
+    return tuple(sorted(str(s) for s in ctx.universe[hit].tolist()))
 
 
 #: How many units in the last place a float may fall short of a threshold and still fire.
