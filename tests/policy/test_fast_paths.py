@@ -231,3 +231,19 @@ def test_governance_screen_takes_the_fast_path_when_nothing_binds() -> None:
     assert _screen(tight, u, px, h, nav, 0.05, sectors) is None
     assert Action.RESIZE in _exact(tight, u, px, h, nav, 0.05, sectors)[1] or \
         Action.REJECT in _exact(tight, u, px, h, nav, 0.05, sectors)[1]
+
+
+def test_policy_reuses_the_universe_names_of_the_same_index_only() -> None:
+    pol = RebalancePolicy([CalendarSchedule(Frequency.DAILY)])
+    now = datetime(2024, 5, 1, 20, 0, tzinfo=UTC)
+    a = pd.Index(["B", "A", "C"])
+    d1 = pol.decide(PolicyContext(now=now, weights=pd.Series([0.1, 0.2, 0.3], index=a),
+                                  targets=pd.Series([0.1, 0.2, 0.3], index=a)))
+    assert d1.names == ("A", "B", "C")
+    b = pd.Index(["B", "D"])  # another universe: never the cached names
+    d2 = pol.decide(PolicyContext(now=now, weights=pd.Series([0.1, 0.2], index=b),
+                                  targets=pd.Series([0.1, 0.2], index=b)))
+    assert d2.names == ("B", "D")
+    d3 = pol.decide(PolicyContext(now=now, weights=pd.Series([0.0, 0.2, 0.3], index=a),
+                                  targets=pd.Series([0.1, 0.2, 0.3], index=a)))
+    assert d3.names == ("A", "B", "C")

@@ -512,6 +512,10 @@ class RebalancePolicy:
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules = list(rules)
+        # (index, its symbols as strings) of the last context: a backtest or live loop
+        # decides on the same universe index every session. Holding the index keeps its
+        # identity (and an Index is immutable), so an ``is`` match is the same universe.
+        self._names: tuple[pd.Index, tuple[str, ...]] | None = None
 
     @classmethod
     def default(cls, kill_switch: KillSwitch | None = None) -> RebalancePolicy:
@@ -522,7 +526,12 @@ class RebalancePolicy:
                     kill_switch or KillSwitch()])
 
     def decide(self, ctx: PolicyContext) -> RebalanceDecision:
+        u = ctx.universe
+        if self._names is not None and self._names[0] is u:
+            ctx.__dict__.setdefault("universe_names", self._names[1])
         checks = tuple(r.check(ctx) for r in self.rules)
+        if "universe_names" in ctx.__dict__:
+            self._names = (u, ctx.universe_names)
         fired = [c for c in checks if c.fired]
 
         def hold(*codes: ReasonCode) -> RebalanceDecision:
@@ -539,6 +548,7 @@ class RebalancePolicy:
         if not drivers:
             return hold(ReasonCode.NO_TRIGGER)
         universe = ctx.universe_names
+        self._names = (u, universe)
         names: set[str] = set()
         for c in drivers:
             names |= set(universe if c.names is None else c.names)
