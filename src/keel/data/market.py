@@ -519,8 +519,6 @@ class MarketData:
         df = getattr(self, panel)
         if not isinstance(df, pd.DataFrame):
             raise DataError("not a panel", field="panel", value=panel)
-        if len(df.dtypes.unique()) == 1:  # one block (every panel): no row-wise pandas path
-            return pd.Series(df.to_numpy()[-1], index=df.columns, name=panel)
         return df.iloc[-1].rename(panel)
 
     def __repr__(self) -> str:
