@@ -57,7 +57,7 @@ class BatchBook:
         self.gross = float(values.sum())
         self.sector_gross: dict[str, float] = defaultdict(float)
         if sectors is not None:
-            for k in np.flatnonzero(values):
+            for k in np.flatnonzero(values).tolist():
                 self.sector_gross[sectors[k]] += float(values[k])
         self.margin = MARGIN * (self.nav + self.gross + float(traded_value))
 

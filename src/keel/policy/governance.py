@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Protocol
 
+import numpy as np
+
 from keel.policy.batch import BatchBook, batch_is_screenable
 from keel.policy.regime import DEFAULT_MULTIPLIERS, Regime, RegimeDetector, RegimeReading
 from keel.policy.rules import (
@@ -82,8 +84,8 @@ class GovernanceChain:
         book = Projection(ctx)
         return [self._review(o, book, ctx) for o in orders]
 
-    def clears(self, book: BatchBook, names: Sequence[int], signed_qty: Sequence[float]
-               ) -> bool:
+    def clears(self, book: BatchBook, names: Sequence[int] | np.ndarray,
+               signed_qty: Sequence[float] | np.ndarray) -> bool:
         """True when every order (name index ``names[i]``, signed units ``signed_qty[i]``,
         in review order) surely passes every rule unchanged: :meth:`evaluate` would then
         approve each at its quantity. False means "not sure" (a rule near or past its
