@@ -116,6 +116,11 @@ def to_decimal(value: Any, field_name: str, *, symbol: str | None = None) -> Dec
     """Coerce ``value`` to a finite ``Decimal`` or raise ``ValidationError`` naming the field."""
     if isinstance(value, Decimal):
         result = value
+    elif isinstance(value, float):  # float and np.float64 first: the hot path (no ABC check)
+        if not math.isfinite(value):
+            raise ValidationError("number must be finite", field=field_name, symbol=symbol,
+                                  value=value)
+        result = Decimal(repr(float(value)))
     elif isinstance(value, bool):
         raise ValidationError("expected a number, got a bool", field=field_name, symbol=symbol,
                               value=value)
@@ -179,8 +184,9 @@ def money_context() -> AbstractContextManager[Context]:
 def quantize_to(value: Decimal, step: Decimal, rounding: Rounding | str) -> Decimal:
     """``value`` rounded to a whole multiple of ``step`` (> 0) with ``rounding``, computed
     under :data:`MONEY_CONTEXT`."""
+    mode = rounding.value if isinstance(rounding, Rounding) else Rounding(rounding).value
     with localcontext(MONEY_CONTEXT):
-        return (value / step).to_integral_value(rounding=Rounding(rounding).value) * step
+        return (value / step).to_integral_value(rounding=mode) * step
 
 
 def _grid(step: Any, name: str, symbol: str | None) -> Decimal:

@@ -106,3 +106,73 @@ def test_replay_from_store_equals_live(ops: list[tuple], snap_at: int) -> None:
     full = Ledger.replay(LedgerRepository(store).entries_after(0))
     assert full.to_json() == lg.state.to_json()
     store.dispose()
+
+
+# --------------------------------------------------------------------------- batch fast path
+
+batch_fill = st.tuples(st.sampled_from(SYMS), st.sampled_from(["BUY", "SELL"]), qtys, prices,
+                       fees, st.integers(0, 30))  # the last: exec id (repeats are dups)
+
+
+def _fills(spec: list[tuple], ts_step: int = 0) -> list[Fill]:
+    return [Fill(f"x{k}", f"o{i}", sym, Side(side), q, px,
+                 utc(2024, 1, 2, 15, i * ts_step % 60), commission=fee)
+            for i, (sym, side, q, px, fee, k) in enumerate(spec)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(batch_fill, max_size=12), max_size=5))
+def test_batch_booking_equals_fill_by_fill(batches: list[list[tuple]]) -> None:
+    """apply_fills' one-pass path books exactly what apply_fill books one fill at a time:
+    same cash, holdings, average prices, realised P&L, fees, exec ids, version, time."""
+    fast, slow = Ledger(clock=SimulatedClock(T0)), Ledger(clock=SimulatedClock(T0))
+    for lg in (fast, slow):
+        lg.deposit("100000")
+    for spec in batches:
+        fills = _fills(spec, ts_step=7)
+        n_fast = fast.apply_fills(fills)
+        n_slow = sum(slow.apply_fill(f) for f in fills)
+        assert n_fast == n_slow
+        assert fast.state == slow.state
+        assert fast.state.to_json() == slow.state.to_json()
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(batch_fill, max_size=8), max_size=4))
+def test_batch_booking_persists_the_same_entries(batches: list[list[tuple]]) -> None:
+    """With a store the batch writes the entries fill-by-fill booking writes."""
+    stores = [Store.from_url("sqlite://") for _ in range(2)]
+    for s in stores:
+        s.create_all()
+    fast, slow = (Ledger(s, clock=SimulatedClock(T0)) for s in stores)
+    for spec in batches:
+        fills = _fills(spec)
+        fast.apply_fills(fills)
+        with slow.transaction():
+            for f in fills:
+                slow.apply_fill(f)
+    a, b = (LedgerRepository(s).entries_after(0) for s in stores)
+    assert [(e.version, e.kind, e.payload, e.timestamp) for e in a] == \
+        [(e.version, e.kind, e.payload, e.timestamp) for e in b]
+    assert Ledger.replay(a).to_json() == fast.state.to_json()
+    for s in stores:
+        s.dispose()
+
+
+def test_batch_booking_refuses_negative_cash_like_fill_by_fill() -> None:
+    from keel.errors import LedgerError
+    from keel.portfolio.ledger import LedgerConfig
+
+    lg = Ledger(clock=SimulatedClock(T0), config=LedgerConfig(allow_negative_cash=False))
+    lg.deposit("1000")
+    before = lg.state
+    fills = _fills([("AAA", "BUY", D("5"), D("100"), D("0"), 1),
+                    ("BBB", "BUY", D("6"), D("100"), D("0"), 2),
+                    ("AAA", "SELL", D("5"), D("100"), D("0"), 3)])
+    try:
+        lg.apply_fills(fills)
+    except LedgerError as exc:
+        assert exc.field == "cash"
+    else:
+        raise AssertionError("negative cash accepted")
+    assert lg.state == before  # the whole batch rolled back

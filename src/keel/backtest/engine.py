@@ -53,6 +53,7 @@ from keel.config import (
 from keel.costs.base import TradeContext
 from keel.data.market import MarketData
 from keel.errors import KeelError, ValidationError
+from keel.policy.governance import BatchBook, batch_is_screenable
 from keel.policy.triggers import PolicyContext
 from keel.policy.verdicts import GovernanceContext
 from keel.portfolio.ledger import Ledger
@@ -425,26 +426,41 @@ class Backtester:
                 view: MarketData, nav: float, now: pd.Timestamp) -> np.ndarray:
         chain = b.chain
         assert chain is not None
-        symbols = view.symbols
+        symbols = self._symbols
         shares = b.h / px
         idx = np.flatnonzero(u)
         order = idx[np.argsort(u[idx] > 0, kind="stable")]  # sells first
-        prices = {str(symbols[j]): to_price(px[j]) for j in idx}
+        qty = [to_qty(abs(u[j]) / px[j]) for j in order]
+        dd = drawdown(b.nav[np.isfinite(b.nav)])
+        sectors = self._sector_list(view)
+        # fast path: a float screen of the whole batch; when every rule surely approves
+        # every order unchanged, the Decimal review below would return exactly these
+        # quantities (keel.policy.batch)
+        market = self._gov_market(b, view)
+        if not market:  # rules reading market inputs (cluster, regime, vol): no screen
+            held_f = np.where(np.abs(shares) > 1e-9, shares, 0.0)
+            signed = np.array([float(q) for q in qty]) * np.sign(u[order])
+            if batch_is_screenable(nav, px, held_f, order, signed, dd) and chain.clears(
+                    BatchBook(nav, px, held_f, sectors, dd, float(np.abs(u).sum())),
+                    order, signed):
+                out = np.zeros_like(u)
+                for j, q in zip(order, qty, strict=True):
+                    out[j] = float(q) * px[j] * np.sign(u[j])
+                return out
+        prices = {symbols[j]: to_price(px[j]) for j in idx}
         held = np.flatnonzero(np.abs(shares) > 1e-9)
-        prices.update({str(symbols[j]): to_price(px[j]) for j in held})
+        prices.update({symbols[j]: to_price(px[j]) for j in held})
         gctx = GovernanceContext(
             now=now.to_pydatetime(), nav=to_money(nav), prices=prices,
-            positions={str(symbols[j]): to_qty(shares[j], rounding=Rounding.HALF_EVEN)
+            positions={symbols[j]: to_qty(shares[j], rounding=Rounding.HALF_EVEN)
                        for j in held},
-            sectors=None if view.sectors is None
-            else {str(s): str(v) for s, v in view.sectors.items()},
-            adv_shares=dict(zip(map(str, symbols),
-                                view.adv_shares.iloc[-1].to_numpy(), strict=True)),
-            drawdown=drawdown(b.nav[np.isfinite(b.nav)]), **self._gov_market(b, view))
-        orders = [Order(f"{b.name}-{now:%Y%m%d}-{j}", str(symbols[j]),
+            sectors=None if sectors is None else dict(zip(symbols, sectors, strict=True)),
+            adv_shares=dict(zip(symbols, view.adv_shares.iloc[-1].to_numpy(), strict=True)),
+            drawdown=dd, **market)
+        orders = [Order(f"{b.name}-{now:%Y%m%d}-{j}", symbols[j],
                         Side.BUY if u[j] > 0 else Side.SELL,
-                        to_qty(abs(u[j]) / px[j]), now.to_pydatetime(),
-                        strategy=b.name) for j in order]
+                        q, now.to_pydatetime(), strategy=b.name)
+                  for j, q in zip(order, qty, strict=True)]
         orders_ok = [o for o in orders if o.qty > 0]
         out = np.zeros_like(u)
         pos = {o.symbol: j for o, j in zip(orders, order, strict=True)}
@@ -457,6 +473,18 @@ class Backtester:
                 b.gov["resized"] += 1
             out[j] = float(v.qty) * px[j] * np.sign(u[j])
         return out
+
+    def _sector_list(self, view: MarketData) -> list[str] | None:
+        """Sector of each symbol as strings (computed once per run: sectors are static)."""
+        if view.sectors is None:
+            return None
+        cached = getattr(self, "_sectors", None)
+        if cached is None or cached[0] is not view.sectors:
+            sec = view.sectors
+            cached = (sec, [str(sec[s]) if s in sec.index else "Unknown"
+                            for s in view.symbols])
+            self._sectors = cached
+        return cached[1]
 
     @staticmethod
     def _gov_market(b: _Book, view: MarketData) -> dict[str, Any]:

@@ -429,6 +429,27 @@ class MarketData:
         var = m.rolling(win, min_periods=minp).var()
         return cov.div(var, axis=0)
 
+    def derived(self, key: str, fn: Callable[[MarketData], _P], offset: int = 0) -> _P:
+        """A causal panel ``fn(market)`` computed once on the root market and frozen (like the
+        derived properties above); a view (``head``/``as_of``) gets the root's panel cut to
+        its rows (``offset`` rows fewer for panels aligned with ``returns``).
+
+        ``fn`` must be causal (row ``t`` from rows ``<= t`` only, and computed the same way
+        whatever rows follow) and ``key`` must name it uniquely: a view's panel is then
+        exactly ``fn(view)``, computed once per run instead of once per view.
+        """
+        d = self.__dict__
+        cache: dict[str, Any] = d.setdefault("_panels", {})
+        if key in cache:
+            return cast(_P, cache[key])
+        root = d.get("_root")
+        if root is None:
+            val = _frozen(fn(self))
+        else:
+            val = root.derived(key, fn, offset).iloc[: d["_n"] - offset]
+        cache[key] = val
+        return val
+
     # ------------------------------------------------------------------ point in time
 
     def as_of(self, t: Any) -> MarketData:

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -149,8 +150,13 @@ class TCAReport:
         self.summaries = list(summaries)
         #: parent id -> the parent record the summary was computed from (when known)
         self.parents: dict[str, OrderRecord] = dict(parents or {})
+
+    @cached_property
+    def orders(self) -> pd.DataFrame:
+        """One row per summary (built on first use: the backtest's per-session feedback
+        result is never read, and an empty frame costs milliseconds)."""
         rows = [asdict(s) for s in self.summaries]
-        self.orders = pd.DataFrame(rows) if rows else pd.DataFrame(
+        return pd.DataFrame(rows) if rows else pd.DataFrame(
             columns=list(ExecutionSummary.__dataclass_fields__))
 
     def _group(self, key: str) -> pd.DataFrame:

@@ -18,6 +18,9 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Protocol
 
+import numpy as np
+
+from keel.policy.batch import BatchBook, batch_is_screenable
 from keel.policy.regime import DEFAULT_MULTIPLIERS, Regime, RegimeDetector, RegimeReading
 from keel.policy.rules import (
     CorrelationCluster,
@@ -81,6 +84,23 @@ class GovernanceChain:
         book = Projection(ctx)
         return [self._review(o, book, ctx) for o in orders]
 
+    def clears(self, book: BatchBook, names: Sequence[int] | np.ndarray,
+               signed_qty: Sequence[float] | np.ndarray) -> bool:
+        """True when every order (name index ``names[i]``, signed units ``signed_qty[i]``,
+        in review order) surely passes every rule unchanged: :meth:`evaluate` would then
+        approve each at its quantity. False means "not sure" (a rule near or past its
+        limit, or a rule without a float screen): run :meth:`evaluate`. See
+        :mod:`keel.policy.batch`. Instrument registries are not screened (multiplier 1)."""
+        screens = [getattr(r, "clears", None) for r in self.rules]
+        if any(s is None for s in screens):
+            return False
+        for j, q in zip(names, signed_qty, strict=True):
+            for screen in screens:
+                if not screen(int(j), float(q), book):  # type: ignore[misc]
+                    return False
+            book.apply(int(j), float(q))
+        return True
+
     def evaluate_one(self, order: Order, ctx: GovernanceContext) -> Verdict:
         """The verdict on a single order against ``ctx.positions``."""
         return self._review(order, Projection(ctx), ctx)
@@ -111,9 +131,10 @@ class GovernanceChain:
 
 
 __all__ = [
-    "DEFAULT_MULTIPLIERS", "Action", "CorrelationCluster", "Drawdown", "GovernanceChain",
-    "GovernanceContext", "GovernanceRule", "LiquidityParticipation", "MarketHours",
-    "MinTradeValue", "PositionLimit", "PriceFreshness", "Projection", "Regime", "RegimeDetector",
-    "RegimeReading", "RegimeSizing", "RuleOutcome", "SectorConcentration", "Verdict",
-    "VolatilityRegime", "correlation_clusters", "split_order",
+    "DEFAULT_MULTIPLIERS", "Action", "BatchBook", "CorrelationCluster", "Drawdown",
+    "GovernanceChain", "GovernanceContext", "GovernanceRule", "LiquidityParticipation",
+    "MarketHours", "MinTradeValue", "PositionLimit", "PriceFreshness", "Projection", "Regime",
+    "RegimeDetector", "RegimeReading", "RegimeSizing", "RuleOutcome", "SectorConcentration",
+    "Verdict", "VolatilityRegime", "batch_is_screenable", "correlation_clusters",
+    "split_order",
 ]

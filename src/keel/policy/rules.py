@@ -16,6 +16,7 @@ from decimal import Decimal
 import numpy as np
 
 from keel.policy import sessions
+from keel.policy.batch import BatchBook
 from keel.policy.regime import DEFAULT_MULTIPLIERS, Regime, RegimeDetector, RegimeReading
 from keel.policy.triggers import at_least
 from keel.policy.verdicts import (
@@ -121,6 +122,11 @@ class MinTradeValue:
         return _reject(self.name, "MIN_TRADE_VALUE",
                        f"order worth {value:.2f} < minimum {self.min_value}")
 
+    def clears(self, j: int, signed_qty: float, book: BatchBook) -> bool:
+        """Float screen (see :mod:`keel.policy.batch`): surely worth the minimum."""
+        value = abs(signed_qty) * book.prices[j]
+        return bool(value * (1.0 - 1e-6) >= float(self.min_value))
+
 
 @dataclass(frozen=True)
 class PositionLimit:
@@ -138,6 +144,15 @@ class PositionLimit:
             room = cap
         return _cap_increase(self.name, order, qty, book, ctx, room, "POSITION_LIMIT",
                              f"position would exceed {self.max_weight:.0%} of NAV")
+
+    def clears(self, j: int, signed_qty: float, book: BatchBook) -> bool:
+        """Float screen (see :mod:`keel.policy.batch`): surely inside the cap."""
+        reduces, only_reduces, inc = book.split(j, signed_qty)
+        if only_reduces:
+            return True
+        cap = book.nav * self.max_weight
+        room = cap if reduces else cap - abs(book.held[j] * book.prices[j])
+        return bool(inc * book.prices[j] <= room - book.margin)
 
 
 @dataclass(frozen=True)
@@ -157,6 +172,17 @@ class SectorConcentration:
                                                                     sector)
         return _cap_increase(self.name, order, qty, book, ctx, room, "SECTOR_CAP",
                              f"sector {sector} would exceed {self.cap:.0%} of NAV")
+
+    def clears(self, j: int, signed_qty: float, book: BatchBook) -> bool:
+        """Float screen (see :mod:`keel.policy.batch`): exempt, or surely inside the cap."""
+        sector = book.sector(j)
+        if sector in self.exempt:
+            return True
+        _, only_reduces, inc = book.split(j, signed_qty)
+        if only_reduces:
+            return True
+        room = book.nav * self.cap - book.sector_gross[sector]
+        return bool(inc * book.prices[j] <= room - book.margin)
 
 
 def correlation_clusters(corr: np.ndarray, threshold: float = 0.7) -> np.ndarray:
@@ -268,6 +294,19 @@ class Drawdown:
         return _cap_increase(self.name, order, qty, book, ctx, allowed - book.gross(),
                              "DRAWDOWN_CUT",
                              f"drawdown {dd:.1%}: gross capped at {self.max_gross * scale:.0%}")
+
+    def clears(self, j: int, signed_qty: float, bb: BatchBook) -> bool:
+        """Float screen (see :mod:`keel.policy.batch`): drawdown within ``soft``, or the
+        order surely inside the cut gross."""
+        dd = bb.drawdown
+        _, only_reduces, inc = bb.split(j, signed_qty)
+        if only_reduces or dd <= self.soft:
+            return True
+        if at_least(dd, self.hard):
+            return False
+        scale = (self.hard - dd) / (self.hard - self.soft)
+        room = bb.nav * self.max_gross * scale - bb.gross
+        return bool(inc * bb.prices[j] <= room - bb.margin)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-
-import pandas as pd
+from zoneinfo import ZoneInfo
 
 from keel.data.calendar import ExchangeCalendar, get_calendar
 from keel.types import ensure_utc
@@ -22,7 +21,12 @@ def calendar(name: str = "XNYS") -> ExchangeCalendar:
 
 def local_date(now: datetime, name: str = "XNYS") -> date:
     """The exchange-local calendar date of the instant ``now``."""
-    return pd.Timestamp(ensure_utc(now, "now")).tz_convert(calendar(name).tz).date()
+    return ensure_utc(now, "now").astimezone(_zone(calendar(name).tz)).date()
+
+
+@lru_cache(maxsize=64)
+def _zone(tz: str) -> ZoneInfo:
+    return ZoneInfo(tz)
 
 
 def is_session(day: date, name: str = "XNYS") -> bool:

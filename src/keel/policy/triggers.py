@@ -23,8 +23,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from functools import cached_property
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -100,15 +101,45 @@ class PolicyContext:
                 raise ValidationError(f"{name} must be finite", field=name, symbol=str(bad))
             object.__setattr__(self, name, s)
 
-    @property
+    # Derived views, computed once per context (a context is immutable; every rule of a
+    # decision reads them). When weights and targets share one index (the backtest's and
+    # the live cycle's case) no reindexing happens at all.
+
+    @cached_property
+    def _same_index(self) -> bool:
+        w, t = self.weights.index, self.targets.index
+        return w is t or w.equals(t)
+
+    @cached_property
     def universe(self) -> pd.Index:
+        if self._same_index:
+            return self.weights.index
         return self.weights.index.union(self.targets.index)
 
-    @property
+    @cached_property
+    def universe_names(self) -> tuple[str, ...]:
+        """The universe's symbols as strings, in index order."""
+        return tuple(str(s) for s in self.universe.tolist())
+
+    @cached_property
+    def _aligned(self) -> tuple[np.ndarray, np.ndarray]:
+        """(weights, targets) as arrays over :attr:`universe` (missing = 0)."""
+        if self._same_index:
+            return self.weights.to_numpy(), self.targets.to_numpy()
+        u = self.universe
+        return (self.weights.reindex(u, fill_value=0.0).to_numpy(),
+                self.targets.reindex(u, fill_value=0.0).to_numpy())
+
+    @cached_property
+    def _abs_drift(self) -> np.ndarray:
+        w, t = self._aligned
+        return np.abs(w - t)
+
+    @cached_property
     def drift(self) -> pd.Series:
         """current - target weight over the union of both (missing = 0)."""
-        u = self.universe
-        return self.weights.reindex(u, fill_value=0.0) - self.targets.reindex(u, fill_value=0.0)
+        w, t = self._aligned
+        return pd.Series(w - t, index=self.universe)
 
     @classmethod
     def from_market(cls, now: datetime, weights: Mapping[str, float] | pd.Series,
@@ -159,6 +190,17 @@ def _names(mask: pd.Series) -> tuple[str, ...]:
     return tuple(sorted(map(str, mask.index[mask.to_numpy()])))
 
 
+def _universe_names(ctx: PolicyContext, mask: np.ndarray) -> tuple[str, ...]:
+    """Sorted names of ``ctx.universe`` where ``mask`` (aligned with it) is True."""
+    hit = np.flatnonzero(mask)
+    if len(hit) == 0:
+        return ()
+    if "universe_names" in ctx.__dict__:  # already built for this context
+        names = ctx.universe_names
+        return tuple(sorted(names[i] for i in hit))
+    return tuple(sorted(str(s) for s in ctx.universe[hit].tolist()))
+
+
 #: How many units in the last place a float may fall short of a threshold and still fire.
 #: Subtracting two weights rounds once per operand and once for the result; 4 covers that.
 BOUNDARY_ULPS = 4
@@ -199,9 +241,10 @@ class AbsoluteDrift:
     role: Role = field(default=Role.TRIGGER, init=False)
 
     def check(self, ctx: PolicyContext) -> Check:
-        d = ctx.drift.abs()
-        scale = np.maximum(_operand_scale(ctx, d.index), self.band)
-        names = _names(_at_least_series(d, self.band, scale) & (d > 0))
+        d = ctx._abs_drift
+        w, t = ctx._aligned
+        scale = np.maximum(np.maximum(np.abs(w), np.abs(t)), self.band)
+        names = _universe_names(ctx, at_least(d, self.band, scale) & (d > 0))
         return Check("AbsoluteDrift", self.role, bool(names), ReasonCode.DRIFT_ABSOLUTE, names,
                      f"max |drift| {d.max() if len(d) else 0.0:.4f} vs band {self.band}")
 
@@ -215,10 +258,9 @@ class RelativeDrift:
     role: Role = field(default=Role.TRIGGER, init=False)
 
     def check(self, ctx: PolicyContext) -> Check:
-        d = ctx.drift.abs()
-        t = ctx.targets.reindex(d.index, fill_value=0.0).abs()
-        names = _names(_at_least_series(d, self.band * t, _operand_scale(ctx, d.index))
-                       & (d > 0))
+        d = ctx._abs_drift
+        w, t = np.abs(ctx._aligned[0]), np.abs(ctx._aligned[1])
+        names = _universe_names(ctx, at_least(d, self.band * t, np.maximum(w, t)) & (d > 0))
         return Check("RelativeDrift", self.role, bool(names), ReasonCode.DRIFT_RELATIVE,
                      names, f"relative band {self.band}")
 
@@ -259,7 +301,7 @@ class NameDrift:
                      f"{len(self.bands)} per-name bands")
 
 
-def _period(day: pd.Timestamp, freq: Frequency) -> tuple[int, ...]:
+def _period(day: date, freq: Frequency) -> tuple[int, ...]:
     if freq is Frequency.DAILY:
         return (day.year, day.month, day.day)
     if freq is Frequency.WEEKLY:
@@ -287,7 +329,7 @@ class CalendarSchedule:
                          f"{today} is not a {self.calendar} session")
         if ctx.last_rebalance is not None:
             last = sessions.local_date(ctx.last_rebalance, self.calendar)
-            if _period(pd.Timestamp(last), freq) == _period(pd.Timestamp(today), freq):
+            if _period(last, freq) == _period(today, freq):
                 return Check("CalendarSchedule", self.role, False, ReasonCode.CALENDAR, (),
                              f"already rebalanced this {freq.value} period ({last})")
         return Check("CalendarSchedule", self.role, True, ReasonCode.CALENDAR, None,
@@ -390,7 +432,7 @@ class VolatilitySpike:
     def check(self, ctx: PolicyContext) -> Check:
         v = ctx.vol_ratio
         fired = v is not None and bool(at_least(v, self.ratio))
-        names = _names(ctx.drift.abs() > 0) if fired else ()
+        names = _universe_names(ctx, ctx._abs_drift > 0) if fired else ()
         return Check("VolatilitySpike", self.role, fired, ReasonCode.VOL_SPIKE, names,
                      f"vol ratio {v} vs {self.ratio}")
 
@@ -470,6 +512,10 @@ class RebalancePolicy:
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules = list(rules)
+        # (index, its symbols as strings) of the last context: a backtest or live loop
+        # decides on the same universe index every session. Holding the index keeps its
+        # identity (and an Index is immutable), so an ``is`` match is the same universe.
+        self._names: tuple[pd.Index, tuple[str, ...]] | None = None
 
     @classmethod
     def default(cls, kill_switch: KillSwitch | None = None) -> RebalancePolicy:
@@ -480,7 +526,12 @@ class RebalancePolicy:
                     kill_switch or KillSwitch()])
 
     def decide(self, ctx: PolicyContext) -> RebalanceDecision:
+        u = ctx.universe
+        if self._names is not None and self._names[0] is u:
+            ctx.__dict__.setdefault("universe_names", self._names[1])
         checks = tuple(r.check(ctx) for r in self.rules)
+        if "universe_names" in ctx.__dict__:
+            self._names = (u, ctx.universe_names)
         fired = [c for c in checks if c.fired]
 
         def hold(*codes: ReasonCode) -> RebalanceDecision:
@@ -496,7 +547,8 @@ class RebalancePolicy:
             drivers = [c for c in fired if c.role is Role.TRIGGER]
         if not drivers:
             return hold(ReasonCode.NO_TRIGGER)
-        universe = [str(s) for s in ctx.universe]
+        universe = ctx.universe_names
+        self._names = (u, universe)
         names: set[str] = set()
         for c in drivers:
             names |= set(universe if c.names is None else c.names)

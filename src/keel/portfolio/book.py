@@ -225,29 +225,44 @@ def book_trade(book: Book, symbol: str, signed_qty: Decimal, price: Decimal,
     ``qty x (price - settle) x multiplier``, and the position is then settled at ``price``.
     """
     with money_context():
-        h = book.holdings.get(symbol)
-        q, avg = (h.qty, h.avg_price) if h is not None else (ZERO, ZERO)
-        if margined:
-            settle = h.settle if h is not None and h.settle is not None else price
-            cash = q * (price - settle) * multiplier
-        else:
-            cash = -signed_qty * price * multiplier
-        realized = ZERO
-        if q == 0 or (q > 0) == (signed_qty > 0):
-            new_q = q + signed_qty
-            new_avg = (abs(q) * avg + abs(signed_qty) * price) / abs(new_q)
-        else:
-            closed = min(abs(q), abs(signed_qty))
-            realized = closed * (price - avg) * (1 if q > 0 else -1) * multiplier
-            new_q = q + signed_qty
-            new_avg = avg if abs(signed_qty) <= abs(q) else price
-        if new_q == 0:
-            book.holdings.pop(symbol, None)
-        else:
-            book.holdings[symbol] = Holding(new_q, new_avg, price, multiplier,
-                                            price if margined else None)
-        book.realized_pnl += realized
-        return cash
+        return _trade(book, symbol, signed_qty, price, multiplier, margined)
+
+
+def _trade(book: Book, symbol: str, signed_qty: Decimal, price: Decimal,
+           multiplier: Decimal, margined: bool) -> Decimal:
+    """:func:`book_trade` for a caller already under the money context."""
+    h = book.holdings.get(symbol)
+    q, avg = (h.qty, h.avg_price) if h is not None else (ZERO, ZERO)
+    if margined:
+        settle = h.settle if h is not None and h.settle is not None else price
+        cash = q * (price - settle) * multiplier
+    else:
+        cash = -signed_qty * price * multiplier
+    realized = ZERO
+    if q == 0 or (q > 0) == (signed_qty > 0):
+        new_q = q + signed_qty
+        new_avg = (abs(q) * avg + abs(signed_qty) * price) / abs(new_q)
+    else:
+        closed = min(abs(q), abs(signed_qty))
+        realized = closed * (price - avg) * (1 if q > 0 else -1) * multiplier
+        new_q = q + signed_qty
+        new_avg = avg if abs(signed_qty) <= abs(q) else price
+    if new_q == 0:
+        book.holdings.pop(symbol, None)
+    else:
+        book.holdings[symbol] = Holding(new_q, new_avg, price, multiplier,
+                                        price if margined else None)
+    book.realized_pnl += realized
+    return cash
+
+
+def book_fill(book: Book, exec_id: str, symbol: str, signed_qty: Decimal, price: Decimal,
+              multiplier: Decimal, commission: Decimal, margined: bool = False) -> None:
+    """Book one fill's arithmetic (position, cash, fees, exec id); the caller is under the
+    money context (:func:`keel.types.money_context`) and bumps the version."""
+    book.cash += _trade(book, symbol, signed_qty, price, multiplier, margined) - commission
+    book.fees += commission
+    book.add_exec_id(exec_id)
 
 
 def _apply_fill(book: Book, p: Mapping[str, Any]) -> None:
@@ -255,10 +270,8 @@ def _apply_fill(book: Book, p: Mapping[str, Any]) -> None:
     mult, commission = Decimal(p["multiplier"]), Decimal(p["commission"])
     signed = qty if p["side"] == "BUY" else -qty
     with money_context():
-        book.cash += book_trade(book, p["symbol"], signed, price, mult,
-                                bool(p.get("margined"))) - commission
-        book.fees += commission
-    book.add_exec_id(p["exec_id"])
+        book_fill(book, p["exec_id"], p["symbol"], signed, price, mult, commission,
+                  bool(p.get("margined")))
 
 
 def _apply_deposit(book: Book, p: Mapping[str, Any]) -> None:

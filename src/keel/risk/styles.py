@@ -67,7 +67,21 @@ def _trailing_mean(df: pd.DataFrame, window: int) -> pd.DataFrame:
 
 
 def raw_style(market: MarketData, style: Style) -> pd.DataFrame:
-    """The raw (unstandardised) ``style`` panel, aligned with ``market.returns``."""
+    """The raw (unstandardised) ``style`` panel, aligned with ``market.returns``.
+
+    Every style is causal (trailing windows by cumulative sums from the first row,
+    elementwise logs), so it is computed once on the root market and a point-in-time view
+    reads its rows (:meth:`MarketData.derived`): a risk refit on ``market.head(n)`` no
+    longer recomputes the whole history."""
+    if style is Style.BETA:
+        return market.betas
+    if style is Style.VOLATILITY:
+        return market.volatility
+    return market.derived(f"keel.risk.styles.raw_style:{style.value}",
+                          lambda m: _raw_style(m, style), offset=1)
+
+
+def _raw_style(market: MarketData, style: Style) -> pd.DataFrame:
     r = market.returns
     idx, cols = r.index, r.columns
     if style is Style.BETA:

@@ -97,6 +97,8 @@ def expected_returns(score: pd.Series, volatility: pd.Series, *, ic: float = 0.0
     Returns: (N,) expected simple returns per ``periods`` sessions, indexed like ``score``;
     names without a score or a volatility get 0 (no view), never a silent guess at their risk.
     """
-    vol = volatility.reindex(score.index)
-    alpha = ic * vol * np.sqrt(periods) * score
-    return alpha.where(np.isfinite(alpha), 0.0).rename("alpha")
+    vol = volatility.reindex(score.index).to_numpy(dtype=np.float64)
+    # in arrays (same operations, same order: the same floats as the Series arithmetic)
+    alpha = ic * vol * np.sqrt(periods) * score.to_numpy(dtype=np.float64)
+    return pd.Series(np.where(np.isfinite(alpha), alpha, 0.0), index=score.index,
+                     name="alpha")
