@@ -89,7 +89,7 @@ def _check_invariants(before, ex, after):
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 25))
 def test_execution_books_exactly_what_was_allocated(store, shared, model, prices, seed, n):
     book = _seeded(store, shared, model, prices, n, seed)
-    before, res, ex = _run(store, shared, book, batch_id=f"b{seed}")
+    before, _, ex = _run(store, shared, book, batch_id=f"b{seed}")
     assert not ex.already_booked
     assert sum(b.filled for b in ex.blocks) == sum(b.block.qty for b in ex.blocks)
     after = book.accounts()

@@ -20,8 +20,8 @@ from keel.errors import ValidationError
 from keel.store.db import Store
 from keel.store.tables import (
     AccountBatchRow,
-    AccountSaleRow,
     AccountRow,
+    AccountSaleRow,
     HoldingRow,
     ModelWeightRow,
     TaxLotRow,

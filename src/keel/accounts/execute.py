@@ -45,8 +45,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import bindparam, delete, insert, select, update
 
-from keel.accounts.allocation import AccountOrder, Allocation, BlockOrder, allocate_block, \
-    build_blocks
+from keel.accounts.allocation import (
+    AccountOrder,
+    Allocation,
+    BlockOrder,
+    allocate_block,
+    build_blocks,
+)
 from keel.accounts.book import Account
 from keel.accounts.solve import Shared
 from keel.accounts.tax import LotMethod, Relief, TaxLot, sell
