@@ -10,13 +10,13 @@ Steps (:func:`execute_batch`):
 1. **Idempotency.** The batch id (default: the batch token of :func:`~keel.accounts.batch.
    prepare`, a hash of the time, the prices and the models) is looked up in
    ``account_batches``; a batch already booked is not sent again and nothing is written.
-2. **Affordability.** Each account's buys are trimmed (whole shares, last buy first) until
-   buys + commission fit its cash + sale proceeds - sale commission at the batch prices
-   (the planner does not know the commission): ``COMMISSION_TRIM:<shares>``.
-3. **Blocks.** Gross blocks per (symbol, side) (:func:`~keel.accounts.allocation.
-   build_blocks`), one MARKET DAY order per block (client order id ``<batch>:<symbol>:<side>``)
-   sent through the :class:`~keel.venues.base.Broker` interface; events are polled until every
-   order is terminal (else cancelled at ``timeout_s``).
+2. **Sells, then buys.** The SELL blocks (gross, per symbol) go first, one MARKET DAY order
+   per block (client order id ``<batch>:<symbol>:<side>``) through the
+   :class:`~keel.venues.base.Broker` interface; events are polled until every order is
+   terminal (else cancelled at ``timeout_s``). Their fills are allocated (step 4). Then each
+   account's buys are trimmed (whole shares, last buy first) until buys + commission fit the
+   cash its sells actually raised (``COMMISSION_TRIM``: the planner knows neither the
+   commission nor a partial sale), and the BUY blocks go the same way.
 4. **Allocation.** Each block's filled shares ``F`` go back to its accounts by
    :func:`~keel.accounts.allocation.allocate` (largest remainder, exact), at the block's
    average fill price ``p`` (venue notional / F, rounded to 1e-6). Commission of an allocation
@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
@@ -83,13 +83,14 @@ _TERMINAL = {EventKind.CANCELLED, EventKind.REJECTED, EventKind.EXPIRED}
 
 
 class CloseFillModel:
-    """A :class:`~keel.venues.fills.FillModel` with one liquidity event per symbol at ``at``
-    that fills the whole order at ``prices[symbol]`` (the batch's last close): no spread,
-    no impact, no partial fills."""
+    """A :class:`~keel.venues.fills.FillModel` whose liquidity events (one a second for
+    ``hours`` from ``at``) fill the whole order at ``prices[symbol]`` (the batch's last
+    close): no spread, no impact, no partial fills."""
 
-    def __init__(self, prices: Mapping[str, Decimal], at: datetime) -> None:
+    def __init__(self, prices: Mapping[str, Decimal], at: datetime, hours: int = 8) -> None:
         self._px = {s: float(p) for s, p in prices.items()}
-        self._t = np.array([int(at.timestamp() * 1e6) * 1000], dtype=np.int64)
+        t0 = int(at.timestamp() * 1e6) * 1000
+        self._t = t0 + np.arange(hours * 3600, dtype=np.int64) * 1_000_000_000
 
     def symbols(self) -> list[str]:
         return list(self._px)
@@ -292,6 +293,44 @@ def book_account(acc: Account, legs: Sequence[tuple[Side, str, int, Decimal, Dec
 # --------------------------------------------------------------------------- the batch
 
 
+def _send_and_allocate(broker: Broker, bid: str, shared: Shared, blocks: list[BlockOrder],
+                       bps: Decimal, per_share: Decimal, timeout_s: float,
+                       fills: list[BlockFill], allocs: list[Allocation],
+                       legs: dict[str, list[tuple[Side, str, int, Decimal, Decimal]]]) -> None:
+    """Send ``blocks``, collect their fills, allocate them; appends to the three outputs."""
+    sent: set[str] = set()
+    rejected: dict[str, str] = {}
+    for b in blocks:
+        coid = f"{bid}:{b.symbol}:{b.side.value}"
+        try:
+            broker.submit(Order(coid, b.symbol, b.side, Decimal(b.qty), shared.now,
+                                OrderType.MARKET, tif=TimeInForce.DAY, strategy="accounts"))
+        except OrderRejected as e:
+            rejected[coid] = getattr(e, "reason_code", None) or str(e)
+            continue
+        sent.add(coid)
+    got = _collect(broker, sent, timeout_s) if sent else {}
+    for b in blocks:
+        coid = f"{bid}:{b.symbol}:{b.side.value}"
+        fl = got.get(coid, [])
+        qty = sum((f.qty for f in fl), ZERO)
+        filled = int(qty)
+        if qty != filled or filled > b.qty:
+            raise ValidationError("block fill is not whole shares within the block",
+                                  field="filled", value=qty, block=coid)
+        avg = ZERO
+        if filled:
+            avg = (sum((f.qty * f.price for f in fl), ZERO) / qty).quantize(
+                PX_TICK, ROUND_HALF_EVEN)
+        fills.append(BlockFill(b, coid, filled, avg, tuple(fl), rejected.get(coid)))
+        a = allocate_block(b, filled, avg)
+        allocs.append(a)
+        for aid, q in a.shares.items():
+            if q:
+                legs.setdefault(aid, []).append(
+                    (b.side, b.symbol, q, avg, commission(q, avg, bps, per_share)))
+
+
 def execute_batch(store: Store, result: BatchResult, shared: Shared,
                   accounts: Sequence[Account], broker: Broker, *,
                   commission_bps: float = 0.0, commission_per_share: float = 0.0,
@@ -314,58 +353,40 @@ def execute_batch(store: Store, result: BatchResult, shared: Shared,
         if s.get(AccountBatchRow, bid) is not None:
             return Execution(bid, True)
     by_id = {a.account_id: a for a in accounts}
-    orders: list[AccountOrder] = []
-    trimmed: dict[str, int] = {}
+    planned: dict[str, list[tuple[str, Side, int]]] = {}
     for r in result.results:
         if not r.orders:
             continue
-        acc = by_id.get(r.account_id)
-        if acc is None:
+        if r.account_id not in by_id:
             raise ValidationError("account of the batch not in the book", field="account_id",
                                   value=r.account_id)
-        mine, cut = trim_for_commission(acc, r.orders, shared.prices, bps, per_share)
-        if cut:
-            trimmed[r.account_id] = cut
-        orders += [AccountOrder(r.account_id, sym, side, q) for sym, side, q in mine]
-    blocks = build_blocks(orders)
-    t1 = time.perf_counter()
-
-    sent: dict[str, BlockOrder] = {}
-    rejected: dict[str, str] = {}
-    for b in blocks:
-        coid = f"{bid}:{b.symbol}:{b.side.value}"
-        try:
-            broker.submit(Order(coid, b.symbol, b.side, Decimal(b.qty), shared.now,
-                                OrderType.MARKET, tif=TimeInForce.DAY, strategy="accounts"))
-        except OrderRejected as e:
-            rejected[coid] = getattr(e, "reason_code", None) or str(e)
-            continue
-        sent[coid] = b
-    got = _collect(broker, set(sent), timeout_s) if sent else {}
-    t2 = time.perf_counter()
-
+        planned[r.account_id] = list(r.orders)
     fills: list[BlockFill] = []
     allocs: list[Allocation] = []
     legs: dict[str, list[tuple[Side, str, int, Decimal, Decimal]]] = {}
-    for b in blocks:
-        coid = f"{bid}:{b.symbol}:{b.side.value}"
-        fl = got.get(coid, [])
-        qty = sum((f.qty for f in fl), ZERO)
-        filled = int(qty)
-        if qty != filled or filled > b.qty:
-            raise ValidationError("block fill is not whole shares within the block",
-                                  field="filled", value=qty, block=coid)
-        avg = ZERO
-        if filled:
-            avg = (sum((f.qty * f.price for f in fl), ZERO) / qty).quantize(
-                PX_TICK, ROUND_HALF_EVEN)
-        fills.append(BlockFill(b, coid, filled, avg, tuple(fl), rejected.get(coid)))
-        a = allocate_block(b, filled, avg)
-        allocs.append(a)
-        for aid, q in a.shares.items():
-            if q:
-                legs.setdefault(aid, []).append(
-                    (b.side, b.symbol, q, avg, commission(q, avg, bps, per_share)))
+    # phase 1: the sells (their proceeds fund the buys)
+    sells = [AccountOrder(a, s, side, q) for a, o in sorted(planned.items())
+             for s, side, q in o if side is Side.SELL]
+    _send_and_allocate(broker, bid, shared, build_blocks(sells), bps, per_share, timeout_s,
+                       fills, allocs, legs)
+    t1 = time.perf_counter()
+    # phase 2: each account's buys trimmed to the cash the sells actually raised
+    trimmed: dict[str, int] = {}
+    buys: list[AccountOrder] = []
+    for aid, o in sorted(planned.items()):
+        mine = [x for x in o if x[1] is Side.BUY]
+        if not mine:
+            continue
+        acc = by_id[aid]
+        cash = acc.cash + sum(((q * px - c) for _, _, q, px, c in legs.get(aid, [])), ZERO)
+        kept, cut = trim_for_commission(replace(acc, cash=max(cash, ZERO)), mine,
+                                        shared.prices, bps, per_share)
+        if cut:
+            trimmed[aid] = cut
+        buys += [AccountOrder(aid, s, side, q) for s, side, q in kept]
+    _send_and_allocate(broker, bid, shared, build_blocks(buys), bps, per_share, timeout_s,
+                       fills, allocs, legs)
+    t2 = time.perf_counter()
 
     day = shared.trade_date
     method = shared.settings.lot_method
@@ -380,11 +401,11 @@ def execute_batch(store: Store, result: BatchResult, shared: Shared,
                    "sold": r.sold, "gain": r.gain, "long_term": r.long_term}
                   for i, r in enumerate(reliefs)]
     t3 = time.perf_counter()
-    _write(store, bid, shared.now, len(blocks), sum(len(v) for v in legs.values()),
+    _write(store, bid, shared.now, len(fills), sum(len(v) for v in legs.values()),
            booked, by_id, sales)
     t4 = time.perf_counter()
     return Execution(bid, False, fills, allocs, booked, len(sales), trimmed,
-                     {"trim_blocks_s": t1 - t0, "venue_s": t2 - t1, "allocate_book_s": t3 - t2,
+                     {"sells_s": t1 - t0, "buys_s": t2 - t1, "book_s": t3 - t2,
                       "write_s": t4 - t3, "execute_s": t4 - t0})
 
 
