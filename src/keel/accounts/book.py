@@ -207,11 +207,11 @@ class AccountBook:
         """Every account, sorted by id, with its holdings, lots and its loss sales on or
         after ``loss_sales_since`` (None: every loss sale in the history)."""
         with self.store.session() as s:
-            q = select(AccountSaleRow.account_id, AccountSaleRow.symbol, AccountSaleRow.sold,
-                       AccountSaleRow.gain)
+            sq = select(AccountSaleRow.account_id, AccountSaleRow.symbol, AccountSaleRow.sold,
+                        AccountSaleRow.gain)
             if loss_sales_since is not None:
-                q = q.where(AccountSaleRow.sold >= loss_sales_since)
-            sales = s.execute(q).all()
+                sq = sq.where(AccountSaleRow.sold >= loss_sales_since)
+            sales = s.execute(sq).all()
             acc = s.execute(select(AccountRow.id, AccountRow.name, AccountRow.cash,
                                    AccountRow.model_id, AccountRow.drift_band,
                                    AccountRow.restrictions, AccountRow.tax_aware)).all()

@@ -1,8 +1,9 @@
 """Execute a batch: block orders to a venue, block fills allocated back, booked in one
 transaction.
 
->>> broker = close_broker(shared, config)               # paper venue at the batch's close
->>> ex = execute_batch(store, result, shared, accounts, broker, costs=config.costs)
+>>> broker = close_broker(shared, config.costs.commission_per_share)  # paper venue, last close
+>>> ex = execute_batch(store, result, shared, accounts, broker, commission_bps=0.5)
+>>> ex = execute_from_config(store, result, shared, accounts, config)  # the same, the CLI's
 >>> ex.already_booked, ex.summary()
 
 Steps (:func:`execute_batch`):
@@ -13,16 +14,16 @@ Steps (:func:`execute_batch`):
 2. **Sells, then buys.** The SELL blocks (gross, per symbol) go first, one MARKET DAY order
    per block (client order id ``<batch>:<symbol>:<side>``) through the
    :class:`~keel.venues.base.Broker` interface; events are polled until every order is
-   terminal (else cancelled at ``timeout_s``). Their fills are allocated (step 4). Then each
+   terminal (else cancelled at ``timeout_s``). Their fills are allocated (step 3). Then each
    account's buys are trimmed (whole shares, last buy first) until buys + commission fit the
-   cash its sells actually raised (``COMMISSION_TRIM``: the planner knows neither the
+   cash its sells actually raised (``Execution.trimmed``: the planner knows neither the
    commission nor a partial sale), and the BUY blocks go the same way.
-4. **Allocation.** Each block's filled shares ``F`` go back to its accounts by
+3. **Allocation.** Each block's filled shares ``F`` go back to its accounts by
    :func:`~keel.accounts.allocation.allocate` (largest remainder, exact), at the block's
    average fill price ``p`` (venue notional / F, rounded to 1e-6). Commission of an allocation
    of ``q`` shares: ``q p commission_bps / 1e4 + q commission_per_share`` (``[costs]``),
    rounded half-up to the cent.
-5. **Booking (ONE transaction).** Every touched account is rebuilt as a new
+4. **Booking (ONE transaction).** Every touched account is rebuilt as a new
    :class:`~keel.accounts.book.Account` first (sells relieve lots by ``accounts.lot_method``,
    ``specific`` named as HIFO like the planner; buys open one lot
    ``<symbol>@<batch>`` each; cash moves by ``-(q p + c)`` for a buy and ``+q p - c`` for a
@@ -209,12 +210,13 @@ def _collect(broker: Broker, coids: set[str], timeout_s: float) -> dict[str, lis
     fills: dict[str, list[Fill]] = {c: [] for c in coids}
     seen: set[str] = set()
     left = {c: None for c in coids}
-    clock = getattr(broker, "clock", None)
+    found = getattr(broker, "clock", None)
+    clock = found if isinstance(found, SimulatedClock) else None
     deadline = time.monotonic() + timeout_s
     cancelled = False
-    simulated = isinstance(clock, SimulatedClock)
+    simulated = clock is not None
     while left:
-        if simulated:
+        if clock is not None:
             clock.advance(1.0)
         events = broker.poll_events()
         for ev in events:
