@@ -205,14 +205,18 @@ def test_views_cover_the_universe_only_names_outside_the_risk_model_keep_their_a
                 return np.asarray(step.current, dtype=float)
 
         spy = Spy()
-        ctx = TradeContext(symbols=symbols, prices=np.full(n, 10.0),
-                           adv_notional=np.full(n, 1e9), volatility=np.full(n, 0.02),
-                           spreads=np.full(n, 5e-4), nav=1e6)
+        # the desk's trade context prices the session's universe only
+        priced = symbols if tradable is None else symbols[tradable]
+        m = len(priced)
+        ctx = TradeContext(symbols=priced, prices=np.full(m, 10.0),
+                           adv_notional=np.full(m, 1e9), volatility=np.full(m, 0.02),
+                           spreads=np.full(m, 5e-4), nav=1e6)
         cur = np.zeros(n)
         cur[-1] = 0.01 if tradable is not None else 0.0
-        ViewsEngine(spy, o).target(_MaskedStep(pd.Timestamp("2024-01-02", tz="UTC"), symbols,
-                                               1e-3 * score, score, cur, fc, ctx,
-                                               tradable=tradable))
+        eng = ViewsEngine(spy, o)
+        for day in ("2024-01-02", "2024-02-01"):  # the second compares with the first
+            eng.target(_MaskedStep(pd.Timestamp(day, tz="UTC"), symbols, 1e-3 * score, score,
+                                   cur, fc, ctx, tradable=tradable))
         return spy.alpha
 
     inside = run(syms, score, None)

@@ -270,7 +270,12 @@ class ViewsEngine:
     def target(self, step: Step) -> np.ndarray:
         conf = self.track.confidence()
         post = self.posterior(step)
-        self.track.observe(step.symbols, step.score, step.trade_context.prices)
+        # the track record over the names the trade context prices (the session's universe)
+        sub = step.sub()
+        self.track.observe(sub.trade_context.symbols,
+                           pd.Series(sub.score, index=sub.symbols)
+                           .reindex(sub.trade_context.symbols).to_numpy(),
+                           sub.trade_context.prices)
         self.last_posterior = post
         w = self.inner.target(replace(step, alpha=post.to_numpy(dtype=np.float64)))
         self.codes = (*self.inner.codes, f"BL_{self.o.bl_views.value.upper()}",
