@@ -67,8 +67,12 @@ def _day(ts: datetime) -> pd.Timestamp:
 
 
 def live_attribution(store: Store, market: MarketData, *, account: str = "default",
-                     since: datetime | None = None, factors: bool = True) -> dict[str, Any]:
+                     since: datetime | None = None, factors: bool = True,
+                     model: Any = None) -> dict[str, Any]:
     """The live book's return attribution as JSON-ready data (see the module docstring).
+
+    ``model``: a FundamentalFactorModel already fitted on ``market`` (else one is fitted when
+    ``factors``).
 
     Raises:
         ValidationError: the ledger holds a symbol the market has no prices (or no close
@@ -114,7 +118,10 @@ def live_attribution(store: Store, market: MarketData, *, account: str = "defaul
                else pd.Series("Unknown", index=market.symbols))
     nav_ret = ((nav - dep.diff().fillna(0.0)) / nav.shift(1) - 1.0).loc[held.index]
     book_return = float(np.prod(1.0 + nav_ret.to_numpy()) - 1.0)
-    model = FundamentalFactorModel().fit(market) if factors else None
+    if not factors:
+        model = None
+    elif model is None:
+        model = FundamentalFactorModel().fit(market)
     att = book_attribution(held, full, sectors, model=model,
                            market=market if model is not None else None,
                            book_return=book_return)
@@ -154,14 +161,21 @@ class AttributionView:
         self.store, self.market, self.account = store, market, account
         self._repo = LedgerRepository(store, account)
         self._last: tuple[Any, dict[str, Any]] | None = None
+        self._model: tuple[Any, Any] | None = None
         self._lock = threading.Lock()
 
     def get(self, since: datetime | None = None) -> dict[str, Any]:
+        from keel.risk.fundamental import FundamentalFactorModel
+
         mkt = self.market()
-        key = (id(mkt), mkt.now, self._repo.head_version(), since)
+        snap = (id(mkt), mkt.now)
+        key = (*snap, self._repo.head_version(), since)
         with self._lock:
             if self._last is not None and self._last[0] == key:
                 return self._last[1]
-            out = live_attribution(self.store, mkt, account=self.account, since=since)
+            if self._model is None or self._model[0] != snap:  # once per market snapshot
+                self._model = (snap, FundamentalFactorModel().fit(mkt))
+            out = live_attribution(self.store, mkt, account=self.account, since=since,
+                                   model=self._model[1])
             self._last = (key, out)
             return out
