@@ -149,3 +149,10 @@ def _foreign_fill(clock, sym):
     from keel.types import Fill
 
     return Fill("f-x", "f-x-0", sym, Side.BUY, Decimal(5), Decimal("10.00"), clock.now())
+
+
+def test_the_dashboard_has_the_attribution_panel(client):
+    page = client.get("/").text
+    assert 'id="attribution-chart"' in page and 'id="attribution-groups"' in page
+    js = client.get("/static/dashboard.js").text
+    assert '["/api/attribution", renderAttribution]' in js
