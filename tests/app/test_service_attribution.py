@@ -126,6 +126,12 @@ def test_without_market_or_history(booked, tmp_path, market):
     body = TestClient(create_app(fresh, market=lambda: market, clock=c)).get(
         "/api/attribution").json()
     assert body["sessions"] == 0 and "nothing" in body["reason"]
+    # trades after the market's last session (a static market file): said so
+    c.advance(timedelta(days=3))
+    trade(fresh, c, market, "n1", str(market.symbols[1]), Side.BUY, 10)
+    body = TestClient(create_app(fresh, market=lambda: market, clock=c)).get(
+        "/api/attribution").json()
+    assert body["sessions"] == 0 and "after the market's last session" in body["reason"]
     fresh.dispose()
 
 

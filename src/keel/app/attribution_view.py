@@ -105,8 +105,14 @@ def live_attribution(store: Store, market: MarketData, *, account: str = "defaul
         invested &= rets.index >= pd.Timestamp(since)
     if not invested.iloc[:-1].any():
         # a new desk (or a since at the last session): nothing to attribute yet, not an error
+        reason = "the book held nothing before the market's last session"
+        entries = LedgerRepository(store, account).entries_after(0)
+        last = _day(rets.index[-1].to_pydatetime())
+        if entries and _day(entries[-1].timestamp) > last:
+            reason = (f"nothing to attribute: the ledger has entries after the market's last "
+                      f"session ({last.date()}), which has no returns for them yet")
         return {"account": account, "benchmark": "equal weight", "sessions": 0,
-                "reason": "the book held nothing before the market's last session"}
+                "reason": reason}
     first = int(np.argmax(invested.to_numpy()))
     # weights at each close, held over the next session's return
     w_close = mv.div(nav.where(nav > 0), axis=0)
