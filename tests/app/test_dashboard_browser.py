@@ -129,6 +129,8 @@ def test_dashboard_shows_the_book_and_follows_new_fills(browser, tmp_path):
             _charts_show_the_store(browser, wait, store, clock, srv.url)
             wait.until(lambda d: text("#risk-summary").startswith("Total"))
             assert "Factor" in text("#risk-summary") and "Specific" in text("#risk-summary")
+            # the book was bought on the market's last session: no history to attribute yet
+            wait.until(lambda d: "nothing" in text("#attribution-summary"))
             assert text("#vol").endswith("%") and float(text("#vol")[:-1]) > 0
             assert texts("#risk-chart svg text")
             breaches = texts("#breaches tbody tr.breach")

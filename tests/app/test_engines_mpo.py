@@ -185,6 +185,48 @@ def test_views_posterior_is_the_black_litterman_closed_form(kind):
     assert eng.codes == ("SPY", f"BL_{kind.upper()}", "BL_CONFIDENCE_0.70")
 
 
+def test_views_cover_the_universe_only_names_outside_the_risk_model_keep_their_alpha():
+    # the S&P 500 desk: a name outside the session's universe (no complete history) is not
+    # in the risk model; views and posterior are over the universe, the name stays pinned
+    fc, _, syms = _small_risk()
+    score = np.array([2.0, 1.0, 0.5, -0.2, -1.0, -2.5])
+    o = OptimizeConfig(engine="mean_variance", bl_views="relative", bl_quantile=0.34,
+                       bl_confidence=0.7, risk_aversion=3.0)
+    from keel.costs.base import TradeContext
+
+    def run(symbols, score, tradable):
+        n = len(symbols)
+
+        class Spy:
+            name, codes = "spy", ()
+
+            def target(self, step):
+                self.alpha = step.alpha
+                return np.asarray(step.current, dtype=float)
+
+        spy = Spy()
+        # the desk's trade context prices the session's universe only
+        priced = symbols if tradable is None else symbols[tradable]
+        m = len(priced)
+        ctx = TradeContext(symbols=priced, prices=np.full(m, 10.0),
+                           adv_notional=np.full(m, 1e9), volatility=np.full(m, 0.02),
+                           spreads=np.full(m, 5e-4), nav=1e6)
+        cur = np.zeros(n)
+        cur[-1] = 0.01 if tradable is not None else 0.0
+        eng = ViewsEngine(spy, o)
+        for day in ("2024-01-02", "2024-02-01"):  # the second compares with the first
+            eng.target(_MaskedStep(pd.Timestamp(day, tz="UTC"), symbols, 1e-3 * score, score,
+                                   cur, fc, ctx, tradable=tradable))
+        return spy.alpha
+
+    inside = run(syms, score, None)
+    wide = pd.Index([*syms, "OUT"])
+    mask = np.r_[np.ones(len(syms), bool), False]
+    out = run(wide, np.r_[score, 9.0], mask)  # the best score, but outside the universe
+    np.testing.assert_allclose(out[:-1], inside, rtol=1e-12, atol=1e-15)
+    assert out[-1] == pytest.approx(9e-3)
+
+
 def test_confidence_follows_the_track_record():
     syms = pd.Index([f"S{i}" for i in range(20)])
     rng = np.random.default_rng(0)

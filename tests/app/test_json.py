@@ -25,7 +25,7 @@ from keel.store.audit import AuditLog
 from keel.store.db import Store
 from keel.types import OrderStatus, Side
 
-GETS = ["/health", "/ready", "/api/portfolio", "/api/risk", "/api/orders",
+GETS = ["/health", "/ready", "/api/portfolio", "/api/risk", "/api/attribution", "/api/orders",
         "/api/orders/{client_order_id}", "/api/execution", "/api/control",
         "/api/timeseries/equity", "/api/timeseries/trading", "/api/timeseries/breaches"]
 POSTS = ["/api/cost-estimate", "/api/control/kill-switch", "/api/control/engine",

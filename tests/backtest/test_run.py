@@ -170,3 +170,17 @@ def test_sp500_real_data(shared_data, tmp_path):
     assert m["sessions"].min() > 900
     assert max(b.ledger["rel_diff"] for b in result.books.values()) < 1e-9
     assert "Risk decomposition over time" in paths["report"].read_text()
+    assert any("fixed 5 bps" in c for c in result.caveats)  # the example's fixed spread
+
+
+def test_data_caveats_reach_result_report_and_cli(tmp_path):
+    """Spreads that are not quotes are said wherever the figures are (issue 14.4)."""
+    cfg = small(general={"name": "small", "seed": 2, "out_dir": str(tmp_path)},
+                costs={"spread_source": "fixed", "default_spread_bps": 6.0})
+    result, paths = run_backtest(cfg)
+    assert len(result.caveats) == 1 and "fixed 6 bps" in result.caveats[0]
+    assert json.loads(paths["result"].read_text())["caveats"] == list(result.caveats)
+    assert "Data caveat:</b> spreads: a fixed 6 bps" in paths["report"].read_text()
+    quoted, _ = run_backtest(small(general={"name": "q", "seed": 2,
+                                            "out_dir": str(tmp_path / "q")}))
+    assert quoted.caveats == ()  # the synthetic market's spreads are quotes

@@ -76,3 +76,27 @@ def test_attribution_json_format_carries_the_same_numbers(files):
         assert rows[sec]["total"] == pytest.approx(row["total"], abs=1e-15)
     csv_out = CliRunner().invoke(app, [*args, "--format", "csv"])
     assert csv_out.exit_code == 0 and csv_out.stdout.startswith("section,key,value")
+
+
+def test_keel_risk_points_to_attribution_and_runs_it(files):
+    res = CliRunner().invoke(app, ["risk", "--help"])
+    assert "--attribution" in res.output and "keel attribution" in res.output
+    common = ["--prices", str(files / "prices.csv"), "--weights", str(files / "w.csv"),
+              "--sectors", str(files / "sectors.csv")]
+    out = files / "risk_att.json"
+    res = CliRunner().invoke(app, ["risk", *common, "--attribution", "--json", str(out),
+                                   "--format", "json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    via_risk = json.loads(out.read_text())["attribution"]
+    # the same numbers as `keel attribution` on the same book (held from the first session)
+    ref = files / "att_ref.json"
+    CliRunner().invoke(app, ["attribution", *common, "--json", str(ref)])
+    direct = json.loads(ref.read_text())
+    assert via_risk["active_return"] == pytest.approx(direct["active_return"], abs=1e-15)
+    assert doc["attribution_summary"]["active_return"] == pytest.approx(
+        direct["active_return"], abs=1e-15)
+    assert {r["sector"] for r in doc["attribution_brinson_by_sector"]} == set(
+        direct["brinson_by_sector"])
+    assert sum(v["total"] for k, v in via_risk["brinson_by_sector"].items()
+               if k != "total") == pytest.approx(via_risk["active_return"], abs=1e-14)

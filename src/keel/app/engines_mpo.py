@@ -246,23 +246,36 @@ class ViewsEngine:
         self.last_posterior: pd.Series | None = None
 
     def posterior(self, step: Step) -> pd.Series:
+        """Posterior returns over the session's universe (``step.sub()``: the names the risk
+        model covers); names outside it are pinned by every engine and keep their alpha."""
         o = self.o
-        symbols = step.symbols
+        sub = step.sub()
+        symbols = sub.symbols
         n = len(symbols)
         conf = self.track.confidence()
-        views = signal_views(pd.Series(step.score, index=symbols),
-                             pd.Series(step.alpha, index=symbols),
+        views = signal_views(pd.Series(sub.score, index=symbols),
+                             pd.Series(sub.alpha, index=symbols),
                              kind=o.bl_views.value, quantile=o.bl_quantile, confidence=conf)
         delta = 2.0 * max(o.risk_aversion, 1e-12)
         bl = BlackLitterman(tau=o.bl_tau, risk_aversion=delta)
         bench = pd.Series(np.full(n, 1.0 / n), index=symbols)
-        bl.fit(step.risk, views, market_weights=bench)
-        return bl.posterior_returns_.reindex(symbols)
+        bl.fit(sub.risk, views, market_weights=bench)
+        post = bl.posterior_returns_.reindex(symbols)
+        if sub is step:
+            return post
+        out = pd.Series(step.alpha, index=step.symbols, dtype=np.float64)
+        out.loc[symbols] = post.to_numpy()
+        return out
 
     def target(self, step: Step) -> np.ndarray:
         conf = self.track.confidence()
         post = self.posterior(step)
-        self.track.observe(step.symbols, step.score, step.trade_context.prices)
+        # the track record over the names the trade context prices (the session's universe)
+        sub = step.sub()
+        self.track.observe(sub.trade_context.symbols,
+                           pd.Series(sub.score, index=sub.symbols)
+                           .reindex(sub.trade_context.symbols).to_numpy(),
+                           sub.trade_context.prices)
         self.last_posterior = post
         w = self.inner.target(replace(step, alpha=post.to_numpy(dtype=np.float64)))
         self.codes = (*self.inner.codes, f"BL_{self.o.bl_views.value.upper()}",

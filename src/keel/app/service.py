@@ -32,6 +32,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from keel.app import control, timeseries, views
+from keel.app.attribution_view import AttributionView
 from keel.app.auth import require_token
 from keel.app.guard import Guard, GuardSettings
 from keel.app.metrics import KeelMetrics
@@ -173,6 +174,7 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
                     horizon_days=horizon_days) if market is not None else None
     costs = cost_model or default_cost_model()
     equity_series = timeseries.EquitySeries(store, account)
+    attribution = (AttributionView(store, market, account) if market is not None else None)
 
     def predict(by_symbol: dict[str, float]) -> dict[str, float]:
         """Predicted cost (currency) of signed notionals per symbol at the current market."""
@@ -302,6 +304,16 @@ def create_app(store: Store, *, metrics: KeelMetrics | None = None, token: str |
     def get_risk() -> dict[str, Any]:
         rv = need_risk()
         return views.clean(rv.evaluate(ledger.state().weights()))
+
+    @app.get("/api/attribution",
+             summary="Return attribution of the live book: Brinson-Fachler by sector and "
+                     "factor groups vs equal weight")
+    def get_attribution(since: datetime | None = None) -> dict[str, Any]:
+        if attribution is None:
+            raise HTTPException(503, "no market data configured: attribution is unavailable")
+        if since is not None:
+            since = ensure_utc(since, "since")
+        return views.clean(attribution.get(since))
 
     @app.get("/api/orders", summary="Parent orders with their children and fills")
     def get_orders(status: OrderStatus | None = None,

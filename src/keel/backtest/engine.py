@@ -582,6 +582,9 @@ class BacktestResult:
     tradable: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     #: (refit date, risk model used) of each refit (the fallback chain names it)
     risk_models: list[tuple[pd.Timestamp, str]] = field(default_factory=list)
+    #: what a reader of these figures must know about the data (``market.caveats``: spreads
+    #: that are a fixed stand-in or an estimate, not quotes); in result.json, report and CLI
+    caveats: tuple[str, ...] = ()
 
     def metrics(self) -> pd.DataFrame:
         """One row per book (see :func:`keel.backtest.metrics.book_metrics`)."""

@@ -208,6 +208,8 @@ def render_html(result: BacktestResult, title: str = "keel backtest",
              "SAME-CLOSE FILLS (opt-in): decisions and fills at the same close t")
     parts = [f"<h1>{html.escape(title)}</h1>",
              f"<p class='lag'><b>Execution:</b> {html.escape(label)}</p>",
+             *(f"<p class='caveat'><b>Data caveat:</b> {html.escape(c)}</p>"
+               for c in result.caveats),
              "<h2>Metrics</h2>", _metrics_html(m)]
     if len(result.universe):
         u = result.universe

@@ -58,6 +58,7 @@ def save_outputs(result: BacktestResult, out: Path, *, report: bool = True,
                                   "cost", "last_close_date"]).to_csv(out / "events.csv",
                                                                       index=False)
     doc = {"config": result.config, "execution_lag": result.execution_lag,
+           "caveats": list(result.caveats),
            "risk_models": [[str(d), m] for d, m in result.risk_models],
            "decisions": {k: b.decisions for k, b in result.books.items()},
            "events": {k: b.events for k, b in result.books.items()},
@@ -110,6 +111,7 @@ def run_backtest(cfg: KeelConfig, *, market: MarketData | None = None,
     try:
         mkt = market if market is not None else load_market(cfg)
         result = Backtester(cfg).run(mkt, progress=progress)
+        result.caveats = tuple(mkt.caveats)
     except Exception:
         if registry is not None and run_id is not None:
             from keel.store.runs import RunStatus

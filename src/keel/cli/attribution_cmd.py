@@ -95,6 +95,32 @@ def run_attribution(prices: Path, weights: Path, sectors: Path | None, start: st
     return out
 
 
+def add_sections(report: Any, rep: dict[str, Any], prefix: str = "") -> None:
+    """The attribution's tables (summary, Brinson-Fachler by sector, factor groups) added to
+    a CLI ``Report`` (``keel attribution`` and ``keel risk --attribution``)."""
+    from keel.cli.common import Col, Kind
+
+    head = report.fields(f"{prefix}summary", title="Return attribution vs equal weight")
+    head.add("start", rep["start"][:10])
+    head.add("end", rep["end"][:10])
+    head.add("sessions", rep["sessions"], Kind.INT)
+    for key in ("portfolio_return", "benchmark_return", "active_return"):
+        head.add(key, rep[key], Kind.PCT, decimals=4)
+    pct = [Col(c, Kind.PCT, decimals=4) for c in ("allocation", "selection",
+                                                  "interaction", "total")]
+    bf = report.section(f"{prefix}brinson_by_sector", [Col("sector"), *pct],
+                        title="Brinson-Fachler by sector (linked)")
+    for sec, row in rep["brinson_by_sector"].items():
+        bf.add(sec, *(row[c.key] for c in pct))
+    if "factor_groups_sum" in rep:
+        g = report.section(f"{prefix}factor_groups", [Col("group"), Col("contribution",
+                                                                 Kind.PCT, decimals=4)],
+                           title="Active return by factor group (sum of daily "
+                                 "contributions)")
+        for key, v in rep["factor_groups_sum"].items():
+            g.add(key, v)
+
+
 def register(app: typer.Typer) -> None:
     """Add this layer's commands to ``app``."""
 
@@ -123,7 +149,7 @@ def register(app: typer.Typer) -> None:
 
         import pandas as pd
 
-        from keel.cli.common import Col, Kind, Report, emit, friendly_errors
+        from keel.cli.common import Report, emit, friendly_errors
 
         with friendly_errors():
             from keel.cli.validate import writable_file
@@ -140,25 +166,7 @@ def register(app: typer.Typer) -> None:
             writable_file(json_out, "json")
             rep = run_attribution(prices, weights, sectors, start, end, factors)
             report = Report()
-            head = report.fields("summary", title="Return attribution vs equal weight")
-            head.add("start", rep["start"][:10])
-            head.add("end", rep["end"][:10])
-            head.add("sessions", rep["sessions"], Kind.INT)
-            for key in ("portfolio_return", "benchmark_return", "active_return"):
-                head.add(key, rep[key], Kind.PCT, decimals=4)
-            pct = [Col(c, Kind.PCT, decimals=4) for c in ("allocation", "selection",
-                                                          "interaction", "total")]
-            bf = report.section("brinson_by_sector", [Col("sector"), *pct],
-                                title="Brinson-Fachler by sector (linked)")
-            for sec, row in rep["brinson_by_sector"].items():
-                bf.add(sec, *(row[c.key] for c in pct))
-            if "factor_groups_sum" in rep:
-                g = report.section("factor_groups", [Col("group"), Col("contribution",
-                                                                         Kind.PCT, decimals=4)],
-                                   title="Active return by factor group (sum of daily "
-                                         "contributions)")
-                for key, v in rep["factor_groups_sum"].items():
-                    g.add(key, v)
+            add_sections(report, rep)
             if json_out is not None:
                 json_out.write_text(json.dumps(rep, indent=2, default=float))
                 report.note(f"wrote {json_out}")

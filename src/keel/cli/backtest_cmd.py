@@ -49,6 +49,9 @@ def _backtest_report(name: str, result: BacktestResult, paths: dict[str, Path]) 
     f.add("universe_min", int(u.min()), Kind.INT, "names", "universe, fewest")
     f.add("universe_max", int(u.max()), Kind.INT, "names", "universe, most")
     f.add("simulated_s", result.timings["total_s"], Kind.NUM, "s", "simulated in")
+    for i, c in enumerate(result.caveats):
+        f.add(f"caveat.{i}", c, title="data caveat")
+        rep.note(f"caveat: {c}")
     for key, p in paths.items():
         f.add(f"file.{key}", str(p), title=f"file: {key}")
     frame_section(rep, "books", m, index="book", kinds=_METRIC_KINDS, title="books")

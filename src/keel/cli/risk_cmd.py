@@ -180,12 +180,17 @@ def register(app: typer.Typer) -> None:
         horizon: int = typer.Option(21, "--horizon", help="VaR/CVaR horizon in trading "
                                     "days."),
         seed: int = typer.Option(0, "--seed", help="Seed of the Monte Carlo VaR."),
+        attribution: bool = typer.Option(False, "--attribution", help="Also the return "
+                                         "attribution of these weights held from the first "
+                                         "session (as `keel attribution`: Brinson-Fachler by "
+                                         "sector, factor groups)."),
         json_out: Path | None = typer.Option(None, "--json", help="Write the full report "
                                              "as JSON to this file."),
         output: OutputFormat = format_option(),
     ) -> None:
         """Risk decomposition (factor / specific, groups, sectors) and VaR/CVaR of a
-        portfolio."""
+        portfolio. Return (P&L) attribution: --attribution, or `keel attribution` for a
+        history of targets."""
         import json
 
         with friendly_errors():
@@ -205,6 +210,13 @@ def register(app: typer.Typer) -> None:
                               confidence=confidence, horizon=horizon, seed=seed,
                               fama_french=ff)
             out = _report(rep)
+            if attribution:
+                from keel.cli.attribution_cmd import add_sections, run_attribution
+
+                rep["attribution"] = run_attribution(
+                    prices, weights, sectors, None, None,
+                    factors=model is RiskModelKind.FUNDAMENTAL)
+                add_sections(out, rep["attribution"], prefix="attribution_")
             if json_out is not None:
                 json_out.write_text(json.dumps(rep, indent=2, default=float))
                 out.note(f"wrote {json_out}")

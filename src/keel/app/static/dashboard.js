@@ -204,6 +204,30 @@ function renderBreaches(b) {
         xaxis: {type: "category"}});
 }
 
+function renderAttribution(a) {
+  if (!a.sessions) {
+    $("attribution-summary").textContent = a.reason || "no history yet";
+    plot("attribution-chart", [{x: [], y: [], type: "bar", name: "none"}], {});
+    rows("#attribution-groups tbody", [], null, "no history yet", 2);
+    return;
+  }
+  $("attribution-summary").textContent =
+    `${a.start.slice(0, 10)} to ${a.end.slice(0, 10)}, ${a.sessions} sessions · ` +
+    `book ${pct(a.portfolio_return)} vs ${a.benchmark} ${pct(a.benchmark_return)}: ` +
+    `active ${pct(a.active_return)} · NAV ${pct(a.book_return)} ` +
+    `(costs and fills vs close ${pct(a.other)}); Brinson-Fachler by sector, linked`;
+  const sectors = Object.keys(a.brinson_by_sector).filter((k) => k !== "total");
+  const effect = (c, color) => ({x: sectors, type: "bar", name: c, marker: {color},
+    y: sectors.map((k) => 100 * a.brinson_by_sector[k][c])});
+  plot("attribution-chart", [effect("allocation", "#4c78a8"),
+                             effect("selection", "#2f7d4f"),
+                             effect("interaction", "#c98a00")],
+       {barmode: "relative", yaxis: {title: {text: "% of NAV"}}, xaxis: {type: "category"}});
+  const groups = Object.entries(a.factor_groups || {});
+  rows("#attribution-groups tbody", groups, ([k, v]) =>
+    `<tr><td class="l">${esc(k)}</td><td>${pct(v)}</td></tr>`, "no factor model", 2);
+}
+
 async function refresh() {
   const jobs = [
     ["/health", (h) => {
@@ -219,6 +243,7 @@ async function refresh() {
     ["/api/timeseries/equity", renderEquity],
     ["/api/timeseries/trading", renderTrading],
     ["/api/timeseries/breaches", renderBreaches],
+    ["/api/attribution", renderAttribution],
   ];
   await Promise.all(jobs.map(async ([path, render]) => {
     try { render(await getJSON(path)); } catch (e) {
