@@ -39,3 +39,27 @@ def test_rebalance_refuses_a_bad_format_and_an_unmigrated_store(tmp_path):
     assert r.exit_code == 2 and "format" in r.output
     r = runner.invoke(app, ["accounts", "rebalance", "--url", url])
     assert r.exit_code == 2 and "revision" in r.output
+
+
+def test_rebalance_execute_books_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    cfg = tmp_path / "k.toml"
+    cfg.write_text("[data]\nn_days = 300\n[risk]\nlookback_days = 200\nn_pca_factors = 3\n")
+    runner = CliRunner()
+    r = runner.invoke(app, ["accounts", "seed", "--n", "20", "--names", "40", "--url", url,
+                            "-c", str(cfg)])
+    assert r.exit_code == 0, r.output
+    args = ["accounts", "rebalance", "--names", "40", "--url", url, "-c", str(cfg),
+            "--workers", "1", "--format", "json", "--execute"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout[r.stdout.index("{"):])
+    ex = s["execution"]
+    assert not ex["already_booked"] and ex["blocks"] == s["blocks"]
+    assert ex["shares_filled"] > 0 and ex["blocks_rejected"] == 0
+    # the same batch (same time, prices, models) again: refused, nothing booked twice
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    s2 = json.loads(r.stdout[r.stdout.index("{"):])
+    assert s2["execution"]["already_booked"]

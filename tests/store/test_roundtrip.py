@@ -14,7 +14,9 @@ from sqlalchemy import select
 from keel.errors import StoreError
 from keel.store import Store
 from keel.store.tables import (
+    AccountBatchRow,
     AccountRow,
+    AccountSaleRow,
     AuditRow,
     Base,
     ChildOrderRow,
@@ -104,6 +106,11 @@ def _all_rows() -> list[Base]:
         HoldingRow(account_id="A1", symbol="AAPL", qty=Decimal("10.000000000001")),
         TaxLotRow(account_id="A1", lot_id="AAPL-0", symbol="AAPL", qty=Decimal("10.000000000001"),
                   cost_per_share=TINY, acquired=T0.date()),
+        AccountBatchRow(batch_id="b-1", executed_at=T0, blocks=2**30, allocations=3),
+        AccountSaleRow(batch_id="b-1", account_id="A1", seq=0, symbol="AAPL", lot_id="AAPL-0",
+                       qty=Decimal("10.000000000001"), price=Decimal("123.45"),
+                       cost_per_share=TINY, acquired=T0.date(), sold=T0.date(),
+                       gain=Decimal("-0.000000000001"), long_term=False),
     ]
 
 

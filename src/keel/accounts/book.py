@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +19,9 @@ from keel.accounts.tax import TaxLot, lots_by_symbol
 from keel.errors import ValidationError
 from keel.store.db import Store
 from keel.store.tables import (
+    AccountBatchRow,
     AccountRow,
+    AccountSaleRow,
     HoldingRow,
     ModelWeightRow,
     TaxLotRow,
@@ -67,6 +70,8 @@ class Account:
             keep or sell them) and names it may not hold (sold out).
         tax_aware: manage with tax lots, the tax cost term and the wash-sale guard.
         lots: tax lots (their shares per symbol equal ``holdings`` when given).
+        loss_sales: earlier loss sales ``(symbol, sold, gain < 0)`` from the sales history
+            (``account_sales``), so the wash-sale guard sees a buy within 30 days after one.
     """
 
     account_id: str
@@ -78,6 +83,7 @@ class Account:
     restrictions: Mapping[str, Sequence[str]] = field(default_factory=dict)
     tax_aware: bool = False
     lots: tuple[TaxLot, ...] = ()
+    loss_sales: tuple[tuple[str, date, Decimal], ...] = ()
 
     def __post_init__(self) -> None:
         aid = text_field(self.account_id, "account_id", 64)
@@ -121,6 +127,7 @@ class Account:
         object.__setattr__(self, "holdings", h)
         object.__setattr__(self, "restrictions", r)
         object.__setattr__(self, "lots", lots)
+        object.__setattr__(self, "loss_sales", tuple(sorted(self.loss_sales)))
 
     @property
     def no_buy(self) -> frozenset[str]:
@@ -175,9 +182,10 @@ class AccountBook:
         return len(accounts)
 
     def clear(self) -> None:
-        """Delete every account, holding, lot and model."""
+        """Delete every account, holding, lot, model, sale and executed batch."""
         with self.store.session() as s:
-            for t in (TaxLotRow, HoldingRow, AccountRow, ModelWeightRow):
+            for t in (AccountSaleRow, AccountBatchRow, TaxLotRow, HoldingRow, AccountRow,
+                      ModelWeightRow):
                 s.execute(delete(t))
 
     # ------------------------------------------------------------------ reads
@@ -195,9 +203,15 @@ class AccountBook:
             out.setdefault(mid, {})[sym] = w
         return {m: ModelPortfolio(m, w) for m, w in sorted(out.items())}
 
-    def accounts(self) -> list[Account]:
-        """Every account, sorted by id, with its holdings and lots."""
+    def accounts(self, loss_sales_since: date | None = None) -> list[Account]:
+        """Every account, sorted by id, with its holdings, lots and its loss sales on or
+        after ``loss_sales_since`` (None: every loss sale in the history)."""
         with self.store.session() as s:
+            sq = select(AccountSaleRow.account_id, AccountSaleRow.symbol, AccountSaleRow.sold,
+                        AccountSaleRow.gain)
+            if loss_sales_since is not None:
+                sq = sq.where(AccountSaleRow.sold >= loss_sales_since)
+            sales = s.execute(sq).all()
             acc = s.execute(select(AccountRow.id, AccountRow.name, AccountRow.cash,
                                    AccountRow.model_id, AccountRow.drift_band,
                                    AccountRow.restrictions, AccountRow.tax_aware)).all()
@@ -212,11 +226,16 @@ class AccountBook:
         lt: dict[str, list[TaxLot]] = {}
         for aid, lid, sym, q, c, d in lots:
             lt.setdefault(aid, []).append(TaxLot(lid, sym, q, c, d))
+        losses: dict[str, list[tuple[str, date, Decimal]]] = {}
+        for aid, sym, sold, gain in sales:
+            if gain < 0:
+                losses.setdefault(aid, []).append((sym, sold, gain))
         out = []
         for aid, name, cash, mid, band, restr, tax in sorted(acc, key=lambda r: r[0]):
             mine = sorted(lt.get(aid, []), key=lambda x: x.lot_id)
             out.append(Account(aid, name, cash, mid, band, h.get(aid, {}),
-                               _restrictions(restr), bool(tax), tuple(mine)))
+                               _restrictions(restr), bool(tax), tuple(mine),
+                               tuple(losses.get(aid, ()))))
         return out
 
 

@@ -295,8 +295,9 @@ class AccountSolver:
     def _tax(self, acc: Account, orders: list[tuple[str, Side, int]]
              ) -> tuple[Gains, list[str]]:
         """Realised gains of the planned sells (lot relief) and the symbols whose loss sale
-        meets a lot bought in the 30 days before."""
-        if not acc.lots:
+        meets a lot bought in the 30 days before, or whose planned buy comes within 30 days
+        after an earlier loss sale of the account (the sales history)."""
+        if not acc.lots and not acc.loss_sales:
             return Gains(), []
         sh = self.shared
         lots: tuple[TaxLot, ...] = acc.lots
@@ -304,7 +305,7 @@ class AccountSolver:
         washes: list[str] = []
         day = sh.trade_date
         for sym, side, q in orders:
-            if side is not Side.SELL:
+            if side is not Side.SELL or not acc.lots:
                 continue
             method = sh.settings.lot_method
             if method is LotMethod.SPECIFIC:  # the batch names lots as HIFO would
@@ -316,6 +317,10 @@ class AccountSolver:
             buys = [b for b in recent_buys(sale.remaining, day) if b[0] == sym]
             if wash_sale_conflicts([(sym, day, loss)], buys):
                 washes.append(sym)
+        if acc.loss_sales:
+            planned = [(sym, day) for sym, side, _ in orders if side is Side.BUY]
+            washes += sorted({w.symbol for w in wash_sale_conflicts(acc.loss_sales, planned)}
+                             - set(washes))
         return total, washes
 
 

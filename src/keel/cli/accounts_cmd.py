@@ -101,13 +101,23 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option("table", "--format", help="table or json."),
         orders_out: Path | None = typer.Option(None, "--orders-out",
                                                help="Write every account's orders to a CSV."),
+        execute: bool = typer.Option(False, "--execute",
+                                     help="Send the blocks to the paper venue at the last "
+                                          "close, allocate the fills and book them."),
+        batch_id: str | None = typer.Option(None, "--batch-id",
+                                            help="Idempotency key of --execute (default: "
+                                                 "the batch token: time, prices, models)."),
         config: Path | None = typer.Option(None, "--config", "-c", help=_CONFIG_HELP),
         url: str | None = typer.Option(None, "--url", help=_URL_HELP),
     ) -> None:
         """Rebalance every account of the store in one batch: the risk model fitted once,
-        one problem per account, orders aggregated into block orders per symbol."""
+        one problem per account, orders aggregated into block orders per symbol; with
+        --execute, the blocks filled on the paper venue and booked in one transaction."""
+        from datetime import timedelta
+
         from keel.accounts.batch import prepare, run_batch
         from keel.accounts.book import AccountBook
+        from keel.accounts.tax import WASH_DAYS
         from keel.app.pipeline import load_market
         from keel.errors import ValidationError
         from keel.store import Store
@@ -119,16 +129,18 @@ def register(app: typer.Typer) -> None:
             cfg = _config(config, names, url)
             a = cfg.accounts
             t0 = time.perf_counter()
+            market = load_market(cfg)
+            t1 = time.perf_counter()
+            since = market.now.date() - timedelta(days=WASH_DAYS)
             store = Store.from_url(cfg.store.url)
             try:
                 store.check_schema()
                 book = AccountBook(store)
-                accounts = book.accounts()
+                accounts = book.accounts(loss_sales_since=since)
                 models = book.models()
             finally:
-                store.dispose()
-            t1 = time.perf_counter()
-            market = load_market(cfg)
+                if not execute:
+                    store.dispose()
             t2 = time.perf_counter()
             shared = prepare(cfg, market, models, market.now.to_pydatetime())
             t3 = time.perf_counter()
@@ -138,9 +150,18 @@ def register(app: typer.Typer) -> None:
                             backend="ray" if use_ray else "local", ray_address=a.ray_address,
                             progress=progress)
             summary = res.summary(shared.prices)
-            summary["timings"] = {"load_book_s": round(t1 - t0, 3),
-                                  "load_market_s": round(t2 - t1, 3),
+            summary["timings"] = {"load_market_s": round(t1 - t0, 3),
+                                  "load_book_s": round(t2 - t1, 3),
                                   "fit_risk_s": round(t3 - t2, 3), **summary["timings"]}
+            if execute:
+                from keel.accounts.execute import execute_from_config
+
+                try:
+                    ex = execute_from_config(store, res, shared, accounts, cfg,
+                                             batch_id=batch_id)
+                finally:
+                    store.dispose()
+                summary["execution"] = ex.summary()
             if orders_out is not None:
                 _write_orders(orders_out, res)
             if fmt == "json":
@@ -186,4 +207,9 @@ def _table(summary: dict[str, Any]) -> None:
     t.add_row("paths", ", ".join(f"{k}={v}" for k, v in summary["paths"].items()))
     t.add_row("timings", ", ".join(f"{k}={v}" for k, v in summary["timings"].items()))
     t.add_row("reasons", ", ".join(f"{k}={v}" for k, v in summary["reasons"].items()))
+    if "execution" in summary:
+        ex = summary["execution"]
+        t.add_row("execution", ", ".join(f"{k}={v}" for k, v in ex.items() if k != "timings"))
+        t.add_row("execution timings",
+                  ", ".join(f"{k}={v}" for k, v in ex["timings"].items()))
     print_wide(t)

@@ -411,8 +411,44 @@ class TaxLotRow(Base):
     acquired: Mapped[date] = mapped_column(Date)
 
 
+class AccountBatchRow(Base):
+    """A rebalance batch whose block fills were booked into the accounts (the idempotency
+    key of ``keel accounts rebalance --execute``)."""
+
+    __tablename__ = "account_batches"
+
+    batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    executed_at: Mapped[datetime]
+    blocks: Mapped[int] = mapped_column(Integer)
+    allocations: Mapped[int] = mapped_column(Integer)
+
+
+class AccountSaleRow(Base):
+    """One tax lot (or part of it) an account sold: the realised-sales history the wash-sale
+    guard reads (a buy within 30 days after a loss sale)."""
+
+    __tablename__ = "account_sales"
+
+    batch_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("account_batches.batch_id", ondelete="CASCADE"),
+        primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32))
+    lot_id: Mapped[str] = mapped_column(String(64))
+    qty: Mapped[Decimal]
+    price: Mapped[Decimal]
+    cost_per_share: Mapped[Decimal]
+    acquired: Mapped[date] = mapped_column(Date)
+    sold: Mapped[date] = mapped_column(Date)
+    gain: Mapped[Decimal]
+    long_term: Mapped[bool] = mapped_column(Boolean)
+
+
 Index("ix_fills_order_ts", FillRow.client_order_id, FillRow.timestamp)
 Index("ix_tax_lots_account_symbol", TaxLotRow.account_id, TaxLotRow.symbol)
+Index("ix_account_sales_account_sold", AccountSaleRow.account_id, AccountSaleRow.sold)
 
 
 def _refuse_audit_change(_mapper: Any, _connection: Any, target: AuditRow) -> None:
