@@ -70,3 +70,24 @@ def test_risk_cover_equals_isin_and_follows_the_model() -> None:
     assert pipe.risk_cover(syms.copy(), r1) is pipe.risk_cover(syms, r1)
     rev = syms[::-1]
     assert np.array_equal(pipe.risk_cover(rev, r1), rev.isin(r1.symbols))
+
+
+def test_rolling_cov_on_equals_pandas_bit_for_bit() -> None:
+    """The betas' rolling covariance (pandas' kernel per column) equals pandas' own
+    ``rolling(...).cov(series)``: NaN holes, leading NaNs, an inf, short windows."""
+    from keel.data.market import rolling_cov_on
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 0.02, (300, 12))
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[:40, 3] = np.nan
+    x[100, 5] = np.inf
+    idx = pd.date_range("2020-01-01", periods=300, tz="UTC")
+    frame = pd.DataFrame(x, index=idx, columns=[f"S{i}" for i in range(12)])
+    series = pd.Series(rng.normal(0, 0.01, 300), index=idx)
+    series.iloc[[7, 50]] = np.nan
+    for win, minp in ((60, 20), (20, 20), (5, 2)):
+        want = frame.rolling(win, min_periods=minp).cov(series)
+        got = rolling_cov_on(frame, series, win, minp)
+        assert got.index.equals(want.index) and got.columns.equals(want.columns)
+        assert np.array_equal(got.to_numpy(), want.to_numpy(), equal_nan=True)
