@@ -27,15 +27,17 @@ class _Inner:
         self.seeds += 1
 
 
-def test_back_off_sits_out_after_failures_and_resets_on_success() -> None:
+def test_back_off_sits_out_after_failures_and_pays_back_on_success() -> None:
     inner = _Inner([False, False, True, False] + [True] * 10)
     b = BackOff(inner, max_skip=32)  # type: ignore[arg-type]
     seen = [b.solve_structured(None, None) for _ in range(16)]  # type: ignore[arg-type]
     tried = [a is not None for a in seen]
-    # fail -> sit out 2; fail -> sit out 4; success; fail -> sit out 2; successes
+    # fail (f=1) -> sit out 2; fail (f=2) -> sit out 4; success (f=1); fail (f=2) -> sit
+    # out 4; successes
     assert tried == [True, False, False, True, False, False, False, False, True, True,
-                     False, False, True, True, True, True]
+                     False, False, False, False, True, True]
     assert b.counts == [inner.calls, inner.calls - 3, 16 - inner.calls]  # 3 failed
+    assert b.failures == 0
     b.seed(None, None, np.zeros(2))  # type: ignore[arg-type]
     assert inner.seeds == 1  # answers of the next solver still warm it
 
