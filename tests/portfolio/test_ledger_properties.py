@@ -193,7 +193,7 @@ def test_trade_columns_book_exactly_the_fills(batches: list[list[tuple]]) -> Non
     for spec in batches:
         ids = [f"x{k}" for *_, k in spec]
         n_obj = objs.apply_fills(Fill(e, "o", sym, Side(side), q, px, ts, commission=fee)
-                                 for e, (sym, side, q, px, fee, _) in zip(ids, spec))
+                                 for e, (sym, side, q, px, fee, _) in zip(ids, spec, strict=True))
         n_col = cols.apply_trades("o", ids, [s[0] for s in spec],
                                   [Side(s[1]) for s in spec], [s[2] for s in spec],
                                   [s[3] for s in spec], [s[4] for s in spec], ts)

@@ -229,8 +229,9 @@ class BackOff:
     one, each success pays one back) a failure makes the wrapper sit out the next
     ``min(2**f, max_skip)`` solves (it answers "not applicable", so the next direct solver
     takes them). On the S&P 500 daily run 40% of its re-solves hit the cap and even its
-    settled ones took longer than Clarabel (docs/benchmarks.md), so it backs off hard. While it sits out, the accepted
-    answers still reach its :meth:`seed` (its multipliers stay warm for the next try).
+    settled ones took longer than Clarabel (docs/benchmarks.md), so it backs off hard.
+    While it sits out, the accepted answers still reach its :meth:`seed` (its multipliers
+    stay warm for the next try).
     Answers are never altered: each is the inner solver's or the next solver's, verified
     by the optimizer as always.
     """
