@@ -111,6 +111,8 @@ def main() -> None:
     ap.add_argument("--navs", type=Path, help="save every book's NAV path here (JSON)")
     ap.add_argument("--compare", type=Path, help="NAV paths of an earlier run (JSON)")
     ap.add_argument("--label", default="", help="suffix of the results file")
+    ap.add_argument("--solver-trail", action="store_true",
+                    help="count each direct solver's outcomes (the results' fallback trail)")
     args = ap.parse_args()
 
     import keel
@@ -128,6 +130,22 @@ def main() -> None:
             return ok
 
         GovernanceChain.clears = counting  # type: ignore[method-assign]
+    trail: dict[str, int] = {}
+    if args.solver_trail:  # every optimizer answer's fallback trail, tallied per run
+        from keel.optimize.engine import ConvexPortfolioProblem
+
+        solve = ConvexPortfolioProblem.solve
+
+        def tallied(self, inputs):  # type: ignore[no-untyped-def]
+            res = solve(self, inputs)
+            key = " > ".join(f"{a.solver}:{a.outcome}" for a in res.fallback_trail)
+            trail[key] = trail.get(key, 0) + 1
+            for a in res.fallback_trail:
+                sec = f"{a.solver}:{a.outcome}:seconds"
+                trail[sec] = trail.get(sec, 0.0) + a.seconds
+            return res
+
+        ConvexPortfolioProblem.solve = tallied  # type: ignore[method-assign]
     out: dict[str, Any] = {"src": src, "cases": {}}
     navs: dict[str, dict[str, list[float]]] = {}
     for name in args.cases:
@@ -136,6 +154,7 @@ def main() -> None:
         res = None
         for _ in range(args.repeat):
             screened.update(batches=0, cleared=0)
+            trail.clear()
             market = load()  # a fresh market: nothing cached from the previous run
             load1 = os.getloadavg()[0]
             res, wall, cpu = run_once(cfg, market)
@@ -144,6 +163,9 @@ def main() -> None:
                         "timings": {k: round(v, 2) for k, v in res.timings.items()},
                         "loadavg_start": load1, "loadavg_end": os.getloadavg()[0],
                         "governance_screen": dict(screened)}
+                if args.solver_trail:
+                    best["solver_trail"] = {k: (round(v, 3) if isinstance(v, float) else v)
+                                            for k, v in trail.items()}
         assert best is not None and res is not None
         navs[name] = {b: [float(x) for x in r.nav.to_numpy()] for b, r in res.books.items()}
         best["final_navs"] = {b: repr(v[-1]) for b, v in navs[name].items()}
@@ -163,6 +185,8 @@ def main() -> None:
         print("   timings", json.dumps(best["timings"]),
               "governance screen", json.dumps(best["governance_screen"]))
         print("   final NAVs", json.dumps(best["final_navs"]))
+        if "solver_trail" in best:
+            print("   solver trail", json.dumps(best["solver_trail"], indent=1))
         for key in ("profile_cumulative", "profile_tottime"):
             if key in best:
                 print(f"   {key}:")

@@ -176,3 +176,82 @@ def test_batch_booking_refuses_negative_cash_like_fill_by_fill() -> None:
     else:
         raise AssertionError("negative cash accepted")
     assert lg.state == before  # the whole batch rolled back
+
+
+# --------------------------------------------------------------------------- column batches
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(batch_fill, max_size=12), max_size=5))
+def test_trade_columns_book_exactly_the_fills(batches: list[list[tuple]]) -> None:
+    """apply_trades (columns, no Fill objects) books exactly what apply_fills books with the
+    Fills those columns make: same state, count, versions and time."""
+    cols, objs = Ledger(clock=SimulatedClock(T0)), Ledger(clock=SimulatedClock(T0))
+    for lg in (cols, objs):
+        lg.deposit("100000")
+    ts = utc(2024, 1, 2, 15, 0)
+    for spec in batches:
+        ids = [f"x{k}" for *_, k in spec]
+        n_obj = objs.apply_fills(Fill(e, "o", sym, Side(side), q, px, ts, commission=fee)
+                                 for e, (sym, side, q, px, fee, _) in zip(ids, spec, strict=True))
+        n_col = cols.apply_trades("o", ids, [s[0] for s in spec],
+                                  [Side(s[1]) for s in spec], [s[2] for s in spec],
+                                  [s[3] for s in spec], [s[4] for s in spec], ts)
+        assert n_col == n_obj
+        assert cols.state == objs.state
+        assert cols.state.to_json() == objs.state.to_json()
+
+
+def test_trade_columns_refuse_like_fills_before_any_write() -> None:
+    import pytest
+
+    from keel.errors import ValidationError
+
+    lg = Ledger(clock=SimulatedClock(T0))
+    lg.deposit("1000")
+    before = lg.state
+    ts = utc(2024, 1, 2, 15, 0)
+    good = ("AAA", Side.BUY, D("1"), D("10"), D("0"))
+    for field, bad in (("qty", ("AAA", Side.BUY, D("0"), D("10"), D("0"))),
+                       ("price", ("AAA", Side.BUY, D("1"), D("-1"), D("0"))),
+                       ("commission", ("AAA", Side.BUY, D("1"), D("10"), D("-0.01"))),
+                       ("symbol", ("", Side.BUY, D("1"), D("10"), D("0")))):
+        rows = [good, bad]
+        with pytest.raises(ValidationError) as exc:
+            lg.apply_trades("o", ["a", "b"], *[[r[i] for r in rows] for i in range(5)], ts)
+        assert exc.value.field == field
+        assert lg.state == before  # the good first row was not booked either
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(min_value=-1e9, max_value=1e9, allow_nan=False), max_size=20))
+def test_fine_decimals_equal_the_scalar_conversions(values: list[float]) -> None:
+    """The batch float -> Decimal conversion the backtest books with equals to_qty,
+    to_money and to_price one value at a time (value and representation)."""
+    import numpy as np
+
+    from keel.portfolio.ledger import fine_decimals
+    from keel.types import Rounding, to_money, to_price, to_qty
+
+    arr = np.asarray(values, dtype=np.float64)
+    for rounding in (Rounding.HALF_EVEN, Rounding.DOWN):
+        got = fine_decimals(arr, rounding, "qty")
+        want = [to_qty(v, rounding=rounding) for v in arr]
+        assert [str(g) for g in got] == [str(w) for w in want]
+    assert [str(g) for g in fine_decimals(arr, Rounding.HALF_EVEN, "commission")] == \
+        [str(to_money(v)) for v in arr]
+    pos = np.abs(arr) + 1e-6
+    assert [str(g) for g in fine_decimals(pos, Rounding.HALF_EVEN, "price")] == \
+        [str(to_price(v)) for v in pos]
+
+
+def test_fine_decimals_refuse_non_finite() -> None:
+    import pytest
+
+    from keel.errors import ValidationError
+    from keel.portfolio.ledger import fine_decimals
+    from keel.types import Rounding
+
+    with pytest.raises(ValidationError) as exc:
+        fine_decimals([1.0, float("nan")], Rounding.HALF_EVEN, "price")
+    assert exc.value.field == "price"

@@ -41,7 +41,10 @@ from keel.optimize.constraints import (
     NetExposure,
     SectorCaps,
 )
+from keel.optimize.dual_as import DualActiveSet
+from keel.optimize.fastqp import ClarabelDirect, PDASDirect
 from keel.optimize.limits import SolverLimits
+from keel.optimize.piqp_direct import PIQPDirect
 from keel.risk.base import FactorCovariance
 
 
@@ -217,6 +220,64 @@ def constraints_from_config(o: OptimizeConfig, *, sectors: pd.Series | None, bet
     return cons
 
 
+class BackOff:
+    """A structured direct solver (:class:`~keel.optimize.dual_as.DualActiveSet`) that an
+    engine stops trying for a while after it fails to settle a re-solve.
+
+    A re-solve the warm-started dual active set cannot settle within its step cap costs that
+    cap *and* the next solver's answer. With ``f`` failures outstanding (each failure adds
+    one, each success pays one back) a failure makes the wrapper sit out the next
+    ``min(2**f, max_skip)`` solves (it answers "not applicable", so the next direct solver
+    takes them). On the S&P 500 daily run 40% of its re-solves hit the cap and even its
+    settled ones took longer than Clarabel (docs/benchmarks.md), so it backs off hard.
+    While it sits out, the accepted answers still reach its :meth:`seed` (its multipliers
+    stay warm for the next try).
+    Answers are never altered: each is the inner solver's or the next solver's, verified
+    by the optimizer as always.
+    """
+
+    def __init__(self, inner: Any, max_skip: int = 256) -> None:
+        self.inner, self.max_skip = inner, max_skip
+        self.name: str = inner.name
+        self.failures = 0  # in a row
+        self.skip = 0  # solves still to sit out
+        #: (tried, settled, sat out) over the engine's life
+        self.counts = [0, 0, 0]
+
+    @property
+    def last_build_s(self) -> float:
+        return float(getattr(self.inner, "last_build_s", 0.0))
+
+    def solve(self, qp: object) -> Any:
+        return self.inner.solve(qp)
+
+    def solve_structured(self, spec: Any, inputs: PortfolioInputs) -> Any:
+        if self.skip > 0:
+            self.skip -= 1
+            self.counts[2] += 1
+            return None
+        self.counts[0] += 1
+        try:
+            ans = self.inner.solve_structured(spec, inputs)
+        except Exception:
+            self._failed()
+            raise
+        if ans is not None:
+            if ans.w is None:
+                self._failed()
+            else:  # one success pays back one failure (not all: a solver that fails
+                self.failures = max(self.failures - 1, 0)  # often stays backed off)
+                self.counts[1] += 1
+        return ans
+
+    def _failed(self) -> None:
+        self.failures += 1
+        self.skip = min(2 ** self.failures, self.max_skip)
+
+    def seed(self, spec: Any, inputs: PortfolioInputs, w: np.ndarray) -> None:
+        self.inner.seed(spec, inputs, w)
+
+
 class MeanVarianceEngine:
     """Mean-variance (or mean-CVaR) with factor risk and the cost model in the objective;
     the problem is compiled once and re-solved (parameters updated) every step."""
@@ -232,6 +293,9 @@ class MeanVarianceEngine:
         self.solver = ""
         self.last_result: Any = None
         self._carried_key: tuple[Any, ...] | None = None
+        #: the warm-started dual active set, backed off while it fails (kept across
+        #: rebuilds so its warm start and back-off state survive a new carried budget)
+        self.dual_as = BackOff(DualActiveSet())
 
     def _build(self, step: Step, carried: Carried | None = None) -> Any:
         o = self.o
@@ -253,7 +317,9 @@ class MeanVarianceEngine:
         if self.holding is not None and not o.long_only:
             terms.append(self.holding)
         return MeanVariance(terms=terms, constraints=cons,
-                            limits=SolverLimits(o.solver_time_limit_s, o.solver_max_iter))
+                            limits=SolverLimits(o.solver_time_limit_s, o.solver_max_iter),
+                            direct=[PDASDirect(), self.dual_as, ClarabelDirect(),
+                                    PIQPDirect()])
 
     def target(self, step: Step) -> np.ndarray:
         carried = step.carried()

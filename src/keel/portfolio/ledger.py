@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any, Protocol
 
 from keel.clock import Clock
@@ -38,15 +38,36 @@ from keel.portfolio.book import (
 from keel.store.db import Store
 from keel.store.ledger_repo import AuditRecord, EntryRecord, LedgerRepository, SnapshotRecord
 from keel.types import (
+    FINE_QUANTUM,
+    MONEY_CONTEXT,
     ZERO,
     Fill,
     Position,
     Rounding,
+    Side,
     ensure_utc,
     money_context,
     quantize_to,
     to_decimal,
 )
+
+
+def fine_decimals(values: Any, rounding: Rounding, field_name: str) -> list[Decimal]:
+    """``[to_qty(v, rounding=rounding) for v in values]`` (equally ``to_price`` without its
+    > 0 check, ``to_money``): each float through its shortest ``repr`` onto the
+    :data:`~keel.types.FINE_QUANTUM` grid, under one money context for the whole batch
+    (the backtest books hundreds of fills per rebalance). Raises ``ValidationError`` naming
+    ``field_name`` on a non-finite value."""
+    import numpy as np
+
+    arr = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValidationError("number must be finite", field=field_name,
+                              value=float(arr[~np.isfinite(arr)][0]))
+    mode, step = rounding.value, FINE_QUANTUM
+    with localcontext(MONEY_CONTEXT):
+        return [(Decimal(repr(v)) / step).to_integral_value(rounding=mode) * step
+                for v in arr.tolist()]
 
 
 class _Multipliers(Protocol):
@@ -343,6 +364,61 @@ class Ledger:
                                                      fill.timestamp))
                 n += 1
         return n
+
+    def apply_trades(self, client_order_id: str, exec_ids: list[str], symbols: list[str],
+                     sides: list[Side], qty: list[Decimal], prices: list[Decimal],
+                     commissions: list[Decimal], timestamp: datetime) -> int:
+        """Book a batch of fills given as columns of Decimals (one client order id and
+        time): exactly :meth:`apply_fills` of the :class:`~keel.types.Fill` s they make
+        (their checks, before any write; the same entries, versions and state). Without a
+        registry or a store and with shorts allowed, no ``Fill`` object is built (the
+        backtest books hundreds of fills per rebalance)."""
+        n = len(exec_ids)
+        if not all(len(c) == n for c in (symbols, sides, qty, prices, commissions)):
+            raise ValidationError("trade columns differ in length", field="exec_ids",
+                                  value=n)
+        if self._repo is not None or self.registry is not None or not self.config.allow_short:
+            return self.apply_fills(
+                Fill(e, client_order_id, s, sd, q, p, timestamp, commission=c)
+                for e, s, sd, q, p, c in zip(exec_ids, symbols, sides, qty, prices,
+                                             commissions, strict=True))
+        if not isinstance(client_order_id, str) or not client_order_id:
+            raise ValidationError("client_order_id must be a non-empty string",
+                                  field="client_order_id", value=client_order_id)
+        ts = ensure_utc(timestamp, "timestamp")
+        for e, s, sd, q, p, c in zip(exec_ids, symbols, sides, qty, prices, commissions,
+                                     strict=True):
+            if not isinstance(e, str) or not e:
+                raise ValidationError("exec_id must be a non-empty string", field="exec_id",
+                                      value=e)
+            if not isinstance(s, str) or not s.strip():
+                raise ValidationError("symbol must be a non-empty string", field="symbol",
+                                      value=s)
+            if not isinstance(sd, Side):
+                raise ValidationError("expected a Side", field="side", symbol=s, value=sd)
+            if not (isinstance(q, Decimal) and q.is_finite() and q > 0):
+                raise ValidationError("fill qty must be > 0", field="qty", symbol=s, value=q)
+            if not (isinstance(p, Decimal) and p.is_finite() and p > 0):
+                raise ValidationError("fill price must be > 0", field="price", symbol=s,
+                                      value=p)
+            if not (isinstance(c, Decimal) and c.is_finite() and c >= 0):
+                raise ValidationError("commission must be >= 0", field="commission",
+                                      symbol=s, value=c)
+        book = self._book
+        check_cash = not self.config.allow_negative_cash
+        done = 0
+        with self.transaction(), money_context():
+            for e, s, sd, q, p, c in zip(exec_ids, symbols, sides, qty, prices, commissions,
+                                         strict=True):
+                if e in book.exec_ids:
+                    continue
+                book_fill(book, e, s, q * sd.sign, p, ONE, c)
+                book.version += 1
+                book.updated_at = ts
+                if check_cash:
+                    self._check_limits()
+                done += 1
+        return done
 
     def deposit(self, amount: Any, *, timestamp: datetime | None = None,
                 memo: str = "") -> None:
