@@ -143,6 +143,15 @@ class Step:
         out[m] = w
         return out
 
+    def expand_solved(self, weights: pd.Series, names: pd.Index) -> np.ndarray:
+        """(N,) weights from a solver's answer over ``names`` (:meth:`sub`'s symbols), the
+        current weight outside the universe; a name the answer lacks is an error, never 0."""
+        w = weights.reindex(names)
+        if w.isna().any():
+            raise ValidationError("the solver left names without a weight", field="target",
+                                  value=", ".join(map(str, w.index[w.isna()][:10])))
+        return self.expand(w.to_numpy(dtype=np.float64))
+
     def carried(self) -> Carried:
         """What the pinned names hold: total weight, long weight per sector, beta."""
         p = self.pinned
@@ -348,11 +357,7 @@ class MeanVarianceEngine:
         self.solver = str(res.solver)
         self.codes = (f"MV_{str(res.status).upper()}", *(f"BINDING_{b}" for b in binding),
                       *full.codes)
-        w = res.weights.reindex(step.symbols)
-        if w.isna().any():
-            raise ValidationError("the solver left names without a weight", field="target",
-                                  value=", ".join(map(str, w.index[w.isna()][:10])))
-        return full.expand(w.to_numpy(dtype=np.float64))
+        return full.expand_solved(res.weights, step.symbols)
 
 
 class GreedyEngine:

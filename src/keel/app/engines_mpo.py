@@ -177,11 +177,7 @@ class MultiPeriodEngine:
         self.solver = str(first.solver)
         self.codes = (f"MPO_{str(first.status).upper()}", f"MPO_H{self.horizon}",
                       *(f"BINDING_{b}" for b in binding), *full.codes)
-        w = first.weights.reindex(step.symbols)
-        if w.isna().any():
-            raise ValidationError("the solver left names without a weight", field="target",
-                                  value=", ".join(map(str, w.index[w.isna()][:10])))
-        return full.expand(w.to_numpy(dtype=np.float64))
+        return full.expand_solved(first.weights, step.symbols)
 
 
 # --------------------------------------------------------------------------- views
