@@ -90,7 +90,7 @@ def step_trade(ctx: DemoContext) -> None:
     bars = 0
     path = [(ctx.clock.now(), venue.mids())]
     while desk.working() and ctx.clock.now() < close + BAR:
-        desk.pump()
+        desk.await_venue()  # the venue has seen every child sent before time moves on
         ctx.clock.advance(BAR)
         venue.simulator.step(ctx.clock.now(), BAR.total_seconds())
         path.append((ctx.clock.now(), venue.mids()))

@@ -312,6 +312,26 @@ class Desk:
         if self.metrics is not None:
             self.metrics.oms_step.observe(time.perf_counter() - t0)
 
+    def in_flight(self) -> int:
+        """Children of working parents sent to the venue and not yet acknowledged."""
+        from keel.types import OrderStatus
+
+        return sum(1 for p in self.oms.open_parents()
+                   for k in self.oms.children(p.client_order_id)
+                   if k.status is OrderStatus.PENDING)
+
+    def await_venue(self, timeout_s: float = 2.0) -> int:
+        """Pump until the venue has answered every child sent (asynchronous venues such as
+        FIX answer on their own thread) or ``timeout_s`` passed; returns the children still
+        unanswered. A simulated clock calls it before each step, so a slow machine does not
+        let simulated time run past orders the venue has not seen yet."""
+        deadline = time.monotonic() + timeout_s
+        self.pump()
+        while self.in_flight() and time.monotonic() < deadline:
+            time.sleep(0.002)
+            self.pump()
+        return self.in_flight()
+
     def settle(self, timeout_s: float = 5.0) -> int:
         """Pump until no parent is working or ``timeout_s`` passed (asynchronous venues such
         as FIX answer on their own thread); returns the parents still working."""
