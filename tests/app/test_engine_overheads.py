@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from keel.app.engines import BackOff
+from keel.optimize.dual_as import BackOff
 from keel.optimize.fastqp import Answer
 
 

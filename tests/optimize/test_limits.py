@@ -69,3 +69,17 @@ def test_limits_are_validated() -> None:
         SolverLimits(max_iter=True)  # type: ignore[arg-type]
     assert SolverLimits().options("CLARABEL") == {}
     assert SolverLimits(2.0, 50).options("SCS") == {"time_limit_secs": 2.0, "max_iters": 50}
+
+
+def test_caps_keep_the_callers_solver_when_they_change_nothing() -> None:
+    """A time limit does not reach the dual active set (it has none): the engine's own
+    back-off object stays in the chain, so its warm start and back-off survive a rebuild; an
+    iteration cap below its own goes on a copy of what it wraps, never the caller's."""
+    from keel.optimize.dual_as import BackOff, DualActiveSet
+
+    das = BackOff(DualActiveSet())
+    mv = MeanVariance(constraints=CONS, direct=[das], limits=SolverLimits(time_limit_s=5.0))
+    assert mv.direct[0] is das
+    capped = MeanVariance(constraints=CONS, direct=[das],
+                          limits=SolverLimits(max_iter=3)).direct[0]
+    assert capped is not das and capped.inner.max_iter == 3 and das.inner.max_iter == 40

@@ -41,7 +41,7 @@ from keel.optimize.constraints import (
     NetExposure,
     SectorCaps,
 )
-from keel.optimize.dual_as import DualActiveSet
+from keel.optimize.dual_as import BackOff, DualActiveSet
 from keel.optimize.fastqp import ClarabelDirect, PDASDirect
 from keel.optimize.limits import SolverLimits
 from keel.optimize.piqp_direct import PIQPDirect
@@ -227,64 +227,6 @@ def constraints_from_config(o: OptimizeConfig, *, sectors: pd.Series | None, bet
     if o.max_trade_adv is not None and adv:
         cons.append(Liquidity(max_trade_adv=o.max_trade_adv))
     return cons
-
-
-class BackOff:
-    """A structured direct solver (:class:`~keel.optimize.dual_as.DualActiveSet`) that an
-    engine stops trying for a while after it fails to settle a re-solve.
-
-    A re-solve the warm-started dual active set cannot settle within its step cap costs that
-    cap *and* the next solver's answer. With ``f`` failures outstanding (each failure adds
-    one, each success pays one back) a failure makes the wrapper sit out the next
-    ``min(2**f, max_skip)`` solves (it answers "not applicable", so the next direct solver
-    takes them). On the S&P 500 daily run 40% of its re-solves hit the cap and even its
-    settled ones took longer than Clarabel (docs/benchmarks.md), so it backs off hard.
-    While it sits out, the accepted answers still reach its :meth:`seed` (its multipliers
-    stay warm for the next try).
-    Answers are never altered: each is the inner solver's or the next solver's, verified
-    by the optimizer as always.
-    """
-
-    def __init__(self, inner: Any, max_skip: int = 256) -> None:
-        self.inner, self.max_skip = inner, max_skip
-        self.name: str = inner.name
-        self.failures = 0  # in a row
-        self.skip = 0  # solves still to sit out
-        #: (tried, settled, sat out) over the engine's life
-        self.counts = [0, 0, 0]
-
-    @property
-    def last_build_s(self) -> float:
-        return float(getattr(self.inner, "last_build_s", 0.0))
-
-    def solve(self, qp: object) -> Any:
-        return self.inner.solve(qp)
-
-    def solve_structured(self, spec: Any, inputs: PortfolioInputs) -> Any:
-        if self.skip > 0:
-            self.skip -= 1
-            self.counts[2] += 1
-            return None
-        self.counts[0] += 1
-        try:
-            ans = self.inner.solve_structured(spec, inputs)
-        except Exception:
-            self._failed()
-            raise
-        if ans is not None:
-            if ans.w is None:
-                self._failed()
-            else:  # one success pays back one failure (not all: a solver that fails
-                self.failures = max(self.failures - 1, 0)  # often stays backed off)
-                self.counts[1] += 1
-        return ans
-
-    def _failed(self) -> None:
-        self.failures += 1
-        self.skip = min(2 ** self.failures, self.max_skip)
-
-    def seed(self, spec: Any, inputs: PortfolioInputs, w: np.ndarray) -> None:
-        self.inner.seed(spec, inputs, w)
 
 
 class MeanVarianceEngine:

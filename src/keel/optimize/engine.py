@@ -122,12 +122,29 @@ class ConvexPortfolioProblem:
         self._memo: tuple[np.ndarray, PortfolioInputs, list[np.ndarray]] | None = None
 
     def _capped(self, solver: Any) -> Any:
-        capped = copy.copy(solver)
+        """``solver`` under the caps: a capped copy when a cap changes it (never the caller's
+        object), else the solver itself, so the state a caller keeps in it (a warm start, a
+        back-off) lives on across rebuilds."""
+        if hasattr(solver, "inner"):  # a wrapper (dual_as.BackOff): cap what it wraps
+            inner = self._capped(solver.inner)
+            if inner is solver.inner:
+                return solver
+            capped = copy.copy(solver)
+            capped.inner = inner
+            return capped
         if hasattr(solver, "settings") and hasattr(solver, "name"):
-            capped.settings = {**solver.settings, **self.limits.options(solver.name)}
-        elif hasattr(solver, "max_iter") and self.limits.max_iter is not None:
-            capped.max_iter = min(solver.max_iter, self.limits.max_iter)
-        return capped
+            opts = self.limits.options(solver.name)
+            if not opts:
+                return solver
+            capped = copy.copy(solver)
+            capped.settings = {**solver.settings, **opts}
+            return capped
+        cap = self.limits.max_iter
+        if hasattr(solver, "max_iter") and cap is not None and cap < solver.max_iter:
+            capped = copy.copy(solver)
+            capped.max_iter = cap
+            return capped
+        return solver
 
     # ------------------------------------------------------------------ build
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from keel.costs.base import CostModel
 from keel.optimize.constraints import Constraint
-from keel.optimize.dual_as import DualActiveSet
+from keel.optimize.dual_as import BackOff, DualActiveSet
 from keel.optimize.engine import ConvexPortfolioProblem, Solver
 from keel.optimize.fastqp import ClarabelDirect, PDASDirect
 from keel.optimize.limits import SolverLimits
@@ -51,7 +51,7 @@ class MeanVariance(ConvexPortfolioProblem):
         if terms is None:
             terms = [Alpha(), Risk(risk_aversion), *[TransactionCost(c) for c in costs]]
         if direct is None:
-            direct = [PDASDirect(), DualActiveSet(), ClarabelDirect(), PIQPDirect()]
+            direct = [PDASDirect(), BackOff(DualActiveSet()), ClarabelDirect(), PIQPDirect()]
         super().__init__(terms, constraints, solvers=solvers, solver_options=solver_options,
                          feasibility_tol=feasibility_tol, binding_tol=binding_tol,
                          diagnose=diagnose, direct=direct, limits=limits)
