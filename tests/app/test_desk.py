@@ -262,3 +262,26 @@ def test_a_malformed_saved_state_is_refused_whole():
         with pytest.raises(ValidationError):
             cycle.restore(bad)
         assert cycle.peak_equity is None and cycle.governor.spent == []
+
+
+def test_the_live_chain_refuses_a_stale_price():
+    """The cycle stamps each price (``price_times``); the live desk's governance refuses one
+    older than 15 minutes, the backtest's chain (priced at its own closes) has no such rule."""
+    from datetime import timedelta
+
+    from keel.policy.verdicts import GovernanceContext
+    from keel.types import Order, Side, utc
+
+    cfg = KeelConfig(governance={"market_hours": False})
+    live = Pipeline(cfg).governance
+    assert live is not None and "PriceFreshness" in [r.name for r in live.rules]
+    assert "PriceFreshness" not in [r.name for r in Pipeline(cfg, live=False).governance.rules]
+    now = utc(2024, 3, 5, 15)
+    order = Order("o-1", "AAA", Side.BUY, Decimal(10), now)
+    base = dict(now=now, nav=Decimal(10_000_000), prices={"AAA": Decimal(100)}, positions={})
+    fresh = live.evaluate([order], GovernanceContext(
+        **base, price_times={"AAA": now - timedelta(minutes=5)}))
+    stale = live.evaluate([order], GovernanceContext(
+        **base, price_times={"AAA": now - timedelta(hours=6)}))
+    assert fresh[0].approved_order is not None
+    assert stale[0].approved_order is None and stale[0].reason_code == "STALE_PRICE"

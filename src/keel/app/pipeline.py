@@ -499,6 +499,8 @@ class Pipeline:
         chain: list[Any] = []
         if self.live and g.market_hours:
             chain.append(ru.MarketHours(self.config.data.calendar))
+        if self.live:  # the cycle stamps each price; one older than 15 minutes is refused
+            chain.append(ru.PriceFreshness())
         if g.regime_sizing:
             chain.append(ru.RegimeSizing())
         if g.vol_target is not None:
