@@ -305,6 +305,17 @@ class Backtester:
                     if capped:
                         u = np.where(u != 0, shares * px, 0.0)
                         b.gov["participation_capped"] += capped
+                    if not same_close:
+                        # a trade worked through the next session in a name that has none
+                        # (its data stops) is not filled: reported, never filled at a
+                        # made-up price, and never charged to the turnover budget
+                        lost = (u != 0) & ~np.isfinite(nxt)
+                        for j in np.flatnonzero(lost):
+                            b.events.append({"date": dates[i + 1].isoformat(),
+                                             "symbol": self._symbols[j],
+                                             "event": "UNFILLED_NO_SESSION",
+                                             "notional": float(u[j])})
+                        u = np.where(lost, 0.0, u)
                     # the annual budget pays for what is traded, after every cut above
                     b.governor.commit(now, w, (b.h + u) / nav)
                     b.decisions.append({
@@ -313,16 +324,6 @@ class Backtester:
                         "turnover": list(tcodes), "risk_model": fit.used.value,
                         "target": [float(x) for x in target]})
                 t = time.perf_counter()
-                if not same_close:
-                    # a trade worked through the next session in a name that has none (its
-                    # data stops) is not filled: reported, never filled at a made-up price
-                    lost = (u != 0) & ~np.isfinite(nxt)
-                    for j in np.flatnonzero(lost):
-                        b.events.append({"date": dates[i + 1].isoformat(),
-                                         "symbol": self._symbols[j],
-                                         "event": "UNFILLED_NO_SESSION",
-                                         "notional": float(u[j])})
-                    u = np.where(lost, 0.0, u)
                 sub = b.sim.costs(u[idx], ctx, nxt[idx])
                 ex = ExecutionCosts(*(self._scatter(getattr(sub, c), idx, n)
                                       for c in ("spread", "impact", "commission", "timing")))
