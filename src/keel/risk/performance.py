@@ -252,7 +252,12 @@ def held_weights(targets: pd.DataFrame, returns: pd.DataFrame, *, lag: int = 1
         if row in starts:
             w = t.iloc[starts[row]].to_numpy(dtype=np.float64).copy()
         out[row] = w
-        rr = np.nan_to_num(r[row])
+        held_nan = np.isnan(r[row]) & (w != 0)
+        if held_nan.any():
+            raise ValidationError("weight held on a name without a return", field="returns",
+                                  symbol=str(t.columns[int(np.argmax(held_nan))]),
+                                  value=str(returns.index[row]))
+        rr = np.nan_to_num(r[row])  # names with no weight: their missing return moves nothing
         w = w * (1.0 + rr) / (1.0 + float(w @ rr))
     return pd.DataFrame(out, index=returns.index, columns=t.columns)
 

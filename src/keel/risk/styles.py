@@ -84,10 +84,6 @@ def raw_style(market: MarketData, style: Style) -> pd.DataFrame:
 def _raw_style(market: MarketData, style: Style) -> pd.DataFrame:
     r = market.returns
     idx, cols = r.index, r.columns
-    if style is Style.BETA:
-        return market.betas
-    if style is Style.VOLATILITY:
-        return market.volatility
     if style in (Style.MOMENTUM, Style.REVERSAL):
         lr = market.log_returns.to_numpy()
         vals = (_trailing_sum(lr, YEAR - MONTH, skip=MONTH) if style is Style.MOMENTUM
