@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sqlite3
 
 from typer.testing import CliRunner
 
@@ -38,7 +39,12 @@ def test_rebalance_refuses_a_bad_format_and_an_unmigrated_store(tmp_path):
     r = runner.invoke(app, ["accounts", "rebalance", "--url", url, "--format", "xml"])
     assert r.exit_code == 2 and "format" in r.output
     r = runner.invoke(app, ["accounts", "rebalance", "--url", url])
+    assert r.exit_code == 2 and not (tmp_path / "empty.db").exists()  # a reader creates nothing
+    sqlite3.connect(tmp_path / "empty.db").close()  # a database without keel's schema
+    r = runner.invoke(app, ["accounts", "rebalance", "--url", url])
     assert r.exit_code == 2 and "revision" in r.output
+    r = runner.invoke(app, ["accounts", "rebalance", "--url", url, "--batch-id", "b1"])
+    assert r.exit_code == 2 and "--execute" in r.output
 
 
 def test_rebalance_execute_books_once(tmp_path, monkeypatch):
@@ -58,6 +64,9 @@ def test_rebalance_execute_books_once(tmp_path, monkeypatch):
     ex = s["execution"]
     assert not ex["already_booked"] and ex["blocks"] == s["blocks"]
     assert ex["shares_filled"] > 0 and ex["blocks_rejected"] == 0
+    # a bad output path is refused before anything is sent or booked
+    bad = runner.invoke(app, [*args, "--orders-out", str(tmp_path / "no-dir" / "o.csv")])
+    assert bad.exit_code == 2 and "orders-out" in bad.output
     # the same batch (same time, prices, models) again: refused, nothing booked twice
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output

@@ -331,6 +331,12 @@ def test_cli_choice_enums_mirror_the_library() -> None:
     assert _values(risk_cmd.RiskModelKind) == _values(RiskModelKind)
     assert _values(portfolio_cmd.Mode) == _values(RebalanceMode)
     assert _values(backtest_cmd.SweepEngine) == _values(SweepEngineLib)
+    from keel.cli import costs_cmd
+    from keel.costs.allocation import SplitSolver
+    from keel.costs.impact_fit import KINDS
+
+    assert _values(costs_cmd.Solver) == _values(SplitSolver)
+    assert _values(costs_cmd.CurveKind) == set(KINDS)
 
 
 def test_json_goes_to_stdout_and_notices_to_stderr(tmp_path: Path) -> None:

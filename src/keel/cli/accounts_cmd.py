@@ -123,16 +123,22 @@ def register(app: typer.Typer) -> None:
         from keel.store import Store
 
         with friendly_errors():
+            from keel.cli.validate import writable_file
+
             if fmt not in ("table", "json"):
                 raise ValidationError("format must be table or json", field="--format",
                                       value=fmt)
+            if batch_id is not None and not execute:
+                raise ValidationError("--batch-id names an executed batch: add --execute",
+                                      field="--batch-id", value=batch_id)
+            writable_file(orders_out, "orders-out")  # before anything is sent or booked
             cfg = _config(config, names, url)
             a = cfg.accounts
             t0 = time.perf_counter()
             market = load_market(cfg)
             t1 = time.perf_counter()
             since = market.now.date() - timedelta(days=WASH_DAYS)
-            store = Store.from_url(cfg.store.url)
+            store = Store.from_url(cfg.store.url, create=False)  # a reader: creates nothing
             try:
                 store.check_schema()
                 book = AccountBook(store)

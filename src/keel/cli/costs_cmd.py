@@ -78,6 +78,7 @@ def impact_fit(
     with friendly_errors():
         import numpy as np
 
+        from keel.cli.validate import number, writable_file
         from keel.costs.impact import book_samples, market_order_samples
         from keel.costs.impact_fit import fit_impact_model
         from keel.costs.plots import impact_fit_figure
@@ -88,6 +89,10 @@ def impact_fit(
         if (lobster is None) == (synthetic is None):
             raise ValidationError("give exactly one of --lobster and --synthetic",
                                   field="lobster")
+        # every output and option checked before the fit writes anything
+        writable_file(out, "out")
+        writable_file(png or out.with_suffix(".png"), "png")
+        number(train_frac, "train_frac", lo=0, hi=1, lo_open=True, hi_open=True)
         messages = None
         if lobster is not None:
             day = load_lobster(*find_lobster_pair(lobster))
