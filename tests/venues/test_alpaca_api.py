@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -164,3 +165,17 @@ def test_stream_protocol_auth_listen_and_trade_updates(api) -> None:
     assert (fill["event"], fill["order"]["status"], fill["qty"], fill["order"]["filled_qty"]) == (
         "fill", "filled", "3", "3")
     assert uuid.UUID(fill["execution_id"]) and fill["price"] == fill["order"]["filled_avg_price"]
+
+
+def test_a_replace_checks_the_limit_price_as_a_submit_does(api) -> None:
+    ex, c = api
+    r = c.post("/v2/orders", json={"symbol": "AAPL", "qty": 1, "side": "buy",
+                                   "type": "limit", "limit_price": 80,
+                                   "time_in_force": "gtc"}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    oid = r.json()["id"]
+    for bad in ("1e12", "80.123456789"):
+        r = c.patch(f"/v2/orders/{oid}", json={"limit_price": bad}, headers=AUTH)
+        assert r.status_code == 422 and "limit_price must be at most" in r.json()["message"]
+    assert [o.limit_price for o in ex.orders("A", open_only=True)] == [Decimal(80)]
+    c.delete("/v2/orders", headers=AUTH)

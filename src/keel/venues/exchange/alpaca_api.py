@@ -110,6 +110,16 @@ def _number(value: Any, name: str) -> Decimal:
     return d
 
 
+def _limit_price(value: Any) -> Decimal:
+    """A limit price for a new or replaced order: positive, at most ``MAX_PRICE``, at most 8
+    decimal places (one check for submit and replace)."""
+    limit = _number(value, "limit_price")
+    if limit > MAX_PRICE or limit != limit.quantize(PRICE_QUANTUM, ROUND_DOWN):
+        raise AlpacaError(422, f"limit_price must be at most {MAX_PRICE} with at most 8 "
+                          "decimal places")
+    return limit
+
+
 class AlpacaFront:
     """The Alpaca-shaped front end of one exchange: REST app, stream hub, id index.
 
@@ -276,10 +286,7 @@ class AlpacaFront:
         if kind == "limit":
             if body.get("limit_price") is None:
                 raise AlpacaError(422, "limit_price is required for a limit order")
-            limit = _number(body["limit_price"], "limit_price")
-            if limit > MAX_PRICE or limit != limit.quantize(PRICE_QUANTUM, ROUND_DOWN):
-                raise AlpacaError(422, f"limit_price must be at most {MAX_PRICE} with at "
-                                  "most 8 decimal places")
+            limit = _limit_price(body["limit_price"])
         elif body.get("limit_price") is not None:
             raise AlpacaError(422, "limit_price is only for limit orders")
         cid = body.get("client_order_id") or str(uuid.uuid4())
@@ -318,8 +325,8 @@ class AlpacaFront:
         if not v.status.is_open:
             raise AlpacaError(422, f"order is not open: {ALPACA_STATUS[v.status]}")
         qty = v.qty if body.get("qty") is None else _number(body["qty"], "qty")
-        px = v.limit_price if body.get("limit_price") is None else _number(
-            body["limit_price"], "limit_price")
+        px = v.limit_price if body.get("limit_price") is None else _limit_price(
+            body["limit_price"])
         tif = v.tif if body.get("time_in_force") is None else body["time_in_force"]
         cid = body.get("client_order_id") or str(uuid.uuid4())
         try:
