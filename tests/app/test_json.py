@@ -161,5 +161,5 @@ def test_every_write_endpoint_speaks_one_json(client):
 def test_money_json_is_exact_on_the_step(x):
     s = fmt.money_json(x)
     assert _places(s) == 2 and abs(Decimal(s) - x) <= Decimal("0.005")
-    assert fmt.money_json(x, Decimal("0.05")) is not None
-    assert Decimal(fmt.money_json(x, Decimal("0.05"))) % Decimal("0.05") == 0
+    s5 = Decimal(fmt.money_json(x, Decimal("0.05")))
+    assert s5 % Decimal("0.05") == 0 and abs(s5 - x) <= Decimal("0.025")
